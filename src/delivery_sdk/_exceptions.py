@@ -1,0 +1,129 @@
+"""Every error the SDK raises on purpose.
+
+The tree::
+
+    DeliveryError                      base of everything below
+    ├── ValidationError                bad input to a public constructor or call (ValueError too)
+    │   ├── InvalidContact             a phone number, e-mail or account that cannot be right
+    │   ├── InvalidRequest             a service request that cannot be served as given
+    │   └── MalformedReceipt           an inbound receipt or callback payload that cannot be read
+    ├── IdempotencyConflict            a client key reused for a different request
+    ├── UnknownTask                    no task with that id in the store
+    ├── UnknownChannel                 no channel adapter registered under that name
+    ├── IllegalTransition              an event that the lifecycle forbids in the task's state
+    ├── PluginError                    a plugin registered something twice or broke the hook contract
+    ├── StoreError                     the store cannot be opened, migrated or written
+    │   └── SchemaVersionError         the file was written by a newer SDK
+    └── ChannelError                   an adapter failed to talk to its provider
+        └── TransientChannelError      ...in a way worth retrying (timeouts, 5xx, 429)
+
+Messages say what was wrong and how to fix it; they never contain a phone number, an ID number or an
+address in clear (see ``delivery_sdk.model.mask``).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ChannelError",
+    "DeliveryError",
+    "IdempotencyConflict",
+    "IllegalTransition",
+    "InvalidContact",
+    "InvalidRequest",
+    "MalformedReceipt",
+    "PluginError",
+    "SchemaVersionError",
+    "StoreError",
+    "TransientChannelError",
+    "UnknownChannel",
+    "UnknownTask",
+    "ValidationError",
+]
+
+
+class DeliveryError(Exception):
+    """Base class of every error delivery-sdk raises on purpose."""
+
+
+class ValidationError(DeliveryError, ValueError):
+    """Input that the SDK refuses; nothing was stored."""
+
+
+class InvalidContact(ValidationError):
+    """A contact point (phone, e-mail, WeChat id, platform account, address) that cannot be right."""
+
+
+class InvalidRequest(ValidationError):
+    """A service request that cannot be served as given (no documents, unknown channel, ...)."""
+
+
+class MalformedReceipt(ValidationError):
+    """An inbound receipt or callback payload that cannot be read; nothing was recorded."""
+
+
+class IdempotencyConflict(DeliveryError):
+    """A client key that was already used for a different request."""
+
+    def __init__(self, client_key: str, task_id: str) -> None:
+        self.client_key = client_key
+        self.task_id = task_id
+        super().__init__(
+            f"client key {client_key!r} was already used for a different request (task {task_id}); "
+            "resubmit the identical request to get that task back, or use a new client key"
+        )
+
+
+class UnknownTask(DeliveryError, LookupError):
+    """No task with the given id exists in the store."""
+
+    def __init__(self, task_id: str) -> None:
+        self.task_id = task_id
+        super().__init__(f"no task {task_id!r} in this store; check the id (DeliveryClient.tasks_of_case lists them)")
+
+
+class UnknownChannel(DeliveryError, LookupError):
+    """No channel adapter is registered under the given name."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        self.name = name
+        self.known = known
+        listed = ", ".join(sorted(known)) or "none"
+        super().__init__(
+            f"no channel adapter named {name!r} is registered (registered: {listed}); install or register "
+            "a plugin that provides it through the delivery_register_channels hook"
+        )
+
+
+class IllegalTransition(DeliveryError):
+    """The lifecycle forbids this event in the task's current state."""
+
+    def __init__(self, state: str, event_type: str, task_id: str = "") -> None:
+        self.state = state
+        self.event_type = event_type
+        self.task_id = task_id
+        where = f"task {task_id} " if task_id else ""
+        super().__init__(f"{where}in state {state!r} cannot take event {event_type!r}")
+
+
+class PluginError(DeliveryError):
+    """A plugin broke the hook contract (duplicate registration, wrong return type, ...)."""
+
+
+class StoreError(DeliveryError):
+    """The store cannot be opened, migrated or written."""
+
+
+class SchemaVersionError(StoreError):
+    """The store was written by a newer version of delivery-sdk."""
+
+
+class ChannelError(DeliveryError):
+    """A channel adapter failed to talk to its provider."""
+
+
+class TransientChannelError(ChannelError):
+    """A channel failure worth retrying: a timeout, a 5xx answer, a 429 with an optional Retry-After."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)

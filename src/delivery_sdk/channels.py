@@ -1,0 +1,215 @@
+"""The seam to the outside world: channel adapters, print centres and what they report back.
+
+A channel adapter follows httpx's transport shape: a small async interface, used as an async context
+manager::
+
+    class MySms(BaseChannel):
+        name = "my-sms"
+        kind = ChannelKind.SMS
+
+        async def send(self, dispatch: Dispatch) -> SendResult: ...
+        async def status(self, dispatch: Dispatch) -> StatusReport: ...
+        def parse_callback(self, headers, body) -> list[Receipt]: ...
+
+- ``send`` must pass ``dispatch.dispatch_id`` on as the provider's idempotency key;
+- ``status`` answers "do you have this dispatch, and what happened to it?"; the engine calls it to poll and,
+  after a crash, to learn whether a dispatch whose intent was committed ever reached the provider (it is
+  then *not* sent again);
+- ``parse_callback`` turns a provider's push (delivery report, read receipt) into :class:`Receipt` objects
+  for :meth:`DeliveryClient.ingest`.
+
+Print centres are adapters of kind ``PRINT`` registered with a :class:`PrintCentreInfo`; the postal carrier
+is an adapter of kind ``POST`` whose ``status`` tracks a mailed item by its waybill.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+from ._exceptions import MalformedReceipt
+from .model import ChannelKind, Dispatch
+
+__all__ = [
+    "BaseChannel",
+    "ChannelAdapter",
+    "MockChannel",
+    "PrintCentreInfo",
+    "Receipt",
+    "ReceiptKind",
+    "SendResult",
+    "StatusReport",
+]
+
+
+class ReceiptKind(enum.Enum):
+    DELIVERED = "delivered"  # reached the recipient's system
+    READ = "read"
+    FAILED = "failed"  # permanent: wrong number, blocked, bounced...
+    PRINTED = "printed"
+    MAILED = "mailed"  # handed to the carrier (waybill)
+    SIGNED = "signed"
+    RETURNED = "returned"
+
+
+_RETURN_REASONS = {"refused", "address_wrong", "unclaimed", "moved"}
+
+
+@attrs.frozen(kw_only=True)
+class Receipt:
+    """One thing a provider reported about one dispatch.
+
+    ``provider_event_id`` makes ingestion idempotent: the same id twice is recorded once.
+    """
+
+    dispatch_id: str
+    kind: ReceiptKind
+    at: datetime
+    provider_event_id: str | None = None
+    reason: str | None = None  # failure detail, or the return reason (refused/address_wrong/unclaimed/moved)
+    waybill: str | None = None  # for MAILED
+    signer_role: str | None = None  # for SIGNED: recipient, family_member, mail_room, agent
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.dispatch_id, str) or not 1 <= len(self.dispatch_id) <= 200:
+            raise MalformedReceipt("receipt dispatch_id must be a non-empty string of at most 200 characters")
+        if not isinstance(self.kind, ReceiptKind):
+            raise MalformedReceipt(f"receipt kind must be one of {[k.value for k in ReceiptKind]}")
+        if not isinstance(self.at, datetime) or self.at.tzinfo is None:
+            raise MalformedReceipt("receipt time 'at' must be a timezone-aware datetime")
+        if self.provider_event_id is not None and (
+            not isinstance(self.provider_event_id, str) or not 1 <= len(self.provider_event_id) <= 200
+        ):
+            raise MalformedReceipt("provider_event_id must be a non-empty string of at most 200 characters")
+        for name in ("reason", "waybill", "signer_role"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or len(value) > 500):
+                raise MalformedReceipt(f"receipt {name} must be a string of at most 500 characters")
+        if self.kind is ReceiptKind.MAILED and not self.waybill:
+            raise MalformedReceipt("a 'mailed' receipt needs the waybill number")
+        if self.kind is ReceiptKind.RETURNED and self.reason not in _RETURN_REASONS:
+            raise MalformedReceipt(f"a 'returned' receipt needs a reason, one of {sorted(_RETURN_REASONS)}")
+
+
+@attrs.frozen(kw_only=True)
+class SendResult:
+    """What the provider said to a send: accepted (with its reference) or refused for good.
+
+    ``receipts`` carries anything already known (a synchronous delivery, a print acknowledgement).
+    A transient failure is not a result: raise :class:`~delivery_sdk.TransientChannelError`.
+    """
+
+    accepted: bool
+    provider_ref: str | None = None
+    reason: str | None = None
+    receipts: tuple[Receipt, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class StatusReport:
+    """The provider's knowledge of one dispatch; ``found=False`` means it never received it."""
+
+    found: bool
+    provider_ref: str | None = None
+    receipts: tuple[Receipt, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class PrintCentreInfo:
+    """A regional print/mail centre and the area it serves (route keys: 6-digit division codes)."""
+
+    centre_id: str
+    name: str
+    route_keys: frozenset[str] = frozenset()
+    neighbours: tuple[str, ...] = ()  # failover order when this centre is down or full
+    daily_capacity: int = 10_000
+    up: bool = True
+
+
+@runtime_checkable
+class ChannelAdapter(Protocol):
+    """The interface every channel adapter (and print centre, and carrier) implements."""
+
+    name: str
+    kind: ChannelKind
+
+    async def send(self, dispatch: Dispatch) -> SendResult: ...
+
+    async def status(self, dispatch: Dispatch) -> StatusReport: ...
+
+    def parse_callback(self, headers: Mapping[str, str], body: bytes) -> Sequence[Receipt]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class BaseChannel:
+    """A convenient base: async context manager, no callbacks, nothing to close."""
+
+    name: str = "base"
+    kind: ChannelKind = ChannelKind.SMS
+
+    async def send(self, dispatch: Dispatch) -> SendResult:
+        raise NotImplementedError
+
+    async def status(self, dispatch: Dispatch) -> StatusReport:
+        raise NotImplementedError
+
+    def parse_callback(self, headers: Mapping[str, str], body: bytes) -> Sequence[Receipt]:
+        raise MalformedReceipt(f"channel {self.name!r} does not take callbacks")
+
+    async def aclose(self) -> None:
+        return None
+
+    async def __aenter__(self) -> BaseChannel:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+SendHandler = Callable[[Dispatch], "SendResult | Awaitable[SendResult]"]
+StatusHandler = Callable[[Dispatch], "StatusReport | Awaitable[StatusReport]"]
+
+
+class MockChannel(BaseChannel):
+    """A channel whose behaviour is a function, like ``httpx.MockTransport``.
+
+    ``handler(dispatch)`` returns the :class:`SendResult` (or raises); ``status_handler`` answers status
+    calls (by default: found if it was sent through this mock, with no news).
+    """
+
+    def __init__(
+        self,
+        handler: SendHandler,
+        *,
+        name: str = "mock",
+        kind: ChannelKind = ChannelKind.SMS,
+        status_handler: StatusHandler | None = None,
+    ) -> None:
+        self.name = name
+        self.kind = kind
+        self._handler = handler
+        self._status_handler = status_handler
+        self.sent: list[Dispatch] = []
+
+    async def send(self, dispatch: Dispatch) -> SendResult:
+        result = self._handler(dispatch)
+        if isinstance(result, Awaitable):
+            result = await result
+        self.sent.append(dispatch)
+        return result
+
+    async def status(self, dispatch: Dispatch) -> StatusReport:
+        if self._status_handler is not None:
+            report = self._status_handler(dispatch)
+            if isinstance(report, Awaitable):
+                report = await report
+            return report
+        return StatusReport(found=any(d.dispatch_id == dispatch.dispatch_id for d in self.sent))

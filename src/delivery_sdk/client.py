@@ -1,0 +1,417 @@
+"""The high-level faces: :class:`AsyncDeliveryClient` and the synchronous :class:`DeliveryClient`.
+
+::
+
+    with DeliveryClient("service.sqlite3", plugins=[my_channels]) as client:
+        task_id = client.submit(ServiceRequest(case=case, party=party, documents=docs, client_key="k-1"))
+        client.run_until_idle()
+        print(client.status(task_id).state)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, TypeVar
+
+import attrs
+
+from ._exceptions import InvalidRequest, MalformedReceipt, UnknownChannel, ValidationError
+from .channels import Receipt
+from .clock import Clock, SystemClock
+from .engine import Engine, EngineConfig, IngestResult
+from .events import AddressUpdated, Cancelled, Event, ResumedByStaff, StoredEvent, TaskCreated
+from .lifecycle import Task, TaskState
+from .model import (
+    Case,
+    ChannelKind,
+    Contact,
+    ContactKind,
+    DispatchStatus,
+    Document,
+    Party,
+    ServiceMethod,
+    ServiceRequest,
+)
+from .plugins import PluginHost
+from .policy import PolicyConfig
+from .serialization import dumps, unstructure
+from .store import NewTask, SQLiteStore, TaskStore
+
+__all__ = ["AsyncDeliveryClient", "DeliveryClient", "DispatchSummary", "TaskStatus"]
+
+T = TypeVar("T")
+DEFAULT_STORE = "delivery-sdk.sqlite3"
+
+
+@attrs.frozen(kw_only=True)
+class DispatchSummary:
+    """One attempt, without personal data (the contact is masked)."""
+
+    dispatch_id: str
+    channel: str
+    kind: ChannelKind
+    status: DispatchStatus
+    contact: str
+    queued_at: datetime
+    delivered_at: datetime | None
+    detail: str | None
+
+
+@attrs.frozen(kw_only=True)
+class TaskStatus:
+    """Where a task stands, for a judge's screen or a script."""
+
+    task_id: str
+    case_number: str
+    court: str
+    party_id: str
+    state: TaskState
+    created_at: datetime
+    updated_at: datetime
+    method: ServiceMethod | None
+    basis: str | None
+    served_at: datetime | None
+    record_id: str | None
+    attention_reason: str | None
+    fallback_reason: str | None
+    centre_id: str | None
+    postal_rounds: int
+    dispatches: tuple[DispatchSummary, ...]
+
+    @property
+    def cycle_time(self) -> timedelta | None:
+        """From creation to the effective service moment."""
+        return None if self.served_at is None else self.served_at - self.created_at
+
+    @classmethod
+    def of(cls, task: Task) -> TaskStatus:
+        from .model import mask
+
+        req = task.request
+        return cls(
+            task_id=task.task_id,
+            case_number=req.case.case_number,
+            court=req.case.court,
+            party_id=req.party.party_id,
+            state=task.state,
+            created_at=task.created_at,
+            updated_at=task.updated_at,
+            method=task.served_method,
+            basis=task.served_basis,
+            served_at=task.served_at,
+            record_id=task.record_id,
+            attention_reason=task.attention_reason,
+            fallback_reason=task.fallback_reason,
+            centre_id=task.centre_id,
+            postal_rounds=task.postal_rounds,
+            dispatches=tuple(
+                DispatchSummary(
+                    dispatch_id=d.dispatch_id,
+                    channel=d.channel,
+                    kind=d.kind,
+                    status=d.status,
+                    contact=mask(d.contact.value),
+                    queued_at=d.queued_at,
+                    delivered_at=d.delivered_at,
+                    detail=d.detail,
+                )
+                for d in task.dispatches
+            ),
+        )
+
+
+def _fingerprint(request: ServiceRequest) -> str:
+    return hashlib.sha256(dumps(unstructure(request)).encode()).hexdigest()
+
+
+class AsyncDeliveryClient:
+    """The asyncio face of the SDK: submit, watch, ingest, run. An async context manager."""
+
+    def __init__(
+        self,
+        store: TaskStore | str | os.PathLike[str] | None = None,
+        *,
+        plugins: Sequence[object] = (),
+        clock: Clock | None = None,
+        policy: PolicyConfig | None = None,
+        config: EngineConfig | None = None,
+        load_entry_points: bool = True,
+        environ: Mapping[str, str] | None = None,
+        id_factory: Callable[[], str] | None = None,
+    ) -> None:
+        if store is None or isinstance(store, str | os.PathLike):
+            self.store: TaskStore = SQLiteStore(DEFAULT_STORE if store is None else store)
+            self._owns_store = True
+        else:
+            self.store = store
+            self._owns_store = False
+        self.clock: Clock = clock or SystemClock()
+        self.host = PluginHost(plugins, load_entry_points=load_entry_points, environ=environ)
+        self.engine = Engine(self.store, self.host, self.clock, policy=policy, config=config)
+        self._ids = id_factory or (lambda: uuid.uuid4().hex)
+        self._closed = False
+
+    # -- submitting ----------------------------------------------------------------------------------
+
+    def _check_channels(self, request: ServiceRequest) -> None:
+        if not isinstance(request, ServiceRequest):
+            raise InvalidRequest(f"submit takes a ServiceRequest, got {type(request).__name__}")
+        if request.channels:
+            kinds = self.engine.channel_kinds
+            for kind in request.channels:
+                if kind not in kinds:
+                    raise UnknownChannel(kind.value, [f"{k.value} ({n})" for k, n in kinds.items()])
+
+    async def submit(self, request: ServiceRequest) -> str:
+        """Create the service task for ``request`` and return its id (idempotent on ``client_key``)."""
+        return (await self.submit_many([request]))[0]
+
+    async def submit_many(self, requests: Sequence[ServiceRequest]) -> list[str]:
+        """Create many tasks in one transaction: all are created, or none is."""
+        now = self.clock.now()
+        new: list[NewTask] = []
+        for request in requests:
+            self._check_channels(request)
+            task_id = self._ids()
+            created = TaskCreated(task_id=task_id, at=now, request=request)
+            new.append(
+                NewTask(
+                    task_id=task_id,
+                    client_key=request.client_key,
+                    fingerprint=_fingerprint(request),
+                    case_key=request.case.key,
+                    created=created,
+                    due_at=now,
+                )
+            )
+        keys = [n.client_key for n in new if n.client_key is not None]
+        if len(keys) != len(set(keys)):
+            raise InvalidRequest("two requests in one submission share a client_key; each needs its own")
+        result = self.store.create_tasks(new)
+        self.engine._publish(result.stored)
+        self.engine.wake()
+        return list(result.task_ids)
+
+    async def submit_case(
+        self,
+        case: Case,
+        parties: Sequence[Party],
+        documents: Sequence[Document],
+        *,
+        client_key: str | None = None,
+        channels: Sequence[ChannelKind] | None = None,
+    ) -> list[str]:
+        """Serve ``documents`` on every party of a case: one task per party, created atomically.
+
+        With ``client_key`` each task's key is ``{client_key}/{party_id}``, so resubmitting the case is safe.
+        """
+        if not parties:
+            raise InvalidRequest("submit_case needs at least one party")
+        requests = [
+            ServiceRequest(
+                case=case,
+                party=p,
+                documents=tuple(documents),
+                client_key=None if client_key is None else f"{client_key}/{p.party_id}",
+                channels=None if channels is None else tuple(channels),
+            )
+            for p in parties
+        ]
+        return await self.submit_many(requests)
+
+    # -- reading -------------------------------------------------------------------------------------
+
+    def task(self, task_id: str) -> Task:
+        """The folded task (every field), for code that needs more than :meth:`status`."""
+        return self.engine.load_task(task_id)
+
+    def status(self, task_id: str) -> TaskStatus:
+        return TaskStatus.of(self.task(task_id))
+
+    def timeline(self, task_id: str) -> list[StoredEvent]:
+        self.store.task_row(task_id)  # UnknownTask if absent
+        return self.store.load_events([task_id]).get(task_id, [])
+
+    def tasks_of_case(self, case: Case | str) -> list[TaskStatus]:
+        key = case.key if isinstance(case, Case) else case
+        rows = self.store.tasks_of_case(key)
+        tasks = self.engine.load([(r.task_id, r.version) for r in rows])
+        return [TaskStatus.of(tasks[r.task_id]) for r in rows if r.task_id in tasks]
+
+    def count_by_state(self) -> dict[str, int]:
+        return self.store.count_by_state()
+
+    # -- acting on a task ----------------------------------------------------------------------------
+
+    def _record(self, task_id: str, event: Event) -> StoredEvent:
+        return self.engine.record(task_id, event)
+
+    async def cancel(self, task_id: str, reason: str) -> None:
+        """Cancel a task (not once it is in the post or served: the lifecycle refuses then)."""
+        if not isinstance(reason, str) or not reason.strip():
+            raise ValidationError("cancel needs a reason (it goes into the evidence)")
+        self._record(task_id, Cancelled(task_id=task_id, at=self.clock.now(), reason=reason))
+
+    async def resume(self, task_id: str, note: str = "") -> None:
+        """Send a task that needs attention back to electronic-first service."""
+        self._record(task_id, ResumedByStaff(task_id=task_id, at=self.clock.now(), note=note))
+
+    async def set_address(self, task_id: str, contact: Contact, *, source: str = "staff") -> None:
+        """Give a task a (better) postal address, e.g. after a person found one."""
+        if not isinstance(contact, Contact) or contact.kind is not ContactKind.POSTAL:
+            raise ValidationError("set_address takes a postal Contact")
+        self._record(task_id, AddressUpdated(task_id=task_id, at=self.clock.now(), contact=contact, source=source))
+
+    # -- inbound -------------------------------------------------------------------------------------
+
+    async def ingest(self, receipt: Receipt, *, channel: str | None = None) -> IngestResult:
+        """Record a delivery report, read receipt or print/carrier progress; idempotent on its event id."""
+        return self.engine.ingest(receipt, channel=channel)
+
+    async def ingest_callback(self, channel: str, headers: Mapping[str, str], body: bytes) -> list[IngestResult]:
+        """Parse a provider's push with its channel adapter and ingest every receipt in it."""
+        adapter = self.host.channels.get(channel)
+        try:
+            receipts = adapter.parse_callback(headers, body)
+        except MalformedReceipt:
+            raise
+        except Exception as exc:
+            raise MalformedReceipt(f"channel {channel!r} could not parse the callback: {exc}") from exc
+        return [self.engine.ingest(r, channel=channel) for r in receipts]
+
+    # -- running -------------------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        lock = getattr(self.store, "acquire_engine_lock", None)
+        if lock is not None:
+            lock()
+
+    async def run_until_idle(self, *, until: datetime | None = None, max_steps: int | None = None) -> int:
+        """Work until nothing is due (with a virtual clock: until every task waits for news or is done)."""
+        self._start()
+        return await self.engine.run_until_idle(until=until, max_steps=max_steps)
+
+    async def run_forever(self, stop: asyncio.Event | None = None) -> None:
+        self._start()
+        await self.engine.run_forever(stop)
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self.engine.aclose()
+        if self._owns_store:
+            self.store.close()
+
+    async def __aenter__(self) -> AsyncDeliveryClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+class DeliveryClient:
+    """The synchronous face for scripts: the same methods as :class:`AsyncDeliveryClient`, blocking."""
+
+    def __init__(self, store: TaskStore | str | os.PathLike[str] | None = None, **kwargs: Any) -> None:
+        self._runner = asyncio.Runner()
+        self._async = AsyncDeliveryClient(store, **kwargs)
+
+    @property
+    def engine(self) -> Engine:
+        return self._async.engine
+
+    @property
+    def host(self) -> PluginHost:
+        return self._async.host
+
+    @property
+    def store(self) -> TaskStore:
+        return self._async.store
+
+    @property
+    def clock(self) -> Clock:
+        return self._async.clock
+
+    def _run(self, coro: Any) -> Any:
+        return self._runner.run(coro)
+
+    def submit(self, request: ServiceRequest) -> str:
+        result: str = self._run(self._async.submit(request))
+        return result
+
+    def submit_many(self, requests: Sequence[ServiceRequest]) -> list[str]:
+        result: list[str] = self._run(self._async.submit_many(requests))
+        return result
+
+    def submit_case(
+        self,
+        case: Case,
+        parties: Sequence[Party],
+        documents: Sequence[Document],
+        *,
+        client_key: str | None = None,
+        channels: Sequence[ChannelKind] | None = None,
+    ) -> list[str]:
+        result: list[str] = self._run(
+            self._async.submit_case(case, parties, documents, client_key=client_key, channels=channels)
+        )
+        return result
+
+    def task(self, task_id: str) -> Task:
+        return self._async.task(task_id)
+
+    def status(self, task_id: str) -> TaskStatus:
+        return self._async.status(task_id)
+
+    def timeline(self, task_id: str) -> list[StoredEvent]:
+        return self._async.timeline(task_id)
+
+    def tasks_of_case(self, case: Case | str) -> list[TaskStatus]:
+        return self._async.tasks_of_case(case)
+
+    def count_by_state(self) -> dict[str, int]:
+        return self._async.count_by_state()
+
+    def cancel(self, task_id: str, reason: str) -> None:
+        self._run(self._async.cancel(task_id, reason))
+
+    def resume(self, task_id: str, note: str = "") -> None:
+        self._run(self._async.resume(task_id, note))
+
+    def set_address(self, task_id: str, contact: Contact, *, source: str = "staff") -> None:
+        self._run(self._async.set_address(task_id, contact, source=source))
+
+    def ingest(self, receipt: Receipt, *, channel: str | None = None) -> IngestResult:
+        result: IngestResult = self._run(self._async.ingest(receipt, channel=channel))
+        return result
+
+    def ingest_callback(self, channel: str, headers: Mapping[str, str], body: bytes) -> list[IngestResult]:
+        result: list[IngestResult] = self._run(self._async.ingest_callback(channel, headers, body))
+        return result
+
+    def run_until_idle(self, *, until: datetime | None = None, max_steps: int | None = None) -> int:
+        result: int = self._run(self._async.run_until_idle(until=until, max_steps=max_steps))
+        return result
+
+    def close(self) -> None:
+        try:
+            self._run(self._async.aclose())
+        finally:
+            self._runner.close()
+
+    def __enter__(self) -> DeliveryClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

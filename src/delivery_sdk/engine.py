@@ -1,0 +1,783 @@
+"""The engine: the only loop that orchestrates I/O.
+
+One :meth:`Engine.step` works a batch of due tasks:
+
+1. claim due tasks from the store (leased) and load them (from a cache of folded tasks, or by folding
+   their events);
+2. ask the pure policy what to do; record the events it decides on, and for every send record the
+   *intent* (``dispatch.queued`` + an outbox row with the stable dispatch id) - all tasks of the batch in
+   **one transaction**;
+3. perform the I/O concurrently (bounded per channel, transient errors retried with tenacity): send,
+   ask for a dispatch's status, route, search an address, file the proof of service;
+4. record the results and what the policy decides from them - again one transaction for the batch;
+5. hand the committed events to evidence sinks and observers.
+
+After a crash, a dispatch whose intent is committed but whose result is not is *in doubt*: the policy
+asks the adapter for its status (``Reconcile``) and sends only if the provider never received it; the
+dispatch id is the provider's idempotency key besides. Inbound receipts go through :meth:`Engine.ingest`,
+idempotent on the provider's event id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import enum
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import attrs
+
+from ._exceptions import ChannelError, IllegalTransition, MalformedReceipt, TransientChannelError, UnknownChannel
+from .channels import ChannelAdapter, Receipt, ReceiptKind, SendResult, StatusReport
+from .clock import Clock
+from .events import (
+    AddressSearchFailed,
+    AddressUpdated,
+    DispatchDelivered,
+    DispatchFailed,
+    DispatchQueued,
+    DispatchRead,
+    DispatchSent,
+    Event,
+    Filed,
+    Mailed,
+    NeedsAttention,
+    PostReturned,
+    PostSigned,
+    Printed,
+    PrintRouted,
+    ReturnReason,
+    StoredEvent,
+)
+from .lifecycle import Task, TaskState, apply, fold
+from .model import ChannelKind, Contact, ContactKind, Dispatch, DispatchRecord, DispatchStatus
+from .plugins import PluginHost
+from .policy import Action, Decision, Emit, File, PolicyConfig, Poll, Reconcile, Route, SearchAddress, Send, decide
+from .records import AddressCandidate, EvidenceBatch, PrintJob, ServiceRecord
+from .retry import RetryConfig, call_with_retries
+from .store import OutboxEntry, TaskStore, TaskWrite
+
+__all__ = ["Engine", "EngineConfig", "IngestOutcome", "IngestResult", "receipt_event", "receipt_is_news"]
+
+log = logging.getLogger("delivery_sdk.engine")
+
+# SPC 2017 Opinion order for a party that has not confirmed an address (lower ranks first).
+SOURCE_RANK = {
+    "confirmation_form": 0,
+    "contract": 1,
+    "own_filings": 2,
+    "litigation": 3,
+    "common_use": 4,
+    "registry": 5,
+    "household_registry": 5,
+    "business_registry": 5,
+    "postal_database": 6,
+    "operator": 7,
+}
+
+
+@attrs.frozen(kw_only=True)
+class EngineConfig:
+    batch_size: int = 256
+    lease: timedelta = timedelta(minutes=5)
+    channel_concurrency: int = 64  # in-flight calls per channel adapter
+    retry: RetryConfig = attrs.field(factory=RetryConfig)
+    cache_size: int = 50_000  # folded tasks kept in memory (terminal ones are dropped at once)
+    max_io_errors: int = 5  # consecutive failed I/O attempts on one task before a person is asked
+
+
+class IngestOutcome(enum.Enum):
+    ACCEPTED = "accepted"  # recorded; the engine will act on it
+    OUT_OF_ORDER = "out_of_order"  # recorded although an earlier stage was never reported (read before delivered)
+    DUPLICATE = "duplicate"  # this provider event (or this exact fact) was recorded before; nothing written
+    LATE = "late"  # recorded for the evidence, but the task had already moved on; no effect on service
+    UNKNOWN_DISPATCH = "unknown_dispatch"  # no such dispatch in this store; nothing written
+
+
+@attrs.frozen(kw_only=True)
+class IngestResult:
+    outcome: IngestOutcome
+    task_id: str | None = None
+    event_type: str | None = None
+    message: str = ""
+
+
+def receipt_event(task_id: str, now: datetime, receipt: Receipt) -> Event:
+    """The event a provider's receipt becomes."""
+    common: dict[str, Any] = {"task_id": task_id, "at": now, "dispatch_id": receipt.dispatch_id}
+    pid = receipt.provider_event_id
+    kind = receipt.kind
+    if kind is ReceiptKind.DELIVERED:
+        return DispatchDelivered(**common, delivered_at=receipt.at, provider_event_id=pid)
+    if kind is ReceiptKind.READ:
+        return DispatchRead(**common, read_at=receipt.at, provider_event_id=pid)
+    if kind is ReceiptKind.FAILED:
+        return DispatchFailed(**common, reason=receipt.reason or "failed", provider_event_id=pid)
+    if kind is ReceiptKind.PRINTED:
+        return Printed(**common, provider_event_id=pid)
+    if kind is ReceiptKind.MAILED:
+        assert receipt.waybill is not None
+        return Mailed(**common, waybill=receipt.waybill, provider_event_id=pid)
+    if kind is ReceiptKind.SIGNED:
+        return PostSigned(
+            **common, signed_at=receipt.at, signer_role=receipt.signer_role or "recipient", provider_event_id=pid
+        )
+    assert receipt.reason is not None
+    return PostReturned(**common, returned_at=receipt.at, reason=ReturnReason(receipt.reason), provider_event_id=pid)
+
+
+def receipt_is_news(record: DispatchRecord, receipt: Receipt) -> bool:
+    """Whether a receipt tells the task anything it does not know (status polls repeat old news)."""
+    kind, status = receipt.kind, record.status
+    if kind is ReceiptKind.DELIVERED:
+        return record.delivered_at is None or receipt.at < record.delivered_at
+    if kind is ReceiptKind.READ:
+        return record.read_at is None
+    if kind is ReceiptKind.FAILED:
+        return not status.settled
+    if kind is ReceiptKind.PRINTED:
+        return status in (DispatchStatus.QUEUED, DispatchStatus.SENT)
+    if kind is ReceiptKind.MAILED:
+        return record.waybill is None
+    if kind is ReceiptKind.SIGNED:
+        return status is not DispatchStatus.DELIVERED
+    return status not in (DispatchStatus.RETURNED, DispatchStatus.DELIVERED)
+
+
+def _out_of_order(record: DispatchRecord, receipt: Receipt) -> bool:
+    if receipt.kind is ReceiptKind.READ:
+        return record.delivered_at is None
+    if receipt.kind is ReceiptKind.MAILED:
+        return record.status in (DispatchStatus.QUEUED, DispatchStatus.SENT)
+    return False
+
+
+@attrs.define
+class _Work:
+    """One task's progress through one engine step."""
+
+    task: Task
+    base_version: int
+    events: list[Event] = attrs.Factory(list)
+    io: list[tuple[Action, Dispatch | None]] = attrs.Factory(list)
+    done: list[Action] = attrs.Factory(list)
+    due_at: datetime | None = None
+    outbox: list[OutboxEntry] = attrs.Factory(list)
+    outbox_done: list[str] = attrs.Factory(list)
+    receipt_keys: list[str] = attrs.Factory(list)
+
+    def write(self, *, release: bool) -> TaskWrite:
+        return TaskWrite(
+            task_id=self.task.task_id,
+            expected_version=self.base_version,
+            events=tuple(self.events),
+            state=self.task.state.value,
+            due_at=None if self.task.terminal else self.due_at,
+            release=release,
+            outbox=tuple(self.outbox),
+            outbox_done=tuple(self.outbox_done),
+            receipt_keys=tuple(self.receipt_keys),
+        )
+
+
+class Engine:
+    """Works due tasks through the policy and the plugins; see the module docstring."""
+
+    def __init__(
+        self,
+        store: TaskStore,
+        host: PluginHost,
+        clock: Clock,
+        *,
+        policy: PolicyConfig | None = None,
+        config: EngineConfig | None = None,
+    ) -> None:
+        self.store = store
+        self.host = host
+        self.clock = clock
+        self.policy = policy or PolicyConfig()
+        self.config = config or EngineConfig()
+        self._cache: collections.OrderedDict[str, Task] = collections.OrderedDict()
+        self._semaphores: dict[str, asyncio.Semaphore] = {}
+        self._wake = asyncio.Event()
+        self._kinds: dict[ChannelKind, str] | None = None
+        self._errors: dict[str, int] = {}
+        self.steps = 0
+
+    # -- channels ------------------------------------------------------------------------------------
+
+    @property
+    def channel_kinds(self) -> dict[ChannelKind, str]:
+        """The adapter used for each channel kind: the first one registered of that kind."""
+        if self._kinds is None:
+            kinds: dict[ChannelKind, str] = {}
+            for adapter in self.host.channels:
+                kinds.setdefault(adapter.kind, adapter.name)
+            self._kinds = kinds
+        return self._kinds
+
+    def _adapter(self, dispatch: Dispatch) -> ChannelAdapter:
+        if dispatch.kind is ChannelKind.PRINT:
+            if dispatch.waybill is not None and ChannelKind.POST in self.channel_kinds:
+                return self.host.channels.get(self.channel_kinds[ChannelKind.POST])
+            return self.host.print_centres.adapter(dispatch.centre_id or dispatch.channel)
+        return self.host.channels.get(dispatch.channel)
+
+    def _semaphore(self, name: str) -> asyncio.Semaphore:
+        sem = self._semaphores.get(name)
+        if sem is None:
+            sem = self._semaphores[name] = asyncio.Semaphore(self.config.channel_concurrency)
+        return sem
+
+    async def aclose(self) -> None:
+        seen: set[int] = set()
+        adapters: list[ChannelAdapter] = list(self.host.channels)
+        for info in self.host.print_centres.infos():
+            adapters.append(self.host.print_centres.adapter(info.centre_id))
+        for adapter in adapters:
+            if id(adapter) in seen:
+                continue
+            seen.add(id(adapter))
+            try:
+                await adapter.aclose()
+            except Exception:
+                log.exception("closing channel adapter %s failed", getattr(adapter, "name", "?"))
+
+    def wake(self) -> None:
+        """Tell :meth:`run_forever` that something became due (a submit, an ingest)."""
+        self._wake.set()
+
+    # -- loading -------------------------------------------------------------------------------------
+
+    def _remember(self, task: Task) -> None:
+        cache = self._cache
+        if task.terminal:
+            cache.pop(task.task_id, None)
+            return
+        cache[task.task_id] = task
+        cache.move_to_end(task.task_id)
+        while len(cache) > self.config.cache_size:
+            cache.popitem(last=False)
+
+    def load(self, wanted: Sequence[tuple[str, int]]) -> dict[str, Task]:
+        """Folded tasks at the given versions (cached, or folded from the store's events)."""
+        out: dict[str, Task] = {}
+        missing: list[str] = []
+        for task_id, version in wanted:
+            cached = self._cache.get(task_id)
+            if cached is not None and cached.version == version:
+                out[task_id] = cached
+            else:
+                missing.append(task_id)
+        if missing:
+            for task_id, stored in self.store.load_events(missing).items():
+                task = fold([s.event for s in stored])
+                out[task_id] = task
+                self._remember(task)
+        return out
+
+    def load_task(self, task_id: str) -> Task:
+        row = self.store.task_row(task_id)
+        return self.load([(task_id, row.version)])[task_id]
+
+    # -- the step ------------------------------------------------------------------------------------
+
+    def _dispatch_for(self, task: Task, record: DispatchRecord) -> Dispatch:
+        request = task.request
+        return Dispatch(
+            dispatch_id=record.dispatch_id,
+            task_id=task.task_id,
+            channel=record.channel,
+            kind=record.kind,
+            contact=record.contact,
+            case=request.case,
+            recipient_name=request.party.name,
+            documents=request.documents,
+            centre_id=record.centre_id,
+            waybill=record.waybill,
+        )
+
+    def _apply(self, work: _Work, event: Event) -> bool:
+        try:
+            work.task = apply(work.task, event)
+        except IllegalTransition as exc:
+            log.warning("dropped an event the lifecycle refused: %s", exc)
+            return False
+        work.events.append(event)
+        return True
+
+    def _queue(self, work: _Work, action: Send, now: datetime) -> Dispatch | None:
+        task = work.task
+        if action.kind is ChannelKind.PRINT:
+            contact = task.postal_address
+        else:
+            found = task.request.party.contacts_of(action.kind.contact_kind)
+            contact = found[0] if found else None
+        if contact is None:
+            return None
+        dispatch_id = f"{task.task_id}.{len(task.dispatches) + 1}"
+        event = DispatchQueued(
+            task_id=task.task_id,
+            at=now,
+            dispatch_id=dispatch_id,
+            channel=action.channel,
+            kind=action.kind,
+            contact=contact,
+            centre_id=action.centre_id,
+        )
+        if not self._apply(work, event):
+            return None
+        work.outbox.append(OutboxEntry(dispatch_id=dispatch_id, task_id=task.task_id, channel=action.channel))
+        record = work.task.dispatch(dispatch_id)
+        assert record is not None
+        return self._dispatch_for(work.task, record)
+
+    def _advance(self, work: _Work, now: datetime, *, allow_io: bool) -> None:
+        """Run the policy until it asks for I/O or for time to pass; record what it decides."""
+        for _ in range(32):
+            decision: Decision = decide(work.task, now, self.policy, self.channel_kinds)
+            emits = [a for a in decision.actions if isinstance(a, Emit)]
+            ios = [a for a in decision.actions if not isinstance(a, Emit) and a not in work.done]
+            applied = [self._apply(work, a.event) for a in emits]
+            if ios:
+                if allow_io:
+                    for action in ios:
+                        dispatch = None
+                        if isinstance(action, Send):
+                            dispatch = self._queue(work, action, now)
+                            if dispatch is None:
+                                self._apply(
+                                    work,
+                                    NeedsAttention(
+                                        task_id=work.task.task_id, at=now, reason=f"no contact for {action.kind.value}"
+                                    ),
+                                )
+                                continue
+                        elif isinstance(action, Poll | Reconcile):
+                            record = work.task.dispatch(action.dispatch_id)
+                            assert record is not None
+                            dispatch = self._dispatch_for(work.task, record)
+                        work.io.append((action, dispatch))
+                    work.due_at = decision.due_at
+                else:
+                    work.due_at = now
+                return
+            if not emits or not any(applied):
+                work.due_at = decision.due_at
+                return
+        work.due_at = now
+
+    async def step(self) -> int:
+        """Work one batch of due tasks; returns how many were claimed."""
+        now = self.clock.now()
+        claimed = self.store.claim_due(now, self.config.batch_size, now + self.config.lease)
+        if not claimed:
+            return 0
+        self.steps += 1
+        tasks = self.load(claimed)
+        works = [
+            _Work(task=tasks[task_id], base_version=tasks[task_id].version)
+            for task_id, _ in claimed
+            if task_id in tasks
+        ]
+        for work in works:
+            self._advance(work, now, allow_io=True)
+        first = self.store.commit([w.write(release=not w.io) for w in works])
+        self._after_commit(first.stored, works, first.conflicts)
+        busy = [w for w in works if w.io and w.task.task_id not in first.conflicts]
+        if not busy:
+            return len(claimed)
+        for work in busy:
+            work.base_version = work.task.version
+            work.events, work.outbox, work.outbox_done, work.receipt_keys = [], [], [], []
+        await asyncio.gather(*(self._perform(work, now) for work in busy))
+        for work in busy:
+            self._advance(work, now, allow_io=False)
+        await self._commit_results(busy, now)
+        return len(claimed)
+
+    def _after_commit(self, stored: Sequence[StoredEvent], works: Sequence[_Work], conflicts: frozenset[str]) -> None:
+        for work in works:
+            if work.task.task_id in conflicts:
+                self._cache.pop(work.task.task_id, None)
+            else:
+                self._remember(work.task)
+        self._publish(stored)
+
+    def _publish(self, stored: Sequence[StoredEvent]) -> None:
+        if not stored:
+            return
+        if self.host.has_evidence_sinks():
+            try:
+                self.host.record_evidence(EvidenceBatch(events=tuple(stored)))
+            except Exception:
+                log.exception("an evidence sink failed; the events are committed and stay in the store")
+        if self.host.has_observers():
+            for event in stored:
+                try:
+                    self.host.task_event(event)
+                except Exception:
+                    log.exception("an observer failed on event %s", event.seq)
+
+    async def _commit_results(self, works: list[_Work], now: datetime) -> None:
+        """Commit I/O results; a task that moved on meanwhile (an ingest) gets its facts re-applied."""
+        pending = works
+        for _attempt in range(5):
+            result = self.store.commit([w.write(release=True) for w in pending])
+            self._after_commit(result.stored, pending, result.conflicts)
+            if not result.conflicts:
+                return
+            retry = [w for w in pending if w.task.task_id in result.conflicts]
+            fresh = self.load([(w.task.task_id, self.store.task_row(w.task.task_id).version) for w in retry])
+            for work in retry:
+                facts = work.events
+                work.task = fresh[work.task.task_id]
+                work.base_version = work.task.version
+                work.events = []
+                for event in facts:
+                    if not isinstance(event, DispatchQueued):
+                        self._apply(work, event)
+                self._advance(work, now, allow_io=False)
+            pending = retry
+        raise RuntimeError("could not commit engine results after 5 conflicts")  # pragma: no cover
+
+    # -- I/O -----------------------------------------------------------------------------------------
+
+    async def _call(self, name: str, fn: Callable[[], Any]) -> Any:
+        async with self._semaphore(name):
+            return await call_with_retries(name, fn, config=self.config.retry, sleep=self.clock.sleep)
+
+    async def _perform(self, work: _Work, now: datetime) -> None:
+        for action, dispatch in work.io:
+            work.done.append(action)
+            try:
+                if isinstance(action, Send | Reconcile):
+                    assert dispatch is not None
+                    await self._send_or_reconcile(work, dispatch, now, reconcile=isinstance(action, Reconcile))
+                elif isinstance(action, Poll):
+                    assert dispatch is not None
+                    await self._poll(work, dispatch, now)
+                elif isinstance(action, Route):
+                    self._route(work, now)
+                elif isinstance(action, SearchAddress):
+                    self._search_address(work, now)
+                elif isinstance(action, File):
+                    self._file(work, now)
+            except Exception as exc:
+                # Never guess after a failure: the policy looks again after retry_after_error, and an
+                # in-doubt send is reconciled through the provider's status, never re-sent blindly. A task
+                # that keeps failing goes to a person instead of looping.
+                task_id = work.task.task_id
+                count = self._errors[task_id] = self._errors.get(task_id, 0) + 1
+                log.warning("task %s: %s failed (%d): %s", task_id, type(action).__name__, count, type(exc).__name__)
+                if count >= self.config.max_io_errors:
+                    self._errors.pop(task_id, None)
+                    self._apply(
+                        work,
+                        NeedsAttention(
+                            task_id=task_id,
+                            at=now,
+                            reason=f"{type(action).__name__.lower()} failed {count} times ({type(exc).__name__})",
+                        ),
+                    )
+                    return
+            else:
+                self._errors.pop(work.task.task_id, None)
+
+    def _receipts(self, work: _Work, channel: str, receipts: Sequence[Receipt], now: datetime) -> None:
+        for receipt in receipts:
+            record = work.task.dispatch(receipt.dispatch_id)
+            if record is None or not receipt_is_news(record, receipt):
+                continue
+            key = f"{channel}:{receipt.provider_event_id}" if receipt.provider_event_id else None
+            if key is not None and (key in work.receipt_keys or self.store.receipt_seen(key)):
+                continue
+            if self._apply(work, receipt_event(work.task.task_id, now, receipt)) and key is not None:
+                work.receipt_keys.append(key)
+
+    async def _send_or_reconcile(self, work: _Work, dispatch: Dispatch, now: datetime, *, reconcile: bool) -> None:
+        try:
+            adapter = self._adapter(dispatch)
+        except UnknownChannel as exc:
+            self._apply(
+                work,
+                DispatchFailed(task_id=work.task.task_id, at=now, dispatch_id=dispatch.dispatch_id, reason=str(exc)),
+            )
+            work.outbox_done.append(dispatch.dispatch_id)
+            return
+        name = adapter.name
+        if reconcile:
+            report: StatusReport = await self._call(f"{name}.status", lambda: adapter.status(dispatch))
+            if report.found:
+                self._apply(
+                    work,
+                    DispatchSent(
+                        task_id=work.task.task_id,
+                        at=now,
+                        dispatch_id=dispatch.dispatch_id,
+                        provider_ref=report.provider_ref,
+                    ),
+                )
+                self._receipts(work, name, report.receipts, now)
+                work.outbox_done.append(dispatch.dispatch_id)
+                return
+        try:
+            result: SendResult = await self._call(f"{name}.send", lambda: adapter.send(dispatch))
+        except TransientChannelError:
+            raise  # in doubt: stays queued; reconciled through status next time
+        except ChannelError as exc:
+            self._apply(
+                work,
+                DispatchFailed(
+                    task_id=work.task.task_id,
+                    at=now,
+                    dispatch_id=dispatch.dispatch_id,
+                    reason=str(exc) or type(exc).__name__,
+                ),
+            )
+            work.outbox_done.append(dispatch.dispatch_id)
+            return
+        if result.accepted:
+            self._apply(
+                work,
+                DispatchSent(
+                    task_id=work.task.task_id,
+                    at=now,
+                    dispatch_id=dispatch.dispatch_id,
+                    provider_ref=result.provider_ref,
+                ),
+            )
+            self._receipts(work, name, result.receipts, now)
+        else:
+            self._apply(
+                work,
+                DispatchFailed(
+                    task_id=work.task.task_id,
+                    at=now,
+                    dispatch_id=dispatch.dispatch_id,
+                    reason=result.reason or "refused by the provider",
+                ),
+            )
+        work.outbox_done.append(dispatch.dispatch_id)
+
+    async def _poll(self, work: _Work, dispatch: Dispatch, now: datetime) -> None:
+        adapter = self._adapter(dispatch)
+        report: StatusReport = await self._call(f"{adapter.name}.status", lambda: adapter.status(dispatch))
+        self._receipts(work, adapter.name, report.receipts, now)
+
+    def _route(self, work: _Work, now: datetime) -> None:
+        task = work.task
+        assert task.postal_address is not None
+        address = task.postal_address
+        refused = tuple(
+            d.centre_id
+            for d in task.dispatches
+            if d.kind is ChannelKind.PRINT
+            and d.status is DispatchStatus.FAILED
+            and d.centre_id
+            and d.contact.value == address.value
+        )
+        job = PrintJob(
+            task_id=task.task_id,
+            case=task.request.case,
+            address=address,
+            documents=task.request.documents,
+            round=task.postal_rounds + 1,
+            exclude=refused,
+        )
+        decision = self.host.route_print_job(job)
+        if decision is None or decision.centre_id not in self.host.print_centres:
+            why = "no print centre serves this address"
+            if address.division_code is None:
+                why += " (its division code is unknown)"
+            self._apply(work, NeedsAttention(task_id=task.task_id, at=now, reason=why))
+            return
+        self._apply(
+            work, PrintRouted(task_id=task.task_id, at=now, centre_id=decision.centre_id, reason=decision.reason)
+        )
+
+    def _search_address(self, work: _Work, now: datetime) -> None:
+        task = work.task
+        tried = set(task.tried_addresses)
+        known = [Contact(kind=ContactKind.POSTAL, value=v, source="tried") for v in task.tried_addresses]
+        candidates = self.host.address_candidates(task.request.party, known)
+        fresh = [c for c in candidates if c.contact.kind is ContactKind.POSTAL and c.contact.value not in tried]
+        if not fresh:
+            self._apply(
+                work,
+                AddressSearchFailed(
+                    task_id=task.task_id, at=now, reason=f"no untried address among {len(candidates)} candidate(s)"
+                ),
+            )
+            return
+        best = min(fresh, key=_candidate_order)
+        self._apply(
+            work,
+            AddressUpdated(
+                task_id=task.task_id, at=now, contact=best.contact, source=best.source, confidence=best.confidence
+            ),
+        )
+
+    def _file(self, work: _Work, now: datetime) -> None:
+        task = work.task
+        assert task.served_method is not None
+        assert task.served_at is not None
+        assert task.served_basis is not None
+        timeline = tuple(self.store.load_events([task.task_id]).get(task.task_id, []))
+        record = ServiceRecord(
+            record_id=f"{task.task_id}:proof",
+            task_id=task.task_id,
+            case=task.request.case,
+            party_id=task.request.party.party_id,
+            documents=task.request.documents,
+            method=task.served_method,
+            basis=task.served_basis,
+            effective_at=task.served_at,
+            dispatch_id=task.served_dispatch_id,
+            timeline=timeline,
+        )
+        refs = self.host.file_service_record(record)
+        self._apply(work, Filed(task_id=task.task_id, at=now, record_id=record.record_id, filed_by=tuple(refs)))
+
+    # -- ingest --------------------------------------------------------------------------------------
+
+    def ingest(self, receipt: Receipt, *, channel: str | None = None) -> IngestResult:
+        """Record a provider's receipt (delivery report, read receipt, print/carrier progress).
+
+        Idempotent on ``receipt.provider_event_id``; see :class:`IngestOutcome` for what can come back.
+        """
+        if not isinstance(receipt, Receipt):
+            raise MalformedReceipt(f"ingest takes a Receipt, got {type(receipt).__name__}")
+        task_id = self.store.dispatch_task(receipt.dispatch_id)
+        if task_id is None:
+            return IngestResult(
+                outcome=IngestOutcome.UNKNOWN_DISPATCH, message=f"no dispatch {receipt.dispatch_id!r} in this store"
+            )
+        for _attempt in range(5):
+            task = self.load_task(task_id)
+            record = task.dispatch(receipt.dispatch_id)
+            if record is None:  # intent committed by a crashed engine before its event? cannot happen
+                return IngestResult(outcome=IngestOutcome.UNKNOWN_DISPATCH, task_id=task_id)
+            source = channel or record.channel
+            key = f"{source}:{receipt.provider_event_id}" if receipt.provider_event_id else None
+            if key is not None and self.store.receipt_seen(key):
+                return IngestResult(
+                    outcome=IngestOutcome.DUPLICATE,
+                    task_id=task_id,
+                    message=f"provider event {receipt.provider_event_id!r} was recorded before",
+                )
+            if not receipt_is_news(record, receipt):
+                return IngestResult(
+                    outcome=IngestOutcome.DUPLICATE,
+                    task_id=task_id,
+                    message=f"dispatch {receipt.dispatch_id} already shows this",
+                )
+            now = self.clock.now()
+            event = receipt_event(task_id, now, receipt)
+            before = task.state
+            try:
+                after = apply(task, event)
+            except IllegalTransition as exc:
+                return IngestResult(
+                    outcome=IngestOutcome.LATE, task_id=task_id, event_type=event.TYPE, message=str(exc)
+                )
+            late = before in (TaskState.SERVED, TaskState.FILED, TaskState.CANCELLED) or (
+                receipt.kind is ReceiptKind.FAILED and record.status.settled
+            )
+            out_of_order = _out_of_order(record, receipt)
+            write = TaskWrite(
+                task_id=task_id,
+                expected_version=task.version,
+                events=(event,),
+                state=after.state.value,
+                due_at=None if after.terminal else now,
+                release=False,
+                receipt_keys=(key,) if key else (),
+            )
+            result = self.store.commit([write])
+            if result.duplicates:
+                return IngestResult(outcome=IngestOutcome.DUPLICATE, task_id=task_id)
+            if task_id in result.conflicts:
+                self._cache.pop(task_id, None)
+                continue
+            self._remember(after)
+            self._publish(result.stored)
+            self.wake()
+            outcome = (
+                IngestOutcome.LATE if late else (IngestOutcome.OUT_OF_ORDER if out_of_order else IngestOutcome.ACCEPTED)
+            )
+            return IngestResult(outcome=outcome, task_id=task_id, event_type=event.TYPE)
+        raise RuntimeError(f"task {task_id} kept changing while a receipt was ingested")  # pragma: no cover
+
+    def record(self, task_id: str, event: Event) -> StoredEvent:
+        """Record an event decided by a person (cancel, resume, a new address); the lifecycle must allow it."""
+        for _attempt in range(5):
+            task = self.load_task(task_id)
+            after = apply(task, event)
+            write = TaskWrite(
+                task_id=task_id,
+                expected_version=task.version,
+                events=(event,),
+                state=after.state.value,
+                due_at=None if after.terminal else self.clock.now(),
+                release=False,
+            )
+            result = self.store.commit([write])
+            if task_id in result.conflicts:
+                self._cache.pop(task_id, None)
+                continue
+            self._remember(after)
+            self._publish(result.stored)
+            self.wake()
+            return result.stored[0]
+        raise RuntimeError(f"task {task_id} kept changing")  # pragma: no cover
+
+    # -- running -------------------------------------------------------------------------------------
+
+    async def run_until_idle(self, *, until: datetime | None = None, max_steps: int | None = None) -> int:
+        """Work until nothing is due. With a virtual clock, jump it to each next due moment (up to ``until``)
+        so waiting tasks complete too; with the system clock, return as soon as nothing is due now."""
+        steps = 0
+        while max_steps is None or steps < max_steps:
+            worked = await self.step()
+            steps += 1 if worked else 0
+            if worked:
+                continue
+            nxt = self.store.next_due_at()
+            now = self.clock.now()
+            if nxt is None or nxt <= now or not self.clock.virtual:
+                return steps
+            if until is not None and nxt > until:
+                self.clock.advance_to(until)
+                return steps
+            self.clock.advance_to(nxt)
+        return steps
+
+    async def run_forever(self, stop: asyncio.Event | None = None, *, idle_poll: float = 1.0) -> None:
+        """Work as tasks become due until ``stop`` is set."""
+        stop = stop or asyncio.Event()
+        while not stop.is_set():
+            if await self.step():
+                continue
+            nxt = self.store.next_due_at()
+            now = self.clock.now()
+            wait = idle_poll if nxt is None else max(0.0, min(idle_poll, (nxt - now).total_seconds()))
+            if self.clock.virtual and nxt is not None and nxt > now:
+                self.clock.advance_to(nxt)
+                continue
+            self._wake.clear()
+            waiter = asyncio.ensure_future(self._wake.wait())
+            stopper = asyncio.ensure_future(stop.wait())
+            try:
+                await asyncio.wait({waiter, stopper}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
+                stopper.cancel()
+
+
+def _candidate_order(candidate: AddressCandidate) -> tuple[int, float]:
+    rank = 0 if candidate.contact.confirmed else SOURCE_RANK.get(candidate.source, 9)
+    return (rank, -candidate.confidence)

@@ -1,0 +1,267 @@
+"""Events: the immutable facts a task's state is folded from.
+
+Every event names its task and the moment it happened (``at``, timezone-aware). Each class has a
+stable wire tag ``TYPE`` (``"dispatch.delivered"``...) used by the serializer's tagged union and by the
+lifecycle's transition table. Adding an event type means: a class here, a line in ``EVENT_TYPES``, rows
+in ``lifecycle.TRANSITIONS``.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import ClassVar
+
+import attrs
+
+from .model import ChannelKind, Contact, ServiceMethod, ServiceRequest
+
+__all__ = [
+    "EVENT_TYPES",
+    "AddressSearchFailed",
+    "AddressUpdated",
+    "Cancelled",
+    "DispatchDelivered",
+    "DispatchFailed",
+    "DispatchQueued",
+    "DispatchRead",
+    "DispatchSent",
+    "DispatchTimedOut",
+    "Event",
+    "FellBackToPost",
+    "Filed",
+    "Mailed",
+    "NeedsAttention",
+    "PostReturned",
+    "PostSigned",
+    "PrintRouted",
+    "Printed",
+    "PublicationStarted",
+    "ResumedByStaff",
+    "ReturnReason",
+    "Served",
+    "StoredEvent",
+    "TaskCreated",
+]
+
+
+class ReturnReason(enum.Enum):
+    REFUSED = "refused"  # the recipient refused to sign
+    ADDRESS_WRONG = "address_wrong"  # no such address / recipient unknown there
+    UNCLAIMED = "unclaimed"  # failed attempts, not collected
+    MOVED = "moved"
+
+
+@attrs.frozen(kw_only=True)
+class Event:
+    TYPE: ClassVar[str] = "event"
+    task_id: str
+    at: datetime
+
+
+@attrs.frozen(kw_only=True)
+class TaskCreated(Event):
+    TYPE: ClassVar[str] = "task.created"
+    request: ServiceRequest
+
+
+@attrs.frozen(kw_only=True)
+class DispatchQueued(Event):
+    """The intent to send: committed (with the outbox row) before the provider is called."""
+
+    TYPE: ClassVar[str] = "dispatch.queued"
+    dispatch_id: str
+    channel: str
+    kind: ChannelKind
+    contact: Contact
+    centre_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class DispatchSent(Event):
+    TYPE: ClassVar[str] = "dispatch.sent"
+    dispatch_id: str
+    provider_ref: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class DispatchDelivered(Event):
+    """The message reached the recipient's system (CPL Art. 90): the electronic service moment."""
+
+    TYPE: ClassVar[str] = "dispatch.delivered"
+    dispatch_id: str
+    delivered_at: datetime
+    provider_event_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class DispatchRead(Event):
+    TYPE: ClassVar[str] = "dispatch.read"
+    dispatch_id: str
+    read_at: datetime
+    provider_event_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class DispatchFailed(Event):
+    TYPE: ClassVar[str] = "dispatch.failed"
+    dispatch_id: str
+    reason: str
+    provider_event_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class DispatchTimedOut(Event):
+    TYPE: ClassVar[str] = "dispatch.timed_out"
+    dispatch_id: str
+
+
+@attrs.frozen(kw_only=True)
+class FellBackToPost(Event):
+    TYPE: ClassVar[str] = "service.fell_back_to_post"
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class AddressUpdated(Event):
+    """A (new) postal address to use, from assisted person search or a person."""
+
+    TYPE: ClassVar[str] = "address.updated"
+    contact: Contact
+    source: str
+    confidence: float = 1.0
+
+
+@attrs.frozen(kw_only=True)
+class AddressSearchFailed(Event):
+    TYPE: ClassVar[str] = "address.search_failed"
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class PrintRouted(Event):
+    TYPE: ClassVar[str] = "print.routed"
+    centre_id: str
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class Printed(Event):
+    TYPE: ClassVar[str] = "print.printed"
+    dispatch_id: str
+    provider_event_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Mailed(Event):
+    TYPE: ClassVar[str] = "post.mailed"
+    dispatch_id: str
+    waybill: str
+    provider_event_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class PostSigned(Event):
+    """Signed for (CPL Arts. 87-88): by the recipient, a co-resident adult, a mail room or an agent."""
+
+    TYPE: ClassVar[str] = "post.signed"
+    dispatch_id: str
+    signed_at: datetime
+    signer_role: str = "recipient"
+    provider_event_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class PostReturned(Event):
+    TYPE: ClassVar[str] = "post.returned"
+    dispatch_id: str
+    returned_at: datetime
+    reason: ReturnReason
+    provider_event_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class PublicationStarted(Event):
+    """A public notice was posted (CPL Art. 95); deemed served after the publication period."""
+
+    TYPE: ClassVar[str] = "publication.started"
+    published_at: datetime
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class Served(Event):
+    """The task is legally served: how, on which basis, effective when."""
+
+    TYPE: ClassVar[str] = "service.served"
+    method: ServiceMethod
+    basis: str
+    effective_at: datetime
+    dispatch_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Filed(Event):
+    """The proof of service went into the electronic case file (入卷)."""
+
+    TYPE: ClassVar[str] = "service.filed"
+    record_id: str
+    filed_by: tuple[str, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class Cancelled(Event):
+    TYPE: ClassVar[str] = "task.cancelled"
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class NeedsAttention(Event):
+    """A human must decide; the engine leaves the task alone until one does."""
+
+    TYPE: ClassVar[str] = "task.needs_attention"
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class ResumedByStaff(Event):
+    """A person sent a task that needed attention back to the start (electronic service first)."""
+
+    TYPE: ClassVar[str] = "task.resumed"
+    note: str = ""
+
+
+EVENT_TYPES: tuple[type[Event], ...] = (
+    TaskCreated,
+    DispatchQueued,
+    DispatchSent,
+    DispatchDelivered,
+    DispatchRead,
+    DispatchFailed,
+    DispatchTimedOut,
+    FellBackToPost,
+    AddressUpdated,
+    AddressSearchFailed,
+    PrintRouted,
+    Printed,
+    Mailed,
+    PostSigned,
+    PostReturned,
+    PublicationStarted,
+    Served,
+    Filed,
+    Cancelled,
+    NeedsAttention,
+    ResumedByStaff,
+)
+
+EVENT_BY_TYPE: dict[str, type[Event]] = {cls.TYPE: cls for cls in EVENT_TYPES}
+
+
+@attrs.frozen(kw_only=True)
+class StoredEvent:
+    """An event as committed: ``seq`` is its place in the whole store, ``task_seq`` in its task (1-based)."""
+
+    seq: int
+    task_seq: int
+    event: Event

@@ -1,0 +1,112 @@
+"""Every hook delivery-sdk calls, in one module (pluggy).
+
+Plugins implement these with ``@delivery_sdk.hookimpl`` and are found through the ``delivery_sdk``
+entry-point group, or registered directly with ``DeliveryClient(plugins=[...])``. Only
+:class:`delivery_sdk.plugins.PluginHost` calls them. Hook names carry the ``delivery_`` prefix.
+
+To extend a hook, add an argument (pluggy passes only the arguments an implementation asks for, so old
+plugins keep working) rather than a near-duplicate hook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .channels import PrintCentreInfo
+    from .events import StoredEvent
+    from .model import Contact, Party
+    from .plugins import ChannelRegistry, PrintCentreRegistry
+    from .records import AddressCandidate, EvidenceBatch, PrintJob, RouteDecision, ServiceRecord
+
+PROJECT = "delivery_sdk"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Registration: called once when a PluginHost is built (and again after a plugin is added later).
+# ---------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def delivery_register_channels(register: ChannelRegistry) -> None:
+    """Register channel adapters: ``register(adapter)``.
+
+    Called once per :class:`~delivery_sdk.plugins.PluginHost`. ``adapter`` implements
+    :class:`~delivery_sdk.channels.ChannelAdapter` (SMS, WeChat, e-mail, the e-service platform, staff
+    phone calls, the postal carrier). Registering a name twice raises :class:`~delivery_sdk.PluginError`.
+    Return nothing.
+    """
+
+
+@hookspec
+def delivery_register_print_centres(register: PrintCentreRegistry) -> None:
+    """Register print/mail centres: ``register(info, adapter)``.
+
+    ``info`` is a :class:`~delivery_sdk.channels.PrintCentreInfo` (id, name, route keys, neighbours);
+    ``adapter`` is a channel adapter of kind ``PRINT`` that receives print jobs. Called once per host;
+    a duplicate centre id raises :class:`~delivery_sdk.PluginError`. Return nothing.
+    """
+
+
+# ---------------------------------------------------------------------------------------------------
+# Decisions: called by the engine while it works a task.
+# ---------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def delivery_address_candidates(party: Party, known: Sequence[Contact]) -> Sequence[AddressCandidate] | None:
+    """Offer postal addresses for ``party`` during assisted person search (协查找人).
+
+    Called when mail came back or no usable address is known; ``known`` holds the addresses already
+    tried. Every implementation's results are merged; the core orders them (SPC 2017 Opinion order by
+    source, then confidence) and records the chosen one as an event. Return a sequence of
+    :class:`~delivery_sdk.records.AddressCandidate`, or None for nothing.
+    """
+
+
+@hookspec(firstresult=True)
+def delivery_route_print_job(job: PrintJob, centres: Sequence[PrintCentreInfo]) -> RouteDecision | None:
+    """Choose the print/mail centre for ``job`` among the registered ``centres``.
+
+    Stops at the first non-None result. The built-in router (registered ``trylast``) routes by the
+    address's division code and fails over to a configured neighbour when a centre is down. Return a
+    :class:`~delivery_sdk.records.RouteDecision`, or None to leave the choice to the next implementation
+    (when nobody chooses, the task goes to a person).
+    """
+
+
+# ---------------------------------------------------------------------------------------------------
+# After commit: called with facts that are already durable. Exceptions are logged, never propagated
+# into the engine, and never undo the commit.
+# ---------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def delivery_record_evidence(batch: EvidenceBatch) -> None:
+    """Receive every committed event, in commit order, as an :class:`~delivery_sdk.records.EvidenceBatch`.
+
+    Called by every registered sink (chains, notaries, external logs) after each commit. Return nothing.
+    """
+
+
+@hookspec
+def delivery_file_service_record(record: ServiceRecord) -> str | None:
+    """File the proof of service of a served task into the case file (入卷).
+
+    Called once per served task by every registered filing sink; ``record.record_id`` is stable, so a sink
+    called twice for it (after a crash) must treat the second call as a no-op. Return the case-file
+    reference, or None. An exception leaves the task served-but-unfiled; the engine retries later.
+    """
+
+
+@hookspec
+def delivery_task_event(event: StoredEvent) -> None:
+    """Observe one committed event (notify a judge, feed metrics). Called for every event, in order.
+
+    Return nothing.
+    """

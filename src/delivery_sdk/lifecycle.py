@@ -1,0 +1,438 @@
+"""The lifecycle of a service task: everything that decides a state change lives in this file.
+
+A task's state is a fold of its events through one table, :data:`TRANSITIONS`, keyed by
+``(state, event type)``. A row's value is the next state, or a *guard* (a pure function of the task and
+the event) where the answer depends on which dispatch the event is about. :func:`apply` is pure: no I/O,
+no clock, no globals. An event the table does not list for the task's state raises
+:class:`~delivery_sdk.IllegalTransition` naming the state and the event.
+
+The docs' state diagram is generated from the table by :func:`mermaid`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from ._exceptions import IllegalTransition
+from .events import (
+    AddressSearchFailed,
+    AddressUpdated,
+    Cancelled,
+    DispatchDelivered,
+    DispatchFailed,
+    DispatchQueued,
+    DispatchRead,
+    DispatchSent,
+    DispatchTimedOut,
+    Event,
+    FellBackToPost,
+    Filed,
+    Mailed,
+    NeedsAttention,
+    PostReturned,
+    PostSigned,
+    Printed,
+    PrintRouted,
+    PublicationStarted,
+    ResumedByStaff,
+    ReturnReason,
+    Served,
+    TaskCreated,
+)
+from .model import ChannelKind, Contact, ContactKind, DispatchRecord, DispatchStatus, ServiceMethod, ServiceRequest
+
+__all__ = ["TERMINAL", "TRANSITIONS", "Task", "TaskState", "apply", "fold", "mermaid", "new_task"]
+
+
+class TaskState(enum.Enum):
+    CREATED = "created"
+    ELECTRONIC = "electronic"  # electronic attempts under way
+    POSTAL = "postal"  # fell back to post; needs a print centre
+    ROUTED = "routed"  # a print centre was chosen; the print job goes or went there
+    PRINTED = "printed"
+    MAILED = "mailed"  # in the post
+    RETURNED = "returned"  # the post came back; address search or publication next
+    PUBLISHING = "publishing"  # public notice posted; deemed served when the period ends
+    SERVED = "served"
+    FILED = "filed"  # proof of service filed into the case file: done
+    CANCELLED = "cancelled"
+    NEEDS_ATTENTION = "needs_attention"  # a person must decide
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({TaskState.FILED, TaskState.CANCELLED})
+
+
+@attrs.frozen(kw_only=True)
+class Task:
+    """A service task: one recipient x one document set, folded from its events."""
+
+    task_id: str
+    request: ServiceRequest
+    state: TaskState
+    version: int  # number of events folded in
+    created_at: datetime
+    updated_at: datetime
+    dispatches: tuple[DispatchRecord, ...] = ()
+    electronic_from: int = 0  # index into dispatches where the current electronic round starts
+    postal_address: Contact | None = None
+    tried_addresses: tuple[str, ...] = ()
+    postal_rounds: int = 0
+    centre_id: str | None = None
+    postal_dispatch_id: str | None = None
+    fallback_reason: str | None = None
+    last_return_reason: ReturnReason | None = None
+    last_return_at: datetime | None = None
+    address_search_failed: bool = False
+    published_at: datetime | None = None
+    served_method: ServiceMethod | None = None
+    served_basis: str | None = None
+    served_at: datetime | None = None
+    served_dispatch_id: str | None = None
+    record_id: str | None = None
+    attention_reason: str | None = None
+    cancel_reason: str | None = None
+
+    def dispatch(self, dispatch_id: str) -> DispatchRecord | None:
+        for d in self.dispatches:
+            if d.dispatch_id == dispatch_id:
+                return d
+        return None
+
+    @property
+    def electronic_dispatches(self) -> tuple[DispatchRecord, ...]:
+        return tuple(d for d in self.dispatches[self.electronic_from :] if d.kind.electronic)
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL
+
+
+Guard = Callable[[Task, Event], TaskState]
+Next = TaskState | Guard
+
+S = TaskState
+_ACTIVE = (
+    S.CREATED,
+    S.ELECTRONIC,
+    S.POSTAL,
+    S.ROUTED,
+    S.PRINTED,
+    S.MAILED,
+    S.RETURNED,
+    S.PUBLISHING,
+    S.NEEDS_ATTENTION,
+)
+_RECEIPTS: tuple[type[Event], ...] = (
+    DispatchSent,
+    DispatchDelivered,
+    DispatchRead,
+    DispatchFailed,
+    DispatchTimedOut,
+    Printed,
+    Mailed,
+    PostSigned,
+    PostReturned,
+)
+
+
+def _queued(task: Task, event: Event) -> TaskState:
+    assert isinstance(event, DispatchQueued)
+    if event.kind.electronic and task.state in (S.CREATED, S.ELECTRONIC):
+        return S.ELECTRONIC
+    if event.kind is ChannelKind.PRINT and task.state is S.ROUTED:
+        return S.ROUTED
+    raise IllegalTransition(task.state.value, f"{event.TYPE}({event.kind.value})", task.task_id)
+
+
+def _current_postal(task: Task, event: Event, to: TaskState) -> TaskState:
+    """Postal progress moves the state only when it is about the current print/mail dispatch."""
+    dispatch_id = getattr(event, "dispatch_id", None)
+    return to if dispatch_id is not None and dispatch_id == task.postal_dispatch_id else task.state
+
+
+def _print_failed(task: Task, event: Event) -> TaskState:
+    return _current_postal(task, event, S.POSTAL)
+
+
+def _printed(task: Task, event: Event) -> TaskState:
+    return _current_postal(task, event, S.PRINTED)
+
+
+def _mailed(task: Task, event: Event) -> TaskState:
+    return _current_postal(task, event, S.MAILED)
+
+
+def _returned(task: Task, event: Event) -> TaskState:
+    return _current_postal(task, event, S.RETURNED)
+
+
+TRANSITIONS: dict[tuple[TaskState, str], Next] = {}
+
+
+def _rows(states: tuple[TaskState, ...], event: type[Event], to: Next | None = None) -> None:
+    for state in states:
+        TRANSITIONS[(state, event.TYPE)] = state if to is None else to
+
+
+# Receipts are facts: they are recorded in every state (late ones too, for the evidence) and only
+# move the state where the rows below say so.
+for _receipt in _RECEIPTS:
+    _rows((*_ACTIVE, S.SERVED, S.FILED, S.CANCELLED), _receipt)
+_rows((S.CREATED, S.ELECTRONIC, S.ROUTED), DispatchQueued, _queued)
+_rows((S.CREATED,), FellBackToPost, S.POSTAL)
+_rows((S.ELECTRONIC,), FellBackToPost, S.POSTAL)
+_rows((S.NEEDS_ATTENTION,), FellBackToPost, S.POSTAL)
+_rows((S.CREATED, S.ELECTRONIC, S.POSTAL), AddressUpdated)
+_rows((S.RETURNED, S.NEEDS_ATTENTION), AddressUpdated, S.POSTAL)
+_rows((S.POSTAL, S.RETURNED), AddressSearchFailed)
+_rows((S.POSTAL,), PrintRouted, S.ROUTED)
+_rows((S.ROUTED,), DispatchFailed, _print_failed)
+_rows((S.ROUTED,), Printed, _printed)
+_rows((S.ROUTED, S.PRINTED), Mailed, _mailed)
+_rows((S.MAILED,), PostReturned, _returned)
+_rows((S.CREATED, S.POSTAL, S.RETURNED, S.NEEDS_ATTENTION), PublicationStarted, S.PUBLISHING)
+_rows(_ACTIVE, Served, S.SERVED)
+_rows((S.SERVED,), Filed, S.FILED)
+_rows(tuple(s for s in _ACTIVE if s is not S.MAILED), Cancelled, S.CANCELLED)
+_rows(_ACTIVE, NeedsAttention, S.NEEDS_ATTENTION)
+_rows((S.NEEDS_ATTENTION,), ResumedByStaff, S.CREATED)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The fold: state from the table, the rest of the task from one reducer per event type.
+# ---------------------------------------------------------------------------------------------------
+
+
+def new_task(event: TaskCreated) -> Task:
+    request = event.request
+    postal = request.party.contacts_of(ContactKind.POSTAL)
+    confirmed = [c for c in postal if c.confirmed]
+    ordered = confirmed or list(postal)
+    address = ordered[0] if ordered else None
+    return Task(
+        task_id=event.task_id,
+        request=request,
+        state=S.CREATED,
+        version=1,
+        created_at=event.at,
+        updated_at=event.at,
+        postal_address=address,
+    )
+
+
+def _update_dispatch(task: Task, dispatch_id: str, **changes: Any) -> tuple[DispatchRecord, ...]:
+    return tuple(attrs.evolve(d, **changes) if d.dispatch_id == dispatch_id else d for d in task.dispatches)
+
+
+def _reduce(task: Task, event: Event) -> dict[str, object]:
+    """The non-state fields an event changes (state itself comes from TRANSITIONS)."""
+    if isinstance(event, DispatchQueued):
+        record = DispatchRecord(
+            dispatch_id=event.dispatch_id,
+            channel=event.channel,
+            kind=event.kind,
+            contact=event.contact,
+            status=DispatchStatus.QUEUED,
+            queued_at=event.at,
+            centre_id=event.centre_id,
+        )
+        changes: dict[str, object] = {"dispatches": (*task.dispatches, record)}
+        if event.kind is ChannelKind.PRINT:
+            changes.update(postal_rounds=task.postal_rounds + 1, postal_dispatch_id=event.dispatch_id)
+        return changes
+    if isinstance(event, ResumedByStaff):
+        return {"attention_reason": None, "electronic_from": len(task.dispatches), "centre_id": None}
+    dispatch_id = getattr(event, "dispatch_id", None)
+    if dispatch_id is not None and not isinstance(event, Served):
+        known = task.dispatch(dispatch_id)
+        if known is None:
+            raise IllegalTransition(task.state.value, f"{event.TYPE} for unknown dispatch {dispatch_id}", task.task_id)
+        return _reduce_receipt(task, known, event)
+    if isinstance(event, FellBackToPost):
+        return {"fallback_reason": event.reason}
+    if isinstance(event, AddressUpdated):
+        return {"postal_address": event.contact, "address_search_failed": False, "centre_id": None}
+    if isinstance(event, AddressSearchFailed):
+        return {"address_search_failed": True}
+    if isinstance(event, PrintRouted):
+        return {"centre_id": event.centre_id, "postal_dispatch_id": None}
+    if isinstance(event, PublicationStarted):
+        return {"published_at": event.published_at}
+    if isinstance(event, Served):
+        return {
+            "served_method": event.method,
+            "served_basis": event.basis,
+            "served_at": event.effective_at,
+            "served_dispatch_id": event.dispatch_id,
+            "attention_reason": None,
+        }
+    if isinstance(event, Filed):
+        return {"record_id": event.record_id}
+    if isinstance(event, Cancelled):
+        return {"cancel_reason": event.reason}
+    if isinstance(event, NeedsAttention):
+        return {"attention_reason": event.reason}
+    return {}
+
+
+def _reduce_receipt(task: Task, record: DispatchRecord, event: Event) -> dict[str, object]:
+    did = record.dispatch_id
+    status = record.status
+    final = status in (DispatchStatus.DELIVERED, DispatchStatus.READ)
+    if isinstance(event, DispatchSent):
+        if status is not DispatchStatus.QUEUED:
+            return {}
+        return {
+            "dispatches": _update_dispatch(
+                task, did, status=DispatchStatus.SENT, sent_at=event.at, provider_ref=event.provider_ref
+            )
+        }
+    if isinstance(event, DispatchDelivered):
+        at = event.delivered_at if record.delivered_at is None else min(record.delivered_at, event.delivered_at)
+        new = DispatchStatus.READ if status is DispatchStatus.READ else DispatchStatus.DELIVERED
+        return {
+            "dispatches": _update_dispatch(
+                task,
+                did,
+                status=new,
+                delivered_at=at,
+                settled_at=record.settled_at or event.at,
+                sent_at=record.sent_at or event.at,
+            )
+        }
+    if isinstance(event, DispatchRead):
+        # A "read" report presumes arrival (Online Litigation Rules Art. 31), so it settles the dispatch
+        # even when it overtakes the delivery report.
+        delivered = record.delivered_at or event.read_at
+        return {
+            "dispatches": _update_dispatch(
+                task,
+                did,
+                status=DispatchStatus.READ,
+                read_at=event.read_at,
+                delivered_at=delivered,
+                settled_at=record.settled_at or event.at,
+                sent_at=record.sent_at or event.at,
+            )
+        }
+    if isinstance(event, DispatchFailed):
+        if final:
+            return {}
+        changes: dict[str, object] = {
+            "dispatches": _update_dispatch(
+                task, did, status=DispatchStatus.FAILED, detail=event.reason, settled_at=event.at
+            )
+        }
+        if did == task.postal_dispatch_id and task.state is S.ROUTED:
+            changes["centre_id"] = None
+        return changes
+    if isinstance(event, DispatchTimedOut):
+        if status.settled:
+            return {}
+        return {"dispatches": _update_dispatch(task, did, status=DispatchStatus.TIMED_OUT, settled_at=event.at)}
+    if isinstance(event, Printed):
+        if status not in (DispatchStatus.QUEUED, DispatchStatus.SENT):
+            return {}
+        return {
+            "dispatches": _update_dispatch(task, did, status=DispatchStatus.PRINTED, sent_at=record.sent_at or event.at)
+        }
+    if isinstance(event, Mailed):
+        if status.settled:
+            return {"dispatches": _update_dispatch(task, did, waybill=event.waybill)}
+        return {
+            "dispatches": _update_dispatch(
+                task, did, status=DispatchStatus.MAILED, waybill=event.waybill, sent_at=record.sent_at or event.at
+            )
+        }
+    if isinstance(event, PostSigned):
+        return {
+            "dispatches": _update_dispatch(
+                task,
+                did,
+                status=DispatchStatus.DELIVERED,
+                delivered_at=event.signed_at,
+                settled_at=event.at,
+                detail=event.signer_role,
+            )
+        }
+    if isinstance(event, PostReturned):
+        if final:
+            return {}
+        changes = {
+            "dispatches": _update_dispatch(
+                task, did, status=DispatchStatus.RETURNED, detail=event.reason.value, settled_at=event.at
+            )
+        }
+        if did == task.postal_dispatch_id:
+            changes.update(
+                last_return_reason=event.reason,
+                last_return_at=event.returned_at,
+                tried_addresses=(*task.tried_addresses, record.contact.value),
+            )
+        return changes
+    return {}
+
+
+def next_state(task: Task, event: Event) -> TaskState:
+    """The state ``task`` moves to on ``event``; raises :class:`IllegalTransition` if it may not."""
+    row = TRANSITIONS.get((task.state, event.TYPE))
+    if row is None:
+        raise IllegalTransition(task.state.value, event.TYPE, task.task_id)
+    return row if isinstance(row, TaskState) else row(task, event)
+
+
+def apply(task: Task, event: Event) -> Task:
+    """Fold one event into a task. Pure; raises :class:`IllegalTransition` for a forbidden event."""
+    if isinstance(event, TaskCreated):
+        raise IllegalTransition(task.state.value, event.TYPE, task.task_id)
+    if event.task_id != task.task_id:
+        raise IllegalTransition(task.state.value, f"{event.TYPE} of task {event.task_id}", task.task_id)
+    state = next_state(task, event)
+    changes = _reduce(task, event)
+    return attrs.evolve(task, state=state, version=task.version + 1, updated_at=event.at, **changes)  # type: ignore[arg-type]
+
+
+def fold(events: list[Event] | tuple[Event, ...]) -> Task:
+    """Rebuild a task from its whole event history (the first event must be ``task.created``)."""
+    if not events or not isinstance(events[0], TaskCreated):
+        first = events[0].TYPE if events else "nothing"
+        raise IllegalTransition("(none)", first)
+    task = new_task(events[0])
+    for event in events[1:]:
+        task = apply(task, event)
+    return task
+
+
+def mermaid() -> str:
+    """The state diagram (Mermaid ``stateDiagram-v2``), generated from :data:`TRANSITIONS`."""
+    edges: dict[tuple[str, str], list[str]] = {}
+    guarded_targets = {
+        _queued: (S.ELECTRONIC, S.ROUTED),
+        _print_failed: (S.POSTAL,),
+        _printed: (S.PRINTED,),
+        _mailed: (S.MAILED,),
+        _returned: (S.RETURNED,),
+    }
+    for (state, etype), to in TRANSITIONS.items():
+        targets = (to,) if isinstance(to, TaskState) else guarded_targets[to]  # type: ignore[index]
+        for target in targets:
+            if target is state:
+                continue
+            if to is _queued and target is not (S.ELECTRONIC if state is not S.ROUTED else S.ROUTED):
+                continue
+            edges.setdefault((state.value, target.value), []).append(etype)
+    lines = ["stateDiagram-v2", "    [*] --> created"]
+    for (frm, to_), types in sorted(edges.items()):
+        lines.append(f"    {frm} --> {to_}: {', '.join(sorted(set(types)))}")
+    for state in sorted(TERMINAL, key=lambda s: s.value):
+        lines.append(f"    {state.value} --> [*]")
+    return "\n".join(lines) + "\n"

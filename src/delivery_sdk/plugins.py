@@ -1,0 +1,253 @@
+"""The typed facade over pluggy: nothing else in the SDK touches ``pm.hook``.
+
+One :class:`PluginHost` per client (there is no global plugin manager). It registers the built-in plugins,
+loads the ``delivery_sdk`` entry points, registers the plugins passed in, and calls ``check_pending()`` so
+a misspelt hook fails loudly.
+
+Environment switches (read when a host is built):
+
+- ``DELIVERY_SDK_PLUGINS=name1,name2``: load only these entry points (``none`` loads none);
+- ``DELIVERY_SDK_BLOCK_PLUGINS=name1,name2``: never load these (entry points or built-ins, by name);
+- ``DELIVERY_SDK_TRACE_PLUGINS=1``: log every hook call and result to the ``delivery_sdk.plugins`` logger.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from ._exceptions import PluginError, UnknownChannel
+from .channels import ChannelAdapter, PrintCentreInfo
+from .events import StoredEvent
+from .model import ChannelKind, Contact, Party
+from .records import AddressCandidate, EvidenceBatch, PrintJob, RouteDecision, ServiceRecord
+
+__all__ = ["BUILTIN_PLUGINS", "ENTRY_POINT_GROUP", "ChannelRegistry", "PluginHost", "PrintCentreRegistry"]
+
+ENTRY_POINT_GROUP = "delivery_sdk"
+BUILTIN_PLUGINS = ("delivery_sdk.builtins.router", "delivery_sdk.builtins.request_addresses")
+log = logging.getLogger("delivery_sdk.plugins")
+
+
+def _check_adapter(adapter: object) -> None:
+    for attr in ("name", "kind", "send", "status", "parse_callback", "aclose"):
+        if not hasattr(adapter, attr):
+            raise PluginError(
+                f"{type(adapter).__name__} is not a channel adapter: it has no {attr!r} "
+                "(subclass delivery_sdk.BaseChannel or implement ChannelAdapter)"
+            )
+    if not isinstance(getattr(adapter, "kind"), ChannelKind):  # noqa: B009
+        raise PluginError(f"channel adapter {getattr(adapter, 'name', '?')!r} has a kind that is not a ChannelKind")
+    name = getattr(adapter, "name")  # noqa: B009
+    if not isinstance(name, str) or not name:
+        raise PluginError(f"channel adapter {type(adapter).__name__} needs a non-empty string name")
+
+
+class ChannelRegistry:
+    """Channel adapters by name; handed to ``delivery_register_channels`` as ``register``."""
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, ChannelAdapter] = {}
+
+    def __call__(self, adapter: ChannelAdapter) -> None:
+        _check_adapter(adapter)
+        if adapter.name in self._by_name:
+            raise PluginError(
+                f"channel {adapter.name!r} is registered twice; give one of the adapters another name "
+                "or block one plugin with DELIVERY_SDK_BLOCK_PLUGINS"
+            )
+        if adapter.kind in (ChannelKind.PRINT,):
+            raise PluginError(
+                f"channel {adapter.name!r} is a print centre: register it through "
+                "delivery_register_print_centres(register) with its PrintCentreInfo"
+            )
+        self._by_name[adapter.name] = adapter
+
+    def get(self, name: str) -> ChannelAdapter:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise UnknownChannel(name, list(self._by_name)) from None
+
+    def names(self) -> list[str]:
+        return list(self._by_name)
+
+    def of_kind(self, kind: ChannelKind) -> list[ChannelAdapter]:
+        return [a for a in self._by_name.values() if a.kind is kind]
+
+    def __iter__(self) -> Iterator[ChannelAdapter]:
+        return iter(self._by_name.values())
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+
+class PrintCentreRegistry:
+    """Print centres by id; handed to ``delivery_register_print_centres`` as ``register``."""
+
+    def __init__(self) -> None:
+        self._centres: dict[str, tuple[PrintCentreInfo, ChannelAdapter]] = {}
+
+    def __call__(self, info: PrintCentreInfo, adapter: ChannelAdapter) -> None:
+        if not isinstance(info, PrintCentreInfo):
+            raise PluginError("register(info, adapter): info must be a PrintCentreInfo")
+        _check_adapter(adapter)
+        if adapter.kind is not ChannelKind.PRINT:
+            raise PluginError(f"print centre {info.centre_id!r}: its adapter must have kind ChannelKind.PRINT")
+        if info.centre_id in self._centres:
+            raise PluginError(f"print centre {info.centre_id!r} is registered twice")
+        self._centres[info.centre_id] = (info, adapter)
+
+    def infos(self) -> list[PrintCentreInfo]:
+        return [info for info, _ in self._centres.values()]
+
+    def adapter(self, centre_id: str) -> ChannelAdapter:
+        try:
+            return self._centres[centre_id][1]
+        except KeyError:
+            raise UnknownChannel(f"print centre {centre_id}", list(self._centres)) from None
+
+    def __contains__(self, centre_id: object) -> bool:
+        return centre_id in self._centres
+
+    def __len__(self) -> int:
+        return len(self._centres)
+
+
+def _names(value: str | None) -> set[str] | None:
+    if value is None:
+        return None
+    return {part.strip() for part in value.split(",") if part.strip()}
+
+
+class PluginHost:
+    """One typed method per hook, over one private pluggy ``PluginManager``."""
+
+    def __init__(
+        self,
+        plugins: Sequence[object] = (),
+        *,
+        load_entry_points: bool = True,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        env = os.environ if environ is None else environ
+        self._pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self._pm.add_hookspecs(hookspecs)
+        only = _names(env.get("DELIVERY_SDK_PLUGINS"))
+        blocked = _names(env.get("DELIVERY_SDK_BLOCK_PLUGINS")) or set()
+        for name in blocked:
+            self._pm.set_blocked(name)
+        for module_name in BUILTIN_PLUGINS:
+            if module_name not in blocked:
+                self._pm.register(importlib.import_module(module_name), name=module_name)
+        if load_entry_points and only != {"none"}:
+            self._load_entry_points(only, blocked)
+        for plugin in plugins:
+            self.register(plugin)
+        if env.get("DELIVERY_SDK_TRACE_PLUGINS", "").lower() in {"1", "true", "yes"}:
+            self._pm.add_hookcall_monitoring(self._trace_before, self._trace_after)
+        self._pm.check_pending()
+        self._channels: ChannelRegistry | None = None
+        self._centres: PrintCentreRegistry | None = None
+
+    def _load_entry_points(self, only: set[str] | None, blocked: set[str]) -> None:
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name in blocked or (only is not None and ep.name not in only):
+                continue
+            if self._pm.get_plugin(ep.name) is not None:
+                continue
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                raise PluginError(f"cannot load plugin entry point {ep.name!r} ({ep.value}): {exc}") from exc
+            self._pm.register(plugin, name=ep.name)
+
+    @staticmethod
+    def _trace_before(hook_name: str, impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]) -> None:
+        log.debug("hook %s -> %s", hook_name, [impl.plugin_name for impl in impls])
+
+    @staticmethod
+    def _trace_after(
+        outcome: pluggy.Result[Any], hook_name: str, impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]
+    ) -> None:
+        error = outcome.exception
+        log.debug("hook %s <- %s", hook_name, type(error).__name__ if error else "ok")
+
+    # -- registration --------------------------------------------------------------------------------
+
+    def register(self, plugin: object, name: str | None = None) -> None:
+        """Add a plugin (an object or module with ``@hookimpl`` functions); registries are rebuilt."""
+        try:
+            self._pm.register(plugin, name=name)
+        except ValueError as exc:
+            raise PluginError(f"cannot register plugin: {exc}") from exc
+        self._pm.check_pending()
+        self._channels = None
+        self._centres = None
+
+    def plugin_names(self) -> list[str]:
+        return [name for name, _ in self._pm.list_name_plugin() if name is not None]
+
+    @property
+    def channels(self) -> ChannelRegistry:
+        if self._channels is None:
+            registry = ChannelRegistry()
+            self._pm.hook.delivery_register_channels(register=registry)
+            self._channels = registry
+        return self._channels
+
+    @property
+    def print_centres(self) -> PrintCentreRegistry:
+        if self._centres is None:
+            registry = PrintCentreRegistry()
+            self._pm.hook.delivery_register_print_centres(register=registry)
+            self._centres = registry
+        return self._centres
+
+    # -- decisions -----------------------------------------------------------------------------------
+
+    def address_candidates(self, party: Party, known: Sequence[Contact]) -> list[AddressCandidate]:
+        results = self._pm.hook.delivery_address_candidates(party=party, known=tuple(known))
+        merged: list[AddressCandidate] = []
+        for result in results:
+            if result is None:
+                continue
+            for candidate in result:
+                if not isinstance(candidate, AddressCandidate):
+                    raise PluginError(
+                        f"delivery_address_candidates returned {type(candidate).__name__}; "
+                        "return AddressCandidate objects"
+                    )
+                merged.append(candidate)
+        return merged
+
+    def route_print_job(self, job: PrintJob) -> RouteDecision | None:
+        centres = self.print_centres.infos()
+        decision = self._pm.hook.delivery_route_print_job(job=job, centres=centres)
+        if decision is not None and not isinstance(decision, RouteDecision):
+            raise PluginError(f"delivery_route_print_job returned {type(decision).__name__}, not a RouteDecision")
+        return decision
+
+    # -- after commit --------------------------------------------------------------------------------
+
+    def record_evidence(self, batch: EvidenceBatch) -> None:
+        self._pm.hook.delivery_record_evidence(batch=batch)
+
+    def has_evidence_sinks(self) -> bool:
+        return bool(self._pm.hook.delivery_record_evidence.get_hookimpls())
+
+    def file_service_record(self, record: ServiceRecord) -> list[str]:
+        results = self._pm.hook.delivery_file_service_record(record=record)
+        return [str(r) for r in results if r is not None]
+
+    def task_event(self, event: StoredEvent) -> None:
+        self._pm.hook.delivery_task_event(event=event)
+
+    def has_observers(self) -> bool:
+        return bool(self._pm.hook.delivery_task_event.get_hookimpls())

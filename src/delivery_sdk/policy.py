@@ -1,0 +1,353 @@
+"""The policy: given a task, the configuration and "now", what to do next. Pure and table-tested.
+
+:func:`decide` returns a :class:`Decision`: actions plus the moment to look at the task again if nothing
+happens before. An action is either an event to record right away (falling back to post, a timeout,
+service, publication, asking a person) or a request for I/O that the engine performs through the plugin
+host (send on a channel, ask a provider for a dispatch's status, route a print job, search for an
+address, file the proof of service).
+
+The rules it applies, with their sources:
+
+- electronic service needs consent (CPL Art. 90; Online Litigation Rules Arts. 29-30);
+- the service moment of e-service is the arrival at the recipient's system (CPL Art. 90), and when several
+  channels carried the same content the earliest effective service counts (Rules Art. 31);
+- postal service is effective on the signing date of the return receipt (CPL Art. 91); a refusal, or mail
+  to a confirmed address that proved wrong, is deemed served on the day the mail came back (SPC
+  provisions on court express post, Art. 11; SPC 2017 Opinion);
+- publication is deemed served 30 days after it (CPL Art. 95).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+import attrs
+
+from .events import (
+    DispatchTimedOut,
+    Event,
+    FellBackToPost,
+    NeedsAttention,
+    PublicationStarted,
+    ReturnReason,
+    Served,
+)
+from .lifecycle import Task, TaskState
+from .model import ChannelKind, DispatchRecord, DispatchStatus, ServiceMethod
+
+__all__ = [
+    "Action",
+    "Decision",
+    "Emit",
+    "File",
+    "PolicyConfig",
+    "Poll",
+    "Reconcile",
+    "Route",
+    "SearchAddress",
+    "Send",
+    "decide",
+]
+
+BASIS_ELECTRONIC = "CPL Art. 90; SPC Online Litigation Rules Art. 31"
+BASIS_POSTAL = "CPL Art. 91"
+BASIS_REFUSED = "CPL Art. 91; SPC Provisions on Court Express Post Art. 11 (refused: deemed served on return)"
+BASIS_CONFIRMED_WRONG = "SPC Opinion 2017 No. 19 (confirmed address proved wrong: deemed served on return)"
+BASIS_PUBLICATION = "CPL Art. 95"
+
+
+def _default_windows() -> dict[ChannelKind, timedelta]:
+    return {
+        ChannelKind.SMS: timedelta(hours=2),
+        ChannelKind.WECHAT: timedelta(hours=6),
+        ChannelKind.EMAIL: timedelta(hours=24),
+        ChannelKind.ESERVICE: timedelta(hours=24),
+        ChannelKind.PHONE: timedelta(hours=48),
+    }
+
+
+@attrs.frozen(kw_only=True)
+class PolicyConfig:
+    """How the policy behaves; every field has a default a service centre can live with."""
+
+    electronic_order: tuple[ChannelKind, ...] = (
+        ChannelKind.ESERVICE,
+        ChannelKind.SMS,
+        ChannelKind.WECHAT,
+        ChannelKind.EMAIL,
+    )
+    parallel: bool = False  # try all electronic channels at once instead of one after the other
+    require_consent: bool = True
+    response_window: Mapping[ChannelKind, timedelta] = attrs.field(factory=_default_windows)
+    poll_offsets: tuple[timedelta, ...] = (
+        timedelta(minutes=5),
+        timedelta(minutes=30),
+        timedelta(hours=2),
+        timedelta(hours=6),
+    )
+    print_window: timedelta = timedelta(days=2)
+    mail_window: timedelta = timedelta(days=20)
+    max_postal_rounds: int = 2
+    auto_publication: bool = True
+    publication_period: timedelta = timedelta(days=30)
+    retry_after_error: timedelta = timedelta(minutes=10)
+
+
+# -- actions ----------------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Emit:
+    """Record this event now (no I/O)."""
+
+    event: Event
+
+
+@attrs.frozen(kw_only=True)
+class Send:
+    """Queue a dispatch on ``channel`` (the engine allocates the stable dispatch id)."""
+
+    channel: str
+    kind: ChannelKind
+    centre_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Poll:
+    """Ask the provider what became of a dispatch."""
+
+    dispatch_id: str
+
+
+@attrs.frozen(kw_only=True)
+class Reconcile:
+    """A dispatch whose intent was committed but whose send result was not: ask before sending."""
+
+    dispatch_id: str
+
+
+@attrs.frozen(kw_only=True)
+class Route:
+    """Choose a print centre for the current address."""
+
+
+@attrs.frozen(kw_only=True)
+class SearchAddress:
+    """Run assisted person search for a better postal address."""
+
+
+@attrs.frozen(kw_only=True)
+class File:
+    """File the proof of service into the case file."""
+
+
+Action = Emit | Send | Poll | Reconcile | Route | SearchAddress | File
+
+
+@attrs.frozen(kw_only=True)
+class Decision:
+    actions: tuple[Action, ...] = ()
+    due_at: datetime | None = None  # look again then, if nothing happens before; None: only on news
+
+    @property
+    def io(self) -> bool:
+        return any(not isinstance(a, Emit) for a in self.actions)
+
+
+def _emit(event: Event, due_at: datetime) -> Decision:
+    return Decision(actions=(Emit(event=event),), due_at=due_at)
+
+
+def next_poll(record: DispatchRecord, now: datetime, offsets: tuple[timedelta, ...]) -> datetime:
+    """The first poll moment after ``now`` on the schedule sent_at + offsets (the last offset repeats)."""
+    start = record.sent_at or record.queued_at
+    moment = start
+    for offset in offsets:
+        moment = start + offset
+        if moment > now:
+            return moment
+    step = offsets[-1]
+    elapsed = now - moment
+    periods = int(elapsed / step) + 1
+    return moment + periods * step
+
+
+def _poll_due(record: DispatchRecord, now: datetime, offsets: tuple[timedelta, ...]) -> bool:
+    start = record.sent_at or record.queued_at
+    return now >= start + offsets[0]
+
+
+def _earliest_service(task: Task) -> Served | None:
+    """The earliest effective service among everything that reached the recipient (Rules Art. 31)."""
+    best: tuple[datetime, ServiceMethod, str, str] | None = None
+    for d in task.dispatches:
+        if d.delivered_at is None:
+            continue
+        if d.kind.electronic:
+            candidate = (d.delivered_at, ServiceMethod.ELECTRONIC, BASIS_ELECTRONIC, d.dispatch_id)
+        elif d.kind is ChannelKind.PRINT and d.status is DispatchStatus.DELIVERED:
+            candidate = (d.delivered_at, ServiceMethod.POSTAL, BASIS_POSTAL, d.dispatch_id)
+        else:
+            continue
+        if best is None or candidate[0] < best[0]:
+            best = candidate
+    if best is None:
+        return None
+    at, method, basis, dispatch_id = best
+    return Served(task_id=task.task_id, at=at, method=method, basis=basis, effective_at=at, dispatch_id=dispatch_id)
+
+
+def _electronic_options(task: Task, config: PolicyConfig, channels: Mapping[ChannelKind, str]) -> list[ChannelKind]:
+    order = task.request.channels or config.electronic_order
+    party = task.request.party
+    return [k for k in order if k in channels and party.contacts_of(k.contact_kind)]
+
+
+def decide(
+    task: Task,
+    now: datetime,
+    config: PolicyConfig,
+    channels: Mapping[ChannelKind, str],
+) -> Decision:
+    """The next step for ``task`` at ``now``. ``channels`` maps each available kind to an adapter name."""
+    state = task.state
+    if state.terminal or state is TaskState.NEEDS_ATTENTION:
+        return Decision()
+    if state is TaskState.SERVED:
+        return Decision(actions=(File(),), due_at=now + config.retry_after_error)
+    served = _earliest_service(task)
+    if served is not None:
+        served = attrs.evolve(served, at=now)
+        return _emit(served, now)
+    if state is TaskState.CREATED:
+        return _created(task, now, config, channels)
+    if state is TaskState.ELECTRONIC:
+        return _electronic(task, now, config, channels)
+    if state is TaskState.POSTAL:
+        return _postal(task, now, config)
+    if state in (TaskState.ROUTED, TaskState.PRINTED, TaskState.MAILED):
+        return _in_post(task, now, config)
+    if state is TaskState.RETURNED:
+        return _returned(task, now, config)
+    if state is TaskState.PUBLISHING:
+        assert task.published_at is not None
+        effective = task.published_at + config.publication_period
+        if now >= effective:
+            return _emit(
+                Served(
+                    task_id=task.task_id,
+                    at=now,
+                    method=ServiceMethod.PUBLICATION,
+                    basis=BASIS_PUBLICATION,
+                    effective_at=effective,
+                ),
+                now,
+            )
+        return Decision(due_at=effective)
+    raise AssertionError(f"no policy for state {state}")  # pragma: no cover - every state is handled
+
+
+def _created(task: Task, now: datetime, config: PolicyConfig, channels: Mapping[ChannelKind, str]) -> Decision:
+    options = _electronic_options(task, config, channels)
+    consented = task.request.party.consent is not None or not config.require_consent
+    if options and consented:
+        kinds = options if config.parallel else options[:1]
+        return Decision(actions=tuple(Send(channel=channels[k], kind=k) for k in kinds), due_at=now)
+    reason = "no consent to electronic service" if options else "no usable electronic channel or contact"
+    return _emit(FellBackToPost(task_id=task.task_id, at=now, reason=reason), now)
+
+
+def _electronic(task: Task, now: datetime, config: PolicyConfig, channels: Mapping[ChannelKind, str]) -> Decision:
+    actions: list[Action] = []
+    wake: list[datetime] = []
+    round_ = task.electronic_dispatches
+    for d in round_:
+        if d.status.settled:
+            continue
+        if d.status is DispatchStatus.QUEUED:
+            actions.append(Reconcile(dispatch_id=d.dispatch_id))
+            wake.append(now + config.retry_after_error)
+            continue
+        deadline = (d.sent_at or d.queued_at) + config.response_window.get(d.kind, timedelta(hours=24))
+        if now >= deadline:
+            actions.append(Emit(event=DispatchTimedOut(task_id=task.task_id, at=now, dispatch_id=d.dispatch_id)))
+            wake.append(now)
+            continue
+        if _poll_due(d, now, config.poll_offsets):
+            actions.append(Poll(dispatch_id=d.dispatch_id))
+        wake.append(min(deadline, next_poll(d, now, config.poll_offsets)))
+    if actions or wake:
+        return Decision(actions=tuple(actions), due_at=min(wake))
+    tried = {d.kind for d in round_}
+    remaining = [k for k in _electronic_options(task, config, channels) if k not in tried]
+    if remaining and not config.parallel:
+        return Decision(actions=(Send(channel=channels[remaining[0]], kind=remaining[0]),), due_at=now)
+    return _emit(FellBackToPost(task_id=task.task_id, at=now, reason="every electronic channel failed"), now)
+
+
+def _postal(task: Task, now: datetime, config: PolicyConfig) -> Decision:
+    if task.postal_address is None or task.postal_address.value in task.tried_addresses:
+        if not task.address_search_failed:
+            return Decision(actions=(SearchAddress(),), due_at=now + config.retry_after_error)
+        return _give_up_on_post(task, now, config, "no postal address to try")
+    return Decision(actions=(Route(),), due_at=now + config.retry_after_error)
+
+
+def _current_postal(task: Task) -> DispatchRecord | None:
+    return task.dispatch(task.postal_dispatch_id) if task.postal_dispatch_id else None
+
+
+def _in_post(task: Task, now: datetime, config: PolicyConfig) -> Decision:
+    record = _current_postal(task)
+    if record is None:
+        assert task.centre_id is not None
+        return Decision(
+            actions=(Send(channel=task.centre_id, kind=ChannelKind.PRINT, centre_id=task.centre_id),), due_at=now
+        )
+    if record.status is DispatchStatus.QUEUED:
+        return Decision(actions=(Reconcile(dispatch_id=record.dispatch_id),), due_at=now + config.retry_after_error)
+    if task.state is TaskState.MAILED:
+        window, what = config.mail_window, "the carrier reported no outcome"
+    else:
+        window, what = config.print_window, f"print centre {record.centre_id} did not print and mail"
+    deadline = (record.sent_at or record.queued_at) + window
+    if now >= deadline:
+        return _emit(NeedsAttention(task_id=task.task_id, at=now, reason=f"{what} within {window.days} days"), now)
+    actions: tuple[Action, ...] = ()
+    if _poll_due(record, now, config.poll_offsets):
+        actions = (Poll(dispatch_id=record.dispatch_id),)
+    return Decision(actions=actions, due_at=min(deadline, next_poll(record, now, config.poll_offsets)))
+
+
+def _returned(task: Task, now: datetime, config: PolicyConfig) -> Decision:
+    reason = task.last_return_reason
+    returned_at = task.last_return_at or now
+    address = task.postal_address
+    if reason is ReturnReason.REFUSED or (address is not None and address.confirmed):
+        basis = BASIS_REFUSED if reason is ReturnReason.REFUSED else BASIS_CONFIRMED_WRONG
+        return _emit(
+            Served(
+                task_id=task.task_id,
+                at=now,
+                method=ServiceMethod.POSTAL,
+                basis=basis,
+                effective_at=returned_at,
+                dispatch_id=task.postal_dispatch_id,
+            ),
+            now,
+        )
+    if task.postal_rounds < config.max_postal_rounds and not task.address_search_failed:
+        return Decision(actions=(SearchAddress(),), due_at=now + config.retry_after_error)
+    return _give_up_on_post(
+        task,
+        now,
+        config,
+        f"mail returned ({reason.value if reason else 'unknown'}) after {task.postal_rounds} round(s)",
+    )
+
+
+def _give_up_on_post(task: Task, now: datetime, config: PolicyConfig, why: str) -> Decision:
+    if config.auto_publication and task.state in (TaskState.POSTAL, TaskState.RETURNED):
+        return _emit(PublicationStarted(task_id=task.task_id, at=now, published_at=now, reason=why), now)
+    return _emit(NeedsAttention(task_id=task.task_id, at=now, reason=why), now)

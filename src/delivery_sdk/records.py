@@ -1,0 +1,66 @@
+"""What leaves the core after commit: evidence batches, service records for the case file, print jobs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import attrs
+
+from .events import StoredEvent
+from .model import Case, Contact, Document, ServiceMethod
+
+__all__ = ["AddressCandidate", "EvidenceBatch", "PrintJob", "RouteDecision", "ServiceRecord"]
+
+
+@attrs.frozen(kw_only=True)
+class EvidenceBatch:
+    """Events that were just committed, in commit order, for evidence sinks."""
+
+    events: tuple[StoredEvent, ...]
+
+
+@attrs.frozen(kw_only=True)
+class ServiceRecord:
+    """The proof of service filed into the case file (入卷): how, when and on which basis a task was served.
+
+    ``record_id`` is stable for a task, so a sink that receives it twice (after a crash) can deduplicate.
+    """
+
+    record_id: str
+    task_id: str
+    case: Case
+    party_id: str
+    documents: tuple[Document, ...]
+    method: ServiceMethod
+    basis: str
+    effective_at: datetime
+    dispatch_id: str | None
+    timeline: tuple[StoredEvent, ...]
+
+
+@attrs.frozen(kw_only=True)
+class PrintJob:
+    """A task's documents to print and mail to one address."""
+
+    task_id: str
+    case: Case
+    address: Contact
+    documents: tuple[Document, ...]
+    round: int
+    exclude: tuple[str, ...] = ()  # centres that already refused this job
+
+
+@attrs.frozen(kw_only=True)
+class RouteDecision:
+    centre_id: str
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class AddressCandidate:
+    """A postal address offered by a source during assisted person search (协查找人)."""
+
+    contact: Contact
+    source: str  # confirmation_form, contract, own_filings, litigation, common_use, registry, operator...
+    confidence: float = 0.5
+    observed_at: datetime | None = None

@@ -1,0 +1,109 @@
+"""Retries of transient channel failures, configured once (tenacity).
+
+Every adapter call the engine makes goes through :func:`call_with_retries`: it retries
+:class:`~delivery_sdk.TransientChannelError` with exponential backoff and jitter, honouring a provider's
+``Retry-After`` when it is longer. :func:`set_testing` turns backoff off (and caps attempts) for tests; it
+also works as a context manager. Instrumentation goes through the :class:`RetryObserver` protocol.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Protocol, TypeVar
+
+import attrs
+import tenacity
+
+from ._exceptions import TransientChannelError
+
+__all__ = ["RetryConfig", "RetryObserver", "call_with_retries", "set_testing"]
+
+T = TypeVar("T")
+log = logging.getLogger("delivery_sdk.retry")
+
+
+@attrs.frozen(kw_only=True)
+class RetryConfig:
+    attempts: int = 4
+    initial: float = 0.2
+    maximum: float = 10.0
+    jitter: float = 0.2
+
+
+class RetryObserver(Protocol):
+    def on_retry(self, name: str, attempt: int, error: BaseException, wait: float) -> None: ...
+
+
+_testing: RetryConfig | None = None
+
+
+@contextlib.contextmanager
+def _restore(previous: RetryConfig | None) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        global _testing
+        _testing = previous
+
+
+def set_testing(enabled: bool = True, *, attempts: int = 1) -> contextlib.AbstractContextManager[None]:
+    """Turn backoff off and cap attempts (``attempts=1``: no retries) for tests.
+
+    Call it plainly to switch for the rest of the process, or use it as a context manager to switch back.
+    """
+    global _testing
+    previous = _testing
+    _testing = RetryConfig(attempts=attempts, initial=0.0, maximum=0.0, jitter=0.0) if enabled else None
+    return _restore(previous)
+
+
+class _Wait(tenacity.wait.wait_base):
+    def __init__(self, config: RetryConfig) -> None:
+        self._exp = tenacity.wait_exponential_jitter(initial=config.initial, max=config.maximum, jitter=config.jitter)
+        self._max = config.maximum
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        wait = float(self._exp(retry_state)) if self._max > 0 else 0.0
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None else None
+        if isinstance(error, TransientChannelError) and error.retry_after is not None and self._max > 0:
+            wait = max(wait, min(error.retry_after, self._max))
+        return wait
+
+
+async def call_with_retries(
+    name: str,
+    fn: Callable[[], Awaitable[T]],
+    *,
+    config: RetryConfig | None = None,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
+    observer: RetryObserver | None = None,
+) -> T:
+    """Await ``fn()``, retrying :class:`TransientChannelError`; the last error propagates."""
+    cfg = _testing or config or RetryConfig()
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        wait = state.next_action.sleep if state.next_action is not None else 0.0
+        log.info("retrying %s (attempt %d) after %s", name, state.attempt_number, type(error).__name__)
+        if observer is not None and error is not None:
+            observer.on_retry(name, state.attempt_number, error, wait)
+
+    kwargs: dict[str, object] = {}
+    if sleep is not None:
+        kwargs["sleep"] = sleep
+    retrying = tenacity.AsyncRetrying(
+        stop=tenacity.stop_after_attempt(max(1, cfg.attempts)),
+        wait=_Wait(cfg),
+        retry=tenacity.retry_if_exception_type(TransientChannelError),
+        reraise=True,
+        before_sleep=before_sleep,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+    async def attempt() -> T:
+        return await fn()
+
+    return await retrying(attempt)

@@ -1,0 +1,142 @@
+"""The store contract: what the engine and the client need from persistence, and nothing SQLite-only.
+
+The event log is the truth: a task's state is the fold of its events. The ``tasks`` rows keep only what
+scheduling and queries need (state, version, due time, case). Everything of one commit (events, task rows,
+outbox entries, receipt keys) is written in one transaction, and a write whose task moved on since it was
+read (another writer, an ingest) is reported as a conflict and written not at all.
+
+Leases: :meth:`TaskStore.claim_due` hands out due tasks and leases them until ``lease_until``; a commit
+with ``release=True`` ends the lease. An implementation for many workers (PostgreSQL) leases with
+``FOR UPDATE SKIP LOCKED``; the embedded SQLite store serves one engine process and keeps leases in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+from ..events import Event, StoredEvent, TaskCreated
+
+__all__ = ["CommitResult", "CreateResult", "NewTask", "OutboxEntry", "TaskRow", "TaskStore", "TaskWrite"]
+
+
+@attrs.frozen(kw_only=True)
+class NewTask:
+    task_id: str
+    client_key: str | None
+    fingerprint: str  # sha256 of the request's wire form: same key + same fingerprint = same request
+    case_key: str
+    created: TaskCreated
+    due_at: datetime
+
+
+@attrs.frozen(kw_only=True)
+class CreateResult:
+    task_ids: tuple[str, ...]  # one per NewTask, in order (the existing id for a repeated client key)
+    created: tuple[bool, ...]  # False where the task already existed
+    stored: tuple[StoredEvent, ...]
+
+
+@attrs.frozen(kw_only=True)
+class OutboxEntry:
+    """The intent to send one dispatch; committed before the provider is called."""
+
+    dispatch_id: str
+    task_id: str
+    channel: str
+
+
+@attrs.frozen(kw_only=True)
+class TaskWrite:
+    """New events for one task, written only if the task is still at ``expected_version``."""
+
+    task_id: str
+    expected_version: int
+    events: tuple[Event, ...]
+    state: str
+    due_at: datetime | None
+    release: bool = True
+    outbox: tuple[OutboxEntry, ...] = ()
+    outbox_done: tuple[str, ...] = ()
+    receipt_keys: tuple[str, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class CommitResult:
+    stored: tuple[StoredEvent, ...]
+    conflicts: frozenset[str]  # task ids whose write was skipped because their version moved on
+    duplicates: frozenset[str] = frozenset()  # receipt keys already recorded (the whole task write skipped)
+
+
+@attrs.frozen(kw_only=True)
+class TaskRow:
+    task_id: str
+    case_key: str
+    client_key: str | None
+    state: str
+    version: int
+    due_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@runtime_checkable
+class TaskStore(Protocol):
+    """Persistence for tasks, their events, the outbox and the receipts already seen."""
+
+    def create_tasks(self, tasks: Sequence[NewTask]) -> CreateResult:
+        """Insert new tasks with their ``task.created`` events, atomically.
+
+        A client key seen before with the same fingerprint returns the existing task (``created=False``);
+        with a different fingerprint raises :class:`~delivery_sdk.IdempotencyConflict` and writes nothing.
+        """
+        ...
+
+    def claim_due(self, now: datetime, limit: int, lease_until: datetime) -> list[tuple[str, int]]:
+        """Lease up to ``limit`` unleased tasks due at ``now``; returns ``(task_id, version)`` pairs."""
+        ...
+
+    def release(self, task_ids: Sequence[str]) -> None:
+        """End the leases of tasks the engine will not write after all."""
+        ...
+
+    def commit(self, writes: Sequence[TaskWrite]) -> CommitResult:
+        """Write every non-conflicting ``TaskWrite`` in one transaction."""
+        ...
+
+    def load_events(self, task_ids: Sequence[str]) -> dict[str, list[StoredEvent]]:
+        """Every event of each task, in order (a task with no events is absent from the result)."""
+        ...
+
+    def task_row(self, task_id: str) -> TaskRow:
+        """The scheduling row of a task; raises :class:`~delivery_sdk.UnknownTask`."""
+        ...
+
+    def tasks_of_case(self, case_key: str) -> list[TaskRow]: ...
+
+    def dispatch_task(self, dispatch_id: str) -> str | None:
+        """The task a dispatch belongs to, or None if no such dispatch was ever queued."""
+        ...
+
+    def receipt_seen(self, key: str) -> bool: ...
+
+    def pending_outbox(self) -> list[OutboxEntry]:
+        """Dispatches whose intent is committed but whose send result is not (in doubt after a crash)."""
+        ...
+
+    def next_due_at(self) -> datetime | None:
+        """The earliest due time of any task, leased or not; None when no task waits for time."""
+        ...
+
+    def count_by_state(self) -> dict[str, int]: ...
+
+    def latest_event_time(self) -> datetime | None: ...
+
+    def events_after(self, seq: int, limit: int) -> list[StoredEvent]:
+        """Committed events with ``seq`` greater than the given one, in order (for sinks and statistics)."""
+        ...
+
+    def close(self) -> None: ...

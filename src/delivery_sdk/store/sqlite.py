@@ -1,0 +1,385 @@
+"""The embedded default store: one SQLite file in WAL mode, ``synchronous=FULL``.
+
+One engine process works a store at a time (it takes an exclusive lock file beside the database; other
+processes may read and ingest). Leases live in that process's memory: after a crash they are gone with
+it, which is exactly a lease expiring. Every commit is one ``BEGIN IMMEDIATE`` transaction: the engine
+batches many tasks into it (group commit).
+
+Schema versions are in :data:`MIGRATIONS`; opening a store applies the missing ones in a transaction and
+refuses a file written by a newer SDK.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .._exceptions import IdempotencyConflict, SchemaVersionError, StoreError, UnknownTask
+from ..events import StoredEvent
+from ..serialization import dumps, event_from_dict, event_to_dict, loads
+from ._base import CommitResult, CreateResult, NewTask, OutboxEntry, TaskRow, TaskWrite
+
+__all__ = ["MIGRATIONS", "SQLiteStore"]
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the initial schema
+    """
+    CREATE TABLE tasks (
+        task_id     TEXT PRIMARY KEY,
+        client_key  TEXT UNIQUE,
+        fingerprint TEXT NOT NULL,
+        case_key    TEXT NOT NULL,
+        state       TEXT NOT NULL,
+        version     INTEGER NOT NULL,
+        due_at      REAL,
+        created_at  TEXT NOT NULL,
+        updated_at  TEXT NOT NULL
+    );
+    CREATE INDEX tasks_due ON tasks(due_at) WHERE due_at IS NOT NULL;
+    CREATE INDEX tasks_case ON tasks(case_key);
+    CREATE TABLE events (
+        seq      INTEGER PRIMARY KEY,
+        task_id  TEXT NOT NULL,
+        task_seq INTEGER NOT NULL,
+        type     TEXT NOT NULL,
+        at       TEXT NOT NULL,
+        body     TEXT NOT NULL,
+        UNIQUE (task_id, task_seq)
+    );
+    CREATE TABLE outbox (
+        dispatch_id TEXT PRIMARY KEY,
+        task_id     TEXT NOT NULL,
+        channel     TEXT NOT NULL,
+        done        INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX outbox_pending ON outbox(done) WHERE done = 0;
+    CREATE TABLE receipts (
+        dedupe_key TEXT PRIMARY KEY,
+        task_id    TEXT NOT NULL
+    );
+    """,
+)
+
+
+def _ts(moment: datetime | None) -> float | None:
+    return None if moment is None else moment.timestamp()
+
+
+def _from_ts(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+class SQLiteStore:
+    """A :class:`~delivery_sdk.store.TaskStore` on one SQLite file (or ``":memory:"``)."""
+
+    def __init__(self, path: str | os.PathLike[str] = ":memory:", *, synchronous: str = "FULL") -> None:
+        self.path = str(path)
+        if synchronous not in {"FULL", "NORMAL", "EXTRA"}:
+            raise StoreError("synchronous must be FULL, NORMAL or EXTRA (OFF would lose committed events)")
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={synchronous}")
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite store {self.path!r}: {exc}") from exc
+        self._leases: dict[str, float] = {}
+        self._lock_file: Any = None
+
+    # -- schema ------------------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        db = self._db
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise SchemaVersionError(
+                f"store {self.path!r} has schema version {version}, newer than this SDK knows "
+                f"({len(MIGRATIONS)}); upgrade delivery-sdk to open it"
+            )
+        if version == len(MIGRATIONS):
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for number in range(version, len(MIGRATIONS)):
+                for statement in MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+            db.execute(f"PRAGMA user_version={len(MIGRATIONS)}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def acquire_engine_lock(self) -> None:
+        """Make this process the store's only engine; raises :class:`StoreError` if another one runs."""
+        if self.path == ":memory:" or self._lock_file is not None:
+            return
+        handle = open(self.path + ".engine-lock", "a+")  # noqa: SIM115 - held for the store's lifetime
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise StoreError(
+                f"another engine is already running on {self.path!r}; the SQLite store serves one engine "
+                "process (use the PostgreSQL store for several workers)"
+            ) from None
+        self._lock_file = handle
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    def _begin(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def create_tasks(self, tasks: Sequence[NewTask]) -> CreateResult:
+        db = self._db
+        ids: list[str] = []
+        created: list[bool] = []
+        rows: list[tuple[Any, ...]] = []
+        events: list[Any] = []
+        self._begin()
+        try:
+            for new in tasks:
+                if new.client_key is not None:
+                    found = db.execute(
+                        "SELECT task_id, fingerprint FROM tasks WHERE client_key = ?", (new.client_key,)
+                    ).fetchone()
+                    if found is not None:
+                        if found[1] != new.fingerprint:
+                            raise IdempotencyConflict(new.client_key, found[0])
+                        ids.append(found[0])
+                        created.append(False)
+                        continue
+                at = new.created.at.isoformat()
+                db.execute(
+                    "INSERT INTO tasks (task_id, client_key, fingerprint, case_key, state, version, due_at, "
+                    "created_at, updated_at) VALUES (?, ?, ?, ?, 'created', 1, ?, ?, ?)",
+                    (new.task_id, new.client_key, new.fingerprint, new.case_key, _ts(new.due_at), at, at),
+                )
+                rows.append((new.task_id, 1, new.created.TYPE, at, dumps(event_to_dict(new.created))))
+                events.append(new.created)
+                ids.append(new.task_id)
+                created.append(True)
+            stored = self._insert_events(rows)
+            db.execute("COMMIT")
+        except IdempotencyConflict:
+            db.execute("ROLLBACK")
+            raise
+        except sqlite3.IntegrityError as exc:
+            db.execute("ROLLBACK")
+            raise StoreError(f"cannot create tasks: {exc} (a client key repeated within one submission?)") from exc
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return CreateResult(
+            task_ids=tuple(ids),
+            created=tuple(created),
+            stored=tuple(StoredEvent(seq=s, task_seq=t, event=e) for (s, t), e in zip(stored, events, strict=True)),
+        )
+
+    def _insert_events(self, rows: list[tuple[Any, ...]]) -> list[tuple[int, int]]:
+        if not rows:
+            return []
+        db = self._db
+        first = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0] + 1
+        db.executemany(
+            "INSERT INTO events (seq, task_id, task_seq, type, at, body) VALUES (?, ?, ?, ?, ?, ?)",
+            [(first + i, *row) for i, row in enumerate(rows)],
+        )
+        return [(first + i, row[1]) for i, row in enumerate(rows)]
+
+    def commit(self, writes: Sequence[TaskWrite]) -> CommitResult:
+        db = self._db
+        conflicts: set[str] = set()
+        duplicates: set[str] = set()
+        event_rows: list[tuple[Any, ...]] = []
+        event_objs: list[Any] = []
+        self._begin()
+        try:
+            for w in writes:
+                new_version = w.expected_version + len(w.events)
+                at = w.events[-1].at.isoformat() if w.events else None
+                if w.receipt_keys:
+                    seen = [k for k in w.receipt_keys if self._receipt_seen(k)]
+                    if seen:
+                        duplicates.update(seen)
+                        continue
+                cur = db.execute(
+                    "UPDATE tasks SET state = ?, version = ?, due_at = ?, updated_at = COALESCE(?, updated_at) "
+                    "WHERE task_id = ? AND version = ?",
+                    (w.state, new_version, _ts(w.due_at), at, w.task_id, w.expected_version),
+                )
+                if cur.rowcount != 1:
+                    conflicts.add(w.task_id)
+                    continue
+                for i, event in enumerate(w.events, start=1):
+                    event_rows.append(
+                        (
+                            w.task_id,
+                            w.expected_version + i,
+                            event.TYPE,
+                            event.at.isoformat(),
+                            dumps(event_to_dict(event)),
+                        )
+                    )
+                    event_objs.append(event)
+                if w.outbox:
+                    db.executemany(
+                        "INSERT INTO outbox (dispatch_id, task_id, channel) VALUES (?, ?, ?)",
+                        [(o.dispatch_id, o.task_id, o.channel) for o in w.outbox],
+                    )
+                if w.outbox_done:
+                    db.executemany("UPDATE outbox SET done = 1 WHERE dispatch_id = ?", [(d,) for d in w.outbox_done])
+                if w.receipt_keys:
+                    db.executemany(
+                        "INSERT INTO receipts (dedupe_key, task_id) VALUES (?, ?)",
+                        [(k, w.task_id) for k in w.receipt_keys],
+                    )
+            stored = self._insert_events(event_rows)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        for w in writes:
+            if w.release or w.task_id in conflicts:
+                self._leases.pop(w.task_id, None)
+        result = tuple(StoredEvent(seq=s, task_seq=t, event=e) for (s, t), e in zip(stored, event_objs, strict=True))
+        return CommitResult(stored=result, conflicts=frozenset(conflicts), duplicates=frozenset(duplicates))
+
+    def _receipt_seen(self, key: str) -> bool:
+        return self._db.execute("SELECT 1 FROM receipts WHERE dedupe_key = ?", (key,)).fetchone() is not None
+
+    # -- claiming ----------------------------------------------------------------------------------
+
+    def claim_due(self, now: datetime, limit: int, lease_until: datetime) -> list[tuple[str, int]]:
+        now_ts = now.timestamp()
+        leases = self._leases
+        for task_id in [t for t, until in leases.items() if until <= now_ts]:
+            del leases[task_id]
+        rows = self._db.execute(
+            "SELECT task_id, version FROM tasks WHERE due_at <= ? ORDER BY due_at LIMIT ?",
+            (now_ts, limit + len(leases)),
+        ).fetchall()
+        until = lease_until.timestamp()
+        claimed: list[tuple[str, int]] = []
+        for task_id, version in rows:
+            if task_id in leases:
+                continue
+            leases[task_id] = until
+            claimed.append((task_id, version))
+            if len(claimed) >= limit:
+                break
+        return claimed
+
+    def release(self, task_ids: Sequence[str]) -> None:
+        for task_id in task_ids:
+            self._leases.pop(task_id, None)
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def load_events(self, task_ids: Sequence[str]) -> dict[str, list[StoredEvent]]:
+        out: dict[str, list[StoredEvent]] = {}
+        ids = list(task_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for task_id, seq, task_seq, body in self._db.execute(
+                f"SELECT task_id, seq, task_seq, body FROM events WHERE task_id IN ({marks}) "
+                "ORDER BY task_id, task_seq",
+                chunk,
+            ):
+                out.setdefault(task_id, []).append(
+                    StoredEvent(seq=seq, task_seq=task_seq, event=event_from_dict(loads(body)))
+                )
+        return out
+
+    def _row(self, values: tuple[Any, ...]) -> TaskRow:
+        return TaskRow(
+            task_id=values[0],
+            case_key=values[1],
+            client_key=values[2],
+            state=values[3],
+            version=values[4],
+            due_at=_from_ts(values[5]),
+            created_at=datetime.fromisoformat(values[6]),
+            updated_at=datetime.fromisoformat(values[7]),
+        )
+
+    _ROW = "task_id, case_key, client_key, state, version, due_at, created_at, updated_at"
+
+    def task_row(self, task_id: str) -> TaskRow:
+        values = self._db.execute(f"SELECT {self._ROW} FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+        if values is None:
+            raise UnknownTask(task_id)
+        return self._row(values)
+
+    def tasks_of_case(self, case_key: str) -> list[TaskRow]:
+        return [
+            self._row(v)
+            for v in self._db.execute(
+                f"SELECT {self._ROW} FROM tasks WHERE case_key = ? ORDER BY created_at, task_id", (case_key,)
+            )
+        ]
+
+    def dispatch_task(self, dispatch_id: str) -> str | None:
+        row = self._db.execute("SELECT task_id FROM outbox WHERE dispatch_id = ?", (dispatch_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def receipt_seen(self, key: str) -> bool:
+        return self._receipt_seen(key)
+
+    def pending_outbox(self) -> list[OutboxEntry]:
+        return [
+            OutboxEntry(dispatch_id=d, task_id=t, channel=c)
+            for d, t, c in self._db.execute("SELECT dispatch_id, task_id, channel FROM outbox WHERE done = 0")
+        ]
+
+    def next_due_at(self) -> datetime | None:
+        value = self._db.execute("SELECT MIN(due_at) FROM tasks WHERE due_at IS NOT NULL").fetchone()[0]
+        return _from_ts(value)
+
+    def count_by_state(self) -> dict[str, int]:
+        return dict(self._db.execute("SELECT state, COUNT(*) FROM tasks GROUP BY state"))
+
+    def latest_event_time(self) -> datetime | None:
+        row = self._db.execute("SELECT MAX(updated_at) FROM tasks").fetchone()
+        return None if row[0] is None else datetime.fromisoformat(row[0])
+
+    def events_after(self, seq: int, limit: int) -> list[StoredEvent]:
+        return [
+            StoredEvent(seq=s, task_seq=ts, event=event_from_dict(loads(body)))
+            for s, ts, body in self._db.execute(
+                "SELECT seq, task_seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
+            )
+        ]
+
+    def all_task_ids(self) -> list[str]:
+        return [r[0] for r in self._db.execute("SELECT task_id FROM tasks ORDER BY created_at, task_id")]
+
+    def close(self) -> None:
+        try:
+            self._db.close()
+        finally:
+            if self._lock_file is not None:
+                self._lock_file.close()
+                self._lock_file = None
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def default_store_path(directory: str | os.PathLike[str] = ".") -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return Path(directory) / f"delivery-demo-{stamp}.sqlite3"
