@@ -194,8 +194,7 @@ class AsyncDeliveryClient:
         if len(keys) != len(set(keys)):
             raise InvalidRequest("two requests in one submission share a client_key; each needs its own")
         result = self.store.create_tasks(new)
-        self.engine._publish(result.stored)
-        self.engine.wake()
+        self.engine.created(result.stored)
         return list(result.task_ids)
 
     async def submit_case(

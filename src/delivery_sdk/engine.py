@@ -50,9 +50,11 @@ from .events import (
     Printed,
     PrintRouted,
     ReturnReason,
+    Served,
     StoredEvent,
+    TaskCreated,
 )
-from .lifecycle import Task, TaskState, apply, fold
+from .lifecycle import Task, TaskState, apply, fold, new_task
 from .model import ChannelKind, Contact, ContactKind, Dispatch, DispatchRecord, DispatchStatus
 from .plugins import PluginHost
 from .policy import Action, Decision, Emit, File, PolicyConfig, Poll, Reconcile, Route, SearchAddress, Send, decide
@@ -87,6 +89,7 @@ class EngineConfig:
     retry: RetryConfig = attrs.field(factory=RetryConfig)
     cache_size: int = 50_000  # folded tasks kept in memory (terminal ones are dropped at once)
     max_io_errors: int = 5  # consecutive failed I/O attempts on one task before a person is asked
+    io_rounds: int = 3  # rounds of sends/status calls per step (each round commits once)
 
 
 class IngestOutcome(enum.Enum):
@@ -168,6 +171,15 @@ class _Work:
     outbox: list[OutboxEntry] = attrs.Factory(list)
     outbox_done: list[str] = attrs.Factory(list)
     receipt_keys: list[str] = attrs.Factory(list)
+    timeline: tuple[StoredEvent, ...] = ()
+    file_after_commit: bool = False
+
+    def reset(self, *, keep_io: bool = False) -> None:
+        """Start a new write on top of what was just committed."""
+        self.base_version = self.task.version
+        self.events, self.outbox, self.outbox_done, self.receipt_keys = [], [], [], []
+        if not keep_io:
+            self.io = []
 
     def write(self, *, release: bool) -> TaskWrite:
         return TaskWrite(
@@ -205,6 +217,7 @@ class Engine:
         self._wake = asyncio.Event()
         self._kinds: dict[ChannelKind, str] | None = None
         self._errors: dict[str, int] = {}
+        self._conflicted: frozenset[str] = frozenset()
         self.steps = 0
 
     # -- channels ------------------------------------------------------------------------------------
@@ -279,6 +292,14 @@ class Engine:
                 self._remember(task)
         return out
 
+    def created(self, stored: Sequence[StoredEvent]) -> None:
+        """Learn of newly created tasks (cached folded, so their first step reads nothing back)."""
+        for item in stored:
+            if isinstance(item.event, TaskCreated):
+                self._remember(new_task(item.event))
+        self._publish(stored)
+        self.wake()
+
     def load_task(self, task_id: str) -> Task:
         row = self.store.task_row(task_id)
         return self.load([(task_id, row.version)])[task_id]
@@ -336,39 +357,59 @@ class Engine:
         return self._dispatch_for(work.task, record)
 
     def _advance(self, work: _Work, now: datetime, *, allow_io: bool) -> None:
-        """Run the policy until it asks for I/O or for time to pass; record what it decides."""
+        """Run the policy until it asks for network I/O or for time to pass; record what it decides.
+
+        Decision hooks (routing, address search) run inline. Filing runs inline only when the task's service
+        is already committed (the case-file sink is an after-commit hook); otherwise it waits for
+        :meth:`_file_served`. Sends and status calls are collected in ``work.io`` when ``allow_io``, or
+        left for the next step.
+        """
         for _ in range(32):
             decision: Decision = decide(work.task, now, self.policy, self.channel_kinds)
-            emits = [a for a in decision.actions if isinstance(a, Emit)]
-            ios = [a for a in decision.actions if not isinstance(a, Emit) and a not in work.done]
-            applied = [self._apply(work, a.event) for a in emits]
-            if ios:
+            progressed = False
+            for action in decision.actions:
+                if isinstance(action, Emit):
+                    progressed = self._apply(work, action.event) or progressed
+            network: list[Action] = []
+            for action in decision.actions:
+                if isinstance(action, Emit) or action in work.done:
+                    continue
+                if isinstance(action, Route | SearchAddress) or (
+                    isinstance(action, File) and not any(isinstance(e, Served) for e in work.events)
+                ):
+                    work.done.append(action)
+                    self._guarded(work, action, now)
+                    progressed = True
+                elif isinstance(action, File):
+                    work.file_after_commit = True
+                else:
+                    network.append(action)
+            if network:
                 if allow_io:
-                    for action in ios:
-                        dispatch = None
-                        if isinstance(action, Send):
-                            dispatch = self._queue(work, action, now)
-                            if dispatch is None:
-                                self._apply(
-                                    work,
-                                    NeedsAttention(
-                                        task_id=work.task.task_id, at=now, reason=f"no contact for {action.kind.value}"
-                                    ),
-                                )
-                                continue
-                        elif isinstance(action, Poll | Reconcile):
-                            record = work.task.dispatch(action.dispatch_id)
-                            assert record is not None
-                            dispatch = self._dispatch_for(work.task, record)
-                        work.io.append((action, dispatch))
+                    self._collect(work, network, now)
                     work.due_at = decision.due_at
                 else:
                     work.due_at = now
                 return
-            if not emits or not any(applied):
+            if not progressed:
                 work.due_at = decision.due_at
                 return
         work.due_at = now
+
+    def _collect(self, work: _Work, actions: list[Action], now: datetime) -> None:
+        for action in actions:
+            dispatch = None
+            if isinstance(action, Send):
+                dispatch = self._queue(work, action, now)
+                if dispatch is None:
+                    reason = f"no contact for {action.kind.value}"
+                    self._apply(work, NeedsAttention(task_id=work.task.task_id, at=now, reason=reason))
+                    continue
+            elif isinstance(action, Poll | Reconcile):
+                record = work.task.dispatch(action.dispatch_id)
+                assert record is not None
+                dispatch = self._dispatch_for(work.task, record)
+            work.io.append((action, dispatch))
 
     async def step(self) -> int:
         """Work one batch of due tasks; returns how many were claimed."""
@@ -378,28 +419,57 @@ class Engine:
             return 0
         self.steps += 1
         tasks = self.load(claimed)
-        works = [
-            _Work(task=tasks[task_id], base_version=tasks[task_id].version)
-            for task_id, _ in claimed
-            if task_id in tasks
-        ]
+        works = [_Work(task=tasks[t], base_version=tasks[t].version) for t, _ in claimed if t in tasks]
+        self._prefetch_timelines(works)
         for work in works:
             self._advance(work, now, allow_io=True)
-        first = self.store.commit([w.write(release=not w.io) for w in works])
+        # One transaction for every intent and decision of the batch; tasks with nothing to record and no
+        # I/O only need their due time moved (and their lease ended).
+        first = self.store.commit([w.write(release=not w.io) for w in works if w.events or not w.io])
         self._after_commit(first.stored, works, first.conflicts)
         busy = [w for w in works if w.io and w.task.task_id not in first.conflicts]
-        if not busy:
-            return len(claimed)
-        for work in busy:
-            work.base_version = work.task.version
-            work.events, work.outbox, work.outbox_done, work.receipt_keys = [], [], [], []
-        await asyncio.gather(*(self._perform(work, now) for work in busy))
-        for work in busy:
-            self._advance(work, now, allow_io=False)
-        await self._commit_results(busy, now)
+        # Rounds of I/O: the results of one round (a failure, say) may call for the next send at once; its
+        # intent commits with those results, so a task moves through several channels in one step.
+        for round_ in range(self.config.io_rounds):
+            if not busy:
+                break
+            for work in busy:
+                work.reset(keep_io=True)
+            await asyncio.gather(*(self._perform(work, now) for work in busy))
+            last = round_ == self.config.io_rounds - 1
+            for work in busy:
+                work.io = []
+                self._advance(work, now, allow_io=not last)
+            committed = await self._commit_results(busy, now)
+            busy = [w for w in committed if w.io]
+        await self._file_served([w for w in works if w.file_after_commit], now)
         return len(claimed)
 
+    def _prefetch_timelines(self, works: Sequence[_Work]) -> None:
+        """Load the timelines of served tasks in one query (filing needs them), when anyone files."""
+        if not self.host.has_filing_sinks():
+            return
+        served = [w for w in works if w.task.state is TaskState.SERVED]
+        if served:
+            timelines = self.store.load_events([w.task.task_id for w in served])
+            for work in served:
+                work.timeline = tuple(timelines.get(work.task.task_id, ()))
+
+    async def _file_served(self, works: list[_Work], now: datetime) -> None:
+        """File the tasks whose service was committed in this step, then commit the filings."""
+        ready = [w for w in works if w.task.state is TaskState.SERVED and w.task.task_id not in self._conflicted]
+        if not ready:
+            return
+        for work in ready:
+            work.reset()
+            work.file_after_commit = False
+        self._prefetch_timelines(ready)
+        for work in ready:
+            self._advance(work, now, allow_io=False)
+        await self._commit_results(ready, now)
+
     def _after_commit(self, stored: Sequence[StoredEvent], works: Sequence[_Work], conflicts: frozenset[str]) -> None:
+        self._conflicted = conflicts
         for work in works:
             if work.task.task_id in conflicts:
                 self._cache.pop(work.task.task_id, None)
@@ -422,26 +492,30 @@ class Engine:
                 except Exception:
                     log.exception("an observer failed on event %s", event.seq)
 
-    async def _commit_results(self, works: list[_Work], now: datetime) -> None:
-        """Commit I/O results; a task that moved on meanwhile (an ingest) gets its facts re-applied."""
+    async def _commit_results(self, works: list[_Work], now: datetime) -> list[_Work]:
+        """Commit I/O results; a task that moved on meanwhile (an ingest) gets its facts re-applied.
+
+        Returns the works as committed. A re-applied work loses the intents it had queued (they were never
+        committed, so nothing was sent): the policy queues them again in a later step.
+        """
         pending = works
         for _attempt in range(5):
-            result = self.store.commit([w.write(release=True) for w in pending])
+            result = self.store.commit([w.write(release=not w.io) for w in pending])
             self._after_commit(result.stored, pending, result.conflicts)
             if not result.conflicts:
-                return
+                return works
             retry = [w for w in pending if w.task.task_id in result.conflicts]
             fresh = self.load([(w.task.task_id, self.store.task_row(w.task.task_id).version) for w in retry])
             for work in retry:
-                facts = work.events
+                facts = [e for e in work.events if not isinstance(e, DispatchQueued | Filed)]
                 work.task = fresh[work.task.task_id]
-                work.base_version = work.task.version
-                work.events = []
+                work.reset()
+                work.outbox_done = [d for d in work.outbox_done if work.task.dispatch(d) is not None]
                 for event in facts:
-                    if not isinstance(event, DispatchQueued):
-                        self._apply(work, event)
+                    self._apply(work, event)
                 self._advance(work, now, allow_io=False)
             pending = retry
+        self._conflicted = frozenset()
         raise RuntimeError("could not commit engine results after 5 conflicts")  # pragma: no cover
 
     # -- I/O -----------------------------------------------------------------------------------------
@@ -450,42 +524,51 @@ class Engine:
         async with self._semaphore(name):
             return await call_with_retries(name, fn, config=self.config.retry, sleep=self.clock.sleep)
 
+    def _failed(self, work: _Work, action: Action, now: datetime, exc: BaseException) -> None:
+        """Never guess after a failure: the policy looks again after ``retry_after_error``, and an in-doubt
+        send is reconciled through the provider's status, never re-sent blindly. A task that keeps failing
+        goes to a person instead of looping."""
+        task_id = work.task.task_id
+        count = self._errors[task_id] = self._errors.get(task_id, 0) + 1
+        log.warning("task %s: %s failed (%d): %s", task_id, type(action).__name__, count, type(exc).__name__)
+        if count >= self.config.max_io_errors:
+            self._errors.pop(task_id, None)
+            reason = f"{type(action).__name__.lower()} failed {count} times ({type(exc).__name__})"
+            self._apply(work, NeedsAttention(task_id=task_id, at=now, reason=reason))
+
+    def _guarded(self, work: _Work, action: Action, now: datetime) -> None:
+        try:
+            self._perform_sync(work, action, now)
+        except Exception as exc:
+            self._failed(work, action, now, exc)
+        else:
+            if self._errors:
+                self._errors.pop(work.task.task_id, None)
+
+    def _perform_sync(self, work: _Work, action: Action, now: datetime) -> None:
+        if isinstance(action, Route):
+            self._route(work, now)
+        elif isinstance(action, SearchAddress):
+            self._search_address(work, now)
+        elif isinstance(action, File):
+            self._file(work, now)
+
     async def _perform(self, work: _Work, now: datetime) -> None:
         for action, dispatch in work.io:
             work.done.append(action)
+            assert dispatch is not None
             try:
-                if isinstance(action, Send | Reconcile):
-                    assert dispatch is not None
-                    await self._send_or_reconcile(work, dispatch, now, reconcile=isinstance(action, Reconcile))
-                elif isinstance(action, Poll):
-                    assert dispatch is not None
+                if isinstance(action, Poll):
                     await self._poll(work, dispatch, now)
-                elif isinstance(action, Route):
-                    self._route(work, now)
-                elif isinstance(action, SearchAddress):
-                    self._search_address(work, now)
-                elif isinstance(action, File):
-                    self._file(work, now)
+                else:
+                    await self._send_or_reconcile(work, dispatch, now, reconcile=isinstance(action, Reconcile))
             except Exception as exc:
-                # Never guess after a failure: the policy looks again after retry_after_error, and an
-                # in-doubt send is reconciled through the provider's status, never re-sent blindly. A task
-                # that keeps failing goes to a person instead of looping.
-                task_id = work.task.task_id
-                count = self._errors[task_id] = self._errors.get(task_id, 0) + 1
-                log.warning("task %s: %s failed (%d): %s", task_id, type(action).__name__, count, type(exc).__name__)
-                if count >= self.config.max_io_errors:
-                    self._errors.pop(task_id, None)
-                    self._apply(
-                        work,
-                        NeedsAttention(
-                            task_id=task_id,
-                            at=now,
-                            reason=f"{type(action).__name__.lower()} failed {count} times ({type(exc).__name__})",
-                        ),
-                    )
+                self._failed(work, action, now, exc)
+                if work.task.state is TaskState.NEEDS_ATTENTION:
                     return
             else:
-                self._errors.pop(work.task.task_id, None)
+                if self._errors:
+                    self._errors.pop(work.task.task_id, None)
 
     def _receipts(self, work: _Work, channel: str, receipts: Sequence[Receipt], now: datetime) -> None:
         for receipt in receipts:
@@ -493,7 +576,7 @@ class Engine:
             if record is None or not receipt_is_news(record, receipt):
                 continue
             key = f"{channel}:{receipt.provider_event_id}" if receipt.provider_event_id else None
-            if key is not None and (key in work.receipt_keys or self.store.receipt_seen(key)):
+            if key is not None and key in work.receipt_keys:
                 continue
             if self._apply(work, receipt_event(work.task.task_id, now, receipt)) and key is not None:
                 work.receipt_keys.append(key)
@@ -626,7 +709,7 @@ class Engine:
         assert task.served_method is not None
         assert task.served_at is not None
         assert task.served_basis is not None
-        timeline = tuple(self.store.load_events([task.task_id]).get(task.task_id, []))
+        timeline = work.timeline
         record = ServiceRecord(
             record_id=f"{task.task_id}:proof",
             task_id=task.task_id,

@@ -174,12 +174,12 @@ def _masked_repr(value: Any) -> str:
     return repr(mask(str(value)))
 
 
-_MOBILE = re.compile(r"1[3-9]\d{9}")
+_MOBILE = re.compile(r"1[3-9]\d{9}", re.ASCII)  # ASCII: \d would also take full-width and Arabic-Indic digits
 _EMAIL = re.compile(
     r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
 )
 _ACCOUNT = re.compile(r"[A-Za-z0-9_.:@-]{1,128}")
-_DIVISION = re.compile(r"\d{6}")
+_DIVISION = re.compile(r"\d{6}", re.ASCII)
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -280,6 +280,8 @@ class Representative:
 
 
 def _representatives(value: Any) -> tuple[Representative, ...]:
+    if isinstance(value, Representative) or not hasattr(value, "__iter__"):
+        raise InvalidRequest("agents must be a sequence of Representative")
     items = tuple(value)
     for r in items:
         if not isinstance(r, Representative):
@@ -313,6 +315,8 @@ class Party:
             raise InvalidRequest(f"party {self.party_id} needs a name of 1-200 characters")
         if not isinstance(self.kind, PartyKind):
             raise InvalidRequest("party kind must be a PartyKind")
+        if self.id_number is not None and (not isinstance(self.id_number, str) or not 1 <= len(self.id_number) <= 64):
+            raise InvalidRequest(f"party {self.party_id} id_number must be a string of 1-64 characters or None")
         if self.consent is not None and not isinstance(self.consent, Consent):
             raise InvalidRequest("party consent must be a Consent or None")
 
@@ -384,6 +388,8 @@ def _documents(value: Any) -> tuple[Document, ...]:
 def _channel_kinds(value: Any) -> tuple[ChannelKind, ...] | None:
     if value is None:
         return None
+    if not hasattr(value, "__iter__"):
+        raise InvalidRequest(f"preferred channels must be a sequence of ChannelKind, got {type(value).__name__}")
     items = tuple(value)
     for k in items:
         if not isinstance(k, ChannelKind) or not k.electronic:

@@ -152,7 +152,7 @@ class PluginHost:
             self.register(plugin)
         if env.get("DELIVERY_SDK_TRACE_PLUGINS", "").lower() in {"1", "true", "yes"}:
             self._pm.add_hookcall_monitoring(self._trace_before, self._trace_after)
-        self._pm.check_pending()
+        self._check_pending()
         self._channels: ChannelRegistry | None = None
         self._centres: PrintCentreRegistry | None = None
 
@@ -166,7 +166,12 @@ class PluginHost:
                 plugin = ep.load()
             except Exception as exc:
                 raise PluginError(f"cannot load plugin entry point {ep.name!r} ({ep.value}): {exc}") from exc
-            self._pm.register(plugin, name=ep.name)
+            try:
+                self._pm.register(plugin, name=ep.name)
+            except pluggy.PluginValidationError as exc:
+                raise PluginError(
+                    f"plugin entry point {ep.name!r} ({ep.value}) breaks the hook contract: {exc}"
+                ) from exc
 
     @staticmethod
     def _trace_before(hook_name: str, impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]) -> None:
@@ -185,14 +190,22 @@ class PluginHost:
         """Add a plugin (an object or module with ``@hookimpl`` functions); registries are rebuilt."""
         try:
             self._pm.register(plugin, name=name)
-        except ValueError as exc:
+        except (ValueError, pluggy.PluginValidationError) as exc:
             raise PluginError(f"cannot register plugin: {exc}") from exc
-        self._pm.check_pending()
+        self._check_pending()
         self._channels = None
         self._centres = None
 
+    def _check_pending(self) -> None:
+        # A hookimpl whose name matches no hookspec (a misspelt hook) would otherwise never be called.
+        try:
+            self._pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(f"{exc}; hook names are listed in delivery_sdk.hookspecs") from exc
+
     def plugin_names(self) -> list[str]:
-        return [name for name, _ in self._pm.list_name_plugin() if name is not None]
+        # pluggy lists a blocked name with plugin None: it is not loaded, so it is not listed here
+        return [name for name, plugin in self._pm.list_name_plugin() if plugin is not None]
 
     @property
     def channels(self) -> ChannelRegistry:
@@ -245,6 +258,9 @@ class PluginHost:
     def file_service_record(self, record: ServiceRecord) -> list[str]:
         results = self._pm.hook.delivery_file_service_record(record=record)
         return [str(r) for r in results if r is not None]
+
+    def has_filing_sinks(self) -> bool:
+        return bool(self._pm.hook.delivery_file_service_record.get_hookimpls())
 
     def task_event(self, event: StoredEvent) -> None:
         self._pm.hook.delivery_task_event(event=event)

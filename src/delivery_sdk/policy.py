@@ -55,6 +55,7 @@ BASIS_POSTAL = "CPL Art. 91"
 BASIS_REFUSED = "CPL Art. 91; SPC Provisions on Court Express Post Art. 11 (refused: deemed served on return)"
 BASIS_CONFIRMED_WRONG = "SPC Opinion 2017 No. 19 (confirmed address proved wrong: deemed served on return)"
 BASIS_PUBLICATION = "CPL Art. 95"
+FINAL_POLL_MARGIN = timedelta(minutes=1)
 
 
 def _default_windows() -> dict[ChannelKind, timedelta]:
@@ -173,6 +174,16 @@ def next_poll(record: DispatchRecord, now: datetime, offsets: tuple[timedelta, .
     return moment + periods * step
 
 
+def _wake(record: DispatchRecord, now: datetime, deadline: datetime, offsets: tuple[timedelta, ...]) -> datetime:
+    """When to look at a dispatch next: its next poll, but always once more just before the deadline, so a
+    report that arrived since the last poll is not mistaken for silence."""
+    moment = next_poll(record, now, offsets)
+    last_chance = deadline - FINAL_POLL_MARGIN
+    if moment >= deadline:
+        moment = last_chance if last_chance > now else deadline
+    return moment
+
+
 def _poll_due(record: DispatchRecord, now: datetime, offsets: tuple[timedelta, ...]) -> bool:
     start = record.sent_at or record.queued_at
     return now >= start + offsets[0]
@@ -276,7 +287,7 @@ def _electronic(task: Task, now: datetime, config: PolicyConfig, channels: Mappi
             continue
         if _poll_due(d, now, config.poll_offsets):
             actions.append(Poll(dispatch_id=d.dispatch_id))
-        wake.append(min(deadline, next_poll(d, now, config.poll_offsets)))
+        wake.append(_wake(d, now, deadline, config.poll_offsets))
     if actions or wake:
         return Decision(actions=tuple(actions), due_at=min(wake))
     tried = {d.kind for d in round_}
@@ -317,7 +328,7 @@ def _in_post(task: Task, now: datetime, config: PolicyConfig) -> Decision:
     actions: tuple[Action, ...] = ()
     if _poll_due(record, now, config.poll_offsets):
         actions = (Poll(dispatch_id=record.dispatch_id),)
-    return Decision(actions=actions, due_at=min(deadline, next_poll(record, now, config.poll_offsets)))
+    return Decision(actions=actions, due_at=_wake(record, now, deadline, config.poll_offsets))
 
 
 def _returned(task: Task, now: datetime, config: PolicyConfig) -> Decision:

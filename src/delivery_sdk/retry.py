@@ -8,6 +8,7 @@ also works as a context manager. Instrumentation goes through the :class:`RetryO
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator
@@ -61,7 +62,9 @@ def set_testing(enabled: bool = True, *, attempts: int = 1) -> contextlib.Abstra
 
 class _Wait(tenacity.wait.wait_base):
     def __init__(self, config: RetryConfig) -> None:
-        self._exp = tenacity.wait_exponential_jitter(initial=config.initial, max=config.maximum, jitter=config.jitter)
+        self._exp = tenacity.wait_exponential_jitter(
+            multiplier=config.initial, max=config.maximum, jitter=config.jitter
+        )
         self._max = config.maximum
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
@@ -83,22 +86,32 @@ async def call_with_retries(
 ) -> T:
     """Await ``fn()``, retrying :class:`TransientChannelError`; the last error propagates."""
     cfg = _testing or config or RetryConfig()
+    # The first attempt runs without tenacity: nearly every call succeeds, and building a retrying state
+    # per call costs more than the call itself against a fast provider.
+    try:
+        return await fn()
+    except TransientChannelError as error:
+        if cfg.attempts <= 1:
+            raise
+        first_error = error
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None
         wait = state.next_action.sleep if state.next_action is not None else 0.0
-        log.info("retrying %s (attempt %d) after %s", name, state.attempt_number, type(error).__name__)
+        log.info("retrying %s (attempt %d) after %s", name, state.attempt_number + 2, type(error).__name__)
         if observer is not None and error is not None:
-            observer.on_retry(name, state.attempt_number, error, wait)
+            observer.on_retry(name, state.attempt_number + 1, error, wait)
 
     kwargs: dict[str, object] = {}
     if sleep is not None:
         kwargs["sleep"] = sleep
     retrying = tenacity.AsyncRetrying(
-        stop=tenacity.stop_after_attempt(max(1, cfg.attempts)),
+        # the first of ``attempts`` already failed above; tenacity waits before its first try
+        stop=tenacity.stop_after_attempt(cfg.attempts - 1),
         wait=_Wait(cfg),
         retry=tenacity.retry_if_exception_type(TransientChannelError),
         reraise=True,
+        before=_wait_first(cfg, sleep, name, observer, first_error),
         before_sleep=before_sleep,
         **kwargs,  # type: ignore[arg-type]
     )
@@ -107,3 +120,25 @@ async def call_with_retries(
         return await fn()
 
     return await retrying(attempt)
+
+
+def _wait_first(
+    cfg: RetryConfig,
+    sleep: Callable[[float], Awaitable[None]] | None,
+    name: str,
+    observer: RetryObserver | None,
+    error: TransientChannelError,
+) -> Callable[[tenacity.RetryCallState], Awaitable[None]]:
+    """Back off once before tenacity's first try, which is the call's second attempt."""
+
+    async def before(state: tenacity.RetryCallState) -> None:
+        if state.attempt_number == 1:
+            wait = min(cfg.initial, cfg.maximum) if cfg.maximum > 0 else 0.0
+            if error.retry_after is not None and cfg.maximum > 0:
+                wait = max(wait, min(error.retry_after, cfg.maximum))
+            log.info("retrying %s (attempt 2) after %s", name, type(error).__name__)
+            if observer is not None:
+                observer.on_retry(name, 1, error, wait)
+            await (sleep or asyncio.sleep)(wait)
+
+    return before

@@ -6,6 +6,7 @@ Wire rules (for everything stored or sent):
 - ``datetime``: ISO 8601 with its UTC offset (``2026-11-26T09:30:00+08:00``); a naive datetime is refused
   both ways, because a service moment without a zone is not a legal fact.
 - Enums by value (``"sms"``, ``"delivered"``); tuples as JSON arrays.
+- No coercion on the way in: a string field takes a JSON string, a flag a JSON boolean, a tuple a JSON array.
 - Events: a tagged union, the tag ``"type"`` holding the class's ``TYPE`` (``"dispatch.delivered"``).
 - Text is UTF-8 and written without ASCII escaping, so Chinese stays readable in the store.
 
@@ -15,6 +16,7 @@ Adapters and plugins never call cattrs themselves: they use :data:`DEFAULT_CONVE
 from __future__ import annotations
 
 import json
+import typing
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -50,10 +52,28 @@ def _dt_in(value: Any, _: Any) -> datetime:
     return parsed
 
 
+def _strict(kind: type) -> Any:
+    # cattrs would call str()/bool() on anything: null would become the task "None", "false" a confirmed address.
+    def hook(value: Any, _: Any) -> Any:
+        if kind is float and type(value) is int:
+            return float(value)
+        if type(value) is not kind:
+            raise ValidationError(f"expected a JSON {kind.__name__}, got {type(value).__name__}")
+        return value
+
+    return hook
+
+
+def _is_tuple(t: Any) -> bool:
+    return typing.get_origin(t) is tuple
+
+
 def configure_converter(conv: cattrs.Converter) -> None:
     """Install delivery-sdk's wire rules on ``conv``."""
     conv.register_unstructure_hook(datetime, _dt_out)
     conv.register_structure_hook(datetime, _dt_in)
+    for kind in (str, bool, int, float):
+        conv.register_structure_hook(kind, _strict(kind))
 
     # Generated per event class on first use: generating all of them at import costs ~10 ms.
     unstructure_fns: dict[type[Event], Any] = {}
@@ -84,6 +104,22 @@ def configure_converter(conv: cattrs.Converter) -> None:
 
     conv.register_unstructure_hook_func(lambda t: isinstance(t, type) and issubclass(t, Event), unstructure_event)
     conv.register_structure_hook_func(lambda t: isinstance(t, type) and issubclass(t, Event), structure_event)
+
+    # Tuples come from JSON arrays only (cattrs would split the string "abc" into ("a", "b", "c")); the
+    # element work is left to the hooks cattrs generates, which report the failing index.
+    elements = conv.copy()
+
+    def tuple_hook(t: Any) -> Any:
+        inner = elements.get_structure_hook(t)
+
+        def hook(value: Any, _: Any) -> Any:
+            if not isinstance(value, list | tuple):
+                raise ValidationError(f"expected a JSON array, got {type(value).__name__}")
+            return inner(value, t)
+
+        return hook
+
+    conv.register_structure_hook_factory(_is_tuple, tuple_hook)
 
 
 def make_converter() -> cattrs.Converter:

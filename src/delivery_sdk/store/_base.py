@@ -62,6 +62,9 @@ class TaskWrite:
     outbox: tuple[OutboxEntry, ...] = ()
     outbox_done: tuple[str, ...] = ()
     receipt_keys: tuple[str, ...] = ()
+    # True for an ingest: a receipt key seen before makes the whole write a duplicate (nothing written).
+    # False for the engine's own polls: known keys are simply not recorded twice.
+    strict_receipts: bool = False
 
 
 @attrs.frozen(kw_only=True)

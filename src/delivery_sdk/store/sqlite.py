@@ -201,49 +201,52 @@ class SQLiteStore:
         db = self._db
         conflicts: set[str] = set()
         duplicates: set[str] = set()
-        event_rows: list[tuple[Any, ...]] = []
-        event_objs: list[Any] = []
+        # Serialise before taking the write lock: the transaction holds it only for the SQL.
+        bodies = {id(w): [dumps(event_to_dict(e)) for e in w.events] for w in writes}
         self._begin()
         try:
+            versions = self._versions([w.task_id for w in writes])
+            accepted: list[TaskWrite] = []
             for w in writes:
-                new_version = w.expected_version + len(w.events)
-                at = w.events[-1].at.isoformat() if w.events else None
-                if w.receipt_keys:
-                    seen = [k for k in w.receipt_keys if self._receipt_seen(k)]
-                    if seen:
-                        duplicates.update(seen)
-                        continue
-                cur = db.execute(
-                    "UPDATE tasks SET state = ?, version = ?, due_at = ?, updated_at = COALESCE(?, updated_at) "
-                    "WHERE task_id = ? AND version = ?",
-                    (w.state, new_version, _ts(w.due_at), at, w.task_id, w.expected_version),
-                )
-                if cur.rowcount != 1:
+                if versions.get(w.task_id) != w.expected_version:
                     conflicts.add(w.task_id)
-                    continue
-                for i, event in enumerate(w.events, start=1):
-                    event_rows.append(
-                        (
-                            w.task_id,
-                            w.expected_version + i,
-                            event.TYPE,
-                            event.at.isoformat(),
-                            dumps(event_to_dict(event)),
-                        )
+                elif w.strict_receipts and any(self._receipt_seen(k) for k in w.receipt_keys):
+                    duplicates.update(k for k in w.receipt_keys if self._receipt_seen(k))
+                else:
+                    accepted.append(w)
+                    versions[w.task_id] = w.expected_version + len(w.events)  # a second write of a task follows on
+            db.executemany(
+                "UPDATE tasks SET state = ?, version = ?, due_at = ?, updated_at = COALESCE(?, updated_at) "
+                "WHERE task_id = ? AND version = ?",
+                [
+                    (
+                        w.state,
+                        w.expected_version + len(w.events),
+                        _ts(w.due_at),
+                        w.events[-1].at.isoformat() if w.events else None,
+                        w.task_id,
+                        w.expected_version,
                     )
-                    event_objs.append(event)
-                if w.outbox:
-                    db.executemany(
-                        "INSERT INTO outbox (dispatch_id, task_id, channel) VALUES (?, ?, ?)",
-                        [(o.dispatch_id, o.task_id, o.channel) for o in w.outbox],
-                    )
-                if w.outbox_done:
-                    db.executemany("UPDATE outbox SET done = 1 WHERE dispatch_id = ?", [(d,) for d in w.outbox_done])
-                if w.receipt_keys:
-                    db.executemany(
-                        "INSERT INTO receipts (dedupe_key, task_id) VALUES (?, ?)",
-                        [(k, w.task_id) for k in w.receipt_keys],
-                    )
+                    for w in accepted
+                ],
+            )
+            event_rows = [
+                (w.task_id, w.expected_version + i, e.TYPE, e.at.isoformat(), body)
+                for w in accepted
+                for i, (e, body) in enumerate(zip(w.events, bodies[id(w)], strict=True), start=1)
+            ]
+            event_objs = [e for w in accepted for e in w.events]
+            db.executemany(
+                "INSERT INTO outbox (dispatch_id, task_id, channel) VALUES (?, ?, ?)",
+                [(o.dispatch_id, o.task_id, o.channel) for w in accepted for o in w.outbox],
+            )
+            db.executemany(
+                "UPDATE outbox SET done = 1 WHERE dispatch_id = ?", [(d,) for w in accepted for d in w.outbox_done]
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO receipts (dedupe_key, task_id) VALUES (?, ?)",
+                [(k, w.task_id) for w in accepted for k in w.receipt_keys],
+            )
             stored = self._insert_events(event_rows)
             db.execute("COMMIT")
         except BaseException:
@@ -254,6 +257,15 @@ class SQLiteStore:
                 self._leases.pop(w.task_id, None)
         result = tuple(StoredEvent(seq=s, task_seq=t, event=e) for (s, t), e in zip(stored, event_objs, strict=True))
         return CommitResult(stored=result, conflicts=frozenset(conflicts), duplicates=frozenset(duplicates))
+
+    def _versions(self, task_ids: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        unique = list(dict.fromkeys(task_ids))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(self._db.execute(f"SELECT task_id, version FROM tasks WHERE task_id IN ({marks})", chunk))
+        return found
 
     def _receipt_seen(self, key: str) -> bool:
         return self._db.execute("SELECT 1 FROM receipts WHERE dedupe_key = ?", (key,)).fetchone() is not None
@@ -361,6 +373,19 @@ class SQLiteStore:
                 "SELECT seq, task_seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
             )
         ]
+
+    def case_keys(self, case_number: str) -> list[str]:
+        """Every case key (court|number) with this case number."""
+        return [
+            r[0]
+            for r in self._db.execute(
+                "SELECT DISTINCT case_key FROM tasks WHERE substr(case_key, instr(case_key, '|') + 1) = ?",
+                (case_number,),
+            )
+        ]
+
+    def count_events(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
 
     def all_task_ids(self) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT task_id FROM tasks ORDER BY created_at, task_id")]

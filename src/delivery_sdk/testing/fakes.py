@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -240,7 +241,8 @@ class FakePrintCentre(BaseChannel):
         return SendResult(accepted=True, provider_ref=f"job-{dispatch.dispatch_id}")
 
     def waybill(self, dispatch_id: str) -> str:
-        return f"EMS{abs(hash(dispatch_id)) % 10**10:010d}CN"
+        digest = int.from_bytes(hashlib.sha256(dispatch_id.encode()).digest()[:8], "big")
+        return f"EMS{digest % 10**10:010d}CN"
 
     async def status(self, dispatch: Dispatch) -> StatusReport:
         accepted = self._accepted.get(dispatch.dispatch_id)

@@ -1,0 +1,156 @@
+"""End-to-end engine throughput on SQLite (WAL, synchronous=FULL), beside the raw limit.
+
+Every task goes: created -> e-service attempt fails -> SMS delivered -> served -> filed (9 persisted events,
+plus the outbox rows). The raw limit replays exactly the rows the engine wrote (the same JSON bodies) into a
+fresh database with a bare, batched sqlite3 loop under the same pragmas. Results go to
+benchmarks/results/engine.json.
+
+    python benchmarks/bench_engine.py [--tasks 20000] [--memory]
+
+``--memory`` also runs 100k tasks in one process and reports the RSS growth between 10k and 100k.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import platform
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+from delivery_sdk import AsyncDeliveryClient, ChannelKind, EngineConfig, SQLiteStore
+from delivery_sdk.testing import FakeChannel, Outcome, VirtualClock, channels_plugin, make_party, make_request
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def _requests(start: int, count: int) -> list:
+    party = make_party(eservice="acct-1", address=None)
+    return [make_request(party, client_key=f"bench-{start + i}") for i in range(count)]
+
+
+async def run_engine(path: Path, tasks: int, *, checkpoints: tuple[int, ...] = ()) -> dict[str, float]:
+    clock = VirtualClock()
+    eservice = FakeChannel("eservice", ChannelKind.ESERVICE, clock=clock, default=Outcome.failed("no account"))
+    sms = FakeChannel("sms", ChannelKind.SMS, clock=clock, default=Outcome.delivered())
+    store = SQLiteStore(path, synchronous="FULL")
+    ids = iter(range(1, 10**9))
+    client = AsyncDeliveryClient(store, plugins=[channels_plugin(eservice, sms)], clock=clock, load_entry_points=False,
+                                 config=EngineConfig(batch_size=int(__import__("os").environ.get("BENCH_BATCH", "512"))), id_factory=lambda: f"T{next(ids):08d}")
+    process = psutil.Process()
+    rss: dict[str, float] = {}
+    chunk = 2000
+    started = time.perf_counter()
+    done = 0
+    while done < tasks:
+        n = min(chunk, tasks - done)
+        await client.submit_many(_requests(done, n))
+        await client.run_until_idle()
+        done += n
+        eservice.history.clear()
+        sms.history.clear()
+        if done in checkpoints:
+            gc.collect()
+            rss[str(done)] = process.memory_info().rss / 2**20
+    elapsed = time.perf_counter() - started
+    counts = store.count_by_state()
+    events = store.count_events()
+    await client.aclose()
+    store.close()
+    assert counts == {"filed": tasks}, counts
+    return {"seconds": elapsed, "tasks_per_s": tasks / elapsed, "events": events, "events_per_task": events / tasks,
+            **{f"rss_mb_at_{k}": v for k, v in rss.items()}}
+
+
+def run_raw(source: Path, target: Path, batch_tasks: int = 512) -> dict[str, float]:
+    """Insert the engine's rows again with a bare batched loop: the raw limit of this disk and SQLite."""
+    src = sqlite3.connect(source)
+    tasks = src.execute("SELECT task_id, client_key, fingerprint, case_key, state, version, due_at, created_at, "
+                        "updated_at FROM tasks ORDER BY task_id").fetchall()
+    events: dict[str, list[tuple]] = {}
+    for row in src.execute("SELECT task_id, task_seq, type, at, body FROM events ORDER BY seq"):
+        events.setdefault(row[0], []).append(row)
+    outbox: dict[str, list[tuple]] = {}
+    for row in src.execute("SELECT dispatch_id, task_id, channel FROM outbox"):
+        outbox.setdefault(row[1], []).append(row)
+    src.close()
+    db = sqlite3.connect(target, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.executescript("""
+        CREATE TABLE tasks (task_id TEXT PRIMARY KEY, client_key TEXT UNIQUE, fingerprint TEXT, case_key TEXT,
+            state TEXT, version INTEGER, due_at REAL, created_at TEXT, updated_at TEXT);
+        CREATE INDEX tasks_due ON tasks(due_at) WHERE due_at IS NOT NULL;
+        CREATE INDEX tasks_case ON tasks(case_key);
+        CREATE TABLE events (seq INTEGER PRIMARY KEY, task_id TEXT, task_seq INTEGER, type TEXT, at TEXT,
+            body TEXT, UNIQUE (task_id, task_seq));
+        CREATE TABLE outbox (dispatch_id TEXT PRIMARY KEY, task_id TEXT, channel TEXT, done INTEGER DEFAULT 0);
+    """)
+    started = time.perf_counter()
+    for i in range(0, len(tasks), batch_tasks):
+        batch = tasks[i : i + batch_tasks]
+        db.execute("BEGIN")
+        db.executemany("INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", batch)
+        db.executemany("INSERT INTO events (task_id, task_seq, type, at, body) VALUES (?, ?, ?, ?, ?)",
+                       [e for t in batch for e in events.get(t[0], [])])
+        db.executemany("INSERT INTO outbox (dispatch_id, task_id, channel) VALUES (?, ?, ?)",
+                       [o for t in batch for o in outbox.get(t[0], [])])
+        db.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    db.close()
+    return {"seconds": elapsed, "tasks_per_s": len(tasks) / elapsed}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tasks", type=int, default=20_000)
+    parser.add_argument("--memory", action="store_true", help="also run 100k tasks and report RSS growth")
+    args = parser.parse_args(argv)
+    RESULTS.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        engine_db = Path(tmp) / "engine.sqlite3"
+        engine = asyncio.run(run_engine(engine_db, args.tasks))
+        raw = run_raw(engine_db, Path(tmp) / "raw.sqlite3")
+        result: dict[str, object] = {
+            "benchmark": "engine_end_to_end_sqlite",
+            "python": sys.version.split()[0],
+            "sqlite": sqlite3.sqlite_version,
+            "machine": platform.machine(),
+            "cpus": psutil.cpu_count(),
+            "tasks": args.tasks,
+            "engine": engine,
+            "raw_limit": raw,
+            "ratio_engine_to_raw": engine["tasks_per_s"] / raw["tasks_per_s"],
+        }
+        if args.memory:
+            mem = asyncio.run(run_engine(Path(tmp) / "memory.sqlite3", 100_000, checkpoints=(10_000, 100_000)))
+            result["memory"] = {
+                "rss_mb_at_10k": mem["rss_mb_at_10000"],
+                "rss_mb_at_100k": mem["rss_mb_at_100000"],
+                "rss_growth_mb": mem["rss_mb_at_100000"] - mem["rss_mb_at_10000"],
+                "tasks_per_s_100k": mem["tasks_per_s"],
+            }
+    out = RESULTS / "engine.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"engine   {engine['tasks_per_s']:>9,.0f} tasks/s  ({engine['events_per_task']:.1f} events/task, "
+          f"{engine['seconds']:.2f} s for {args.tasks} tasks)")
+    print(f"raw      {raw['tasks_per_s']:>9,.0f} tasks/s  (same rows, bare batched sqlite3)")
+    print(f"ratio    {result['ratio_engine_to_raw']:.1%} of the raw limit")
+    if "memory" in result:
+        m = result["memory"]
+        assert isinstance(m, dict)
+        print(f"memory   RSS {m['rss_mb_at_10k']:.0f} MB at 10k tasks, {m['rss_mb_at_100k']:.0f} MB at 100k "
+              f"(growth {m['rss_growth_mb']:.1f} MB)")
+    print(f"results in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

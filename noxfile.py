@@ -1,0 +1,62 @@
+"""Sessions: lint, typecheck, tests (core), plugins (each plugins/* package against the core), docs, bench, demo."""
+
+from __future__ import annotations
+
+import pathlib
+
+import nox
+
+nox.options.sessions = ["lint", "typecheck", "tests", "plugins", "docs"]
+nox.options.default_venv_backend = "venv"
+ROOT = pathlib.Path(__file__).parent
+PLUGINS = sorted(p for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists())
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff>=0.8")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    session.install("-e", ".[dev]", *[f"-e{p}" for p in PLUGINS])
+    session.run("mypy")
+    for plugin in PLUGINS:
+        session.run("mypy", "--strict", str(plugin / "src"))
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    session.install("-e", ".[test]", *[f"-e{p}" for p in PLUGINS])
+    session.run("python", "-m", "pytest", "tests", *session.posargs)
+
+
+@nox.session
+def plugins(session: nox.Session) -> None:
+    """Install each plugin package against the core and run its own tests."""
+    session.install("-e", ".[test]")
+    for plugin in PLUGINS:
+        session.install("-e", str(plugin))
+        session.run("python", "-m", "pytest", str(plugin / "tests"), *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    session.install("-e", ".[test]", *[f"-e{p}" for p in PLUGINS])
+    session.run("python", "scripts/gen_lifecycle_diagram.py", "--check")
+    session.run("python", "-m", "pytest", "tests/test_docs.py", "-W", "error")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    session.install("-e", ".[test]")
+    session.run("python", "benchmarks/bench_engine.py", "--memory", *session.posargs)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    session.install("-e", ".")
+    tmp = session.create_tmp()
+    session.run("delivery-sdk", "demo", "--store", f"{tmp}/demo.sqlite3", "--no-progress", *session.posargs)

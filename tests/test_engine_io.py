@@ -1,0 +1,235 @@
+"""The engine's I/O paths: retries, in-doubt sends and reconciliation, failures, filing retries."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import pytest
+
+from delivery_sdk import (
+    ChannelError,
+    ChannelKind,
+    Dispatch,
+    EngineConfig,
+    MockChannel,
+    PolicyConfig,
+    SendResult,
+    ServiceMethod,
+    StatusReport,
+    TaskState,
+    TransientChannelError,
+)
+from delivery_sdk.model import DispatchStatus
+from delivery_sdk.retry import RetryConfig, call_with_retries, set_testing
+from delivery_sdk.testing import Harness, Outcome, RecordingSink, channels_plugin, make_party, make_request
+
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def types(h: Harness, task_id: str) -> list[str]:
+    return [e.event.TYPE for e in h.client.timeline(task_id)]
+
+
+def test_transient_send_errors_are_retried_and_sent_once() -> None:
+    async def main() -> None:
+        h = Harness(config=EngineConfig(retry=RetryConfig(attempts=3, initial=0.0, maximum=0.0)))
+        h.sms.enqueue(Outcome.transient(times=2, then=Outcome.delivered()))
+        task_id = await h.client.submit(make_request(make_party()))
+        await h.client.run_until_idle()
+        assert h.client.status(task_id).state is TaskState.FILED
+        # three calls reached the provider, all with the same idempotency key
+        assert h.sms.idempotency_keys == [f"{task_id}.1"] * 3
+        assert types(h, task_id).count("dispatch.queued") == 1
+        await h.aclose()
+
+    run(main())
+
+
+def test_send_in_doubt_is_reconciled_through_status_not_resent() -> None:
+    """A send whose outcome is unknown (the provider got it, then the connection died) stays queued; the
+    next step asks the provider and records it as sent without sending again."""
+
+    calls: list[str] = []
+    received: set[str] = set()
+
+    def handler(dispatch: Dispatch) -> SendResult:
+        calls.append(dispatch.dispatch_id)
+        received.add(dispatch.dispatch_id)
+        raise TransientChannelError("connection reset after the request was written")
+
+    def status(dispatch: Dispatch) -> StatusReport:
+        return StatusReport(found=dispatch.dispatch_id in received, provider_ref="p-1")
+
+    async def main() -> None:
+        sms = MockChannel(handler, name="flaky-sms", kind=ChannelKind.SMS, status_handler=status)
+        policy = PolicyConfig(
+            electronic_order=(ChannelKind.SMS,), response_window={ChannelKind.SMS: timedelta(hours=1)}
+        )
+        h = Harness(extra_plugins=[channels_plugin(sms)], policy=policy)
+        h.client.engine._kinds = {ChannelKind.SMS: "flaky-sms", ChannelKind.POST: "fake-ems"}
+        h.carrier.enqueue(Outcome.signed())
+        with set_testing(attempts=1):
+            task_id = await h.client.submit(make_request(make_party()))
+            await h.client.run_until_idle()
+        timeline = types(h, task_id)
+        assert calls == [f"{task_id}.1"], "sent exactly once"
+        record = h.client.task(task_id).dispatches[0]
+        assert record.status is DispatchStatus.TIMED_OUT
+        assert timeline[:3] == ["task.created", "dispatch.queued", "dispatch.sent"]
+        final = h.client.status(task_id)
+        assert final.state is TaskState.FILED
+        assert final.method is ServiceMethod.POSTAL  # the SMS never reported arrival: post took over
+        await h.aclose()
+
+    run(main())
+
+
+def test_send_never_received_is_sent_after_reconciliation() -> None:
+    attempts: list[str] = []
+
+    def handler(dispatch: Dispatch) -> SendResult:
+        attempts.append(dispatch.dispatch_id)
+        if len(attempts) == 1:
+            raise TransientChannelError("timeout before the provider saw it")
+        return SendResult(accepted=True, provider_ref="ok")
+
+    def status(dispatch: Dispatch) -> StatusReport:
+        return StatusReport(found=len(attempts) > 1)
+
+    async def main() -> None:
+        sms = MockChannel(handler, name="sms2", kind=ChannelKind.SMS, status_handler=status)
+        h = Harness(extra_plugins=[channels_plugin(sms)], policy=PolicyConfig(electronic_order=(ChannelKind.SMS,)))
+        h.client.engine._kinds = {ChannelKind.SMS: "sms2"}
+        with set_testing(attempts=1):
+            task_id = await h.client.submit(make_request(make_party()))
+            await h.client.run_until_idle(max_steps=3)
+        assert attempts == [f"{task_id}.1", f"{task_id}.1"]
+        assert types(h, task_id).count("dispatch.sent") == 1
+        await h.aclose()
+
+    run(main())
+
+
+def test_permanent_channel_error_fails_the_dispatch_and_moves_on() -> None:
+    def broken(dispatch: Dispatch) -> SendResult:
+        raise ChannelError("account blocked")
+
+    async def main() -> None:
+        h = Harness()
+        h.client.host.register(channels_plugin(MockChannel(broken, name="broken-eservice", kind=ChannelKind.ESERVICE)))
+        h.client.engine._kinds = {ChannelKind.ESERVICE: "broken-eservice", ChannelKind.SMS: "fake-sms"}
+        h.sms.enqueue(Outcome.delivered())
+        task_id = await h.client.submit(make_request(make_party(eservice="acct")))
+        await h.client.run_until_idle()
+        status = h.client.status(task_id)
+        assert [d.status for d in status.dispatches] == [DispatchStatus.FAILED, DispatchStatus.DELIVERED]
+        assert status.dispatches[0].detail == "account blocked"
+        assert status.state is TaskState.FILED
+        await h.aclose()
+
+    run(main())
+
+
+def test_a_task_that_keeps_failing_goes_to_a_person(caplog: pytest.LogCaptureFixture) -> None:
+    def down(dispatch: Dispatch) -> StatusReport:
+        raise TransientChannelError("status endpoint down")
+
+    def accept(dispatch: Dispatch) -> SendResult:
+        raise TransientChannelError("gateway down")
+
+    async def main() -> None:
+        sms = MockChannel(accept, name="down-sms", kind=ChannelKind.SMS, status_handler=down)
+        h = Harness(
+            extra_plugins=[channels_plugin(sms)],
+            config=EngineConfig(max_io_errors=3),
+            policy=PolicyConfig(electronic_order=(ChannelKind.SMS,)),
+        )
+        h.client.engine._kinds = {ChannelKind.SMS: "down-sms"}
+        with set_testing(attempts=1), caplog.at_level(logging.WARNING, logger="delivery_sdk.engine"):
+            task_id = await h.client.submit(make_request(make_party(mobile="13912345678")))
+            await h.client.run_until_idle()
+        status = h.client.status(task_id)
+        assert status.state is TaskState.NEEDS_ATTENTION
+        assert "failed 3 times" in (status.attention_reason or "")
+        assert "13912345678" not in caplog.text  # never a phone number in the logs
+        await h.aclose()
+
+    run(main())
+
+
+def test_filing_failure_leaves_task_served_and_is_retried() -> None:
+    async def main() -> None:
+        sink = RecordingSink(fail_filing=2)
+        h = Harness(extra_plugins=[sink])
+        h.sms.enqueue(Outcome.delivered())
+        task_id = await h.client.submit(make_request(make_party()))
+        await h.client.run_until_idle(max_steps=2)
+        assert h.client.status(task_id).state is TaskState.SERVED
+        await h.client.run_until_idle()
+        assert h.client.status(task_id).state is TaskState.FILED
+        assert sink.filing_calls == 3
+        assert list(sink.filed) == [f"{task_id}:proof"]
+        assert sink.filed[f"{task_id}:proof"].timeline[-1].event.TYPE == "service.served"
+        await h.aclose()
+
+    run(main())
+
+
+def test_unknown_channel_at_send_time_fails_the_dispatch() -> None:
+    async def main() -> None:
+        h = Harness()
+        h.sms.enqueue(Outcome.delivered())
+        h.client.engine._kinds = {ChannelKind.ESERVICE: "vanished", ChannelKind.SMS: "fake-sms"}
+        task_id = await h.client.submit(make_request(make_party(eservice="acct")))
+        await h.client.run_until_idle()
+        status = h.client.status(task_id)
+        assert status.dispatches[0].status is DispatchStatus.FAILED
+        assert "vanished" in (status.dispatches[0].detail or "")
+        assert status.state is TaskState.FILED
+        await h.aclose()
+
+    run(main())
+
+
+def test_retry_config_honours_retry_after_and_gives_up() -> None:
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    calls = 0
+
+    async def always() -> None:
+        nonlocal calls
+        calls += 1
+        raise TransientChannelError("429", retry_after=2.0)
+
+    with pytest.raises(TransientChannelError):
+        run(call_with_retries("x", always, config=RetryConfig(attempts=3, initial=0.1, maximum=5.0), sleep=sleep))
+    assert calls == 3
+    assert len(waits) == 2
+    assert all(w >= 2.0 for w in waits)
+
+
+def test_set_testing_switches_back() -> None:
+    calls = 0
+
+    async def flaky() -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise TransientChannelError("once")
+        return calls
+
+    with set_testing(attempts=1), pytest.raises(TransientChannelError):
+        run(call_with_retries("x", flaky))
+    calls = 0
+    assert run(call_with_retries("x", flaky, config=RetryConfig(attempts=2, initial=0, maximum=0))) == 2

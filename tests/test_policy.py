@@ -1,0 +1,811 @@
+"""Table-driven tests of ``policy.decide``: pure, on tasks folded from hand-written events (no store, no engine).
+
+The rules under test: e-service needs consent (CPL Art. 90; Online Litigation Rules Arts. 29-30); its moment
+is the arrival in the recipient's system and the earliest of several channels counts (Rules Art. 31);
+postal service is effective on signing (CPL Art. 91), a refusal or a confirmed address that proved wrong
+on the day of return; publication is deemed served 30 days after it (CPL Art. 95).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from delivery_sdk import ChannelKind, Contact, ContactKind, DispatchStatus, Party, ServiceMethod, TaskState
+from delivery_sdk.events import (
+    AddressSearchFailed,
+    AddressUpdated,
+    Cancelled,
+    DispatchDelivered,
+    DispatchFailed,
+    DispatchQueued,
+    DispatchRead,
+    DispatchSent,
+    DispatchTimedOut,
+    Event,
+    FellBackToPost,
+    Filed,
+    Mailed,
+    NeedsAttention,
+    PostReturned,
+    PostSigned,
+    Printed,
+    PrintRouted,
+    PublicationStarted,
+    ResumedByStaff,
+    ReturnReason,
+    Served,
+    TaskCreated,
+)
+from delivery_sdk.lifecycle import Task, fold
+from delivery_sdk.model import DispatchRecord
+from delivery_sdk.policy import (
+    BASIS_CONFIRMED_WRONG,
+    BASIS_ELECTRONIC,
+    BASIS_POSTAL,
+    BASIS_PUBLICATION,
+    BASIS_REFUSED,
+    Decision,
+    Emit,
+    File,
+    PolicyConfig,
+    Poll,
+    Reconcile,
+    Route,
+    SearchAddress,
+    Send,
+    decide,
+    next_poll,
+)
+from delivery_sdk.testing import make_party, make_request
+
+TASK = "T-1"
+T0 = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
+CONFIG = PolicyConfig()
+RETRY = CONFIG.retry_after_error  # 10 min
+ES, SMS, WX, MAIL, PRINT = (
+    ChannelKind.ESERVICE,
+    ChannelKind.SMS,
+    ChannelKind.WECHAT,
+    ChannelKind.EMAIL,
+    ChannelKind.PRINT,
+)
+CHANNELS = {ES: "fake-eservice", SMS: "fake-sms", WX: "fake-wechat", MAIL: "fake-email"}
+CONTACTS = {
+    ES: Contact(kind=ContactKind.ESERVICE, value="acct-1"),
+    SMS: Contact(kind=ContactKind.MOBILE, value="13800138000"),
+    WX: Contact(kind=ContactKind.WECHAT, value="wx_openid_1"),
+    MAIL: Contact(kind=ContactKind.EMAIL, value="party1@example.com"),
+}
+CENTRE = "PC-420100"
+ADDRESS = Contact(kind=ContactKind.POSTAL, value="湖北省宜昌市夷陵区小溪塔街道发展大道57号", division_code="420506")
+
+
+def h(hours: float) -> datetime:
+    return T0 + timedelta(hours=hours)
+
+
+def everyone() -> Party:
+    """A party reachable on every electronic channel (and by post at make_party's Wuhan address)."""
+    return make_party("P-1", eservice="acct-1", wechat="wx_openid_1", email="party1@example.com")
+
+
+# -- hand-written events -----------------------------------------------------------------------------------
+
+
+def created(party: Party | None = None, channels: list[ChannelKind] | None = None) -> TaskCreated:
+    return TaskCreated(task_id=TASK, at=T0, request=make_request(party or everyone(), channels=channels))
+
+
+def queued(dispatch_id: str, kind: ChannelKind, at: datetime) -> DispatchQueued:
+    return DispatchQueued(
+        task_id=TASK, at=at, dispatch_id=dispatch_id, channel=CHANNELS[kind], kind=kind, contact=CONTACTS[kind]
+    )
+
+
+def sent(dispatch_id: str, at: datetime) -> DispatchSent:
+    return DispatchSent(task_id=TASK, at=at, dispatch_id=dispatch_id, provider_ref=f"ref-{dispatch_id}")
+
+
+def attempt(dispatch_id: str, kind: ChannelKind, at: datetime) -> list[Event]:
+    return [queued(dispatch_id, kind, at), sent(dispatch_id, at)]
+
+
+def delivered(dispatch_id: str, at: datetime, delivered_at: datetime | None = None) -> DispatchDelivered:
+    return DispatchDelivered(task_id=TASK, at=at, dispatch_id=dispatch_id, delivered_at=delivered_at or at)
+
+
+def failed(dispatch_id: str, at: datetime) -> DispatchFailed:
+    return DispatchFailed(task_id=TASK, at=at, dispatch_id=dispatch_id, reason="undeliverable")
+
+
+def timed_out(dispatch_id: str, at: datetime) -> DispatchTimedOut:
+    return DispatchTimedOut(task_id=TASK, at=at, dispatch_id=dispatch_id)
+
+
+def fell_back(at: datetime, reason: str = "every electronic channel failed") -> FellBackToPost:
+    return FellBackToPost(task_id=TASK, at=at, reason=reason)
+
+
+def routed(at: datetime) -> PrintRouted:
+    return PrintRouted(task_id=TASK, at=at, centre_id=CENTRE, reason="route key 420100")
+
+
+def print_job(dispatch_id: str, at: datetime, contact: Contact | None = None) -> DispatchQueued:
+    return DispatchQueued(
+        task_id=TASK,
+        at=at,
+        dispatch_id=dispatch_id,
+        channel=CENTRE,
+        kind=PRINT,
+        contact=contact or make_party().contacts_of(ContactKind.POSTAL)[0],
+        centre_id=CENTRE,
+    )
+
+
+def in_post(dispatch_id: str, at: datetime, contact: Contact | None = None) -> list[Event]:
+    """Routed, printed and mailed, all at ``at`` (the job accepted at ``at``)."""
+    return [
+        routed(at),
+        print_job(dispatch_id, at, contact),
+        sent(dispatch_id, at),
+        Printed(task_id=TASK, at=at, dispatch_id=dispatch_id),
+        Mailed(task_id=TASK, at=at, dispatch_id=dispatch_id, waybill=f"EMS-{dispatch_id}"),
+    ]
+
+
+def returned(dispatch_id: str, at: datetime, reason: ReturnReason, returned_at: datetime) -> PostReturned:
+    return PostReturned(task_id=TASK, at=at, dispatch_id=dispatch_id, returned_at=returned_at, reason=reason)
+
+
+def task_of(*events: Event | list[Event]) -> Task:
+    flat: list[Event] = []
+    for e in events:
+        flat.extend(e if isinstance(e, list) else [e])
+    return fold(flat)
+
+
+def emits(event: Event, due_at: datetime) -> Decision:
+    return Decision(actions=(Emit(event=event),), due_at=due_at)
+
+
+# -- CREATED -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("party", "config", "request_channels", "expected"),
+    [
+        pytest.param(everyone(), CONFIG, None, [ES], id="consent-first-in-default-order"),
+        pytest.param(make_party("P-2"), CONFIG, None, [SMS], id="mobile-only"),
+        pytest.param(everyone(), PolicyConfig(parallel=True), None, [ES, SMS, WX, MAIL], id="parallel-all-at-once"),
+        pytest.param(everyone(), CONFIG, [WX, SMS], [WX], id="request-overrides-order"),
+        pytest.param(everyone(), PolicyConfig(parallel=True), [WX, SMS], [WX, SMS], id="request-order-parallel"),
+        pytest.param(
+            make_party("P-3", consent=False),
+            PolicyConfig(require_consent=False),
+            None,
+            [SMS],
+            id="consent-not-required",
+        ),
+    ],
+)
+def test_created_sends_on_electronic_channels(
+    party: Party, config: PolicyConfig, request_channels: list[ChannelKind] | None, expected: list[ChannelKind]
+) -> None:
+    task = task_of(created(party, request_channels))
+    decision = decide(task, T0, config, CHANNELS)
+    assert decision == Decision(actions=tuple(Send(channel=CHANNELS[k], kind=k) for k in expected), due_at=T0)
+    assert decision.io
+
+
+@pytest.mark.parametrize(
+    ("party", "channels", "reason"),
+    [
+        pytest.param(make_party("P-4", consent=False), CHANNELS, "no consent to electronic service", id="no-consent"),
+        pytest.param(
+            make_party("P-5", mobile=None), CHANNELS, "no usable electronic channel or contact", id="no-e-contacts"
+        ),
+        pytest.param(
+            make_party("P-6", mobile=None, wechat="wx_openid_6"),
+            {SMS: "fake-sms"},
+            "no usable electronic channel or contact",
+            id="contact-without-adapter",
+        ),
+        pytest.param(make_party("P-7"), {}, "no usable electronic channel or contact", id="no-adapters"),
+    ],
+)
+def test_created_falls_back_to_post(party: Party, channels: dict[ChannelKind, str], reason: str) -> None:
+    decision = decide(task_of(created(party)), T0, CONFIG, channels)
+    assert decision == emits(FellBackToPost(task_id=TASK, at=T0, reason=reason), T0)
+    assert not decision.io
+
+
+def test_resumed_task_starts_a_new_electronic_round() -> None:
+    first_round = [
+        *attempt("T-1.1", ES, h(0)),
+        failed("T-1.1", h(0)),
+        *attempt("T-1.2", SMS, h(0)),
+        timed_out("T-1.2", h(2)),
+        fell_back(h(2)),
+        NeedsAttention(task_id=TASK, at=h(2), reason="no print centre serves this address"),
+        ResumedByStaff(task_id=TASK, at=h(30), note="party phoned in"),
+    ]
+    task = task_of(created(make_party("P-8", eservice="acct-8")), first_round)
+    assert task.state is TaskState.CREATED
+    assert decide(task, h(30), CONFIG, CHANNELS) == Decision(
+        actions=(Send(channel="fake-eservice", kind=ES),), due_at=h(30)
+    )
+    # The new round's failures alone decide what is left to try: SMS again, though it timed out before.
+    again = task_of(
+        created(make_party("P-8", eservice="acct-8")), first_round, attempt("T-1.3", ES, h(30)), failed("T-1.3", h(30))
+    )
+    assert [d.dispatch_id for d in again.electronic_dispatches] == ["T-1.3"]
+    assert decide(again, h(30), CONFIG, CHANNELS) == Decision(
+        actions=(Send(channel="fake-sms", kind=SMS),), due_at=h(30)
+    )
+
+
+# -- ELECTRONIC ----------------------------------------------------------------------------------------------
+
+
+def test_in_doubt_dispatch_is_reconciled_not_resent() -> None:
+    task = task_of(created(), queued("T-1.1", ES, T0))
+    assert task.dispatch("T-1.1").status is DispatchStatus.QUEUED  # type: ignore[union-attr]
+    now = h(1)
+    assert decide(task, now, CONFIG, CHANNELS) == Decision(
+        actions=(Reconcile(dispatch_id="T-1.1"),), due_at=now + RETRY
+    )
+
+
+def test_in_doubt_and_sent_dispatches_side_by_side() -> None:
+    task = task_of(created(), queued("T-1.1", ES, T0), attempt("T-1.2", SMS, T0))
+    now = T0 + timedelta(minutes=5)
+    decision = decide(task, now, PolicyConfig(parallel=True), CHANNELS)
+    assert decision.actions == (Reconcile(dispatch_id="T-1.1"), Poll(dispatch_id="T-1.2"))
+    assert decision.due_at == now + RETRY  # the reconcile retry comes before the next poll (at +30 min)
+
+
+@pytest.mark.parametrize(
+    ("kind", "after", "poll", "due_after"),
+    [
+        # SMS: response window 2 h; polls at +5 min, +30 min, then a last look just before the window closes.
+        pytest.param(SMS, timedelta(0), False, timedelta(minutes=5), id="sms-just-sent"),
+        pytest.param(SMS, timedelta(minutes=4), False, timedelta(minutes=5), id="sms-before-first-poll"),
+        pytest.param(SMS, timedelta(minutes=5), True, timedelta(minutes=30), id="sms-first-poll"),
+        pytest.param(SMS, timedelta(minutes=30), True, timedelta(hours=2) - timedelta(minutes=1), id="sms-second-poll"),
+        pytest.param(SMS, timedelta(minutes=119), True, timedelta(hours=2), id="sms-last-look"),
+        # e-service platform: window 24 h; the poll schedule repeats its last step (6 h).
+        pytest.param(ES, timedelta(hours=2), True, timedelta(hours=6), id="es-third-poll"),
+        pytest.param(ES, timedelta(hours=7), True, timedelta(hours=12), id="es-repeating-step"),
+        pytest.param(ES, timedelta(hours=18), True, timedelta(hours=24) - timedelta(minutes=1), id="es-last-look"),
+    ],
+)
+def test_sent_dispatch_poll_schedule(kind: ChannelKind, after: timedelta, poll: bool, due_after: timedelta) -> None:
+    task = task_of(created(), attempt("T-1.1", kind, T0))
+    decision = decide(task, T0 + after, CONFIG, CHANNELS)
+    assert decision.actions == ((Poll(dispatch_id="T-1.1"),) if poll else ())
+    assert decision.due_at == T0 + due_after
+
+
+@pytest.mark.parametrize(
+    ("kind", "window"),
+    [(SMS, timedelta(hours=2)), (WX, timedelta(hours=6)), (MAIL, timedelta(hours=24)), (ES, timedelta(hours=24))],
+    ids=lambda v: v.value if isinstance(v, ChannelKind) else None,
+)
+def test_response_window_elapsed_emits_timed_out(kind: ChannelKind, window: timedelta) -> None:
+    task = task_of(created(), attempt("T-1.1", kind, T0))
+    now = T0 + window
+    assert decide(task, now, CONFIG, CHANNELS) == emits(
+        DispatchTimedOut(task_id=TASK, at=now, dispatch_id="T-1.1"), now
+    )
+    # A custom window is honoured.
+    custom = PolicyConfig(response_window={kind: timedelta(minutes=45)})
+    later = T0 + timedelta(minutes=45)
+    assert decide(task, later, custom, CHANNELS) == emits(
+        DispatchTimedOut(task_id=TASK, at=later, dispatch_id="T-1.1"), later
+    )
+
+
+def test_window_counts_from_sending_not_queueing() -> None:
+    task = task_of(created(), queued("T-1.1", SMS, T0), sent("T-1.1", h(1)))
+    assert decide(task, h(2.5), CONFIG, CHANNELS).actions == (Poll(dispatch_id="T-1.1"),)
+    assert decide(task, h(3), CONFIG, CHANNELS) == emits(
+        DispatchTimedOut(task_id=TASK, at=h(3), dispatch_id="T-1.1"), h(3)
+    )
+
+
+@pytest.mark.parametrize(
+    ("party", "first", "settled", "next_kind"),
+    [
+        pytest.param(everyone(), ES, failed("T-1.1", h(0.5)), SMS, id="failed"),
+        pytest.param(everyone(), ES, timed_out("T-1.1", h(24)), SMS, id="timed-out"),
+        # The next channel in the order whose contact the party has: no WeChat, so e-mail after SMS.
+        pytest.param(make_party("P-12", email="p12@example.com"), SMS, failed("T-1.1", h(0.5)), MAIL, id="by-contact"),
+    ],
+)
+def test_sequential_mode_tries_the_next_channel(
+    party: Party, first: ChannelKind, settled: Event, next_kind: ChannelKind
+) -> None:
+    task = task_of(created(party), attempt("T-1.1", first, T0), settled)
+    now = h(25)
+    assert decide(task, now, CONFIG, CHANNELS) == Decision(
+        actions=(Send(channel=CHANNELS[next_kind], kind=next_kind),), due_at=now
+    )
+
+
+def test_every_channel_tried_falls_back_to_post() -> None:
+    events = [created()]
+    for n, kind in enumerate([ES, SMS, WX, MAIL], start=1):
+        events += [*attempt(f"T-1.{n}", kind, h(n)), failed(f"T-1.{n}", h(n))]
+    task = task_of(events)
+    now = h(5)
+    assert decide(task, now, CONFIG, CHANNELS) == emits(
+        FellBackToPost(task_id=TASK, at=now, reason="every electronic channel failed"), now
+    )
+
+
+def test_parallel_mode_falls_back_once_every_channel_settled_without_delivery() -> None:
+    history: list[Event] = [
+        created(make_party("P-9", eservice="acct-9")),
+        queued("T-1.1", ES, T0),
+        queued("T-1.2", SMS, T0),
+        sent("T-1.1", T0),
+        sent("T-1.2", T0),
+        failed("T-1.2", h(0.1)),
+    ]
+    parallel = PolicyConfig(parallel=True)
+    # Still waiting on the platform: poll it, do not fall back yet.
+    assert decide(task_of(history), h(1), parallel, CHANNELS).actions == (Poll(dispatch_id="T-1.1"),)
+    settled = task_of(history, timed_out("T-1.1", h(24)))
+    assert decide(settled, h(24), parallel, CHANNELS) == emits(
+        FellBackToPost(task_id=TASK, at=h(24), reason="every electronic channel failed"), h(24)
+    )
+
+
+def served_electronic(now: datetime, effective: datetime, dispatch_id: str) -> Decision:
+    return emits(
+        Served(
+            task_id=TASK,
+            at=now,
+            method=ServiceMethod.ELECTRONIC,
+            basis=BASIS_ELECTRONIC,
+            effective_at=effective,
+            dispatch_id=dispatch_id,
+        ),
+        now,
+    )
+
+
+def test_earliest_delivery_wins_across_channels() -> None:
+    # Both arrived; the platform's report came first but the SMS had arrived earlier (Rules Art. 31).
+    task = task_of(
+        created(),
+        queued("T-1.1", ES, T0),
+        queued("T-1.2", SMS, T0),
+        sent("T-1.1", T0),
+        sent("T-1.2", T0),
+        delivered("T-1.1", at=h(3), delivered_at=h(2)),
+        delivered("T-1.2", at=h(6), delivered_at=h(1)),
+    )
+    assert decide(task, h(6), PolicyConfig(parallel=True), CHANNELS) == served_electronic(h(6), h(1), "T-1.2")
+
+
+def test_one_delivery_serves_without_waiting_for_the_other_channels() -> None:
+    task = task_of(
+        created(),
+        queued("T-1.1", ES, T0),
+        queued("T-1.2", SMS, T0),
+        sent("T-1.1", T0),
+        sent("T-1.2", T0),
+        delivered("T-1.2", at=h(0.5), delivered_at=h(0.25)),
+    )
+    assert decide(task, h(0.5), PolicyConfig(parallel=True), CHANNELS) == served_electronic(h(0.5), h(0.25), "T-1.2")
+
+
+def test_read_report_without_delivery_report_presumes_arrival_at_reading() -> None:
+    read = DispatchRead(task_id=TASK, at=h(4), dispatch_id="T-1.1", read_at=h(3))
+    task = task_of(created(), attempt("T-1.1", WX, T0), read)
+    assert decide(task, h(4), CONFIG, CHANNELS) == served_electronic(h(4), h(3), "T-1.1")
+
+
+def test_earlier_repeated_delivery_report_moves_the_service_moment_back() -> None:
+    task = task_of(
+        created(),
+        attempt("T-1.1", ES, T0),
+        delivered("T-1.1", at=h(2), delivered_at=h(2)),
+        delivered("T-1.1", at=h(3), delivered_at=h(1)),
+    )
+    assert decide(task, h(3), CONFIG, CHANNELS) == served_electronic(h(3), h(1), "T-1.1")
+
+
+# -- next_poll -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        (timedelta(0), timedelta(minutes=5)),
+        (timedelta(minutes=4, seconds=59), timedelta(minutes=5)),
+        (timedelta(minutes=5), timedelta(minutes=30)),
+        (timedelta(minutes=29), timedelta(minutes=30)),
+        (timedelta(minutes=30), timedelta(hours=2)),
+        (timedelta(hours=2), timedelta(hours=6)),
+        (timedelta(hours=5, minutes=59), timedelta(hours=6)),
+        (timedelta(hours=6), timedelta(hours=12)),  # the last offset repeats
+        (timedelta(hours=7), timedelta(hours=12)),
+        (timedelta(hours=12), timedelta(hours=18)),
+        (timedelta(hours=100), timedelta(hours=102)),
+    ],
+    ids=str,
+)
+def test_next_poll_schedule(now: timedelta, expected: timedelta) -> None:
+    record = DispatchRecord(
+        dispatch_id="T-1.1",
+        channel="fake-sms",
+        kind=SMS,
+        contact=CONTACTS[SMS],
+        status=DispatchStatus.SENT,
+        queued_at=T0 - timedelta(hours=1),
+        sent_at=T0,
+    )
+    assert next_poll(record, T0 + now, CONFIG.poll_offsets) == T0 + expected
+
+
+def test_next_poll_counts_from_queueing_when_never_sent() -> None:
+    record = DispatchRecord(
+        dispatch_id="T-1.1",
+        channel="fake-sms",
+        kind=SMS,
+        contact=CONTACTS[SMS],
+        status=DispatchStatus.QUEUED,
+        queued_at=T0,
+    )
+    assert next_poll(record, T0 + timedelta(minutes=10), CONFIG.poll_offsets) == T0 + timedelta(minutes=30)
+    offsets = (timedelta(minutes=1), timedelta(minutes=3))
+    assert next_poll(record, T0 + timedelta(minutes=3), offsets) == T0 + timedelta(minutes=6)
+
+
+# -- POSTAL ----------------------------------------------------------------------------------------------------
+
+NO_ADDRESS = make_party("P-10", address=None)
+
+
+@pytest.mark.parametrize(
+    ("events", "config", "expected"),
+    [
+        pytest.param([created()], CONFIG, Decision(actions=(Route(),), due_at=h(1) + RETRY), id="address-route"),
+        pytest.param(
+            [created(NO_ADDRESS)],
+            CONFIG,
+            Decision(actions=(SearchAddress(),), due_at=h(1) + RETRY),
+            id="no-address-search",
+        ),
+        pytest.param(
+            [created(NO_ADDRESS), AddressSearchFailed(task_id=TASK, at=h(0.5), reason="no candidate")],
+            CONFIG,
+            emits(
+                PublicationStarted(task_id=TASK, at=h(1), published_at=h(1), reason="no postal address to try"), h(1)
+            ),
+            id="search-failed-publish",
+        ),
+        pytest.param(
+            [created(NO_ADDRESS), AddressSearchFailed(task_id=TASK, at=h(0.5), reason="no candidate")],
+            PolicyConfig(auto_publication=False),
+            emits(NeedsAttention(task_id=TASK, at=h(1), reason="no postal address to try"), h(1)),
+            id="search-failed-ask-a-person",
+        ),
+    ],
+)
+def test_postal(events: list[Event], config: PolicyConfig, expected: Decision) -> None:
+    task = task_of(events[0], fell_back(T0), events[1:])
+    assert task.state is TaskState.POSTAL
+    assert decide(task, h(1), config, CHANNELS) == expected
+
+
+def test_postal_with_an_address_already_tried_searches_again() -> None:
+    # Mail to the Wuhan address came back; a person re-entered the same address: it is not tried again.
+    wuhan = make_party().contacts_of(ContactKind.POSTAL)[0]
+    task = task_of(
+        created(),
+        fell_back(T0),
+        in_post("T-1.1", T0),
+        returned("T-1.1", h(72), ReturnReason.ADDRESS_WRONG, h(72)),
+        AddressUpdated(task_id=TASK, at=h(73), contact=wuhan, source="staff"),
+    )
+    assert task.state is TaskState.POSTAL
+    assert task.tried_addresses == (wuhan.value,)
+    assert decide(task, h(73), CONFIG, CHANNELS) == Decision(actions=(SearchAddress(),), due_at=h(73) + RETRY)
+
+
+# -- ROUTED / PRINTED / MAILED -----------------------------------------------------------------------------------
+
+
+def test_routed_without_a_job_sends_it_to_the_centre() -> None:
+    task = task_of(created(), fell_back(T0), routed(T0))
+    assert decide(task, T0, CONFIG, CHANNELS) == Decision(
+        actions=(Send(channel=CENTRE, kind=PRINT, centre_id=CENTRE),), due_at=T0
+    )
+
+
+def test_routed_job_in_doubt_is_reconciled() -> None:
+    task = task_of(created(), fell_back(T0), routed(T0), print_job("T-1.1", T0))
+    assert decide(task, h(1), CONFIG, CHANNELS) == Decision(
+        actions=(Reconcile(dispatch_id="T-1.1"),), due_at=h(1) + RETRY
+    )
+
+
+def test_printed_job_is_polled_until_mailed() -> None:
+    task = task_of(created(), fell_back(T0), in_post("T-1.1", T0)[:4])
+    assert task.state is TaskState.PRINTED
+    assert decide(task, h(1), CONFIG, CHANNELS) == Decision(actions=(Poll(dispatch_id="T-1.1"),), due_at=h(2))
+
+
+@pytest.mark.parametrize(
+    ("upto", "now", "reason"),
+    [
+        pytest.param(3, h(48), f"print centre {CENTRE} did not print and mail within 2 days", id="routed"),
+        pytest.param(4, h(48), f"print centre {CENTRE} did not print and mail within 2 days", id="printed"),
+        pytest.param(5, h(20 * 24), "the carrier reported no outcome within 20 days", id="mailed"),
+    ],
+)
+def test_stuck_in_the_post_asks_a_person(upto: int, now: datetime, reason: str) -> None:
+    task = task_of(created(), fell_back(T0), in_post("T-1.1", T0)[:upto])
+    assert decide(task, now - timedelta(minutes=1), CONFIG, CHANNELS).actions == (Poll(dispatch_id="T-1.1"),)
+    assert decide(task, now, CONFIG, CHANNELS) == emits(NeedsAttention(task_id=TASK, at=now, reason=reason), now)
+
+
+def test_signed_mail_is_served_on_the_signing_date() -> None:
+    signed = PostSigned(task_id=TASK, at=h(60), dispatch_id="T-1.1", signed_at=h(50))
+    task = task_of(created(), fell_back(T0), in_post("T-1.1", T0), signed)
+    assert task.state is TaskState.MAILED
+    assert decide(task, h(60), CONFIG, CHANNELS) == emits(
+        Served(
+            task_id=TASK,
+            at=h(60),
+            method=ServiceMethod.POSTAL,
+            basis=BASIS_POSTAL,
+            effective_at=h(50),
+            dispatch_id="T-1.1",
+        ),
+        h(60),
+    )
+
+
+# -- RETURNED --------------------------------------------------------------------------------------------------
+
+RETURNED_AT = h(72)  # the carrier's return date
+NOW = h(78)  # when the policy looks (the report came in later than the return)
+CONFIRMED = make_party("P-11", address_confirmed=True)
+
+
+def returned_task(party: Party | None, reason: ReturnReason, *extra: Event) -> Task:
+    return task_of(
+        created(party),
+        fell_back(T0),
+        in_post("T-1.1", T0),
+        returned("T-1.1", NOW, reason, RETURNED_AT),
+        *extra,
+    )
+
+
+def deemed_served(basis: str) -> Decision:
+    return emits(
+        Served(
+            task_id=TASK,
+            at=NOW,
+            method=ServiceMethod.POSTAL,
+            basis=basis,
+            effective_at=RETURNED_AT,
+            dispatch_id="T-1.1",
+        ),
+        NOW,
+    )
+
+
+@pytest.mark.parametrize(
+    ("party", "reason", "config", "expected"),
+    [
+        pytest.param(None, ReturnReason.REFUSED, CONFIG, deemed_served(BASIS_REFUSED), id="refused"),
+        pytest.param(CONFIRMED, ReturnReason.REFUSED, CONFIG, deemed_served(BASIS_REFUSED), id="refused-confirmed"),
+        pytest.param(
+            CONFIRMED, ReturnReason.ADDRESS_WRONG, CONFIG, deemed_served(BASIS_CONFIRMED_WRONG), id="confirmed-wrong"
+        ),
+        pytest.param(CONFIRMED, ReturnReason.MOVED, CONFIG, deemed_served(BASIS_CONFIRMED_WRONG), id="confirmed-moved"),
+        pytest.param(
+            None,
+            ReturnReason.ADDRESS_WRONG,
+            CONFIG,
+            Decision(actions=(SearchAddress(),), due_at=NOW + RETRY),
+            id="unconfirmed-search",
+        ),
+        pytest.param(
+            None,
+            ReturnReason.UNCLAIMED,
+            PolicyConfig(max_postal_rounds=1),
+            emits(
+                PublicationStarted(
+                    task_id=TASK, at=NOW, published_at=NOW, reason="mail returned (unclaimed) after 1 round(s)"
+                ),
+                NOW,
+            ),
+            id="rounds-exhausted-publish",
+        ),
+        pytest.param(
+            None,
+            ReturnReason.UNCLAIMED,
+            PolicyConfig(max_postal_rounds=1, auto_publication=False),
+            emits(NeedsAttention(task_id=TASK, at=NOW, reason="mail returned (unclaimed) after 1 round(s)"), NOW),
+            id="rounds-exhausted-ask-a-person",
+        ),
+    ],
+)
+def test_returned(party: Party | None, reason: ReturnReason, config: PolicyConfig, expected: Decision) -> None:
+    task = returned_task(party, reason)
+    assert task.state is TaskState.RETURNED
+    assert decide(task, NOW, config, CHANNELS) == expected
+
+
+def test_returned_after_a_failed_search_publishes() -> None:
+    task = returned_task(None, ReturnReason.ADDRESS_WRONG, AddressSearchFailed(task_id=TASK, at=NOW, reason="none"))
+    assert decide(task, NOW, CONFIG, CHANNELS) == emits(
+        PublicationStarted(
+            task_id=TASK, at=NOW, published_at=NOW, reason="mail returned (address_wrong) after 1 round(s)"
+        ),
+        NOW,
+    )
+
+
+def test_returned_twice_publishes() -> None:
+    second = [
+        AddressUpdated(task_id=TASK, at=NOW, contact=ADDRESS, source="household_registry"),
+        *in_post("T-1.2", NOW, ADDRESS),
+        returned("T-1.2", h(150), ReturnReason.MOVED, h(150)),
+    ]
+    task = returned_task(None, ReturnReason.ADDRESS_WRONG, *second)
+    assert task.postal_rounds == 2
+    assert decide(task, h(150), CONFIG, CHANNELS) == emits(
+        PublicationStarted(
+            task_id=TASK, at=h(150), published_at=h(150), reason="mail returned (moved) after 2 round(s)"
+        ),
+        h(150),
+    )
+
+
+# -- PUBLISHING ------------------------------------------------------------------------------------------------
+
+PUBLISHED_AT = h(100)
+
+
+def publishing_task() -> Task:
+    publication = PublicationStarted(task_id=TASK, at=PUBLISHED_AT, published_at=PUBLISHED_AT, reason="post failed")
+    return task_of(created(NO_ADDRESS), fell_back(T0), publication)
+
+
+def deemed_published(now: datetime, period: timedelta = timedelta(days=30)) -> Decision:
+    served = Served(
+        task_id=TASK,
+        at=now,
+        method=ServiceMethod.PUBLICATION,
+        basis=BASIS_PUBLICATION,
+        effective_at=PUBLISHED_AT + period,
+    )
+    return emits(served, now)
+
+
+@pytest.mark.parametrize(
+    ("elapsed", "config", "expected"),
+    [
+        pytest.param(timedelta(0), CONFIG, Decision(due_at=PUBLISHED_AT + timedelta(days=30)), id="just-published"),
+        pytest.param(
+            timedelta(days=29, hours=23, minutes=59),
+            CONFIG,
+            Decision(due_at=PUBLISHED_AT + timedelta(days=30)),
+            id="a-minute-early",
+        ),
+        pytest.param(timedelta(days=30), CONFIG, deemed_published(PUBLISHED_AT + timedelta(days=30)), id="day-30"),
+        pytest.param(timedelta(days=41), CONFIG, deemed_published(PUBLISHED_AT + timedelta(days=41)), id="looked-late"),
+        pytest.param(
+            timedelta(days=30),
+            PolicyConfig(publication_period=timedelta(days=60)),
+            Decision(due_at=PUBLISHED_AT + timedelta(days=60)),
+            id="abroad-60-days-early",
+        ),
+        pytest.param(
+            timedelta(days=60),
+            PolicyConfig(publication_period=timedelta(days=60)),
+            deemed_published(PUBLISHED_AT + timedelta(days=60), timedelta(days=60)),
+            id="abroad-60-days",
+        ),
+    ],
+)
+def test_publishing(elapsed: timedelta, config: PolicyConfig, expected: Decision) -> None:
+    task = publishing_task()
+    assert task.state is TaskState.PUBLISHING
+    assert decide(task, PUBLISHED_AT + elapsed, config, CHANNELS) == expected
+
+
+# -- SERVED, terminal, needs attention ---------------------------------------------------------------------------
+
+
+def _served_events() -> list[Event]:
+    return [
+        created(),
+        *attempt("T-1.1", ES, T0),
+        delivered("T-1.1", h(1)),
+        Served(
+            task_id=TASK,
+            at=h(1),
+            method=ServiceMethod.ELECTRONIC,
+            basis=BASIS_ELECTRONIC,
+            effective_at=h(1),
+            dispatch_id="T-1.1",
+        ),
+    ]
+
+
+def test_served_files_the_proof_of_service() -> None:
+    task = task_of(_served_events())
+    assert task.state is TaskState.SERVED
+    assert decide(task, h(1), CONFIG, CHANNELS) == Decision(actions=(File(),), due_at=h(1) + RETRY)
+
+
+@pytest.mark.parametrize(
+    ("events", "state"),
+    [
+        pytest.param(
+            [*_served_events(), Filed(task_id=TASK, at=h(1), record_id="T-1:proof")], TaskState.FILED, id="filed"
+        ),
+        pytest.param(
+            [created(), *attempt("T-1.1", ES, T0), Cancelled(task_id=TASK, at=h(1), reason="withdrawn")],
+            TaskState.CANCELLED,
+            id="cancelled",
+        ),
+        pytest.param(
+            [
+                created(),
+                fell_back(T0),
+                NeedsAttention(task_id=TASK, at=T0, reason="no print centre serves this address"),
+            ],
+            TaskState.NEEDS_ATTENTION,
+            id="needs-attention",
+        ),
+        pytest.param(
+            # A late delivery does not wake a task a person has to decide on, nor a cancelled one.
+            [
+                created(),
+                *attempt("T-1.1", ES, T0),
+                NeedsAttention(task_id=TASK, at=h(1), reason="sms failed 5 times"),
+                delivered("T-1.1", h(2)),
+            ],
+            TaskState.NEEDS_ATTENTION,
+            id="needs-attention-late-delivery",
+        ),
+        pytest.param(
+            [
+                created(),
+                *attempt("T-1.1", ES, T0),
+                Cancelled(task_id=TASK, at=h(1), reason="withdrawn"),
+                delivered("T-1.1", h(2)),
+            ],
+            TaskState.CANCELLED,
+            id="cancelled-late-delivery",
+        ),
+    ],
+)
+def test_nothing_to_do(events: list[Event], state: TaskState) -> None:
+    task = task_of(events)
+    assert task.state is state
+    decision = decide(task, h(1000), CONFIG, CHANNELS)
+    assert decision == Decision()
+    assert decision.actions == ()
+    assert decision.due_at is None
+    assert not decision.io
+
+
+def test_decide_is_pure() -> None:
+    task = task_of(created(), attempt("T-1.1", SMS, T0))
+    before = task
+    first = decide(task, h(1), CONFIG, CHANNELS)
+    assert decide(task, h(1), CONFIG, CHANNELS) == first
+    assert task == before
