@@ -3,10 +3,11 @@
 ::
 
     python tests/crash_worker.py STORE_PATH JOURNAL_DIR [--submit N] [--seed S] [--batch-size B]
+        [--concurrency C] [--latency-ms L] [--kill-after-sends K | --kill-after-commits K | --kill-after-submits K]
 
 Opens the SQLite store, (re)submits the same N requests (idempotent on their client keys), runs the engine
 until nothing is due and prints a one-line JSON summary. The test kills it with SIGKILL at random moments
-and starts it again on the same files.
+(or it kills itself right after a chosen send, commit or submission) and starts it again on the same files.
 
 The providers are fakes whose memory survives the process: every ``send`` appends one line
 ``dispatch_id<TAB>channel<TAB>virtual send time`` to ``JOURNAL_DIR/sends.journal`` (``O_APPEND``, one

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import importlib.util
 import json
 import os
 import random
@@ -29,11 +30,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 
 import attrs
 import pytest
 
-import crash_worker as cw
 from delivery_sdk.events import DispatchQueued, Served, StoredEvent
 from delivery_sdk.lifecycle import TaskState, fold
 from delivery_sdk.model import ChannelKind, ServiceMethod
@@ -41,6 +42,19 @@ from delivery_sdk.serialization import dumps, event_to_dict
 from delivery_sdk.store import SQLiteStore
 
 WORKER = Path(__file__).with_name("crash_worker.py")
+
+
+def _load_worker() -> ModuleType:
+    """The worker module, for its outcome functions (tests are imported by path, not as a package)."""
+    spec = importlib.util.spec_from_file_location("crash_worker", WORKER)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+cw = _load_worker()
 TASKS = 300
 MIN_KILLS = 20
 TRIALS = max(20, int(os.environ.get("DELIVERY_SDK_CRASH_TRIALS", "20")))
@@ -294,7 +308,7 @@ def test_sigkill_right_after_sends_and_commits(tmp_path: Path) -> None:
     for flag, n in points:
         with open(tmp_path / "worker.log", "ab") as log:
             done = subprocess.run(
-                _command(tmp_path, seed, flag, str(n)), stdout=subprocess.PIPE, stderr=log, check=False
+                _command(tmp_path, seed, flag, str(n)), stdout=subprocess.PIPE, stderr=log, timeout=180, check=False
             )
         assert done.returncode == -signal.SIGKILL, f"{flag} {n}: the worker was not killed ({done.returncode})"
         kill = _observe(tmp_path, 0.0, killed=True)

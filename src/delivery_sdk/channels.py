@@ -86,6 +86,12 @@ class Receipt:
             not isinstance(self.provider_event_id, str) or not 1 <= len(self.provider_event_id) <= 200
         ):
             raise MalformedReceipt("provider_event_id must be a non-empty string of at most 200 characters")
+        for text in (self.dispatch_id, self.provider_event_id, self.reason, self.waybill, self.signer_role):
+            if isinstance(text, str):
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise MalformedReceipt("receipt text is not valid Unicode (a lone surrogate)") from None
         for name in ("reason", "waybill", "signer_role"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or len(value) > 500):

@@ -132,6 +132,37 @@ def receipt_event(task_id: str, now: datetime, receipt: Receipt) -> Event:
     return PostReturned(**common, returned_at=receipt.at, reason=ReturnReason(receipt.reason), provider_event_id=pid)
 
 
+_IO_FACTS = (DispatchSent, DispatchDelivered, DispatchRead, DispatchFailed, Printed, Mailed, PostSigned, PostReturned)
+
+
+def event_is_news(task: Task, event: Event) -> bool:
+    """Whether a provider-reported event still tells ``task`` something (see :func:`receipt_is_news`)."""
+    dispatch_id = getattr(event, "dispatch_id", None)
+    record = task.dispatch(dispatch_id) if dispatch_id is not None else None
+    if record is None:
+        return True
+    if isinstance(event, DispatchSent):
+        # the provider's acceptance is evidence even when its delivery report overtook it
+        return record.status is DispatchStatus.QUEUED or (
+            record.provider_ref is None and event.provider_ref is not None
+        )
+    if isinstance(event, DispatchDelivered):
+        return record.delivered_at is None or event.delivered_at < record.delivered_at
+    if isinstance(event, DispatchRead):
+        return record.read_at is None
+    if isinstance(event, DispatchFailed):
+        return not record.status.settled
+    if isinstance(event, Printed):
+        return record.status in (DispatchStatus.QUEUED, DispatchStatus.SENT)
+    if isinstance(event, Mailed):
+        return record.waybill is None
+    if isinstance(event, PostSigned):
+        return record.status is not DispatchStatus.DELIVERED
+    if isinstance(event, PostReturned):
+        return record.status not in (DispatchStatus.RETURNED, DispatchStatus.DELIVERED)
+    return True
+
+
 def receipt_is_news(record: DispatchRecord, receipt: Receipt) -> bool:
     """Whether a receipt tells the task anything it does not know (status polls repeat old news)."""
     kind, status = receipt.kind, record.status
@@ -507,12 +538,17 @@ class Engine:
             retry = [w for w in pending if w.task.task_id in result.conflicts]
             fresh = self.load([(w.task.task_id, self.store.task_row(w.task.task_id).version) for w in retry])
             for work in retry:
-                facts = [e for e in work.events if not isinstance(e, DispatchQueued | Filed)]
+                # Only what providers told us is re-applied, and only if still news (the ingest that moved
+                # the task may have recorded the same report); the policy decides the rest afresh.
+                facts = [e for e in work.events if isinstance(e, _IO_FACTS)]
+                done, keys = work.outbox_done, work.receipt_keys  # reset() clears them; the results still stand
                 work.task = fresh[work.task.task_id]
                 work.reset()
-                work.outbox_done = [d for d in work.outbox_done if work.task.dispatch(d) is not None]
+                work.outbox_done = [d for d in done if work.task.dispatch(d) is not None]
+                work.receipt_keys = keys
                 for event in facts:
-                    self._apply(work, event)
+                    if event_is_news(work.task, event):
+                        self._apply(work, event)
                 self._advance(work, now, allow_io=False)
             pending = retry
         self._conflicted = frozenset()
@@ -752,7 +788,11 @@ class Engine:
                     task_id=task_id,
                     message=f"provider event {receipt.provider_event_id!r} was recorded before",
                 )
-            if not receipt_is_news(record, receipt):
+            contradicts = receipt.kind is ReceiptKind.FAILED and record.status in (
+                DispatchStatus.DELIVERED,
+                DispatchStatus.READ,
+            )
+            if not receipt_is_news(record, receipt) and not (contradicts and key is not None):
                 return IngestResult(
                     outcome=IngestOutcome.DUPLICATE,
                     task_id=task_id,

@@ -170,6 +170,16 @@ def mask(value: str) -> str:
     return f"{value[:2]}{'*' * (len(value) - 4)}{value[-2:]}"
 
 
+def _encodable(error: type[Exception], *values: object) -> None:
+    """Refuse text that cannot be stored or sent (a lone surrogate from a broken decoder, say)."""
+    for value in values:
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise error(f"text {mask(value)!r} is not valid Unicode (it holds a lone surrogate)") from None
+
+
 def _masked_repr(value: Any) -> str:
     return repr(mask(str(value)))
 
@@ -207,6 +217,7 @@ class Contact:
     source: str = "request"
 
     def __attrs_post_init__(self) -> None:
+        _encodable(InvalidContact, self.value, self.source)
         if not isinstance(self.kind, ContactKind):
             raise InvalidContact(f"contact kind must be a ContactKind, got {type(self.kind).__name__}")
         if not isinstance(self.value, str):
@@ -273,6 +284,7 @@ class Representative:
     contacts: tuple[Contact, ...] = attrs.field(default=(), converter=_contacts)
 
     def __attrs_post_init__(self) -> None:
+        _encodable(InvalidRequest, self.name)
         if not isinstance(self.name, str) or not self.name.strip():
             raise InvalidRequest("a representative needs a name")
         if not isinstance(self.role, AgentRole):
@@ -310,6 +322,7 @@ class Party:
     consent: Consent | None = None
 
     def __attrs_post_init__(self) -> None:
+        _encodable(InvalidRequest, self.name, self.id_number)
         _check_id("party_id", self.party_id)
         if not isinstance(self.name, str) or not self.name.strip() or len(self.name) > 200:
             raise InvalidRequest(f"party {self.party_id} needs a name of 1-200 characters")
@@ -337,6 +350,7 @@ class Document:
     sha256: str
 
     def __attrs_post_init__(self) -> None:
+        _encodable(InvalidRequest, self.title)
         _check_id("document_id", self.document_id)
         if not isinstance(self.title, str) or not self.title.strip() or len(self.title) > 300:
             raise InvalidRequest(f"document {self.document_id} needs a title of 1-300 characters")
@@ -357,6 +371,7 @@ class Case:
     case_type: CaseType = CaseType.CIVIL
 
     def __attrs_post_init__(self) -> None:
+        _encodable(InvalidRequest, self.court, self.case_number)
         if not isinstance(self.court, str) or not self.court.strip() or len(self.court) > 200:
             raise InvalidRequest("case court must be 1-200 characters")
         if not isinstance(self.case_number, str) or not self.case_number.strip() or len(self.case_number) > 100:
@@ -415,6 +430,7 @@ class ServiceRequest:
     channels: tuple[ChannelKind, ...] | None = attrs.field(default=None, converter=_channel_kinds)
 
     def __attrs_post_init__(self) -> None:
+        _encodable(InvalidRequest, self.client_key)
         if not isinstance(self.case, Case):
             raise InvalidRequest("case must be a Case")
         if not isinstance(self.party, Party):

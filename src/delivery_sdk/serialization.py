@@ -15,12 +15,12 @@ Adapters and plugins never call cattrs themselves: they use :data:`DEFAULT_CONVE
 
 from __future__ import annotations
 
-import json
 import typing
 from datetime import datetime
 from typing import Any, TypeVar
 
 import cattrs
+import orjson
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 
 from ._exceptions import ValidationError
@@ -166,8 +166,11 @@ def event_from_dict(data: Any) -> Event:
 
 def dumps(value: Any) -> str:
     """Compact JSON with the wire rules (UTF-8 text, no ASCII escaping)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return orjson.dumps(value).decode()
 
 
 def loads(text: str | bytes) -> Any:
-    return json.loads(text)
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationError(f"not valid JSON: {exc}") from exc

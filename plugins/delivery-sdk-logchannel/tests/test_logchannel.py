@@ -9,9 +9,10 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-
 import delivery_sdk_logchannel
+import pytest
+from delivery_sdk_logchannel import LogChannel
+
 from delivery_sdk import (
     Case,
     ChannelKind,
@@ -33,7 +34,6 @@ from delivery_sdk import (
     VirtualClock,
 )
 from delivery_sdk.model import mask
-from delivery_sdk_logchannel import LogChannel
 
 EMAIL = "zhang.san@example.com"
 START = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)

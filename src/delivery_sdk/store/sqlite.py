@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .._exceptions import IdempotencyConflict, SchemaVersionError, StoreError, UnknownTask
-from ..events import StoredEvent
+from ..events import Event, StoredEvent
 from ..serialization import dumps, event_from_dict, event_to_dict, loads
 from ._base import CommitResult, CreateResult, NewTask, OutboxEntry, TaskRow, TaskWrite
 
@@ -66,6 +66,11 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
+def _row(event: Event) -> tuple[str, str]:
+    data = event_to_dict(event)
+    return data["at"], dumps(data)
+
+
 def _ts(moment: datetime | None) -> float | None:
     return None if moment is None else moment.timestamp()
 
@@ -88,9 +93,18 @@ class SQLiteStore:
             self._db.execute("PRAGMA busy_timeout=10000")
             self._migrate()
         except sqlite3.Error as exc:
+            self._close_quietly()
             raise StoreError(f"cannot open SQLite store {self.path!r}: {exc}") from exc
+        except StoreError:
+            self._close_quietly()
+            raise
         self._leases: dict[str, float] = {}
         self._lock_file: Any = None
+
+    def _close_quietly(self) -> None:
+        db = getattr(self, "_db", None)
+        if db is not None:
+            db.close()
 
     # -- schema ------------------------------------------------------------------------------------
 
@@ -145,30 +159,30 @@ class SQLiteStore:
         ids: list[str] = []
         created: list[bool] = []
         rows: list[tuple[Any, ...]] = []
+        task_rows: list[tuple[Any, ...]] = []
         events: list[Any] = []
+        serialised = [_row(new.created) for new in tasks]  # before the write lock
         self._begin()
         try:
-            for new in tasks:
-                if new.client_key is not None:
-                    found = db.execute(
-                        "SELECT task_id, fingerprint FROM tasks WHERE client_key = ?", (new.client_key,)
-                    ).fetchone()
-                    if found is not None:
-                        if found[1] != new.fingerprint:
-                            raise IdempotencyConflict(new.client_key, found[0])
-                        ids.append(found[0])
-                        created.append(False)
-                        continue
-                at = new.created.at.isoformat()
-                db.execute(
-                    "INSERT INTO tasks (task_id, client_key, fingerprint, case_key, state, version, due_at, "
-                    "created_at, updated_at) VALUES (?, ?, ?, ?, 'created', 1, ?, ?, ?)",
-                    (new.task_id, new.client_key, new.fingerprint, new.case_key, _ts(new.due_at), at, at),
-                )
-                rows.append((new.task_id, 1, new.created.TYPE, at, dumps(event_to_dict(new.created))))
+            existing = self._client_keys([n.client_key for n in tasks if n.client_key is not None])
+            for new, (at, body) in zip(tasks, serialised, strict=True):
+                found = existing.get(new.client_key) if new.client_key is not None else None
+                if found is not None:
+                    if found[1] != new.fingerprint:
+                        raise IdempotencyConflict(new.client_key or "", found[0])
+                    ids.append(found[0])
+                    created.append(False)
+                    continue
+                task_rows.append((new.task_id, new.client_key, new.fingerprint, new.case_key, _ts(new.due_at), at, at))
+                rows.append((new.task_id, 1, new.created.TYPE, at, body))
                 events.append(new.created)
                 ids.append(new.task_id)
                 created.append(True)
+            db.executemany(
+                "INSERT INTO tasks (task_id, client_key, fingerprint, case_key, state, version, due_at, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, 'created', 1, ?, ?, ?)",
+                task_rows,
+            )
             stored = self._insert_events(rows)
             db.execute("COMMIT")
         except IdempotencyConflict:
@@ -202,7 +216,7 @@ class SQLiteStore:
         conflicts: set[str] = set()
         duplicates: set[str] = set()
         # Serialise before taking the write lock: the transaction holds it only for the SQL.
-        bodies = {id(w): [dumps(event_to_dict(e)) for e in w.events] for w in writes}
+        bodies = {id(w): [_row(e) for e in w.events] for w in writes}
         self._begin()
         try:
             versions = self._versions([w.task_id for w in writes])
@@ -231,9 +245,9 @@ class SQLiteStore:
                 ],
             )
             event_rows = [
-                (w.task_id, w.expected_version + i, e.TYPE, e.at.isoformat(), body)
+                (w.task_id, w.expected_version + i, e.TYPE, at, body)
                 for w in accepted
-                for i, (e, body) in enumerate(zip(w.events, bodies[id(w)], strict=True), start=1)
+                for i, (e, (at, body)) in enumerate(zip(w.events, bodies[id(w)], strict=True), start=1)
             ]
             event_objs = [e for w in accepted for e in w.events]
             db.executemany(
@@ -257,6 +271,17 @@ class SQLiteStore:
                 self._leases.pop(w.task_id, None)
         result = tuple(StoredEvent(seq=s, task_seq=t, event=e) for (s, t), e in zip(stored, event_objs, strict=True))
         return CommitResult(stored=result, conflicts=frozenset(conflicts), duplicates=frozenset(duplicates))
+
+    def _client_keys(self, keys: Sequence[str]) -> dict[str, tuple[str, str]]:
+        found: dict[str, tuple[str, str]] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, task_id, fingerprint in self._db.execute(
+                f"SELECT client_key, task_id, fingerprint FROM tasks WHERE client_key IN ({marks})", chunk
+            ):
+                found[key] = (task_id, fingerprint)
+        return found
 
     def _versions(self, task_ids: Sequence[str]) -> dict[str, int]:
         found: dict[str, int] = {}
