@@ -42,8 +42,14 @@ async def run_engine(path: Path, tasks: int, *, checkpoints: tuple[int, ...] = (
     sms = FakeChannel("sms", ChannelKind.SMS, clock=clock, default=Outcome.delivered())
     store = SQLiteStore(path, synchronous="FULL")
     ids = iter(range(1, 10**9))
-    client = AsyncDeliveryClient(store, plugins=[channels_plugin(eservice, sms)], clock=clock, load_entry_points=False,
-                                 config=EngineConfig(batch_size=int(__import__("os").environ.get("BENCH_BATCH", "512"))), id_factory=lambda: f"T{next(ids):08d}")
+    client = AsyncDeliveryClient(
+        store,
+        plugins=[channels_plugin(eservice, sms)],
+        clock=clock,
+        load_entry_points=False,
+        config=EngineConfig(batch_size=int(__import__("os").environ.get("BENCH_BATCH", "512"))),
+        id_factory=lambda: f"T{next(ids):08d}",
+    )
     process = psutil.Process()
     rss: dict[str, float] = {}
     chunk = 2000
@@ -65,15 +71,22 @@ async def run_engine(path: Path, tasks: int, *, checkpoints: tuple[int, ...] = (
     await client.aclose()
     store.close()
     assert counts == {"filed": tasks}, counts
-    return {"seconds": elapsed, "tasks_per_s": tasks / elapsed, "events": events, "events_per_task": events / tasks,
-            **{f"rss_mb_at_{k}": v for k, v in rss.items()}}
+    return {
+        "seconds": elapsed,
+        "tasks_per_s": tasks / elapsed,
+        "events": events,
+        "events_per_task": events / tasks,
+        **{f"rss_mb_at_{k}": v for k, v in rss.items()},
+    }
 
 
 def run_raw(source: Path, target: Path, batch_tasks: int = 512) -> dict[str, float]:
     """Insert the engine's rows again with a bare batched loop: the raw limit of this disk and SQLite."""
     src = sqlite3.connect(source)
-    tasks = src.execute("SELECT task_id, client_key, fingerprint, case_key, state, version, due_at, created_at, "
-                        "updated_at FROM tasks ORDER BY task_id").fetchall()
+    tasks = src.execute(
+        "SELECT task_id, client_key, fingerprint, case_key, state, version, due_at, created_at, "
+        "updated_at FROM tasks ORDER BY task_id"
+    ).fetchall()
     events: dict[str, list[tuple]] = {}
     for row in src.execute("SELECT task_id, task_seq, type, at, body FROM events ORDER BY seq"):
         events.setdefault(row[0], []).append(row)
@@ -98,10 +111,14 @@ def run_raw(source: Path, target: Path, batch_tasks: int = 512) -> dict[str, flo
         batch = tasks[i : i + batch_tasks]
         db.execute("BEGIN")
         db.executemany("INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", batch)
-        db.executemany("INSERT INTO events (task_id, task_seq, type, at, body) VALUES (?, ?, ?, ?, ?)",
-                       [e for t in batch for e in events.get(t[0], [])])
-        db.executemany("INSERT INTO outbox (dispatch_id, task_id, channel) VALUES (?, ?, ?)",
-                       [o for t in batch for o in outbox.get(t[0], [])])
+        db.executemany(
+            "INSERT INTO events (task_id, task_seq, type, at, body) VALUES (?, ?, ?, ?, ?)",
+            [e for t in batch for e in events.get(t[0], [])],
+        )
+        db.executemany(
+            "INSERT INTO outbox (dispatch_id, task_id, channel) VALUES (?, ?, ?)",
+            [o for t in batch for o in outbox.get(t[0], [])],
+        )
         db.execute("COMMIT")
     elapsed = time.perf_counter() - started
     db.close()
@@ -139,15 +156,19 @@ def main(argv: list[str] | None = None) -> int:
             }
     out = RESULTS / "engine.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"engine   {engine['tasks_per_s']:>9,.0f} tasks/s  ({engine['events_per_task']:.1f} events/task, "
-          f"{engine['seconds']:.2f} s for {args.tasks} tasks)")
+    print(
+        f"engine   {engine['tasks_per_s']:>9,.0f} tasks/s  ({engine['events_per_task']:.1f} events/task, "
+        f"{engine['seconds']:.2f} s for {args.tasks} tasks)"
+    )
     print(f"raw      {raw['tasks_per_s']:>9,.0f} tasks/s  (same rows, bare batched sqlite3)")
     print(f"ratio    {result['ratio_engine_to_raw']:.1%} of the raw limit")
     if "memory" in result:
         m = result["memory"]
         assert isinstance(m, dict)
-        print(f"memory   RSS {m['rss_mb_at_10k']:.0f} MB at 10k tasks, {m['rss_mb_at_100k']:.0f} MB at 100k "
-              f"(growth {m['rss_growth_mb']:.1f} MB)")
+        print(
+            f"memory   RSS {m['rss_mb_at_10k']:.0f} MB at 10k tasks, {m['rss_mb_at_100k']:.0f} MB at 100k "
+            f"(growth {m['rss_growth_mb']:.1f} MB)"
+        )
     print(f"results in {out}")
     return 0
 

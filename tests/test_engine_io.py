@@ -233,3 +233,44 @@ def test_set_testing_switches_back() -> None:
         run(call_with_retries("x", flaky))
     calls = 0
     assert run(call_with_retries("x", flaky, config=RetryConfig(attempts=2, initial=0, maximum=0))) == 2
+
+
+def test_filing_that_keeps_failing_goes_to_a_person_and_resume_files_it() -> None:
+    async def main() -> None:
+        sink = RecordingSink(fail_filing=4)
+        h = Harness(extra_plugins=[sink], config=EngineConfig(max_io_errors=4))
+        h.sms.enqueue(Outcome.delivered())
+        task_id = await h.client.submit(make_request(make_party()))
+        await h.client.run_until_idle()
+        status = h.client.status(task_id)
+        assert status.state is TaskState.NEEDS_ATTENTION
+        assert status.method is ServiceMethod.ELECTRONIC  # still served: only the filing is stuck
+        assert "file failed 4 times" in (status.attention_reason or "")
+        await h.client.resume(task_id, note="case-file system repaired")
+        await h.client.run_until_idle()
+        assert h.client.status(task_id).state is TaskState.FILED
+        assert types(h, task_id)[-3:] == ["task.needs_attention", "task.resumed", "service.filed"]
+        # the other filing sink (the harness's) was called every time and deduplicated on the record id
+        assert list(h.sink.filed) == [f"{task_id}:proof"]
+        await h.aclose()
+
+    run(main())
+
+
+def test_registration_hooks_receive_the_clients_clock() -> None:
+    from delivery_sdk import ChannelRegistry, Clock, hookimpl
+
+    seen: list[Clock] = []
+
+    class ClockAware:
+        @hookimpl
+        def delivery_register_channels(self, register: ChannelRegistry, clock: Clock) -> None:
+            seen.append(clock)
+
+    async def main() -> None:
+        h = Harness(extra_plugins=[ClockAware()])
+        assert len(h.client.host.channels) == 5
+        assert seen == [h.clock]
+        await h.aclose()
+
+    run(main())

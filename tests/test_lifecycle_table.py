@@ -392,6 +392,8 @@ def test_mermaid_has_every_non_self_transition_of_the_table() -> None:
         ("routed", "mailed"): "post.mailed",
         ("printed", "mailed"): "post.mailed",
         ("mailed", "returned"): "post.returned",
+        ("needs_attention", "created"): "task.resumed",
+        ("needs_attention", "served"): "task.resumed",
     }
     for edge, etype in guarded.items():
         assert etype in edges[edge]

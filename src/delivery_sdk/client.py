@@ -152,7 +152,7 @@ class AsyncDeliveryClient:
             self.store = store
             self._owns_store = False
         self.clock: Clock = clock or SystemClock()
-        self.host = PluginHost(plugins, load_entry_points=load_entry_points, environ=environ)
+        self.host = PluginHost(plugins, load_entry_points=load_entry_points, environ=environ, clock=self.clock)
         self.engine = Engine(self.store, self.host, self.clock, policy=policy, config=config)
         self._ids = id_factory or (lambda: uuid.uuid4().hex)
         self._closed = False

@@ -17,6 +17,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from .channels import PrintCentreInfo
+    from .clock import Clock
     from .events import StoredEvent
     from .model import Contact, Party
     from .plugins import ChannelRegistry, PrintCentreRegistry
@@ -33,8 +34,11 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def delivery_register_channels(register: ChannelRegistry) -> None:
+def delivery_register_channels(register: ChannelRegistry, clock: Clock) -> None:
     """Register channel adapters: ``register(adapter)``.
+
+    ``clock`` is the client's clock (a :class:`~delivery_sdk.VirtualClock` in tests and the demo); an
+    adapter that stamps times itself should use it. Implementations that do not need it leave it out.
 
     Called once per :class:`~delivery_sdk.plugins.PluginHost`. ``adapter`` implements
     :class:`~delivery_sdk.channels.ChannelAdapter` (SMS, WeChat, e-mail, the e-service platform, staff
@@ -44,8 +48,8 @@ def delivery_register_channels(register: ChannelRegistry) -> None:
 
 
 @hookspec
-def delivery_register_print_centres(register: PrintCentreRegistry) -> None:
-    """Register print/mail centres: ``register(info, adapter)``.
+def delivery_register_print_centres(register: PrintCentreRegistry, clock: Clock) -> None:
+    """Register print/mail centres: ``register(info, adapter)``; ``clock`` as for channels.
 
     ``info`` is a :class:`~delivery_sdk.channels.PrintCentreInfo` (id, name, route keys, neighbours);
     ``adapter`` is a channel adapter of kind ``PRINT`` that receives print jobs. Called once per host;
@@ -81,8 +85,8 @@ def delivery_route_print_job(job: PrintJob, centres: Sequence[PrintCentreInfo]) 
 
 
 # ---------------------------------------------------------------------------------------------------
-# After commit: called with facts that are already durable. Exceptions are logged, never propagated
-# into the engine, and never undo the commit.
+# After commit: called with facts that are already durable. Each implementation is called on its own:
+# an exception is logged, never keeps the other plugins from the facts, and never undoes the commit.
 # ---------------------------------------------------------------------------------------------------
 
 

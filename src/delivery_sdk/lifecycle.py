@@ -52,6 +52,10 @@ __all__ = ["TERMINAL", "TRANSITIONS", "Task", "TaskState", "apply", "fold", "mer
 
 
 class TaskState(enum.Enum):
+    # Members are singletons compared by identity, so the identity hash is correct and, unlike Enum's
+    # Python-level __hash__, costs nothing in the transition table's lookups.
+    __hash__ = object.__hash__
+
     CREATED = "created"
     ELECTRONIC = "electronic"  # electronic attempts under way
     POSTAL = "postal"  # fell back to post; needs a print centre
@@ -83,6 +87,7 @@ class Task:
     version: int  # number of events folded in
     created_at: datetime
     updated_at: datetime
+    reachable: frozenset[ContactKind] = frozenset()  # contact kinds the party (or its agents) can be reached by
     dispatches: tuple[DispatchRecord, ...] = ()
     electronic_from: int = 0  # index into dispatches where the current electronic round starts
     postal_address: Contact | None = None
@@ -161,6 +166,11 @@ def _current_postal(task: Task, event: Event, to: TaskState) -> TaskState:
     return to if dispatch_id is not None and dispatch_id == task.postal_dispatch_id else task.state
 
 
+def _resumed(task: Task, event: Event) -> TaskState:
+    """A person sends the task back: to filing if it was already served, else to the start."""
+    return S.SERVED if task.served_at is not None else S.CREATED
+
+
 def _print_failed(task: Task, event: Event) -> TaskState:
     return _current_postal(task, event, S.POSTAL)
 
@@ -205,8 +215,8 @@ _rows((S.CREATED, S.POSTAL, S.RETURNED, S.NEEDS_ATTENTION), PublicationStarted, 
 _rows(_ACTIVE, Served, S.SERVED)
 _rows((S.SERVED,), Filed, S.FILED)
 _rows(tuple(s for s in _ACTIVE if s is not S.MAILED), Cancelled, S.CANCELLED)
-_rows(_ACTIVE, NeedsAttention, S.NEEDS_ATTENTION)
-_rows((S.NEEDS_ATTENTION,), ResumedByStaff, S.CREATED)
+_rows((*_ACTIVE, S.SERVED), NeedsAttention, S.NEEDS_ATTENTION)  # SERVED: filing keeps failing
+_rows((S.NEEDS_ATTENTION,), ResumedByStaff, _resumed)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -228,6 +238,8 @@ def new_task(event: TaskCreated) -> Task:
         created_at=event.at,
         updated_at=event.at,
         postal_address=address,
+        reachable=frozenset(c.kind for c in request.party.contacts)
+        | frozenset(c.kind for a in request.party.agents for c in a.contacts),
     )
 
 
@@ -235,8 +247,11 @@ def _replacer(cls: type[T]) -> Callable[..., T]:
     """A faster ``attrs.evolve`` for the classes the fold rebuilds for every event: straight-line code,
     generated once, with no validation to rerun (the values come from valid instances and from events)."""
     names = tuple(a.name for a in attrs.fields(cls))  # type: ignore[arg-type]
-    body = "\n".join(f"    _set(new, {n!r}, _get({n!r}, obj.{n}))" for n in names)
-    source = f"def replace(obj, **changes):\n    new = _new(_cls)\n    _get = changes.get\n{body}\n    return new\n"
+    body = "\n".join(f"    _set(new, {n!r}, obj.{n})" for n in names)
+    source = (
+        f"def replace(obj, **changes):\n    new = _new(_cls)\n{body}\n"
+        "    for name, value in changes.items():\n        _set(new, name, value)\n    return new\n"
+    )
     namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls, "_set": object.__setattr__}
     exec(compile(source, f"<replace {cls.__name__}>", "exec"), namespace)
     replace: Callable[..., T] = namespace["replace"]
@@ -440,6 +455,7 @@ def mermaid() -> str:
         _printed: (S.PRINTED,),
         _mailed: (S.MAILED,),
         _returned: (S.RETURNED,),
+        _resumed: (S.CREATED, S.SERVED),
     }
     for (state, etype), to in TRANSITIONS.items():
         targets = (to,) if isinstance(to, TaskState) else guarded_targets[to]  # type: ignore[index]

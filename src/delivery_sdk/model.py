@@ -54,6 +54,8 @@ class PartyKind(enum.Enum):
 
 
 class ContactKind(enum.Enum):
+    __hash__ = object.__hash__  # identity: members are singletons (see lifecycle.TaskState)
+
     MOBILE = "mobile"
     WECHAT = "wechat"
     EMAIL = "email"
@@ -63,6 +65,8 @@ class ContactKind(enum.Enum):
 
 class ChannelKind(enum.Enum):
     """What a channel adapter does; the policy chooses channels by kind."""
+
+    __hash__ = object.__hash__  # identity: members are singletons (see lifecycle.TaskState)
 
     SMS = "sms"
     WECHAT = "wechat"
@@ -138,6 +142,8 @@ class AgentRole(enum.Enum):
 
 class DispatchStatus(enum.Enum):
     """Where one attempt on one channel stands."""
+
+    __hash__ = object.__hash__  # identity: members are singletons (see lifecycle.TaskState)
 
     QUEUED = "queued"  # intent committed; the provider may or may not have it yet (in doubt after a crash)
     SENT = "sent"  # the provider accepted it

@@ -24,6 +24,7 @@ import pluggy
 from . import hookspecs
 from ._exceptions import PluginError, UnknownChannel
 from .channels import ChannelAdapter, PrintCentreInfo
+from .clock import Clock, SystemClock
 from .events import StoredEvent
 from .model import ChannelKind, Contact, Party
 from .records import AddressCandidate, EvidenceBatch, PrintJob, RouteDecision, ServiceRecord
@@ -135,8 +136,10 @@ class PluginHost:
         *,
         load_entry_points: bool = True,
         environ: Mapping[str, str] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         env = os.environ if environ is None else environ
+        self.clock: Clock = clock or SystemClock()
         self._pm = pluggy.PluginManager(hookspecs.PROJECT)
         self._pm.add_hookspecs(hookspecs)
         only = _names(env.get("DELIVERY_SDK_PLUGINS"))
@@ -211,7 +214,7 @@ class PluginHost:
     def channels(self) -> ChannelRegistry:
         if self._channels is None:
             registry = ChannelRegistry()
-            self._pm.hook.delivery_register_channels(register=registry)
+            self._pm.hook.delivery_register_channels(register=registry, clock=self.clock)
             self._channels = registry
         return self._channels
 
@@ -219,7 +222,7 @@ class PluginHost:
     def print_centres(self) -> PrintCentreRegistry:
         if self._centres is None:
             registry = PrintCentreRegistry()
-            self._pm.hook.delivery_register_print_centres(register=registry)
+            self._pm.hook.delivery_register_print_centres(register=registry, clock=self.clock)
             self._centres = registry
         return self._centres
 
@@ -249,21 +252,47 @@ class PluginHost:
 
     # -- after commit --------------------------------------------------------------------------------
 
+    def _call_each(self, name: str, **kwargs: Any) -> tuple[list[Any], list[tuple[str, Exception]]]:
+        """Call every implementation of an after-commit hook on its own, in pluggy's order, so that one
+        failing plugin does not keep the others from the facts (pluggy stops a call at the first error)."""
+        hook = getattr(self._pm.hook, name)
+        impls = hook.get_hookimpls()
+        if any(impl.hookwrapper or impl.wrapper for impl in impls):
+            return [r for r in hook(**kwargs) if r is not None], []
+        results: list[Any] = []
+        errors: list[tuple[str, Exception]] = []
+        for impl in reversed(impls):
+            try:
+                result = impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+            except Exception as exc:
+                log.exception("plugin %s failed in %s", impl.plugin_name, name)
+                errors.append((impl.plugin_name, exc))
+            else:
+                if result is not None:
+                    results.append(result)
+        return results, errors
+
     def record_evidence(self, batch: EvidenceBatch) -> None:
-        self._pm.hook.delivery_record_evidence(batch=batch)
+        """Give committed events to every evidence sink; a failing sink is logged and skipped."""
+        self._call_each("delivery_record_evidence", batch=batch)
 
     def has_evidence_sinks(self) -> bool:
         return bool(self._pm.hook.delivery_record_evidence.get_hookimpls())
 
     def file_service_record(self, record: ServiceRecord) -> list[str]:
-        results = self._pm.hook.delivery_file_service_record(record=record)
-        return [str(r) for r in results if r is not None]
+        """File with every case-file sink; if any failed, raise :class:`PluginError` after calling all (the
+        engine retries, and sinks deduplicate on ``record.record_id``)."""
+        results, errors = self._call_each("delivery_file_service_record", record=record)
+        if errors:
+            names = ", ".join(f"{plugin} ({type(exc).__name__})" for plugin, exc in errors)
+            raise PluginError(f"filing {record.record_id} failed in {names}")
+        return [str(r) for r in results]
 
     def has_filing_sinks(self) -> bool:
         return bool(self._pm.hook.delivery_file_service_record.get_hookimpls())
 
     def task_event(self, event: StoredEvent) -> None:
-        self._pm.hook.delivery_task_event(event=event)
+        self._call_each("delivery_task_event", event=event)
 
     def has_observers(self) -> bool:
         return bool(self._pm.hook.delivery_task_event.get_hookimpls())

@@ -211,8 +211,7 @@ def _earliest_service(task: Task) -> Served | None:
 
 def _electronic_options(task: Task, config: PolicyConfig, channels: Mapping[ChannelKind, str]) -> list[ChannelKind]:
     order = task.request.channels or config.electronic_order
-    party = task.request.party
-    return [k for k in order if k in channels and party.contacts_of(k.contact_kind)]
+    return [k for k in order if k in channels and k.contact_kind in task.reachable]
 
 
 def decide(
