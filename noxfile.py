@@ -53,6 +53,7 @@ def docs(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     session.run("python", "benchmarks/bench_engine.py", "--memory", *session.posargs)
+    session.run("python", "benchmarks/bench_import.py")
 
 
 @nox.session

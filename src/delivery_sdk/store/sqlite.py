@@ -100,6 +100,7 @@ class SQLiteStore:
             raise
         self._leases: dict[str, float] = {}
         self._lock_file: Any = None
+        self.transactions = 0  # write transactions committed through this object (for benchmarks)
 
     def _close_quietly(self) -> None:
         db = getattr(self, "_db", None)
@@ -185,6 +186,7 @@ class SQLiteStore:
             )
             stored = self._insert_events(rows)
             db.execute("COMMIT")
+            self.transactions += 1
         except IdempotencyConflict:
             db.execute("ROLLBACK")
             raise
@@ -263,6 +265,7 @@ class SQLiteStore:
             )
             stored = self._insert_events(event_rows)
             db.execute("COMMIT")
+            self.transactions += 1
         except BaseException:
             db.execute("ROLLBACK")
             raise
