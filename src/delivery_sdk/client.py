@@ -40,7 +40,7 @@ from .model import (
 )
 from .plugins import PluginHost
 from .policy import PolicyConfig
-from .serialization import dumps, unstructure
+from .serialization import dumps, event_to_dict
 from .store import NewTask, SQLiteStore, TaskStore
 
 __all__ = ["AsyncDeliveryClient", "DeliveryClient", "DispatchSummary", "TaskStatus"]
@@ -126,8 +126,10 @@ class TaskStatus:
         )
 
 
-def _fingerprint(request: ServiceRequest) -> str:
-    return hashlib.sha256(dumps(unstructure(request)).encode()).hexdigest()
+def _serialise(created: TaskCreated) -> tuple[str, str]:
+    """The created event's wire form and the request's fingerprint, from one pass of the converter."""
+    data = event_to_dict(created)
+    return dumps(data), hashlib.sha256(dumps(data["request"]).encode()).hexdigest()
 
 
 class AsyncDeliveryClient:
@@ -180,14 +182,16 @@ class AsyncDeliveryClient:
             self._check_channels(request)
             task_id = self._ids()
             created = TaskCreated(task_id=task_id, at=now, request=request)
+            body, fingerprint = _serialise(created)
             new.append(
                 NewTask(
                     task_id=task_id,
                     client_key=request.client_key,
-                    fingerprint=_fingerprint(request),
+                    fingerprint=fingerprint,
                     case_key=request.case.key,
                     created=created,
                     due_at=now,
+                    body=body,
                 )
             )
         keys = [n.client_key for n in new if n.client_key is not None]

@@ -456,7 +456,9 @@ class Engine:
             self._advance(work, now, allow_io=True)
         # One transaction for every intent and decision of the batch; tasks with nothing to record and no
         # I/O only need their due time moved (and their lease ended).
-        first = self.store.commit([w.write(release=not w.io) for w in works if w.events or not w.io])
+        first = self.store.commit(
+            [w.write(release=not w.io) for w in works if w.events or not w.io], returning=self._listening()
+        )
         self._after_commit(first.stored, works, first.conflicts)
         busy = [w for w in works if w.io and w.task.task_id not in first.conflicts]
         # Rounds of I/O: the results of one round (a failure, say) may call for the next send at once; its
@@ -508,6 +510,9 @@ class Engine:
                 self._remember(work.task)
         self._publish(stored)
 
+    def _listening(self) -> bool:
+        return self.host.has_evidence_sinks() or self.host.has_observers()
+
     def _publish(self, stored: Sequence[StoredEvent]) -> None:
         if not stored:
             return
@@ -531,7 +536,7 @@ class Engine:
         """
         pending = works
         for _attempt in range(5):
-            result = self.store.commit([w.write(release=not w.io) for w in pending])
+            result = self.store.commit([w.write(release=not w.io) for w in pending], returning=self._listening())
             self._after_commit(result.stored, pending, result.conflicts)
             if not result.conflicts:
                 return works

@@ -31,6 +31,7 @@ class NewTask:
     case_key: str
     created: TaskCreated
     due_at: datetime
+    body: str | None = None  # the created event's wire form, when the caller already serialised it
 
 
 @attrs.frozen(kw_only=True)
@@ -106,8 +107,11 @@ class TaskStore(Protocol):
         """End the leases of tasks the engine will not write after all."""
         ...
 
-    def commit(self, writes: Sequence[TaskWrite]) -> CommitResult:
-        """Write every non-conflicting ``TaskWrite`` in one transaction."""
+    def commit(self, writes: Sequence[TaskWrite], *, returning: bool = True) -> CommitResult:
+        """Write every non-conflicting ``TaskWrite`` in one transaction.
+
+        With ``returning=False`` the result's ``stored`` is empty (nobody listens: skip building it).
+        """
         ...
 
     def load_events(self, task_ids: Sequence[str]) -> dict[str, list[StoredEvent]]:

@@ -162,7 +162,8 @@ class SQLiteStore:
         rows: list[tuple[Any, ...]] = []
         task_rows: list[tuple[Any, ...]] = []
         events: list[Any] = []
-        serialised = [_row(new.created) for new in tasks]  # before the write lock
+        # before the write lock; a client that already serialised the event hands its body in
+        serialised = [(new.created.at.isoformat(), new.body) if new.body else _row(new.created) for new in tasks]
         self._begin()
         try:
             existing = self._client_keys([n.client_key for n in tasks if n.client_key is not None])
@@ -213,7 +214,7 @@ class SQLiteStore:
         )
         return [(first + i, row[1]) for i, row in enumerate(rows)]
 
-    def commit(self, writes: Sequence[TaskWrite]) -> CommitResult:
+    def commit(self, writes: Sequence[TaskWrite], *, returning: bool = True) -> CommitResult:
         db = self._db
         conflicts: set[str] = set()
         duplicates: set[str] = set()
@@ -272,7 +273,11 @@ class SQLiteStore:
         for w in writes:
             if w.release or w.task_id in conflicts:
                 self._leases.pop(w.task_id, None)
-        result = tuple(StoredEvent(seq=s, task_seq=t, event=e) for (s, t), e in zip(stored, event_objs, strict=True))
+        result = (
+            tuple(StoredEvent(seq=s, task_seq=t, event=e) for (s, t), e in zip(stored, event_objs, strict=True))
+            if returning
+            else ()
+        )
         return CommitResult(stored=result, conflicts=frozenset(conflicts), duplicates=frozenset(duplicates))
 
     def _client_keys(self, keys: Sequence[str]) -> dict[str, tuple[str, str]]:
