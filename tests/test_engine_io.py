@@ -17,6 +17,8 @@ from delivery_sdk import (
     EngineConfig,
     MockChannel,
     PolicyConfig,
+    Receipt,
+    ReceiptKind,
     SendResult,
     ServiceMethod,
     StatusReport,
@@ -272,5 +274,44 @@ def test_registration_hooks_receive_the_clients_clock() -> None:
         assert len(h.client.host.channels) == 5
         assert seen == [h.clock]
         await h.aclose()
+
+    run(main())
+
+
+def test_run_forever_on_the_system_clock_serves_what_is_submitted_while_it_runs() -> None:
+    from delivery_sdk import AsyncDeliveryClient, SQLiteStore
+
+    async def main() -> None:
+        sms = MockChannel(
+            lambda d: SendResult(accepted=True),
+            name="live-sms",
+            kind=ChannelKind.SMS,
+            status_handler=lambda d: StatusReport(found=True),
+        )
+        policy = PolicyConfig(electronic_order=(ChannelKind.SMS,))
+        async with AsyncDeliveryClient(
+            SQLiteStore(), plugins=[channels_plugin(sms)], policy=policy, load_entry_points=False
+        ) as client:
+            stop = asyncio.Event()
+            runner = asyncio.create_task(client.run_forever(stop))
+            task_id = await client.submit(make_request(make_party()))
+            for _ in range(200):  # the engine wakes on submit; no need to wait for its idle poll
+                if client.status(task_id).dispatches:
+                    break
+                await asyncio.sleep(0.01)
+            stop.set()
+            await asyncio.wait_for(runner, timeout=5)
+            status = client.status(task_id)
+            assert status.state is TaskState.ELECTRONIC
+            assert [d.status for d in status.dispatches] == [DispatchStatus.SENT]
+            receipt = Receipt(
+                dispatch_id=status.dispatches[0].dispatch_id,
+                kind=ReceiptKind.DELIVERED,
+                at=client.clock.now(),
+                provider_event_id="dr-1",
+            )
+            assert (await client.ingest(receipt)).outcome.value == "accepted"
+            await client.run_until_idle()
+            assert client.status(task_id).state is TaskState.FILED
 
     run(main())
