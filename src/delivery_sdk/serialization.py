@@ -31,10 +31,21 @@ __all__ = ["DEFAULT_CONVERTER", "dumps", "event_from_dict", "event_to_dict", "lo
 T = TypeVar("T")
 
 
+# The engine stamps a whole batch with one "now": remember the last one formatted. One tuple, replaced as a
+# whole, so a reader in another thread never pairs a datetime with another one's text.
+_last_dt: tuple[datetime | None, str] = (None, "")
+
+
 def _dt_out(value: datetime) -> str:
+    global _last_dt
+    last = _last_dt
+    if value is last[0]:
+        return last[1]
     if value.tzinfo is None:
         raise ValidationError("refusing to serialise a naive datetime: give it a timezone (UTC or +08:00)")
-    return value.isoformat()
+    text = value.isoformat()
+    _last_dt = (value, text)
+    return text
 
 
 def _dt_in(value: Any, _: Any) -> datetime:

@@ -240,7 +240,7 @@ class SQLiteStore:
                         w.state,
                         w.expected_version + len(w.events),
                         _ts(w.due_at),
-                        w.events[-1].at.isoformat() if w.events else None,
+                        bodies[id(w)][-1][0] if w.events else None,
                         w.task_id,
                         w.expected_version,
                     )
