@@ -166,8 +166,8 @@ class KillingStore(SQLiteStore):
         self.after_commits = after_commits
         self.after_creates = after_creates
 
-    def commit(self, writes: Sequence[TaskWrite]) -> CommitResult:
-        result = super().commit(writes)
+    def commit(self, writes: Sequence[TaskWrite], *, returning: bool = True) -> CommitResult:
+        result = super().commit(writes, returning=returning)
         self.after_commits.tick()
         return result
 

@@ -5,6 +5,7 @@
     delivery-sdk demo [--tasks N] [--seed S] [--store PATH] [--no-progress]
     delivery-sdk status TASK_ID --store PATH
     delivery-sdk tasks --case CASE_NUMBER --store PATH [--court COURT]
+    delivery-sdk resolve-address [ADDRESS... | - | --file PATH] [--home-province CODE]
 """
 
 from __future__ import annotations
@@ -129,6 +130,47 @@ def _tasks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resolve_address(args: argparse.Namespace) -> int:
+    import json
+
+    from ._exceptions import ValidationError
+    from .address.resolver import resolve
+
+    if args.file and args.addresses:
+        print("error: give addresses as arguments or --file, not both", file=sys.stderr)
+        return 2
+    if args.file or args.addresses == ["-"]:
+        name = args.file or "-"
+        if name == "-":
+            lines = sys.stdin.read().splitlines()
+        else:
+            lines = Path(name).read_text(encoding="utf-8", errors="replace").splitlines()
+        addresses = [line.strip() for line in lines if line.strip()]
+    else:
+        addresses = list(args.addresses)
+    if not addresses:
+        print("error: no address given (ADDRESS..., '-' for stdin, or --file PATH)", file=sys.stderr)
+        return 2
+    failed = 0
+    for address in addresses:
+        try:
+            r = resolve(address, home_province=args.home_province)
+        except ValidationError as exc:
+            failed += 1
+            row: dict[str, object] = {"address": address, "error": str(exc)}
+        else:
+            row = {
+                "address": r.address,
+                "code": r.code,
+                "route_key": r.route_key,
+                "status": r.status.value,
+                "candidates": [{"code": c.code, "name": c.name, "path": c.path} for c in r.candidates],
+                "span": list(r.span) if r.span else None,
+            }
+        print(json.dumps(row, ensure_ascii=False, default=str).encode("utf-8", "replace").decode("utf-8"))
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="delivery-sdk", description="Service of court documents (送达), end to end.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -147,6 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     tasks.add_argument("--court", help="court name (needed outside the demo's courts)")
     tasks.add_argument("--store", required=True)
     tasks.set_defaults(func=_tasks)
+    res = sub.add_parser("resolve-address", help="resolve addresses to division codes, one JSON object a line")
+    res.add_argument("addresses", nargs="*", metavar="ADDRESS", help="addresses, or '-' to read one a line from stdin")
+    res.add_argument("--file", help="read one address a line from this file ('-' for stdin)")
+    res.add_argument("--home-province", default="420000", help="province code that breaks ties (default 420000)")
+    res.set_defaults(func=_resolve_address)
     return parser
 
 

@@ -28,3 +28,9 @@ def route_key(division_code: str) -> str:
             raise ValidationError("429000 is not an administrative division; resolve the address to its county")
         return division_code
     return division_code[:4] + "00"
+
+
+# The free-text resolver (its data loads lazily, on the first resolve()).
+from .resolver import Candidate, InvalidAddress, Resolution, ResolutionStatus, resolve  # noqa: E402
+
+__all__ += ["Candidate", "InvalidAddress", "Resolution", "ResolutionStatus", "resolve"]
