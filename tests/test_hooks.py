@@ -350,9 +350,10 @@ def test_route_print_job_failover_through_the_engine() -> None:
 @pytest.mark.parametrize(
     ("division_code", "reason"),
     [
-        ("110105", "no print centre serves this address"),  # Beijing: no Hubei centre
-        ("429000", "no print centre serves this address"),  # a statistics artefact, never routed
-        (None, "no print centre serves this address (its division code is unknown)"),
+        ("110105", "no print centre serves division 110105"),  # Beijing: no Hubei centre
+        ("429000", "no print centre serves division 429000"),  # a statistics artefact, never routed
+        # no code, and the resolver cannot place the text: a person chooses, nothing is guessed
+        (None, "address is unresolved: choose its division (candidates: none)"),
     ],
 )
 def test_route_print_job_nobody_chooses_so_the_task_needs_attention(division_code: str | None, reason: str) -> None:
@@ -633,7 +634,7 @@ def test_env_block_plugins_builtin_router_leaves_postal_tasks_to_a_person() -> N
         await client.run_until_idle()
         status = client.status(task_id)
         assert status.state is TaskState.NEEDS_ATTENTION
-        assert status.attention_reason == "no print centre serves this address"
+        assert status.attention_reason == "no print centre serves division 420106"
         await client.aclose()
 
     asyncio.run(scenario())

@@ -582,7 +582,7 @@ def test_needs_attention_without_print_centre_then_set_address_resumes_by_post()
         assert types_of(h, task_id) == ["task.created", "service.fell_back_to_post", "task.needs_attention"]
         status = h.client.status(task_id)
         assert status.state is TaskState.NEEDS_ATTENTION
-        assert status.attention_reason == "no print centre serves this address"
+        assert status.attention_reason == "no print centre serves division 110105"
         assert status.centre_id is None
         assert status.dispatches == ()
         assert all(centre.jobs == [] for centre in h.centres)

@@ -31,6 +31,8 @@ from typing import Any
 import attrs
 
 from ._exceptions import ChannelError, IllegalTransition, MalformedReceipt, TransientChannelError, UnknownChannel
+from .address.resolver import ResolutionStatus
+from .address.resolver import resolve as resolve_address
 from .channels import ChannelAdapter, Receipt, ReceiptKind, SendResult, StatusReport
 from .clock import Clock
 from .events import (
@@ -61,6 +63,8 @@ from .policy import Action, Decision, Emit, File, PolicyConfig, Poll, Reconcile,
 from .records import AddressCandidate, EvidenceBatch, PrintJob, ServiceRecord
 from .retry import RetryConfig, call_with_retries
 from .store import OutboxEntry, TaskStore, TaskWrite
+
+_ROUTABLE = frozenset({ResolutionStatus.RESOLVED, ResolutionStatus.ASSUMED_HOME_PROVINCE, ResolutionStatus.FUZZY})
 
 __all__ = ["Engine", "EngineConfig", "IngestOutcome", "IngestResult", "receipt_event", "receipt_is_news"]
 
@@ -704,6 +708,18 @@ class Engine:
             and d.centre_id
             and d.contact.value == address.value
         )
+        note = ""
+        if address.division_code is None:
+            # The built-in resolver supplies the division code a router needs; an address it is unsure about
+            # goes to a person with the candidates, never to a guessed centre.
+            resolution = resolve_address(address.value, home_province=self.policy.home_province)
+            if resolution.code is None or resolution.status not in _ROUTABLE:
+                names = "; ".join(f"{c.code} {c.path}" for c in resolution.candidates[:5]) or "none"
+                reason = f"address is {resolution.status.value}: choose its division (candidates: {names})"
+                self._apply(work, NeedsAttention(task_id=task.task_id, at=now, reason=reason))
+                return
+            address = attrs.evolve(address, division_code=resolution.code)
+            note = f"; division {resolution.code} {resolution.status.value} by the resolver"
         job = PrintJob(
             task_id=task.task_id,
             case=task.request.case,
@@ -714,13 +730,12 @@ class Engine:
         )
         decision = self.host.route_print_job(job)
         if decision is None or decision.centre_id not in self.host.print_centres:
-            why = "no print centre serves this address"
-            if address.division_code is None:
-                why += " (its division code is unknown)"
+            why = f"no print centre serves division {address.division_code}{note}"
             self._apply(work, NeedsAttention(task_id=task.task_id, at=now, reason=why))
             return
         self._apply(
-            work, PrintRouted(task_id=task.task_id, at=now, centre_id=decision.centre_id, reason=decision.reason)
+            work,
+            PrintRouted(task_id=task.task_id, at=now, centre_id=decision.centre_id, reason=decision.reason + note),
         )
 
     def _search_address(self, work: _Work, now: datetime) -> None:
@@ -737,7 +752,20 @@ class Engine:
                 ),
             )
             return
-        best = min(fresh, key=_candidate_order)
+        ranked = sorted(fresh, key=_candidate_order)
+        best = ranked[0]
+        rivals = [
+            c
+            for c in ranked[1:]
+            if _candidate_order(c) == _candidate_order(best) and c.contact.value != best.contact.value
+        ]
+        if rivals:
+            # Equally good, different addresses: a person chooses (set_address); the reason names the sources,
+            # never the addresses themselves.
+            sources = ", ".join(sorted({c.source for c in (best, *rivals)}))
+            reason = f"assisted person search found {len(rivals) + 1} equally ranked addresses ({sources}); choose one"
+            self._apply(work, NeedsAttention(task_id=task.task_id, at=now, reason=reason))
+            return
         self._apply(
             work,
             AddressUpdated(
@@ -906,6 +934,8 @@ class Engine:
                 stopper.cancel()
 
 
-def _candidate_order(candidate: AddressCandidate) -> tuple[int, float]:
+def _candidate_order(candidate: AddressCandidate) -> tuple[int, float, float]:
+    """SPC 2017 Opinion order by source, then confidence, then the most recently observed."""
     rank = 0 if candidate.contact.confirmed else SOURCE_RANK.get(candidate.source, 9)
-    return (rank, -candidate.confidence)
+    seen = candidate.observed_at.timestamp() if candidate.observed_at is not None else 0.0
+    return (rank, -candidate.confidence, -seen)

@@ -93,6 +93,7 @@ class PolicyConfig:
     auto_publication: bool = True
     publication_period: timedelta = timedelta(days=30)
     retry_after_error: timedelta = timedelta(minutes=10)
+    home_province: str = "420000"  # breaks ties when an address without a division code is resolved
 
 
 # -- actions ----------------------------------------------------------------------------------------
