@@ -77,7 +77,7 @@ class TaskState(enum.Enum):
 TERMINAL = frozenset({TaskState.FILED, TaskState.CANCELLED})
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False)  # dict-based: the fold copies it once per event (see _replacer)
 class Task:
     """A service task: one recipient x one document set, folded from its events."""
 
@@ -244,17 +244,20 @@ def new_task(event: TaskCreated) -> Task:
 
 
 def _replacer(cls: type[T]) -> Callable[..., T]:
-    """A faster ``attrs.evolve`` for the classes the fold rebuilds for every event: straight-line code,
-    generated once, with no validation to rerun (the values come from valid instances and from events)."""
-    names = tuple(a.name for a in attrs.fields(cls))  # type: ignore[arg-type]
-    body = "\n".join(f"    _set(new, {n!r}, obj.{n})" for n in names)
-    source = (
-        f"def replace(obj, **changes):\n    new = _new(_cls)\n{body}\n"
-        "    for name, value in changes.items():\n        _set(new, name, value)\n    return new\n"
-    )
-    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls, "_set": object.__setattr__}
-    exec(compile(source, f"<replace {cls.__name__}>", "exec"), namespace)
-    replace: Callable[..., T] = namespace["replace"]
+    """A faster ``attrs.evolve`` for the classes the fold rebuilds for every event (``Task`` and
+    ``DispatchRecord``, which are frozen but not slotted for this): copy the instance dict, apply the
+    changes. No validation is rerun: the values come from valid instances and from events."""
+    if "__dict__" not in dir(cls) or getattr(cls, "__slots__", None) not in (None, ()):
+        raise TypeError(f"{cls.__name__} must be a dict-based (slots=False) attrs class")
+    new_instance = object.__new__
+
+    def replace(obj: T, **changes: Any) -> T:
+        new = new_instance(cls)
+        state = new.__dict__
+        state.update(obj.__dict__)
+        state.update(changes)
+        return new
+
     return replace
 
 

@@ -466,7 +466,7 @@ class Dispatch:
     waybill: str | None = None
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False)  # dict-based: the fold copies it for every receipt
 class DispatchRecord:
     """A task's memory of one dispatch (folded from events)."""
 
