@@ -54,6 +54,8 @@ def bench(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     session.run("python", "benchmarks/bench_engine.py", "--memory", *session.posargs)
     session.run("python", "benchmarks/bench_import.py")
+    session.install("cpca")  # the peer of the address resolver; a benchmark-only dependency
+    session.run("python", "benchmarks/bench_resolver.py")
 
 
 @nox.session
