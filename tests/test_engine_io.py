@@ -271,7 +271,7 @@ def test_registration_hooks_receive_the_clients_clock() -> None:
 
     async def main() -> None:
         h = Harness(extra_plugins=[ClockAware()])
-        assert len(h.client.host.channels) == 5
+        assert len(h.client.host.channels) == 6
         assert seen == [h.clock]
         await h.aclose()
 
@@ -313,5 +313,79 @@ def test_run_forever_on_the_system_clock_serves_what_is_submitted_while_it_runs(
             assert (await client.ingest(receipt)).outcome.value == "accepted"
             await client.run_until_idle()
             assert client.status(task_id).state is TaskState.FILED
+
+    run(main())
+
+
+def test_without_consent_staff_call_obtains_it_then_e_service_follows() -> None:
+    async def main() -> None:
+        h = Harness()
+        h.phone.enqueue(Outcome.consented(timedelta(minutes=20)))
+        h.sms.enqueue(Outcome.delivered(timedelta(minutes=3)))
+        task_id = await h.client.submit(make_request(make_party(consent=False)))
+        await h.client.run_until_idle()
+        timeline = types(h, task_id)
+        assert timeline[:5] == [
+            "task.created",
+            "dispatch.queued",
+            "dispatch.sent",
+            "consent.recorded",
+            "dispatch.queued",
+        ]
+        status = h.client.status(task_id)
+        assert status.state is TaskState.FILED
+        assert status.method is ServiceMethod.ELECTRONIC
+        assert [(d.kind, d.status) for d in status.dispatches] == [
+            (ChannelKind.PHONE, DispatchStatus.DELIVERED),  # reached, but it served nothing itself
+            (ChannelKind.SMS, DispatchStatus.DELIVERED),
+        ]
+        assert status.served_at is not None
+        assert status.dispatches[1].delivered_at == status.served_at
+        assert h.client.task(task_id).consent is not None
+        await h.aclose()
+
+    run(main())
+
+
+def test_without_consent_a_refused_or_unanswered_call_goes_to_post_never_electronic() -> None:
+    async def main() -> None:
+        h = Harness()
+        h.phone.enqueue(Outcome.failed("party refused electronic service"), Outcome.no_answer())
+        h.carrier.enqueue(Outcome.signed(), Outcome.signed())
+        ids = [
+            await h.client.submit(make_request(make_party(f"P{i}", consent=False, eservice="acct"))) for i in range(2)
+        ]
+        await h.client.run_until_idle()
+        for task_id in ids:
+            status = h.client.status(task_id)
+            assert status.method is ServiceMethod.POSTAL
+            assert "no consent" in (status.fallback_reason or "")
+            assert {d.kind for d in status.dispatches} == {ChannelKind.PHONE, ChannelKind.PRINT}
+            assert h.sms.history == []
+            assert h.eservice.history == []
+        await h.aclose()
+
+    run(main())
+
+
+def test_a_task_without_consent_is_never_served_electronically() -> None:
+    """Whatever the providers do, no consent means no e-channel is used (CPL Art. 90)."""
+
+    async def main() -> None:
+        policy = PolicyConfig(seek_consent_by_phone=False)
+        h = Harness(policy=policy)
+        for channel in h.channels:
+            channel.default = Outcome.delivered()
+        h.carrier.default = Outcome.signed()
+        ids = [
+            await h.client.submit(
+                make_request(make_party(f"N{i}", consent=False, eservice="a", email="x@y.cn", wechat="wx1"))
+            )
+            for i in range(5)
+        ]
+        await h.client.run_until_idle()
+        assert {h.client.status(t).method for t in ids} == {ServiceMethod.POSTAL}
+        assert all(ch.history == [] for ch in h.channels)
+        await h.aclose()
 
     run(main())

@@ -13,13 +13,23 @@ from datetime import UTC, datetime, timedelta
 import attrs
 import pytest
 
-from delivery_sdk import ChannelKind, Contact, ContactKind, DispatchStatus, IllegalTransition, ServiceMethod, TaskState
+from delivery_sdk import (
+    ChannelKind,
+    ConsentMethod,
+    Contact,
+    ContactKind,
+    DispatchStatus,
+    IllegalTransition,
+    ServiceMethod,
+    TaskState,
+)
 from delivery_sdk.events import (
     EVENT_BY_TYPE,
     EVENT_TYPES,
     AddressSearchFailed,
     AddressUpdated,
     Cancelled,
+    ConsentRecorded,
     DispatchDelivered,
     DispatchFailed,
     DispatchQueued,
@@ -61,6 +71,7 @@ RECEIPTS: tuple[type[Event], ...] = (
     Mailed,
     PostSigned,
     PostReturned,
+    ConsentRecorded,  # a call's outcome: a fact like the receipts, recorded in every state
 )
 NON_RECEIPTS = tuple(cls for cls in EVENT_TYPES if cls not in RECEIPTS)
 
@@ -101,6 +112,9 @@ FACTORIES: dict[type[Event], Factory] = {
     Cancelled: lambda t, d: Cancelled(task_id=TASK, at=t, reason="withdrawn"),
     NeedsAttention: lambda t, d: NeedsAttention(task_id=TASK, at=t, reason="a person must decide"),
     ResumedByStaff: lambda t, d: ResumedByStaff(task_id=TASK, at=t, note="try again"),
+    ConsentRecorded: lambda t, d: ConsentRecorded(
+        task_id=TASK, at=t, method=ConsentMethod.PHONE, given_at=t, via_dispatch=d
+    ),
 }
 
 

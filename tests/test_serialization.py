@@ -27,6 +27,7 @@ from delivery_sdk.events import (
     AddressSearchFailed,
     AddressUpdated,
     Cancelled,
+    ConsentRecorded,
     DispatchDelivered,
     DispatchFailed,
     DispatchQueued,
@@ -136,6 +137,8 @@ SAMPLES: list[Event] = [
     NeedsAttention(task_id="T1", at=T0, reason="no print centre serves this address"),
     ResumedByStaff(task_id="T1", at=T0, note="new number from the clerk"),
     ResumedByStaff(task_id="T1", at=T0),
+    ConsentRecorded(task_id="T1", at=T0, method=ConsentMethod.PHONE, given_at=T0, via_dispatch="T1.1"),
+    ConsentRecorded(task_id="T1", at=T0, method=ConsentMethod.CONFIRMATION_FORM, given_at=T0),
 ]
 
 

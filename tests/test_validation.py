@@ -380,7 +380,8 @@ def test_seeded_store_holds_work(harness: Harness) -> None:
     assert store.pending_outbox() == []
 
 
-def test_unknown_channel_at_submit(harness: Harness) -> None:
+def test_unknown_channel_at_submit() -> None:
+    harness = Harness(kinds=(ChannelKind.SMS, ChannelKind.EMAIL, ChannelKind.WECHAT, ChannelKind.ESERVICE))
     request = make_request(make_party("P9"), channels=(ChannelKind.PHONE,))
     error = refused(
         harness, UnknownChannel, lambda: harness.client.submit(request), "'phone'", "delivery_register_channels"

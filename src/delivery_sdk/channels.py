@@ -55,6 +55,7 @@ class ReceiptKind(enum.Enum):
     MAILED = "mailed"  # handed to the carrier (waybill)
     SIGNED = "signed"
     RETURNED = "returned"
+    CONSENTED = "consented"  # a staff call reached the party, who consented to e-service (Rules Art. 30)
 
 
 _RETURN_REASONS = {"refused", "address_wrong", "unclaimed", "moved"}

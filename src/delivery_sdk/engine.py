@@ -38,6 +38,7 @@ from .clock import Clock
 from .events import (
     AddressSearchFailed,
     AddressUpdated,
+    ConsentRecorded,
     DispatchDelivered,
     DispatchFailed,
     DispatchQueued,
@@ -57,7 +58,7 @@ from .events import (
     TaskCreated,
 )
 from .lifecycle import Task, TaskState, apply, fold, new_task
-from .model import ChannelKind, Contact, ContactKind, Dispatch, DispatchRecord, DispatchStatus
+from .model import ChannelKind, ConsentMethod, Contact, ContactKind, Dispatch, DispatchRecord, DispatchStatus
 from .plugins import PluginHost
 from .policy import Action, Decision, Emit, File, PolicyConfig, Poll, Reconcile, Route, SearchAddress, Send, decide
 from .records import AddressCandidate, EvidenceBatch, PrintJob, ServiceRecord
@@ -128,6 +129,10 @@ def receipt_event(task_id: str, now: datetime, receipt: Receipt) -> Event:
     if kind is ReceiptKind.MAILED:
         assert receipt.waybill is not None
         return Mailed(**common, waybill=receipt.waybill, provider_event_id=pid)
+    if kind is ReceiptKind.CONSENTED:
+        return ConsentRecorded(
+            task_id=task_id, at=now, method=ConsentMethod.PHONE, given_at=receipt.at, via_dispatch=receipt.dispatch_id
+        )
     if kind is ReceiptKind.SIGNED:
         return PostSigned(
             **common, signed_at=receipt.at, signer_role=receipt.signer_role or "recipient", provider_event_id=pid
@@ -136,7 +141,17 @@ def receipt_event(task_id: str, now: datetime, receipt: Receipt) -> Event:
     return PostReturned(**common, returned_at=receipt.at, reason=ReturnReason(receipt.reason), provider_event_id=pid)
 
 
-_IO_FACTS = (DispatchSent, DispatchDelivered, DispatchRead, DispatchFailed, Printed, Mailed, PostSigned, PostReturned)
+_IO_FACTS = (
+    DispatchSent,
+    DispatchDelivered,
+    DispatchRead,
+    DispatchFailed,
+    Printed,
+    Mailed,
+    PostSigned,
+    PostReturned,
+    ConsentRecorded,
+)
 
 
 def event_is_news(task: Task, event: Event) -> bool:
@@ -167,6 +182,11 @@ def event_is_news(task: Task, event: Event) -> bool:
     return True
 
 
+def _consent_is_news(task: Task, event: ConsentRecorded) -> bool:
+    record = task.dispatch(event.via_dispatch) if event.via_dispatch else None
+    return record is None or not record.status.settled
+
+
 def receipt_is_news(record: DispatchRecord, receipt: Receipt) -> bool:
     """Whether a receipt tells the task anything it does not know (status polls repeat old news)."""
     kind, status = receipt.kind, record.status
@@ -182,6 +202,8 @@ def receipt_is_news(record: DispatchRecord, receipt: Receipt) -> bool:
         return record.waybill is None
     if kind is ReceiptKind.SIGNED:
         return status is not DispatchStatus.DELIVERED
+    if kind is ReceiptKind.CONSENTED:
+        return not status.settled
     return status not in (DispatchStatus.RETURNED, DispatchStatus.DELIVERED)
 
 
@@ -556,7 +578,12 @@ class Engine:
                 work.outbox_done = [d for d in done if work.task.dispatch(d) is not None]
                 work.receipt_keys = keys
                 for event in facts:
-                    if event_is_news(work.task, event):
+                    fresh_fact = (
+                        _consent_is_news(work.task, event)
+                        if isinstance(event, ConsentRecorded)
+                        else event_is_news(work.task, event)
+                    )
+                    if fresh_fact:
                         self._apply(work, event)
                 self._advance(work, now, allow_io=False)
             pending = retry

@@ -14,13 +14,14 @@ from typing import ClassVar
 
 import attrs
 
-from .model import ChannelKind, Contact, ServiceMethod, ServiceRequest
+from .model import ChannelKind, ConsentMethod, Contact, ServiceMethod, ServiceRequest
 
 __all__ = [
     "EVENT_TYPES",
     "AddressSearchFailed",
     "AddressUpdated",
     "Cancelled",
+    "ConsentRecorded",
     "DispatchDelivered",
     "DispatchFailed",
     "DispatchQueued",
@@ -114,6 +115,17 @@ class DispatchFailed(Event):
 class DispatchTimedOut(Event):
     TYPE: ClassVar[str] = "dispatch.timed_out"
     dispatch_id: str
+
+
+@attrs.frozen(kw_only=True)
+class ConsentRecorded(Event):
+    """The party consented to electronic service (Online Litigation Rules Arts. 29-30; Interpretation
+    Art. 136), e.g. on a staff call (``via_dispatch`` names the call)."""
+
+    TYPE: ClassVar[str] = "consent.recorded"
+    method: ConsentMethod
+    given_at: datetime
+    via_dispatch: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -239,6 +251,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     DispatchRead,
     DispatchFailed,
     DispatchTimedOut,
+    ConsentRecorded,
     FellBackToPost,
     AddressUpdated,
     AddressSearchFailed,

@@ -23,6 +23,7 @@ from .events import (
     AddressSearchFailed,
     AddressUpdated,
     Cancelled,
+    ConsentRecorded,
     DispatchDelivered,
     DispatchFailed,
     DispatchQueued,
@@ -44,7 +45,16 @@ from .events import (
     Served,
     TaskCreated,
 )
-from .model import ChannelKind, Contact, ContactKind, DispatchRecord, DispatchStatus, ServiceMethod, ServiceRequest
+from .model import (
+    ChannelKind,
+    Consent,
+    Contact,
+    ContactKind,
+    DispatchRecord,
+    DispatchStatus,
+    ServiceMethod,
+    ServiceRequest,
+)
 
 T = TypeVar("T")
 
@@ -87,6 +97,7 @@ class Task:
     version: int  # number of events folded in
     created_at: datetime
     updated_at: datetime
+    consent: Consent | None = None  # to electronic service: from the request, or recorded later
     reachable: frozenset[ContactKind] = frozenset()  # contact kinds the party (or its agents) can be reached by
     dispatches: tuple[DispatchRecord, ...] = ()
     electronic_from: int = 0  # index into dispatches where the current electronic round starts
@@ -200,6 +211,7 @@ def _rows(states: tuple[TaskState, ...], event: type[Event], to: Next | None = N
 for _receipt in _RECEIPTS:
     _rows((*_ACTIVE, S.SERVED, S.FILED, S.CANCELLED), _receipt)
 _rows((S.CREATED, S.ELECTRONIC, S.ROUTED), DispatchQueued, _queued)
+_rows((*_ACTIVE, S.SERVED, S.FILED, S.CANCELLED), ConsentRecorded)  # a fact: recorded in every state
 _rows((S.CREATED,), FellBackToPost, S.POSTAL)
 _rows((S.ELECTRONIC,), FellBackToPost, S.POSTAL)
 _rows((S.NEEDS_ATTENTION,), FellBackToPost, S.POSTAL)
@@ -238,6 +250,7 @@ def new_task(event: TaskCreated) -> Task:
         created_at=event.at,
         updated_at=event.at,
         postal_address=address,
+        consent=request.party.consent,
         reachable=frozenset(c.kind for c in request.party.contacts)
         | frozenset(c.kind for a in request.party.agents for c in a.contacts),
     )
@@ -293,6 +306,19 @@ def _reduce(task: Task, event: Event) -> dict[str, object]:
         if known is None:
             raise IllegalTransition(task.state.value, f"{event.TYPE} for unknown dispatch {dispatch_id}", task.task_id)
         return _reduce_receipt(task, known, event)
+    if isinstance(event, ConsentRecorded):
+        changes = {"consent": Consent(method=event.method, given_at=event.given_at)}
+        reached = task.dispatch(event.via_dispatch) if event.via_dispatch else None
+        if event.via_dispatch and reached is None:
+            raise IllegalTransition(
+                task.state.value, f"{event.TYPE} for unknown dispatch {event.via_dispatch}", task.task_id
+            )
+        if reached is not None and not reached.status.settled:
+            # the call that obtained consent reached the party: it is settled, though it served nothing
+            changes["dispatches"] = _update_dispatch(
+                task, reached.dispatch_id, status=DispatchStatus.DELIVERED, settled_at=event.at
+            )
+        return changes
     if isinstance(event, FellBackToPost):
         return {"fallback_reason": event.reason}
     if isinstance(event, AddressUpdated):

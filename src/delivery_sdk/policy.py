@@ -34,7 +34,7 @@ from .events import (
     Served,
 )
 from .lifecycle import Task, TaskState
-from .model import ChannelKind, DispatchRecord, DispatchStatus, ServiceMethod
+from .model import ChannelKind, ContactKind, DispatchRecord, DispatchStatus, ServiceMethod
 
 __all__ = [
     "Action",
@@ -80,6 +80,7 @@ class PolicyConfig:
     )
     parallel: bool = False  # try all electronic channels at once instead of one after the other
     require_consent: bool = True
+    seek_consent_by_phone: bool = True  # without consent, staff phone the party first (when a PHONE channel exists)
     response_window: Mapping[ChannelKind, timedelta] = attrs.field(factory=_default_windows)
     poll_offsets: tuple[timedelta, ...] = (
         timedelta(minutes=5),
@@ -196,6 +197,8 @@ def _earliest_service(task: Task) -> Served | None:
     for d in task.dispatches:
         if d.delivered_at is None:
             continue
+        if d.kind is ChannelKind.PHONE:
+            continue  # a staff call notifies and seeks consent; it carries no document, so it serves nothing
         if d.kind.electronic:
             candidate = (d.delivered_at, ServiceMethod.ELECTRONIC, BASIS_ELECTRONIC, d.dispatch_id)
         elif d.kind is ChannelKind.PRINT and d.status is DispatchStatus.DELIVERED:
@@ -211,8 +214,22 @@ def _earliest_service(task: Task) -> Served | None:
 
 
 def _electronic_options(task: Task, config: PolicyConfig, channels: Mapping[ChannelKind, str]) -> list[ChannelKind]:
+    """The electronic channels that can carry the documents to this party (staff calls carry none)."""
     order = task.request.channels or config.electronic_order
-    return [k for k in order if k in channels and k.contact_kind in task.reachable]
+    return [k for k in order if k is not ChannelKind.PHONE and k in channels and k.contact_kind in task.reachable]
+
+
+def _consented(task: Task, config: PolicyConfig) -> bool:
+    return task.consent is not None or not config.require_consent
+
+
+def _can_call(task: Task, config: PolicyConfig, channels: Mapping[ChannelKind, str]) -> bool:
+    """Whether staff can phone the party to seek consent (Rules Art. 30: consent confirmed by phone)."""
+    return config.seek_consent_by_phone and ChannelKind.PHONE in channels and ContactKind.MOBILE in task.reachable
+
+
+def _send_electronic(kinds: list[ChannelKind], channels: Mapping[ChannelKind, str], now: datetime) -> Decision:
+    return Decision(actions=tuple(Send(channel=channels[k], kind=k) for k in kinds), due_at=now)
 
 
 def decide(
@@ -261,10 +278,11 @@ def decide(
 
 def _created(task: Task, now: datetime, config: PolicyConfig, channels: Mapping[ChannelKind, str]) -> Decision:
     options = _electronic_options(task, config, channels)
-    consented = task.request.party.consent is not None or not config.require_consent
-    if options and consented:
-        kinds = options if config.parallel else options[:1]
-        return Decision(actions=tuple(Send(channel=channels[k], kind=k) for k in kinds), due_at=now)
+    if options and _consented(task, config):
+        return _send_electronic(options if config.parallel else options[:1], channels, now)
+    if options and _can_call(task, config, channels):
+        # no electronic service without consent (CPL Art. 90): seek it by phone first
+        return _send_electronic([ChannelKind.PHONE], channels, now)
     reason = "no consent to electronic service" if options else "no usable electronic channel or contact"
     return _emit(FellBackToPost(task_id=task.task_id, at=now, reason=reason), now)
 
@@ -292,8 +310,15 @@ def _electronic(task: Task, now: datetime, config: PolicyConfig, channels: Mappi
         return Decision(actions=tuple(actions), due_at=min(wake))
     tried = {d.kind for d in round_}
     remaining = [k for k in _electronic_options(task, config, channels) if k not in tried]
-    if remaining and not config.parallel:
-        return Decision(actions=(Send(channel=channels[remaining[0]], kind=remaining[0]),), due_at=now)
+    if not _consented(task, config):
+        reason = "no consent to electronic service (the staff call did not obtain it)"
+        return _emit(FellBackToPost(task_id=task.task_id, at=now, reason=reason), now)
+    if remaining:
+        started = any(k is not ChannelKind.PHONE for k in tried)
+        if not config.parallel:
+            return _send_electronic(remaining[:1], channels, now)
+        if not started:  # consent just came from a call: now every channel at once
+            return _send_electronic(remaining, channels, now)
     return _emit(FellBackToPost(task_id=task.task_id, at=now, reason="every electronic channel failed"), now)
 
 

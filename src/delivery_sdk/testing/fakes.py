@@ -61,6 +61,11 @@ class Outcome:
         return cls(kind="failed", after=after, reason=reason)
 
     @classmethod
+    def consented(cls, after: timedelta = timedelta(minutes=10)) -> Outcome:
+        """A staff call that reached the party, who consented to electronic service."""
+        return cls(kind="consented", after=after)
+
+    @classmethod
     def no_answer(cls) -> Outcome:
         """Accepted, then nothing ever comes back: the policy's response window times out."""
         return cls(kind="no_answer")
@@ -163,6 +168,12 @@ class FakeChannel(_Scripted):
         if outcome.kind == "read":
             return (
                 Receipt(dispatch_id=dispatch_id, kind=ReceiptKind.READ, at=happened, provider_event_id=f"{ref}-read"),
+            )
+        if outcome.kind == "consented":
+            return (
+                Receipt(
+                    dispatch_id=dispatch_id, kind=ReceiptKind.CONSENTED, at=happened, provider_event_id=f"{ref}-ok"
+                ),
             )
         if outcome.kind == "failed":
             return (

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -129,6 +129,7 @@ class Harness:
         policy: PolicyConfig | None = None,
         config: EngineConfig | None = None,
         extra_plugins: Sequence[object] = (),
+        kinds: Collection[ChannelKind] | None = None,
     ) -> None:
         self.clock = VirtualClock(start)
         c = self.clock
@@ -136,11 +137,14 @@ class Harness:
         self.sms = FakeChannel("fake-sms", ChannelKind.SMS, clock=c)
         self.wechat = FakeChannel("fake-wechat", ChannelKind.WECHAT, clock=c)
         self.email = FakeChannel("fake-email", ChannelKind.EMAIL, clock=c)
+        self.phone = FakeChannel("fake-staff-calls", ChannelKind.PHONE, clock=c)
         self.carrier = FakeCarrier(clock=c)
         self.centres = hubei_centres(c)
         self.addresses = FakeAddressSource()
         self.sink = RecordingSink()
-        self.channels = [self.eservice, self.sms, self.wechat, self.email]
+        every = [self.eservice, self.sms, self.wechat, self.email, self.phone]
+        # ``kinds`` registers only some of the fake channels (all by default)
+        self.channels = every if kinds is None else [c for c in every if c.kind in kinds]
         self.store = store or SQLiteStore(":memory:")
         n = itertools.count(1)
         self.client = AsyncDeliveryClient(

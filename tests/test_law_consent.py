@@ -1,0 +1,257 @@
+"""Consent to e-service, the evidence each method needs, and the address order (delivery_sdk.law).
+
+Consent: CPL Art. 90; SPC Online Litigation Rules Arts. 29-30; SPC Interpretation Art. 136. Evidence: CPL
+Arts. 87-91, 95; Rules Art. 31; Interpretation Arts. 135, 138. Address order: SPC 2017 Opinion.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from delivery_sdk import ServiceMethod
+from delivery_sdk.engine import SOURCE_RANK
+from delivery_sdk.law import (
+    ADDRESS_BASIS,
+    ADDRESS_ORDER,
+    ADDRESS_RANK,
+    CONSENT_BASIS,
+    EVIDENCE,
+    Evidence,
+    LawConfig,
+    address_rank,
+    consent_status,
+    electronic_documents,
+    missing_evidence,
+    required_evidence,
+)
+from delivery_sdk.model import Consent, ConsentMethod, DocumentKind
+
+T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
+
+# (method, article the basis must name)
+METHODS = [
+    (ConsentMethod.EXPRESS, "Rules Art. 29(1)"),
+    (ConsentMethod.PRE_SUIT_AGREEMENT, "Rules Art. 29(2)"),
+    (ConsentMethod.PLEADING_ADDRESS, "Rules Art. 29(3)"),
+    (ConsentMethod.ACCEPTED_WITHOUT_OBJECTION, "Rules Art. 29(4)"),
+    (ConsentMethod.PHONE, "Rules Art. 30"),
+    (ConsentMethod.PLATFORM, "Rules Art. 30"),
+    (ConsentMethod.CONFIRMATION_FORM, "Interpretation Art. 136"),
+]
+
+
+@pytest.mark.parametrize(("method", "article"), METHODS)
+def test_every_consent_method_allows_e_service_with_its_article(method: ConsentMethod, article: str) -> None:
+    status = consent_status(Consent(method=method, given_at=T0), DocumentKind.SUMMONS, at=T0)
+    assert status.allowed, article
+    assert bool(status), article
+    assert article in status.basis, article
+    assert "CPL Art. 90" in status.basis, article
+    assert not status.paper_copy
+
+
+def test_every_consent_method_has_a_basis() -> None:
+    assert set(CONSENT_BASIS) == set(ConsentMethod)
+
+
+# (consent, kind, at, paper, config, allowed, paper_copy, citation)
+CASES = [
+    (None, DocumentKind.SUMMONS, None, False, LawConfig(), False, False, "CPL Art. 90: no consent, no e-service"),
+    (None, DocumentKind.JUDGMENT, T0, True, LawConfig(), False, False, "CPL Art. 90: no consent, no e-service"),
+    (
+        Consent(method=ConsentMethod.PHONE, given_at=datetime(2025, 3, 4, tzinfo=UTC)),
+        DocumentKind.SUMMONS,
+        T0,
+        False,
+        LawConfig(),
+        False,
+        False,
+        "Rules Arts. 29-30: consent given after the service does not cover it",
+    ),
+    (
+        Consent(method=ConsentMethod.PHONE, given_at=datetime(2025, 3, 4, tzinfo=UTC)),
+        DocumentKind.SUMMONS,
+        T0,
+        False,
+        LawConfig(consent_must_precede=False),
+        True,
+        False,
+        "Rules Arts. 29-30: unless so configured",
+    ),
+    (
+        Consent(method=ConsentMethod.EXPRESS),
+        DocumentKind.JUDGMENT,
+        T0,
+        False,
+        LawConfig(),
+        True,
+        False,
+        "CPL Art. 90 (2021): judgments may be served electronically",
+    ),
+    (
+        Consent(method=ConsentMethod.EXPRESS),
+        DocumentKind.RULING,
+        None,
+        True,
+        LawConfig(),
+        True,
+        True,
+        "CPL Art. 90(2): paper on request for a ruling",
+    ),
+    (
+        Consent(method=ConsentMethod.CONFIRMATION_FORM),
+        DocumentKind.MEDIATION,
+        None,
+        True,
+        LawConfig(),
+        True,
+        True,
+        "CPL Art. 90(2): paper on request for a mediation document",
+    ),
+    (
+        Consent(method=ConsentMethod.EXPRESS),
+        DocumentKind.SUMMONS,
+        None,
+        True,
+        LawConfig(),
+        True,
+        False,
+        "CPL Art. 90(2): the paper right covers judgments, rulings and mediation documents only",
+    ),
+    (
+        Consent(method=ConsentMethod.EXPRESS),
+        DocumentKind.JUDGMENT,
+        None,
+        False,
+        LawConfig(judgments_electronic=False),
+        False,
+        False,
+        "CPL 2017 Art. 87: judgments excluded under the earlier text",
+    ),
+    (
+        Consent(method=ConsentMethod.EXPRESS),
+        DocumentKind.COMPLAINT,
+        None,
+        False,
+        LawConfig(judgments_electronic=False),
+        True,
+        False,
+        "CPL 2017 Art. 87: other documents still allowed",
+    ),
+]
+
+
+@pytest.mark.parametrize(("consent", "kind", "at", "paper", "config", "allowed", "paper_copy", "cite"), CASES)
+def test_consent_status(
+    consent: Consent | None,
+    kind: DocumentKind,
+    at: datetime | None,
+    paper: bool,
+    config: LawConfig,
+    allowed: bool,
+    paper_copy: bool,
+    cite: str,
+) -> None:
+    status = consent_status(consent, kind, at=at, paper_requested=paper, config=config)
+    assert status.allowed is allowed, cite
+    assert status.paper_copy is paper_copy, cite
+    assert "Art" in status.basis, cite
+    assert status.reason, cite
+
+
+def test_electronic_documents() -> None:
+    # CPL Art. 90 (2021) vs CPL 2017 Art. 87
+    assert electronic_documents() == frozenset(DocumentKind)
+    assert electronic_documents(LawConfig(judgments_electronic=False)) == frozenset(DocumentKind) - {
+        DocumentKind.JUDGMENT,
+        DocumentKind.RULING,
+        DocumentKind.MEDIATION,
+    }
+
+
+# (method, address confirmed, evidence that is complete, citation)
+EVIDENCE_CASES = [
+    (ServiceMethod.DIRECT, True, {Evidence.SIGNED_RECEIPT}, "CPL Arts. 87-88: signed receipt"),
+    (ServiceMethod.RETAINED, True, {Evidence.WITNESS_SIGNATURES}, "CPL Art. 89: witnesses"),
+    (ServiceMethod.RETAINED, True, {Evidence.PHOTO_VIDEO}, "CPL Art. 89: or photo/video"),
+    (
+        ServiceMethod.ELECTRONIC,
+        True,
+        {Evidence.SYSTEM_TRACE, Evidence.ARRIVAL_TIME, Evidence.ESERVICE_VOUCHER},
+        "CPL Art. 90; Rules Art. 31; Interpretation Art. 135",
+    ),
+    (
+        ServiceMethod.ELECTRONIC,
+        False,
+        {Evidence.SYSTEM_TRACE, Evidence.ARRIVAL_TIME, Evidence.ESERVICE_VOUCHER, Evidence.READ_RECORD},
+        "Rules Art. 31: unconfirmed address needs read or reply data",
+    ),
+    (
+        ServiceMethod.POSTAL,
+        True,
+        {Evidence.RETURN_RECEIPT, Evidence.WAYBILL_NUMBER},
+        "CPL Art. 91: return receipt and waybill",
+    ),
+    (
+        ServiceMethod.POSTAL,
+        True,
+        {Evidence.CARRIER_TRACKING, Evidence.WAYBILL_NUMBER},
+        "CPL Art. 91: or carrier tracking",
+    ),
+    (
+        ServiceMethod.PUBLICATION,
+        True,
+        {Evidence.NOTICE, Evidence.PUBLICATION_DATE, Evidence.POSTING_PHOTOS, Evidence.REASON_ON_FILE},
+        "CPL Art. 95; Interpretation Art. 138",
+    ),
+]
+
+
+@pytest.mark.parametrize(("method", "confirmed", "complete", "cite"), EVIDENCE_CASES)
+def test_required_evidence(method: ServiceMethod, confirmed: bool, complete: set[Evidence], cite: str) -> None:
+    assert missing_evidence(method, complete, address_confirmed=confirmed) == (), cite
+    required = required_evidence(method, address_confirmed=confirmed)
+    assert all("Art" in r.basis for r in required), cite
+    for item in complete:  # every item given is needed: dropping one leaves a gap unless it had an alternative
+        rest = complete - {item}
+        gaps = missing_evidence(method, rest, address_confirmed=confirmed)
+        assert len(gaps) == 1, cite
+        assert item in gaps[0].any_of, cite
+
+
+def test_evidence_table_covers_every_method() -> None:
+    assert set(EVIDENCE) == set(ServiceMethod)
+    # Rules Art. 31: arrival data alone leaves the read/reply requirement open at an unconfirmed address
+    gaps = missing_evidence(
+        ServiceMethod.ELECTRONIC,
+        [Evidence.SYSTEM_TRACE, Evidence.ARRIVAL_TIME, Evidence.ESERVICE_VOUCHER],
+        address_confirmed=False,
+    )
+    assert [g.any_of for g in gaps] == [frozenset({Evidence.READ_RECORD, Evidence.REPLY_RECORD})]
+    assert len(missing_evidence(ServiceMethod.PUBLICATION, [])) == 4
+
+
+def test_address_order_follows_the_spc_2017_opinion() -> None:
+    assert ADDRESS_ORDER == (
+        "confirmation_form",
+        "contract",
+        "own_filings",
+        "litigation",
+        "common_use",
+        "household_registry",
+        "business_registry",
+    )
+    ranks = [ADDRESS_RANK[s] for s in ADDRESS_ORDER]
+    assert ranks == sorted(ranks)
+    assert set(ADDRESS_BASIS) == set(ADDRESS_ORDER)
+    assert all("SPC" in b for b in ADDRESS_BASIS.values())
+    assert address_rank("postal_database") is None
+
+
+@pytest.mark.parametrize("source", ADDRESS_ORDER)
+def test_address_order_matches_the_engine(source: str) -> None:
+    # SPC 2017 Opinion: the engine ranks candidates with the same order
+    assert SOURCE_RANK[source] == ADDRESS_RANK[source]
+    assert address_rank(source) == ADDRESS_RANK[source]
