@@ -96,6 +96,10 @@ def _status(args: argparse.Namespace) -> int:
         print(f"  state     {st.state.value}")
         if st.method is not None:
             print(f"  served    {st.method.value} on {st.served_at:%Y-%m-%d %H:%M %Z} ({st.basis})")
+        for deadline in st.deadlines:
+            print(f"  deadline  {deadline.name} by {deadline.due:%Y-%m-%d} ({deadline.basis})")
+        if st.deadlines_note:
+            print(f"  deadlines {st.deadlines_note}")
         if st.attention_reason:
             print(f"  attention {st.attention_reason}")
         for d in st.dispatches:

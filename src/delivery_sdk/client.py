@@ -26,6 +26,7 @@ from .channels import Receipt
 from .clock import Clock, SystemClock
 from .engine import Engine, EngineConfig, IngestResult
 from .events import AddressUpdated, Cancelled, Event, ResumedByStaff, StoredEvent, TaskCreated
+from .law.periods import Deadline
 from .lifecycle import Task, TaskState
 from .model import (
     Case,
@@ -83,6 +84,8 @@ class TaskStatus:
     centre_id: str | None
     postal_rounds: int
     dispatches: tuple[DispatchSummary, ...]
+    deadlines: tuple[Deadline, ...] = ()  # the periods that run from the service (CPL Arts. 85, 128, 171)
+    deadlines_note: str | None = None  # why deadlines are missing for a served task (e.g. no holiday calendar)
 
     @property
     def cycle_time(self) -> timedelta | None:
@@ -93,6 +96,7 @@ class TaskStatus:
     def of(cls, task: Task) -> TaskStatus:
         from .model import mask
 
+        deadlines, note = _deadlines(task)
         req = task.request
         return cls(
             task_id=task.task_id,
@@ -123,7 +127,25 @@ class TaskStatus:
                 )
                 for d in task.dispatches
             ),
+            deadlines=deadlines,
+            deadlines_note=note,
         )
+
+
+def _deadlines(task: Task) -> tuple[tuple[Deadline, ...], str | None]:
+    """The deadlines that follow the service of each document (once per period name, earliest basis)."""
+    if task.served_at is None:
+        return (), None
+    from .law import CalendarNotCovered, deadlines_after_service
+
+    found: dict[str, Deadline] = {}
+    try:
+        for document in task.request.documents:
+            for deadline in deadlines_after_service(document.kind, task.served_at):
+                found.setdefault(deadline.name, deadline)
+    except CalendarNotCovered as exc:
+        return (), f"deadlines unknown: {exc}"
+    return tuple(found.values()), None
 
 
 def _serialise(created: TaskCreated) -> tuple[str, str]:
