@@ -39,7 +39,12 @@ pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 TESTS = ROOT / "tests"
-EXECUTABLE = ["index.md", "user-guide.md", "hooks.md", "channel-plugin.md", "testing.md"]
+# pytester's in-process runs drop the modules they imported afterwards; cryptography's Rust bindings do not
+# survive being imported twice in one process, so import what docs/evidence.md uses before any such run.
+import cryptography.hazmat.primitives.asymmetric.ed25519  # noqa: E402
+import cryptography.hazmat.primitives.serialization  # noqa: E402, F401
+
+EXECUTABLE = ["index.md", "user-guide.md", "hooks.md", "channel-plugin.md", "testing.md", "evidence.md"]
 BEGIN, END = "<!-- lifecycle:begin -->", "<!-- lifecycle:end -->"
 # The inner pytest runs need no cache, and hypothesis's plugin alone would triple their cost.
 INNER = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-q")
