@@ -36,11 +36,13 @@ def _requests(start: int, count: int) -> list:
     return [make_request(party, client_key=f"bench-{start + i}") for i in range(count)]
 
 
-async def run_engine(path: Path, tasks: int, *, checkpoints: tuple[int, ...] = ()) -> dict[str, float]:
+async def run_engine(
+    path: Path, tasks: int, *, checkpoints: tuple[int, ...] = (), evidence: bool = True
+) -> dict[str, float]:
     clock = VirtualClock()
     eservice = FakeChannel("eservice", ChannelKind.ESERVICE, clock=clock, default=Outcome.failed("no account"))
     sms = FakeChannel("sms", ChannelKind.SMS, clock=clock, default=Outcome.delivered())
-    store = SQLiteStore(path, synchronous="FULL")
+    store = SQLiteStore(path, synchronous="FULL", evidence=evidence)
     ids = iter(range(1, 10**9))
     client = AsyncDeliveryClient(
         store,
@@ -139,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         engine_db = Path(tmp) / "engine.sqlite3"
         engine = asyncio.run(run_engine(engine_db, args.tasks))
+        plain = asyncio.run(run_engine(Path(tmp) / "plain.sqlite3", args.tasks, evidence=False))
         raw = run_raw(engine_db, Path(tmp) / "raw.sqlite3")
         # The same rows in as many transactions as the engine committed: what durability alone costs at the
         # engine's commit count (each commit is an fsync under synchronous=FULL).
@@ -155,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
             "raw_limit": raw,
             "ratio_engine_to_raw": engine["tasks_per_s"] / raw["tasks_per_s"],
             "raw_same_commit_count": raw_same,
+            "engine_without_evidence_log": plain,
+            "ratio_evidence_on_to_off": engine["tasks_per_s"] / plain["tasks_per_s"],
             "ratio_engine_to_raw_same_commit_count": engine["tasks_per_s"] / raw_same["tasks_per_s"],
         }
         if args.memory:
@@ -170,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"engine   {engine['tasks_per_s']:>9,.0f} tasks/s  ({engine['events_per_task']:.1f} events/task, "
         f"{engine['seconds']:.2f} s for {args.tasks} tasks)"
+    )
+    print(
+        f"no log   {plain['tasks_per_s']:>9,.0f} tasks/s  (evidence log off): with it on "
+        f"{result['ratio_evidence_on_to_off']:.0%} of that"
     )
     print(f"raw      {raw['tasks_per_s']:>9,.0f} tasks/s  (same rows, bare batched sqlite3)")
     print(f"ratio    {result['ratio_engine_to_raw']:.1%} of the raw limit")

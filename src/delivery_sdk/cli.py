@@ -4,8 +4,13 @@
 
     delivery-sdk demo [--tasks N] [--seed S] [--store PATH] [--no-progress]
     delivery-sdk status TASK_ID --store PATH
+    delivery-sdk verify STORE [--key VKEY]... [--trusted-checkpoint FILE] [--origin NAME]
+    delivery-sdk proof TASK_ID --store PATH [--out FILE]
+    delivery-sdk keygen NAME
     delivery-sdk tasks --case CASE_NUMBER --store PATH [--court COURT]
     delivery-sdk resolve-address [ADDRESS... | - | --file PATH] [--home-province CODE]
+    delivery-sdk report --store PATH [--out report.html] [--json PATH] [--csv PATH]
+    delivery-sdk stats --store PATH [--json]
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 __all__ = ["main"]
 
@@ -66,6 +72,11 @@ def _demo(args: argparse.Namespace) -> int:
         f"({s.tasks / max(result.wall_seconds, 1e-9):,.0f} tasks/s)"
     )
     print(f"\nstore written to {result.store_path.resolve()}")
+    from .supervision import write_report
+
+    report = result.store_path.with_suffix(".html")
+    write_report(result.store_path, report)
+    print(f"report written to {report.resolve()}")
     print(f"try: delivery-sdk tasks --store {result.store_path} --case '{result.example_case}'")
     print(f"     delivery-sdk status --store {result.store_path} {result.example_task}")
     return 0
@@ -175,6 +186,140 @@ def _resolve_address(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _supervision_options(args: argparse.Namespace) -> dict[str, Any]:
+    from .supervision import CostRates, ServiceLevels
+
+    return {
+        "levels": ServiceLevels(
+            eservice_unconfirmed_hours=args.eservice_hours, print_not_printed_hours=args.print_hours
+        ),
+        "costs": CostRates(postal_yuan=args.postal_yuan, electronic_yuan=args.electronic_yuan),
+        "as_of": _aware(datetime.fromisoformat(args.as_of)) if args.as_of else None,
+    }
+
+
+def _aware(moment: datetime) -> datetime:
+    """A time given without a zone is taken as UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _hours(value: float | None) -> str:
+    return "-" if value is None else _fmt(timedelta(hours=value))
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .supervision import write_report
+
+    if not Path(args.store).exists():
+        raise FileNotFoundError(f"no store at {args.store}; give the path the demo printed (--store PATH)")
+    out = Path(args.out) if args.out else Path(args.store).with_suffix(".html")
+    options = _supervision_options(args)
+    write_report(args.store, out, json_path=args.json, csv_path=args.csv, **options)
+    print(f"report written to {out.resolve()}")
+    for extra in (args.json, args.csv):
+        if extra:
+            print(f"export written to {Path(extra).resolve()}")
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    import json
+
+    from .supervision import Supervisor
+
+    if not Path(args.store).exists():
+        raise FileNotFoundError(f"no store at {args.store}; give the path the demo printed (--store PATH)")
+    options = _supervision_options(args)
+    with Supervisor(args.store) as sup:
+        s = sup.statistics(**options)
+    if args.json:
+        print(json.dumps(s.to_dict(), ensure_ascii=False, indent=1, sort_keys=True))
+        return 0
+    print(f"as of {s.as_of:%Y-%m-%d %H:%M %Z}")
+    print(f"  tasks                     {s.tasks:>10,}")
+    for state, n in sorted(s.by_state.items()):
+        print(f"    {state:<22}  {n:>10,}")
+    print(f"  served                    {s.served:>10,}")
+    for method, n in sorted(s.by_method.items(), key=lambda kv: -kv[1]):
+        print(f"    {method:<22}  {n:>10,}  ({n / s.served if s.served else 0:6.1%})")
+    print(f"  fell back to post         {s.fallback_rate:>10.1%}")
+    print("  funnel")
+    for stage, n in s.funnel:
+        print(f"    {stage:<24}{n:>10,}")
+    for name, d in (("created to served", s.cycle_served), ("served to filed", s.cycle_filed)):
+        print(
+            f"  cycle {name}: n {d.count:,}  mean {_hours(d.mean_hours)}  median {_hours(d.median_hours)}"
+            f"  p90 {_hours(d.p90_hours)}"
+        )
+    print("  success per channel")
+    for ch in s.channels:
+        print(f"    {ch.kind:<9}{ch.channel:<20}{ch.delivered:>9,}/{ch.attempts:<9,} ({ch.success_rate:6.1%})")
+    print("  load per print centre (jobs / not printed)")
+    for c in s.centres:
+        print(f"    {c.centre_id:<20}{c.jobs:>9,} / {c.open:,}")
+    print("  overdue " + ", ".join(f"{rule} {n:,}" for rule, n in sorted(s.overdue.items())))
+    cost = s.cost
+    print(
+        f"  cost {cost['actual_yuan']:,.0f} yuan vs all-postal {cost['baseline_all_postal_yuan']:,.0f}: "
+        f"saved {cost['savings_yuan']:,.0f} yuan"
+    )
+    return 0
+
+
+def _add_supervision_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", required=True)
+    parser.add_argument("--as-of", help="ISO time overdue work is measured at (default: the latest event)")
+    parser.add_argument("--eservice-hours", type=float, default=48.0, help="e-service unconfirmed after (48)")
+    parser.add_argument("--print-hours", type=float, default=24.0, help="print job not printed after (24)")
+    parser.add_argument("--postal-yuan", type=float, default=20.0, help="cost of one postal service (20)")
+    parser.add_argument("--electronic-yuan", type=float, default=0.0, help="cost of one electronic attempt (0)")
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from .evidence.audit import verify_store
+
+    trusted = Path(args.trusted_checkpoint).read_text(encoding="utf-8") if args.trusted_checkpoint else None
+    report = verify_store(args.store, args.key or (), trusted_checkpoint=trusted, origin=args.origin)
+    if report.ok:
+        signed = "signatures checked" if args.key else "signatures not checked (no --key)"
+        print(
+            f"ok: {report.events} events, {report.checkpoints} checkpoints; every leaf, node and checkpoint "
+            f"matches ({signed})"
+        )
+        return 0
+    for problem in report.problems:
+        print(f"FAIL: {problem}")
+    return 1
+
+
+def _proof(args: argparse.Namespace) -> int:
+    import json
+
+    from .evidence.audit import export_bundle
+
+    try:
+        bundle = export_bundle(args.store, args.task_id)
+    except LookupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    text = json.dumps(bundle, ensure_ascii=False, indent=2)
+    if args.out:
+        Path(args.out).write_text(text + "\n", encoding="utf-8")
+        print(f"proof bundle for {args.task_id} ({len(bundle['events'])} events) written to {args.out}")
+    else:
+        print(text)
+    return 0
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    from .evidence.keys import generate_key
+
+    skey, vkey = generate_key(args.name)
+    print(f"# signer key: keep it secret (file or DELIVERY_SDK_EVIDENCE_KEY)\n{skey}")
+    print(f"# verifier key: hand it to courts and auditors (delivery-sdk verify --key ...)\n{vkey}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="delivery-sdk", description="Service of court documents (送达), end to end.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -198,6 +343,30 @@ def build_parser() -> argparse.ArgumentParser:
     res.add_argument("--file", help="read one address a line from this file ('-' for stdin)")
     res.add_argument("--home-province", default="420000", help="province code that breaks ties (default 420000)")
     res.set_defaults(func=_resolve_address)
+    report = sub.add_parser("report", help="write the supervision dashboard (static HTML) and JSON/CSV exports")
+    _add_supervision_options(report)
+    report.add_argument("--out", help="HTML file to write (default: beside the store, .html)")
+    report.add_argument("--json", help="also write the dashboard's data as JSON here")
+    report.add_argument("--csv", help="also write the dashboard's figures as CSV here")
+    report.set_defaults(func=_report)
+    stats = sub.add_parser("stats", help="print the supervision statistics")
+    _add_supervision_options(stats)
+    stats.add_argument("--json", action="store_true", help="print them as JSON")
+    stats.set_defaults(func=_stats)
+    verify = sub.add_parser("verify", help="audit a store's evidence log: every event, tree node and checkpoint")
+    verify.add_argument("store")
+    verify.add_argument("--key", action="append", help="a trusted verifier key (name+hash+base64); repeatable")
+    verify.add_argument("--trusted-checkpoint", help="a signed checkpoint trusted earlier: refuse a rewritten history")
+    verify.add_argument("--origin", help="the log's name in its checkpoints")
+    verify.set_defaults(func=_verify)
+    proof = sub.add_parser("proof", help="export a task's events with inclusion proofs against a signed checkpoint")
+    proof.add_argument("task_id")
+    proof.add_argument("--store", required=True)
+    proof.add_argument("--out", help="write the JSON bundle here (default: standard output)")
+    proof.set_defaults(func=_proof)
+    keygen = sub.add_parser("keygen", help="make an Ed25519 key pair for signing evidence checkpoints")
+    keygen.add_argument("name", help="the key's name, usually the log's origin, e.g. court.example/delivery")
+    keygen.set_defaults(func=_keygen)
     return parser
 
 

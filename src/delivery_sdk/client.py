@@ -26,6 +26,7 @@ from .channels import Receipt
 from .clock import Clock, SystemClock
 from .engine import Engine, EngineConfig, IngestResult
 from .events import AddressUpdated, Cancelled, Event, ResumedByStaff, StoredEvent, TaskCreated
+from .evidence.keys import DEFAULT_KEY_ENV, Signer, load_signers
 from .law.periods import Deadline
 from .lifecycle import Task, TaskState
 from .model import (
@@ -168,6 +169,8 @@ class AsyncDeliveryClient:
         load_entry_points: bool = True,
         environ: Mapping[str, str] | None = None,
         id_factory: Callable[[], str] | None = None,
+        evidence_signers: Sequence[Signer] | None = None,
+        evidence_origin: str = "delivery-sdk",
     ) -> None:
         if store is None or isinstance(store, str | os.PathLike):
             self.store: TaskStore = SQLiteStore(DEFAULT_STORE if store is None else store)
@@ -179,6 +182,12 @@ class AsyncDeliveryClient:
         self.host = PluginHost(plugins, load_entry_points=load_entry_points, environ=environ, clock=self.clock)
         self.engine = Engine(self.store, self.host, self.clock, policy=policy, config=config)
         self._ids = id_factory or (lambda: uuid.uuid4().hex)
+        # Evidence checkpoints are signed with these keys, or with the key(s) in DELIVERY_SDK_EVIDENCE_KEY.
+        if evidence_signers is None:
+            env = os.environ if environ is None else environ
+            evidence_signers = load_signers(environ=env) if env.get(DEFAULT_KEY_ENV) else []
+        self.engine.signers = tuple(evidence_signers)
+        self.engine.origin = evidence_origin
         self._closed = False
 
     # -- submitting ----------------------------------------------------------------------------------

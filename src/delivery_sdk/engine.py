@@ -57,6 +57,7 @@ from .events import (
     StoredEvent,
     TaskCreated,
 )
+from .evidence.keys import Signer
 from .lifecycle import Task, TaskState, apply, fold, new_task
 from .model import ChannelKind, ConsentMethod, Contact, ContactKind, Dispatch, DispatchRecord, DispatchStatus
 from .plugins import PluginHost
@@ -95,6 +96,8 @@ class EngineConfig:
     cache_size: int = 50_000  # folded tasks kept in memory (terminal ones are dropped at once)
     max_io_errors: int = 5  # consecutive failed I/O attempts on one task before a person is asked
     io_rounds: int = 3  # rounds of sends/status calls per step (each round commits once)
+    checkpoint_every_events: int = 10_000  # sign a checkpoint of the evidence log after this many events...
+    checkpoint_every: timedelta = timedelta(minutes=1)  # ...or this much time, and whenever the engine is idle
 
 
 class IngestOutcome(enum.Enum):
@@ -275,6 +278,10 @@ class Engine:
         self._kinds: dict[ChannelKind, str] | None = None
         self._errors: dict[str, int] = {}
         self._conflicted: frozenset[str] = frozenset()
+        self.signers: Sequence[Signer] = ()  # evidence checkpoint keys; none: no checkpoints are signed
+        self.origin = "delivery-sdk"  # the evidence log's name in its checkpoints
+        self._unsigned_events = 0
+        self._last_checkpoint: datetime | None = None
         self.steps = 0
 
     # -- channels ------------------------------------------------------------------------------------
@@ -502,7 +509,29 @@ class Engine:
             committed = await self._commit_results(busy, now)
             busy = [w for w in committed if w.io]
         await self._file_served([w for w in works if w.file_after_commit], now)
+        self._maybe_checkpoint(now)
         return len(claimed)
+
+    # -- evidence checkpoints ------------------------------------------------------------------------
+
+    def _maybe_checkpoint(self, now: datetime) -> None:
+        due = self._last_checkpoint is None or now - self._last_checkpoint >= self.config.checkpoint_every
+        if self._unsigned_events >= self.config.checkpoint_every_events or (due and self._unsigned_events):
+            self.checkpoint(now)
+
+    def checkpoint(self, now: datetime | None = None) -> str | None:
+        """Sign a checkpoint of the evidence log now (if there is anything new and a key is configured) and
+        hand it to the evidence sinks; returns the signed note."""
+        sign = getattr(self.store, "checkpoint", None)
+        if sign is None or not self.signers:
+            return None
+        now = now or self.clock.now()
+        note: str | None = sign(self.origin, self.signers, now)
+        self._last_checkpoint = now
+        self._unsigned_events = 0
+        if note is not None and self.host.has_evidence_sinks():
+            self.host.record_evidence(EvidenceBatch(events=(), checkpoint=note))
+        return note
 
     def _prefetch_timelines(self, works: Sequence[_Work]) -> None:
         """Load the timelines of served tasks in one query (filing needs them), when anyone files."""
@@ -533,6 +562,7 @@ class Engine:
             if work.task.task_id in conflicts:
                 self._cache.pop(work.task.task_id, None)
             else:
+                self._unsigned_events += len(work.events)
                 self._remember(work.task)
         self._publish(stored)
 
@@ -931,6 +961,8 @@ class Engine:
                 continue
             nxt = self.store.next_due_at()
             now = self.clock.now()
+            if self._unsigned_events:
+                self.checkpoint(now)  # idle: every committed event gets under a signed checkpoint
             if nxt is None or nxt <= now or not self.clock.virtual:
                 return steps
             if until is not None and nxt > until:
@@ -947,6 +979,8 @@ class Engine:
                 continue
             nxt = self.store.next_due_at()
             now = self.clock.now()
+            if self._unsigned_events:
+                self.checkpoint(now)
             wait = idle_poll if nxt is None else max(0.0, min(idle_poll, (nxt - now).total_seconds()))
             if self.clock.virtual and nxt is not None and nxt > now:
                 self.clock.advance_to(nxt)

@@ -17,6 +17,7 @@ class EvidenceBatch:
     """Events that were just committed, in commit order, for evidence sinks."""
 
     events: tuple[StoredEvent, ...]
+    checkpoint: str | None = None  # a newly signed checkpoint of the evidence log (C2SP signed note), if any
 
 
 @attrs.frozen(kw_only=True)

@@ -21,6 +21,8 @@ from typing import Any
 
 from .._exceptions import IdempotencyConflict, SchemaVersionError, StoreError, UnknownTask
 from ..events import Event, StoredEvent
+from ..evidence.keys import Signer
+from ..evidence.log import EvidenceLog
 from ..serialization import dumps, event_from_dict, event_to_dict, loads
 from ._base import CommitResult, CreateResult, NewTask, OutboxEntry, TaskRow, TaskWrite
 
@@ -63,12 +65,48 @@ MIGRATIONS: tuple[str, ...] = (
         task_id    TEXT NOT NULL
     );
     """,
+    # 2: supervision (delivery_sdk.supervision): three virtual columns read out of an event's JSON body
+    # (computed on read: they cost the engine's writes nothing) and tasks_created for date ranges. The two
+    # indexes over those columns are created by the supervision layer the first time it opens a store
+    # (supervision.query.SUPERVISION_INDEXES): they cost every event insert, so a store nobody supervises
+    # does not pay for them. No statement may hold a ';' (the migration runner splits on it).
+    """
+    ALTER TABLE events ADD COLUMN sv_ref TEXT GENERATED ALWAYS AS (
+        CASE WHEN type IN ('dispatch.queued', 'dispatch.delivered', 'dispatch.read', 'dispatch.failed',
+                           'dispatch.timed_out', 'print.printed', 'post.mailed', 'post.signed', 'post.returned')
+             THEN json_extract(body, '$.dispatch_id') END
+    ) VIRTUAL;
+    ALTER TABLE events ADD COLUMN sv_key TEXT GENERATED ALWAYS AS (
+        CASE type WHEN 'dispatch.queued' THEN json_extract(body, '$.kind') || ' ' || json_extract(body, '$.channel')
+                  WHEN 'print.routed' THEN json_extract(body, '$.centre_id')
+                  WHEN 'service.served' THEN json_extract(body, '$.method') END
+    ) VIRTUAL;
+    ALTER TABLE events ADD COLUMN sv_time TEXT GENERATED ALWAYS AS (
+        CASE type WHEN 'service.served' THEN json_extract(body, '$.effective_at') END
+    ) VIRTUAL;
+    CREATE INDEX tasks_created ON tasks(created_at)
+    """,
+    # 3: the evidence log (delivery_sdk.evidence): every complete perfect subtree of the RFC 9162 tree over
+    # the events (level 0: the leaf hashes, leaf i = event seq i + 1) and the signed checkpoints.
+    """
+    CREATE TABLE evidence_nodes (
+        level INTEGER NOT NULL,
+        idx   INTEGER NOT NULL,
+        hash  BLOB NOT NULL,
+        PRIMARY KEY (level, idx)
+    ) WITHOUT ROWID;
+    CREATE TABLE evidence_checkpoints (
+        size       INTEGER PRIMARY KEY,
+        note       TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    )
+    """,
 )
 
 
-def _row(event: Event) -> tuple[str, str]:
+def _row(event: Event) -> tuple[str, str, dict[str, Any]]:
     data = event_to_dict(event)
-    return data["at"], dumps(data)
+    return data["at"], dumps(data), data
 
 
 def _ts(moment: datetime | None) -> float | None:
@@ -82,7 +120,9 @@ def _from_ts(value: float | None) -> datetime | None:
 class SQLiteStore:
     """A :class:`~delivery_sdk.store.TaskStore` on one SQLite file (or ``":memory:"``)."""
 
-    def __init__(self, path: str | os.PathLike[str] = ":memory:", *, synchronous: str = "FULL") -> None:
+    def __init__(
+        self, path: str | os.PathLike[str] = ":memory:", *, synchronous: str = "FULL", evidence: bool = True
+    ) -> None:
         self.path = str(path)
         if synchronous not in {"FULL", "NORMAL", "EXTRA"}:
             raise StoreError("synchronous must be FULL, NORMAL or EXTRA (OFF would lose committed events)")
@@ -98,6 +138,10 @@ class SQLiteStore:
         except StoreError:
             self._close_quietly()
             raise
+        self.evidence: EvidenceLog | None = None
+        if evidence:
+            self.evidence = EvidenceLog(self._db)
+            self._backfill_evidence()
         self._leases: dict[str, float] = {}
         self._lock_file: Any = None
         self.transactions = 0  # write transactions committed through this object (for benchmarks)
@@ -163,11 +207,18 @@ class SQLiteStore:
         task_rows: list[tuple[Any, ...]] = []
         events: list[Any] = []
         # before the write lock; a client that already serialised the event hands its body in
-        serialised = [(new.created.at.isoformat(), new.body) if new.body else _row(new.created) for new in tasks]
+        evidence = self.evidence is not None
+        serialised = [
+            (new.created.at.isoformat(), new.body, loads(new.body) if evidence else {})
+            if new.body
+            else _row(new.created)
+            for new in tasks
+        ]
         self._begin()
         try:
             existing = self._client_keys([n.client_key for n in tasks if n.client_key is not None])
-            for new, (at, body) in zip(tasks, serialised, strict=True):
+            leaves: list[tuple[int, Event, dict[str, Any]]] = []
+            for new, (at, body, data) in zip(tasks, serialised, strict=True):
                 found = existing.get(new.client_key) if new.client_key is not None else None
                 if found is not None:
                     if found[1] != new.fingerprint:
@@ -178,6 +229,7 @@ class SQLiteStore:
                 task_rows.append((new.task_id, new.client_key, new.fingerprint, new.case_key, _ts(new.due_at), at, at))
                 rows.append((new.task_id, 1, new.created.TYPE, at, body))
                 events.append(new.created)
+                leaves.append((1, new.created, data))
                 ids.append(new.task_id)
                 created.append(True)
             db.executemany(
@@ -186,8 +238,11 @@ class SQLiteStore:
                 task_rows,
             )
             stored = self._insert_events(rows)
+            staged = self.evidence.stage(stored[0][0], leaves) if self.evidence is not None and stored else None
             db.execute("COMMIT")
             self.transactions += 1
+            if staged is not None and self.evidence is not None:
+                self.evidence.accept(staged)
         except IdempotencyConflict:
             db.execute("ROLLBACK")
             raise
@@ -250,7 +305,7 @@ class SQLiteStore:
             event_rows = [
                 (w.task_id, w.expected_version + i, e.TYPE, at, body)
                 for w in accepted
-                for i, (e, (at, body)) in enumerate(zip(w.events, bodies[id(w)], strict=True), start=1)
+                for i, (e, (at, body, _)) in enumerate(zip(w.events, bodies[id(w)], strict=True), start=1)
             ]
             event_objs = [e for w in accepted for e in w.events]
             db.executemany(
@@ -265,8 +320,18 @@ class SQLiteStore:
                 [(k, w.task_id) for w in accepted for k in w.receipt_keys],
             )
             stored = self._insert_events(event_rows)
+            staged = None
+            if self.evidence is not None and stored:
+                leaves = [
+                    (w.expected_version + i, e, data)
+                    for w in accepted
+                    for i, (e, (_, _, data)) in enumerate(zip(w.events, bodies[id(w)], strict=True), start=1)
+                ]
+                staged = self.evidence.stage(stored[0][0], leaves)
             db.execute("COMMIT")
             self.transactions += 1
+            if staged is not None and self.evidence is not None:
+                self.evidence.accept(staged)
         except BaseException:
             db.execute("ROLLBACK")
             raise
@@ -279,6 +344,39 @@ class SQLiteStore:
             else ()
         )
         return CommitResult(stored=result, conflicts=frozenset(conflicts), duplicates=frozenset(duplicates))
+
+    def _backfill_evidence(self) -> None:
+        """Give leaves to events committed while the evidence log was off (or before it existed)."""
+        assert self.evidence is not None
+        events = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+        if self.evidence.size >= events:
+            return
+        self._begin()
+        try:
+            rows = self._db.execute(
+                "SELECT seq, task_seq, body FROM events WHERE seq > ? ORDER BY seq", (self.evidence.size,)
+            ).fetchall()
+            first = rows[0][0]
+            leaves = [(task_seq, event_from_dict(loads(body)), loads(body)) for _, task_seq, body in rows]
+            staged = self.evidence.stage(first, leaves)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self.evidence.accept(staged)
+
+    def checkpoint(self, origin: str, signers: Sequence[Signer], now: datetime) -> str | None:
+        """Sign and keep a checkpoint of the evidence log; None when there is nothing new to sign."""
+        if self.evidence is None or not signers:
+            return None
+        self._begin()
+        try:
+            note = self.evidence.checkpoint(origin, signers, now)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return note
 
     def _client_keys(self, keys: Sequence[str]) -> dict[str, tuple[str, str]]:
         found: dict[str, tuple[str, str]] = {}

@@ -1,0 +1,813 @@
+"""The supervision query API: read a SQLite store (read-only) and answer the centre's questions.
+
+Every statistic is one SQL statement over the indexes of schema version 2 (``events_supervision``,
+``events_dispatch``, ``tasks_created``), reading the virtual columns ``sv_key``, ``sv_ref``
+and ``sv_time`` that the migration derives from an event's JSON body: no event body is parsed for a
+statistic, only for a task's timeline. Open work (the overdue list) is read per open task, which stays small
+however large the store grows.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import sqlite3
+import statistics as pystats
+from array import array
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import attrs
+
+from .._exceptions import StoreError, UnknownTask
+from ..serialization import event_from_dict, loads
+from .meaning import actor_of, describe
+
+__all__ = [
+    "CYCLE_BUCKETS_HOURS",
+    "CentreLoad",
+    "ChannelRow",
+    "CostRates",
+    "Distribution",
+    "OverdueItem",
+    "Scope",
+    "ServiceLevels",
+    "Statistics",
+    "Supervisor",
+    "TaskRow",
+    "TimelineEntry",
+]
+
+T = TypeVar("T")
+
+ELECTRONIC_KINDS = ("eservice", "sms", "wechat", "email", "phone")
+_DELIVERED = ("dispatch.delivered", "dispatch.read", "post.signed")
+# receipts that move a dispatch on (acceptance, "dispatch.sent", is not counted: it says nothing yet)
+_RECEIPTS = (
+    "dispatch.delivered",
+    "dispatch.read",
+    "dispatch.failed",
+    "dispatch.timed_out",
+    "print.printed",
+    "post.mailed",
+    "post.signed",
+    "post.returned",
+)
+_SETTLED_E = frozenset({"dispatch.delivered", "dispatch.read", "dispatch.failed", "dispatch.timed_out"})
+_PRINT_DONE = frozenset({"print.printed", "post.mailed", "post.signed", "post.returned", "dispatch.failed"})
+# upper edges of the cycle-time histogram, in hours (the last bucket is open-ended)
+CYCLE_BUCKETS_HOURS: tuple[float, ...] = (1, 6, 24, 48, 96, 168, 336, 720)
+
+
+# the predicate of the partial index events_supervision, word for word as in the migration
+_SV_TYPES = (
+    "dispatch.queued",
+    "print.routed",
+    "service.served",
+    "service.filed",
+    "service.fell_back_to_post",
+    "publication.started",
+)
+
+
+def _sv(alias: str = "") -> str:
+    """``type IN (...)`` of the partial index ``events_supervision``, which a query must state to use it."""
+    return f"{alias}type IN {_in(_SV_TYPES)}"
+
+
+def _in(values: Sequence[str]) -> str:
+    return "(" + ",".join("'" + v.replace("'", "''") + "'" for v in values) + ")"
+
+
+@attrs.frozen(kw_only=True)
+class ServiceLevels:
+    """When open work counts as overdue."""
+
+    eservice_unconfirmed_hours: float = 48.0  # an electronic dispatch with no delivery, read or failure report
+    print_not_printed_hours: float = 24.0  # a print job the centre has not printed
+    needs_attention: bool = True  # every task waiting for a person
+
+
+@attrs.frozen(kw_only=True)
+class CostRates:
+    """Unit costs in yuan. The default baseline serves every task by post at 20 yuan (DOMAIN.md section 1)."""
+
+    postal_yuan: float = 20.0  # one postal service (print, envelope, EMS)
+    electronic_yuan: float = 0.0  # one electronic attempt (SMS fee...)
+    publication_yuan: float = 0.0  # one public notice
+
+
+@attrs.frozen(kw_only=True)
+class Scope:
+    """Which tasks a statistic covers: a court and a range of creation times (``created_to`` exclusive)."""
+
+    court: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+    @property
+    def everything(self) -> bool:
+        return self.court is None and self.created_from is None and self.created_to is None
+
+
+@attrs.frozen(kw_only=True)
+class TaskRow:
+    task_id: str
+    court: str
+    case_number: str
+    state: str
+    created_at: datetime
+    updated_at: datetime
+    served_method: str | None
+    served_at: datetime | None
+    centre_id: str | None
+    channels: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id,
+            "court": self.court,
+            "case_number": self.case_number,
+            "state": self.state,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "served_method": self.served_method,
+            "served_at": None if self.served_at is None else self.served_at.isoformat(),
+            "centre_id": self.centre_id,
+            "channels": list(self.channels),
+        }
+
+
+@attrs.frozen(kw_only=True)
+class TimelineEntry:
+    task_seq: int
+    at: datetime
+    type: str
+    actor: str  # court / engine / provider / staff
+    meaning: str  # the legal meaning, personal data masked
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task_seq": self.task_seq,
+            "at": self.at.isoformat(),
+            "type": self.type,
+            "actor": self.actor,
+            "meaning": self.meaning,
+        }
+
+
+@attrs.frozen(kw_only=True)
+class OverdueItem:
+    task_id: str
+    court: str
+    case_number: str
+    rule: str  # eservice_unconfirmed / print_not_printed / needs_attention
+    since: datetime
+    hours: float  # how long it has waited at ``as_of``
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id,
+            "court": self.court,
+            "case_number": self.case_number,
+            "rule": self.rule,
+            "since": self.since.isoformat(),
+            "hours": round(self.hours, 2),
+            "detail": self.detail,
+        }
+
+
+@attrs.frozen(kw_only=True)
+class Distribution:
+    """A distribution of durations in hours, with a histogram on :data:`CYCLE_BUCKETS_HOURS`."""
+
+    count: int
+    mean_hours: float | None
+    median_hours: float | None
+    p90_hours: float | None
+    max_hours: float | None
+    histogram: tuple[tuple[str, int], ...]
+
+    @classmethod
+    def of(cls, hours: Sequence[float]) -> Distribution:
+        counts = [0] * (len(CYCLE_BUCKETS_HOURS) + 1)
+        for h in hours:
+            counts[bisect.bisect_right(CYCLE_BUCKETS_HOURS, h)] += 1
+        labels = _bucket_labels()
+        hist = tuple(zip(labels, counts, strict=True))
+        if not hours:
+            return cls(count=0, mean_hours=None, median_hours=None, p90_hours=None, max_hours=None, histogram=hist)
+        ordered = sorted(hours)
+        return cls(
+            count=len(ordered),
+            mean_hours=round(pystats.fmean(ordered), 4),
+            median_hours=round(pystats.median(ordered), 4),
+            p90_hours=round(_percentile(ordered, 0.9), 4),
+            max_hours=round(ordered[-1], 4),
+            histogram=hist,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "count": self.count,
+            "mean_hours": self.mean_hours,
+            "median_hours": self.median_hours,
+            "p90_hours": self.p90_hours,
+            "max_hours": self.max_hours,
+            "histogram": [{"bucket": label, "count": n} for label, n in self.histogram],
+        }
+
+
+def _hours_label(h: float) -> str:
+    return f"{h / 24:g}d" if h >= 24 else f"{h:g}h"
+
+
+def _bucket_labels() -> list[str]:
+    edges = CYCLE_BUCKETS_HOURS
+    labels = [f"<{_hours_label(edges[0])}"]
+    labels += [f"{_hours_label(a)}-{_hours_label(b)}" for a, b in itertools.pairwise(edges)]
+    labels.append(f">={_hours_label(edges[-1])}")
+    return labels
+
+
+def _percentile(ordered: list[float], q: float) -> float:
+    if len(ordered) == 1:
+        return ordered[0]
+    position = (len(ordered) - 1) * q
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+@attrs.frozen(kw_only=True)
+class ChannelRow:
+    kind: str
+    channel: str
+    dispatches: int  # queued
+    attempts: int  # got any answer from the provider
+    delivered: int  # delivered, read or signed for
+
+    @property
+    def success_rate(self) -> float:
+        return self.delivered / self.attempts if self.attempts else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "channel": self.channel,
+            "dispatches": self.dispatches,
+            "attempts": self.attempts,
+            "delivered": self.delivered,
+            "success_rate": round(self.success_rate, 6),
+        }
+
+
+@attrs.frozen(kw_only=True)
+class CentreLoad:
+    centre_id: str
+    jobs: int  # print jobs sent there
+    printed: int
+    mailed: int
+    signed: int
+    returned: int
+    open: int  # not yet printed
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+@attrs.frozen(kw_only=True)
+class Statistics:
+    as_of: datetime
+    tasks: int
+    by_state: dict[str, int]
+    served: int
+    by_method: dict[str, int]
+    filed: int
+    funnel: tuple[tuple[str, int], ...]
+    fallback_rate: float
+    electronic_share: float
+    volume: tuple[tuple[str, int, int], ...]  # (day, created, served)
+    cycle_served: Distribution  # created -> effective service
+    cycle_filed: Distribution  # effective service -> proof filed
+    channels: tuple[ChannelRow, ...]
+    centres: tuple[CentreLoad, ...]
+    overdue: dict[str, int]
+    cost: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "as_of": self.as_of.isoformat(),
+            "tasks": self.tasks,
+            "by_state": dict(sorted(self.by_state.items())),
+            "served": self.served,
+            "by_method": dict(sorted(self.by_method.items())),
+            "filed": self.filed,
+            "funnel": [{"stage": s, "tasks": n} for s, n in self.funnel],
+            "fallback_rate": round(self.fallback_rate, 6),
+            "electronic_share": round(self.electronic_share, 6),
+            "volume": [{"day": d, "created": c, "served": s} for d, c, s in self.volume],
+            "cycle_created_to_served": self.cycle_served.to_dict(),
+            "cycle_served_to_filed": self.cycle_filed.to_dict(),
+            "channels": [c.to_dict() for c in self.channels],
+            "centres": [c.to_dict() for c in self.centres],
+            "overdue": dict(sorted(self.overdue.items())),
+            "cost": {k: round(v, 2) for k, v in self.cost.items()},
+        }
+
+
+def _dt(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def _split_case(case_key: str) -> tuple[str, str]:
+    court, _, number = case_key.partition("|")
+    return court, number
+
+
+# Created on a store the first time it is supervised, not by the store's migrations: they make statistics
+# over a million tasks index scans, and they cost every event the engine inserts (about a tenth of its
+# write throughput), which a store nobody supervises should not pay.
+SUPERVISION_INDEXES: dict[str, str] = {
+    "events_supervision": (
+        "CREATE INDEX IF NOT EXISTS events_supervision ON events(type, task_id, sv_key, sv_time, at) "
+        "WHERE type IN ('dispatch.queued', 'print.routed', 'service.served', 'service.filed', "
+        "'service.fell_back_to_post', 'publication.started')"
+    ),
+    "events_dispatch": "CREATE INDEX IF NOT EXISTS events_dispatch ON events(sv_ref, type) WHERE sv_ref IS NOT NULL",
+}
+
+
+def _create_indexes(path: Path) -> None:
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute("PRAGMA busy_timeout=10000")
+        for statement in SUPERVISION_INDEXES.values():
+            db.execute(statement)
+    finally:
+        db.close()
+
+
+class Supervisor:
+    """Read-only queries over a SQLite store (schema version 2 or later).
+
+    ``Supervisor(path)`` opens the file with ``mode=ro``; a store of schema version 1 is first upgraded
+    by opening it once as a :class:`~delivery_sdk.store.SQLiteStore`, and a store never supervised gets the
+    :data:`SUPERVISION_INDEXES` (pass ``upgrade=False`` to refuse instead). Day boundaries for the volume
+    chart are taken at ``utc_offset`` (China Standard Time).
+    """
+
+    def __init__(self, path: str | Path, *, upgrade: bool = True, utc_offset: timedelta = timedelta(hours=8)) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"no store at {self.path}")
+        self.utc_offset = utc_offset
+        db = self._connect()
+        if not self._has_schema(db):
+            db.close()
+            if not upgrade:
+                raise StoreError(
+                    f"store {str(self.path)!r} lacks the supervision schema or indexes; open it with upgrade=True once"
+                )
+            from ..store.sqlite import SQLiteStore
+
+            SQLiteStore(self.path).close()
+            _create_indexes(self.path)
+            db = self._connect()
+        self._db = db
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+            db.execute("PRAGMA busy_timeout=10000")
+            db.execute("PRAGMA temp_store=MEMORY")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite store {str(self.path)!r} read-only: {exc}") from exc
+        return db
+
+    @staticmethod
+    def _has_schema(db: sqlite3.Connection) -> bool:
+        columns = {row[1] for row in db.execute("PRAGMA table_xinfo(events)")}
+        indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        return {"sv_ref", "sv_key", "sv_time"} <= columns and set(SUPERVISION_INDEXES) <= indexes
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Supervisor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- scope -----------------------------------------------------------------------------------------
+
+    def _scope_sql(self, scope: Scope, column: str = "task_id") -> tuple[str, list[Any]]:
+        """``AND column IN (...)`` restricting to the scope's tasks (empty for the whole store)."""
+        if scope.everything:
+            return "", []
+        where, params = self._task_filter(court=scope.court, created_from=scope.created_from, to=scope.created_to)
+        return f" AND {column} IN (SELECT task_id FROM tasks t WHERE {where})", params
+
+    @staticmethod
+    def _task_filter(
+        *,
+        court: str | None = None,
+        case_number: str | None = None,
+        state: str | None = None,
+        created_from: datetime | None = None,
+        to: datetime | None = None,
+    ) -> tuple[str, list[Any]]:
+        terms = ["1"]
+        params: list[Any] = []
+        if court is not None and case_number is not None:
+            terms.append("t.case_key = ?")
+            params.append(f"{court}|{case_number}")
+        elif court is not None:
+            terms.append("t.case_key >= ? AND t.case_key < ?")
+            params += [f"{court}|", f"{court}}}"]  # '}' sorts right after '|'
+        elif case_number is not None:
+            terms.append("substr(t.case_key, instr(t.case_key, '|') + 1) = ?")
+            params.append(case_number)
+        if state is not None:
+            terms.append("t.state = ?")
+            params.append(state)
+        if created_from is not None:
+            terms.append("t.created_at >= ?")
+            params.append(created_from.astimezone(UTC).isoformat())
+        if to is not None:
+            terms.append("t.created_at < ?")
+            params.append(to.astimezone(UTC).isoformat())
+        return " AND ".join(terms), params
+
+    # -- tasks and timelines ---------------------------------------------------------------------------
+
+    def tasks(
+        self,
+        *,
+        court: str | None = None,
+        case_number: str | None = None,
+        state: str | None = None,
+        channel: str | None = None,
+        centre: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[TaskRow]:
+        """Tasks matching every filter given, oldest first. ``channel`` is a channel name or kind
+        (``sms``, ``eservice-platform``...) the task had a dispatch on; ``centre`` a print centre it was
+        routed to; ``created_to`` is exclusive."""
+        where, params = self._task_filter(
+            court=court, case_number=case_number, state=state, created_from=created_from, to=created_to
+        )
+        if channel is not None:
+            where += (
+                f" AND EXISTS (SELECT 1 FROM events e WHERE {_sv('e.')} AND e.type = 'dispatch.queued'"
+                " AND e.task_id = t.task_id"
+                " AND (substr(e.sv_key, 1, instr(e.sv_key, ' ') - 1) = ?"
+                " OR substr(e.sv_key, instr(e.sv_key, ' ') + 1) = ?))"
+            )
+            params += [channel, channel]
+        if centre is not None:
+            where += (
+                f" AND EXISTS (SELECT 1 FROM events e WHERE {_sv('e.')} AND e.type = 'print.routed'"
+                " AND e.task_id = t.task_id"
+                " AND e.sv_key = ?)"
+            )
+            params.append(centre)
+        rows = self._db.execute(
+            "SELECT t.task_id, t.case_key, t.state, t.created_at, t.updated_at,"
+            f" (SELECT sv_key || '|' || sv_time FROM events e WHERE {_sv('e.')} AND e.type = 'service.served'"
+            "  AND e.task_id = t.task_id ORDER BY e.seq DESC LIMIT 1),"
+            f" (SELECT sv_key FROM events e WHERE {_sv('e.')} AND e.type = 'print.routed' AND e.task_id = t.task_id"
+            "  ORDER BY e.seq DESC LIMIT 1),"
+            " (SELECT group_concat(DISTINCT substr(sv_key, instr(sv_key, ' ') + 1)) FROM events e"
+            f"  WHERE {_sv('e.')} AND e.type = 'dispatch.queued' AND e.task_id = t.task_id)"
+            f" FROM tasks t WHERE {where} ORDER BY t.created_at, t.task_id LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        ).fetchall()
+        out = []
+        for task_id, case_key, state_, created, updated, served, centre_id, channels in rows:
+            court_, number = _split_case(case_key)
+            method, _, served_at = served.partition("|") if served else (None, "", "")
+            out.append(
+                TaskRow(
+                    task_id=task_id,
+                    court=court_,
+                    case_number=number,
+                    state=state_,
+                    created_at=_dt(created),
+                    updated_at=_dt(updated),
+                    served_method=method,
+                    served_at=_dt(served_at) if served_at else None,
+                    centre_id=centre_id,
+                    channels=tuple(sorted(channels.split(","))) if channels else (),
+                )
+            )
+        return out
+
+    def count_tasks(self, *, court: str | None = None, state: str | None = None) -> int:
+        where, params = self._task_filter(court=court, state=state)
+        return int(self._db.execute(f"SELECT COUNT(*) FROM tasks t WHERE {where}", params).fetchone()[0])
+
+    def timeline(self, task_id: str) -> list[TimelineEntry]:
+        """Every event of the task in order, with its time, actor and legal meaning (personal data masked)."""
+        rows = self._db.execute(
+            "SELECT task_seq, body FROM events WHERE task_id = ? ORDER BY task_seq", (task_id,)
+        ).fetchall()
+        if not rows:
+            raise UnknownTask(task_id)
+        out = []
+        for task_seq, body in rows:
+            event = event_from_dict(loads(body))
+            out.append(
+                TimelineEntry(
+                    task_seq=task_seq, at=event.at, type=event.TYPE, actor=actor_of(event), meaning=describe(event)
+                )
+            )
+        return out
+
+    # -- statistics ------------------------------------------------------------------------------------
+
+    def latest_event_time(self) -> datetime:
+        value = self._db.execute("SELECT MAX(updated_at) FROM tasks").fetchone()[0]
+        return datetime.now(UTC) if value is None else _dt(value)
+
+    def _count(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return int(self._db.execute(sql, params).fetchone()[0] or 0)
+
+    def _tasks_with(self, etype: str, scope: Scope) -> int:
+        cond, params = self._scope_sql(scope)
+        return self._count(
+            f"SELECT COUNT(*) FROM (SELECT DISTINCT task_id FROM events WHERE {_sv()} AND type = ?{cond})",
+            [etype, *params],
+        )
+
+    def by_state(self, scope: Scope = Scope()) -> dict[str, int]:
+        where, params = self._task_filter(court=scope.court, created_from=scope.created_from, to=scope.created_to)
+        return dict(self._db.execute(f"SELECT state, COUNT(*) FROM tasks t WHERE {where} GROUP BY state", params))
+
+    def _shift(self) -> str:
+        return f"{self.utc_offset.total_seconds() / 3600:+g} hours"
+
+    def served_cycles(self, scope: Scope = Scope()) -> Iterator[tuple[str, float, float | None, str]]:
+        """Per served task (its latest service): method, hours from creation to effective service, hours from
+        effective service to the proof filed (None if not filed) and the day of service at ``utc_offset``."""
+        cond, params = self._scope_sql(scope, "s.task_id")
+        yield from self._db.execute(
+            "SELECT s.sv_key, (julianday(s.sv_time) - julianday(t.created_at)) * 24,"
+            " (julianday((SELECT MAX(f.at) FROM events f"
+            f" WHERE {_sv('f.')} AND f.type = 'service.filed' AND f.task_id = s.task_id))"
+            f"  - julianday(s.sv_time)) * 24, date(s.sv_time, '{self._shift()}')"
+            " FROM (SELECT task_id, sv_key, sv_time, MAX(seq) FROM events"
+            f" WHERE {_sv()} AND type = 'service.served'"
+            " GROUP BY task_id) s"
+            f" JOIN tasks t ON t.task_id = s.task_id WHERE 1{cond}",
+            params,
+        )
+
+    def dispatch_outcomes(self, scope: Scope = Scope()) -> list[tuple[str, int, int, int, int, int, int, int]]:
+        """Per ``"kind channel"``: dispatches, attempts (any provider answer), delivered, printed, mailed,
+        signed, returned — one indexed join of queued dispatches with their receipts."""
+        cond, params = self._scope_sql(scope, "q.task_id")
+        return self._db.execute(
+            "SELECT q.sv_key, COUNT(*), COUNT(r.ref), COALESCE(SUM(r.ok), 0), COALESCE(SUM(r.printed), 0),"
+            " COALESCE(SUM(r.mailed), 0), COALESCE(SUM(r.signed), 0), COALESCE(SUM(r.returned), 0)"
+            " FROM events q LEFT JOIN ("
+            "  SELECT sv_ref AS ref,"
+            f"   MAX(type IN {_in(_DELIVERED)}) AS ok, MAX(type = 'print.printed') AS printed,"
+            "   MAX(type = 'post.mailed') AS mailed, MAX(type = 'post.signed') AS signed,"
+            "   MAX(type = 'post.returned') AS returned"
+            f"  FROM events WHERE sv_ref IS NOT NULL AND type IN {_in(_RECEIPTS)} GROUP BY sv_ref"
+            ") r ON r.ref = q.sv_ref"
+            f" WHERE {_sv('q.')} AND q.type = 'dispatch.queued'{cond} GROUP BY q.sv_key ORDER BY q.sv_key",
+            params,
+        ).fetchall()
+
+    def _created_per_day(self, scope: Scope) -> dict[str, int]:
+        where, params = self._task_filter(court=scope.court, created_from=scope.created_from, to=scope.created_to)
+        return dict(
+            self._db.execute(
+                f"SELECT date(t.created_at, '{self._shift()}') AS d, COUNT(*) FROM tasks t WHERE {where} GROUP BY d",
+                params,
+            )
+        )
+
+    def volume(self, scope: Scope = Scope()) -> list[tuple[str, int, int]]:
+        """(day, tasks created, tasks served) per calendar day at ``utc_offset``."""
+        served: dict[str, int] = {}
+        for _method, _cycle, _filing, day in self.served_cycles(scope):
+            served[day] = served.get(day, 0) + 1
+        return _merge_days(self._created_per_day(scope), served)
+
+    def statistics(
+        self,
+        *,
+        scope: Scope = Scope(),
+        levels: ServiceLevels = ServiceLevels(),
+        costs: CostRates = CostRates(),
+        as_of: datetime | None = None,
+        overdue: Sequence[OverdueItem] | None = None,
+    ) -> Statistics:
+        """Every figure of the dashboard, for the tasks in ``scope``. ``as_of`` (default: the store's latest
+        event) is the moment overdue work is measured against; ``overdue`` passes the list if the caller
+        already has it (from :meth:`overdue` with the same arguments)."""
+        as_of = as_of or self.latest_event_time()
+        # The three heavy scans run at once, each on its own read-only connection (sqlite3 releases the GIL
+        # while SQLite works); the light counts run here meanwhile.
+        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="supervision") as pool:
+            outcomes_job = pool.submit(self._on_own_connection, lambda sup: sup.dispatch_outcomes(scope))
+            cycles_job = pool.submit(self._on_own_connection, lambda sup: sup._cycle_summary(scope))
+            overdue_job = (
+                None
+                if overdue is not None
+                else pool.submit(
+                    self._on_own_connection, lambda sup: sup.overdue(levels=levels, as_of=as_of, scope=scope)
+                )
+            )
+            by_state = self.by_state(scope)
+            tasks = sum(by_state.values())
+            fell_back = self._tasks_with("service.fell_back_to_post", scope)
+            published = self._tasks_with("publication.started", scope)
+            routed = self._tasks_with("print.routed", scope)
+            electronic_tasks = self._electronic_tasks(scope)
+            created_per_day = self._created_per_day(scope)
+            by_method, served_per_day, cycle, filing = cycles_job.result()
+            outcomes = outcomes_job.result()
+            if overdue_job is not None:
+                overdue = overdue_job.result()
+        served = len(cycle)
+        channels = []
+        centres = []
+        for key, queued, attempts, delivered, printed, mailed, signed, returned in outcomes:
+            kind, _, channel = key.partition(" ")
+            channels.append(
+                ChannelRow(kind=kind, channel=channel, dispatches=queued, attempts=attempts, delivered=delivered)
+            )
+            if kind == "print":
+                centres.append(
+                    CentreLoad(
+                        centre_id=channel,
+                        jobs=queued,
+                        printed=printed,
+                        mailed=mailed,
+                        signed=signed,
+                        returned=returned,
+                        open=queued - printed,
+                    )
+                )
+        funnel = (
+            ("submitted", tasks),
+            ("electronic attempted", electronic_tasks),
+            ("served electronically", by_method.get("electronic", 0)),
+            ("fell back to post", fell_back),
+            ("routed to a print centre", routed),
+            ("served by post", by_method.get("postal", 0)),
+            ("publication", published),
+            ("served by publication", by_method.get("publication", 0)),
+        )
+        counts: dict[str, int] = {"eservice_unconfirmed": 0, "print_not_printed": 0, "needs_attention": 0}
+        for item in overdue or ():
+            counts[item.rule] += 1
+        mailed_jobs = sum(c.mailed for c in centres)
+        electronic_attempts = sum(c.attempts for c in channels if c.kind in ELECTRONIC_KINDS)
+        baseline = served * costs.postal_yuan
+        actual = (
+            mailed_jobs * costs.postal_yuan
+            + electronic_attempts * costs.electronic_yuan
+            + published * costs.publication_yuan
+        )
+        cost = {
+            "postal_unit_yuan": costs.postal_yuan,
+            "electronic_unit_yuan": costs.electronic_yuan,
+            "publication_unit_yuan": costs.publication_yuan,
+            "baseline_all_postal_yuan": baseline,
+            "actual_yuan": actual,
+            "savings_yuan": baseline - actual,
+            "postage_avoided_yuan": by_method.get("electronic", 0) * costs.postal_yuan,
+        }
+        return Statistics(
+            as_of=as_of,
+            tasks=tasks,
+            by_state=by_state,
+            served=served,
+            by_method=by_method,
+            filed=by_state.get("filed", 0),
+            funnel=funnel,
+            fallback_rate=fell_back / tasks if tasks else 0.0,
+            electronic_share=by_method.get("electronic", 0) / served if served else 0.0,
+            volume=tuple(_merge_days(created_per_day, served_per_day)),
+            cycle_served=Distribution.of(cycle),
+            cycle_filed=Distribution.of(filing),
+            channels=tuple(channels),
+            centres=tuple(centres),
+            overdue=counts,
+            cost=cost,
+        )
+
+    def _on_own_connection(self, job: Callable[[Supervisor], T]) -> T:
+        """Run ``job`` on a view of this supervisor with its own read-only connection (for a worker thread)."""
+        view = object.__new__(Supervisor)
+        view.__dict__.update(self.__dict__)
+        view._db = self._connect()
+        try:
+            return job(view)
+        finally:
+            view._db.close()
+
+    def _cycle_summary(self, scope: Scope) -> tuple[dict[str, int], dict[str, int], array[float], array[float]]:
+        """Served tasks by method and by day, and the two cycle-time samples (hours)."""
+        by_method: dict[str, int] = {}
+        per_day: dict[str, int] = {}
+        cycle = array("d")
+        filing = array("d")
+        for method, cycle_h, filing_h, day in self.served_cycles(scope):
+            by_method[method] = by_method.get(method, 0) + 1
+            per_day[day] = per_day.get(day, 0) + 1
+            cycle.append(max(0.0, cycle_h))
+            if filing_h is not None:
+                filing.append(max(0.0, filing_h))
+        return by_method, per_day, cycle, filing
+
+    def _electronic_tasks(self, scope: Scope) -> int:
+        cond, params = self._scope_sql(scope)
+        kinds = " OR ".join(f"sv_key LIKE '{k} %'" for k in ELECTRONIC_KINDS)
+        return self._count(
+            "SELECT COUNT(*) FROM (SELECT DISTINCT task_id FROM events"
+            f" WHERE {_sv()} AND type = 'dispatch.queued' AND ({kinds}){cond})",
+            params,
+        )
+
+    # -- overdue work ----------------------------------------------------------------------------------
+
+    def overdue(
+        self,
+        *,
+        levels: ServiceLevels = ServiceLevels(),
+        as_of: datetime | None = None,
+        scope: Scope = Scope(),
+        limit: int | None = None,
+    ) -> list[OverdueItem]:
+        """Open work past its service level at ``as_of``, longest waiting first. Only tasks in the states
+        a rule watches are read (electronic, routed, needs attention), with one query."""
+        as_of = as_of or self.latest_event_time()
+        e_limit = timedelta(hours=levels.eservice_unconfirmed_hours)
+        p_limit = timedelta(hours=levels.print_not_printed_hours)
+        watched = ["electronic", "routed"] + (["needs_attention"] if levels.needs_attention else [])
+        where, params = self._task_filter(court=scope.court, created_from=scope.created_from, to=scope.created_to)
+        rows = self._db.execute(
+            "SELECT t.task_id, t.case_key, t.state, e.type, e.sv_key, e.sv_ref, e.at"
+            " FROM tasks t CROSS JOIN events e ON e.task_id = t.task_id"  # tasks first: only the watched ones
+            f" WHERE t.state IN {_in(watched)} AND {where} AND e.type <> 'task.created'"
+            " ORDER BY t.task_id, e.task_seq",
+            params,
+        )
+        items: list[OverdueItem] = []
+        for (task_id, case_key, state), events in itertools.groupby(rows, key=lambda r: (r[0], r[1], r[2])):
+            queued: dict[str, tuple[str, datetime]] = {}
+            answered: dict[str, set[str]] = {}
+            attention_since: datetime | None = None
+            found: list[tuple[str, datetime, str]] = []
+            for _t, _c, _s, etype, key, ref, at in events:
+                if etype == "dispatch.queued":
+                    queued[ref] = (key, _dt(at))
+                elif ref is not None:
+                    answered.setdefault(ref, set()).add(etype)
+                elif etype == "task.needs_attention":
+                    attention_since = _dt(at)
+            if state == "needs_attention" and attention_since is not None:
+                found.append(("needs_attention", attention_since, "waiting for a person to decide"))
+            for ref, (key, at) in queued.items():
+                kind, _, channel = key.partition(" ")
+                seen = answered.get(ref, set())
+                if kind in ELECTRONIC_KINDS and state == "electronic":
+                    if not seen & _SETTLED_E and as_of - at > e_limit:
+                        found.append(
+                            ("eservice_unconfirmed", at, f"{kind} via {channel}: no delivery or failure report")
+                        )
+                elif kind == "print" and state == "routed" and not seen & _PRINT_DONE and as_of - at > p_limit:
+                    found.append(("print_not_printed", at, f"print job at {channel} not printed"))
+            court, number = _split_case(case_key)
+            items += [
+                OverdueItem(
+                    task_id=task_id,
+                    court=court,
+                    case_number=number,
+                    rule=rule,
+                    since=since,
+                    hours=(as_of - since).total_seconds() / 3600,
+                    detail=detail,
+                )
+                for rule, since, detail in found
+            ]
+        items.sort(key=lambda i: (-i.hours, i.task_id, i.rule))
+        return items if limit is None else items[:limit]
+
+
+def _merge_days(created: dict[str, int], served: dict[str, int]) -> list[tuple[str, int, int]]:
+    return [(d, created.get(d, 0), served.get(d, 0)) for d in sorted(set(created) | set(served))]
