@@ -146,7 +146,7 @@ def _b64(data: bytes) -> str:
 
 def export_bundle(path: str | Path, task_id: str) -> dict[str, Any]:
     """A task's events with inclusion proofs against the store's latest checkpoint covering them."""
-    from .log import SQLiteNodes
+    from .log import SQLiteNodes, stored_nodes
     from .merkle import inclusion_proof
 
     db = _connect(path)
@@ -163,7 +163,7 @@ def export_bundle(path: str | Path, task_id: str) -> dict[str, Any]:
         if row is None:
             raise LookupError(f"no signed checkpoint covers task {task_id!r} yet (its last event is seq {last})")
         size, note = int(row[0]), str(row[1])
-        nodes = SQLiteNodes(db)
+        nodes = stored_nodes(SQLiteNodes(db))
         items = []
         for seq, task_seq, body in events:
             proof = inclusion_proof(nodes, seq - 1, size)
