@@ -281,7 +281,7 @@ def _verify(args: argparse.Namespace) -> int:
     trusted = Path(args.trusted_checkpoint).read_text(encoding="utf-8") if args.trusted_checkpoint else None
     report = verify_store(args.store, args.key or (), trusted_checkpoint=trusted, origin=args.origin)
     if report.ok:
-        signed = "signatures checked" if args.key else "signatures not checked (no --key)"
+        signed = "signatures checked" if args.key else "signatures not checked: give --key"
         print(
             f"ok: {report.events} events, {report.checkpoints} checkpoints; every leaf, node and checkpoint "
             f"matches ({signed})"
