@@ -44,7 +44,15 @@ TESTS = ROOT / "tests"
 import cryptography.hazmat.primitives.asymmetric.ed25519  # noqa: E402
 import cryptography.hazmat.primitives.serialization  # noqa: E402, F401
 
-EXECUTABLE = ["index.md", "user-guide.md", "hooks.md", "channel-plugin.md", "testing.md", "evidence.md"]
+EXECUTABLE = [
+    "index.md",
+    "user-guide.md",
+    "hooks.md",
+    "channel-plugin.md",
+    "testing.md",
+    "evidence.md",
+    "proof-of-service.md",
+]
 BEGIN, END = "<!-- lifecycle:begin -->", "<!-- lifecycle:end -->"
 # The inner pytest runs need no cache, and hypothesis's plugin alone would triple their cost.
 INNER = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-q")

@@ -6,6 +6,7 @@
     delivery-sdk status TASK_ID --store PATH
     delivery-sdk verify STORE [--key VKEY]... [--trusted-checkpoint FILE] [--origin NAME]
     delivery-sdk proof TASK_ID --store PATH [--out FILE]
+    delivery-sdk verify-record FILE [--key VKEY]... [--origin NAME] [--document PATH]...
     delivery-sdk keygen NAME
     delivery-sdk tasks --case CASE_NUMBER --store PATH [--court COURT]
     delivery-sdk resolve-address [ADDRESS... | - | --file PATH] [--home-province CODE]
@@ -311,6 +312,26 @@ def _proof(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify_record(args: argparse.Namespace) -> int:
+    from .proof.verify import verify_record
+
+    path = Path(args.file)
+    if not path.exists():
+        raise FileNotFoundError(f"no record at {path}")
+    check = verify_record(path.read_bytes(), args.key or (), origin=args.origin, documents=args.document or ())
+    for problem in check.problems:
+        print(f"FAIL: {problem}")
+    if not check.ok:
+        return 1
+    record = check.record
+    assert record is not None
+    proven = f"; {check.events_proven} events proven against the checkpoint" if record.bundle is not None else ""
+    print(f"ok: {record.title} {record.record_id}, {len(record.documents)} documents{proven}")
+    for note in check.notes:
+        print(f"note: {note}")
+    return 0
+
+
 def _keygen(args: argparse.Namespace) -> int:
     from .evidence.keys import generate_key
 
@@ -364,6 +385,12 @@ def build_parser() -> argparse.ArgumentParser:
     proof.add_argument("--store", required=True)
     proof.add_argument("--out", help="write the JSON bundle here (default: standard output)")
     proof.set_defaults(func=_proof)
+    vrec = sub.add_parser("verify-record", help="check a proof-of-service record (JSON) offline")
+    vrec.add_argument("file")
+    vrec.add_argument("--key", action="append", help="a trusted verifier key for its proof bundle; repeatable")
+    vrec.add_argument("--origin", help="the evidence log's name in the bundle's checkpoint")
+    vrec.add_argument("--document", action="append", help="a served document's file: its SHA-256 must be listed")
+    vrec.set_defaults(func=_verify_record)
     keygen = sub.add_parser("keygen", help="make an Ed25519 key pair for signing evidence checkpoints")
     keygen.add_argument("name", help="the key's name, usually the log's origin, e.g. court.example/delivery")
     keygen.set_defaults(func=_keygen)

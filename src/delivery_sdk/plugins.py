@@ -8,7 +8,9 @@ Environment switches (read when a host is built):
 
 - ``DELIVERY_SDK_PLUGINS=name1,name2``: load only these entry points (``none`` loads none);
 - ``DELIVERY_SDK_BLOCK_PLUGINS=name1,name2``: never load these (entry points or built-ins, by name);
-- ``DELIVERY_SDK_TRACE_PLUGINS=1``: log every hook call and result to the ``delivery_sdk.plugins`` logger.
+- ``DELIVERY_SDK_TRACE_PLUGINS=1``: log every hook call and result to the ``delivery_sdk.plugins`` logger;
+- ``DELIVERY_SDK_CASE_FOLDER=PATH``: register the built-in case-file sink, which files each proof of service
+  (JSON and PDF) into ``PATH/<court>/<case>/``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import importlib.metadata
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pluggy
@@ -149,6 +152,12 @@ class PluginHost:
         for module_name in BUILTIN_PLUGINS:
             if module_name not in blocked:
                 self._pm.register(importlib.import_module(module_name), name=module_name)
+        folder = env.get("DELIVERY_SDK_CASE_FOLDER")
+        if folder and "delivery_sdk.builtins.case_folder" not in blocked:
+            # the built-in case-file sink: proofs of service (JSON + PDF) into one folder per case
+            from .builtins.case_folder import CaseFolderSink
+
+            self._pm.register(CaseFolderSink(Path(folder)), name="delivery_sdk.builtins.case_folder")
         if load_entry_points and only != {"none"}:
             self._load_entry_points(only, blocked)
         for plugin in plugins:
