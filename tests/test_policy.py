@@ -8,7 +8,7 @@ on the day of return; publication is deemed served 30 days after it (CPL Art. 95
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -682,13 +682,18 @@ def publishing_task() -> Task:
     return task_of(created(NO_ADDRESS), fell_back(T0), publication)
 
 
-def deemed_published(now: datetime, period: timedelta = timedelta(days=30)) -> Decision:
+# Posted Fri 6 Nov 2026 (13:00 Beijing). CPL Art. 85: the posting day is not counted, so day 30 is Sun 6 Dec,
+# a rest day, and the period ends on Mon 7 Dec; CPL Art. 95: deemed served when that day is over.
+PUBLICATION_EFFECTIVE = datetime(2026, 12, 8, 0, 0, tzinfo=timezone(timedelta(hours=8)))
+
+
+def deemed_published(now: datetime, effective: datetime = PUBLICATION_EFFECTIVE) -> Decision:
     served = Served(
         task_id=TASK,
         at=now,
         method=ServiceMethod.PUBLICATION,
         basis=BASIS_PUBLICATION,
-        effective_at=PUBLISHED_AT + period,
+        effective_at=effective,
     )
     return emits(served, now)
 
@@ -696,14 +701,22 @@ def deemed_published(now: datetime, period: timedelta = timedelta(days=30)) -> D
 @pytest.mark.parametrize(
     ("elapsed", "config", "expected"),
     [
-        pytest.param(timedelta(0), CONFIG, Decision(due_at=PUBLISHED_AT + timedelta(days=30)), id="just-published"),
+        pytest.param(timedelta(0), CONFIG, Decision(due_at=PUBLICATION_EFFECTIVE), id="just-published"),
         pytest.param(
-            timedelta(days=29, hours=23, minutes=59),
+            PUBLICATION_EFFECTIVE - PUBLISHED_AT - timedelta(minutes=1),
             CONFIG,
-            Decision(due_at=PUBLISHED_AT + timedelta(days=30)),
+            Decision(due_at=PUBLICATION_EFFECTIVE),
             id="a-minute-early",
         ),
-        pytest.param(timedelta(days=30), CONFIG, deemed_published(PUBLISHED_AT + timedelta(days=30)), id="day-30"),
+        pytest.param(
+            timedelta(days=30), CONFIG, Decision(due_at=PUBLICATION_EFFECTIVE), id="day-30-is-a-sunday-art-85"
+        ),
+        pytest.param(
+            PUBLICATION_EFFECTIVE - PUBLISHED_AT,
+            CONFIG,
+            deemed_published(PUBLICATION_EFFECTIVE),
+            id="after-the-rolled-over-last-day",
+        ),
         pytest.param(timedelta(days=41), CONFIG, deemed_published(PUBLISHED_AT + timedelta(days=41)), id="looked-late"),
         pytest.param(
             timedelta(days=30),
@@ -714,7 +727,7 @@ def deemed_published(now: datetime, period: timedelta = timedelta(days=30)) -> D
         pytest.param(
             timedelta(days=60),
             PolicyConfig(publication_period=timedelta(days=60)),
-            deemed_published(PUBLISHED_AT + timedelta(days=60), timedelta(days=60)),
+            deemed_published(PUBLISHED_AT + timedelta(days=60), PUBLISHED_AT + timedelta(days=60)),
             id="abroad-60-days",
         ),
     ],

@@ -14,7 +14,8 @@ The rules it applies, with their sources:
 - postal service is effective on the signing date of the return receipt (CPL Art. 91); a refusal, or mail
   to a confirmed address that proved wrong, is deemed served on the day the mail came back (SPC
   provisions on court express post, Art. 11; SPC 2017 Opinion);
-- publication is deemed served 30 days after it (CPL Art. 95).
+- publication is deemed served when 30 days, counted from the day after the (last) posting and rolled over
+  a last day that is a rest day, are over (CPL Arts. 95 and 85; computed by ``delivery_sdk.law``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from .events import (
     ReturnReason,
     Served,
 )
+from .law.holidays import CalendarNotCovered
+from .law.service import PUBLICATION_DAYS, publication_service
 from .lifecycle import Task, TaskState
 from .model import ChannelKind, ContactKind, DispatchRecord, DispatchStatus, ServiceMethod
 
@@ -260,20 +263,40 @@ def decide(
         return _returned(task, now, config)
     if state is TaskState.PUBLISHING:
         assert task.published_at is not None
-        effective = task.published_at + config.publication_period
+        effective, basis = publication_effective(task.published_at, config)
         if now >= effective:
             return _emit(
                 Served(
                     task_id=task.task_id,
                     at=now,
                     method=ServiceMethod.PUBLICATION,
-                    basis=BASIS_PUBLICATION,
+                    basis=basis,
                     effective_at=effective,
                 ),
                 now,
             )
         return Decision(due_at=effective)
     raise AssertionError(f"no policy for state {state}")  # pragma: no cover - every state is handled
+
+
+def publication_effective(published_at: datetime, config: PolicyConfig) -> tuple[datetime, str]:
+    """When publication takes effect, and on which basis (CPL Arts. 95 and 85, by ``delivery_sdk.law``).
+
+    The period is counted from the day after the (last) posting; a last day on a rest day moves to the next
+    working day; service takes effect when that day is over. For a year the holiday calendar does not
+    cover, the period is not rolled over, and the basis says so. A configured period other than the
+    statutory 30 days is applied as given.
+    """
+    if config.publication_period != timedelta(days=PUBLICATION_DAYS):
+        return published_at + config.publication_period, BASIS_PUBLICATION
+    try:
+        deemed = publication_service(published_at)
+    except CalendarNotCovered:
+        return (
+            published_at + config.publication_period,
+            f"{BASIS_PUBLICATION} (no holiday calendar for that year: the period was not rolled over)",
+        )
+    return deemed.effective_at, deemed.basis
 
 
 def _created(task: Task, now: datetime, config: PolicyConfig, channels: Mapping[ChannelKind, str]) -> Decision:
