@@ -58,6 +58,7 @@ from delivery_sdk.model import ChannelKind, Contact, ContactKind, ServiceMethod
 from delivery_sdk.serialization import dumps, event_to_dict
 from delivery_sdk.store import SQLiteStore
 from delivery_sdk.store.sqlite import MIGRATIONS
+from delivery_sdk.supervision.query import SUPERVISION_INDEXES as INDEX_DDL
 from delivery_sdk.testing import make_party, make_request
 
 RESULTS = Path(__file__).parent / "results"
@@ -225,7 +226,7 @@ def build(path: Path, tasks: int, seed: int = 2030) -> dict[str, Any]:
     db.execute("PRAGMA synchronous=OFF")
     db.execute("PRAGMA cache_size=-1000000")
     for name in SUPERVISION_INDEXES:
-        db.execute(f"DROP INDEX {name}")
+        db.execute(f"DROP INDEX IF EXISTS {name}")
     db.execute("DROP INDEX tasks_case")
     rng = random.Random(seed)
     templates = _templates()
@@ -286,6 +287,8 @@ def build(path: Path, tasks: int, seed: int = 2030) -> dict[str, Any]:
     for statement in MIGRATIONS[1].split(";"):  # the migration's own CREATE INDEX statements, verbatim
         if statement.strip().startswith("CREATE INDEX"):
             db.execute(statement)
+    for statement in INDEX_DDL.values():  # and those the supervision layer adds on its first open
+        db.execute(statement)
     index_s = time.perf_counter() - started
     db.close()
     return {"tasks": tasks, "events": seq, "load_s": round(load_s, 2), "index_s": round(index_s, 2)}
