@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+import attrs
 import pytest
 
 from delivery_sdk import SQLiteStore, TaskState
@@ -277,14 +278,30 @@ def test_verify_record_checks_document_files(record_file: Path, tmp_path: Path) 
 
 
 def test_verify_record_without_a_bundle_checks_the_digest_and_notes_it(
-    signed: tuple[Path, list[str], dict[str, ServiceRecord], Path], capsys: pytest.CaptureFixture[str]
+    signed: tuple[Path, list[str], dict[str, ServiceRecord], Path],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
-    _, ids, filed, folder = signed
-    json_path, _ = CaseFolderSink(folder).paths(filed[f"{ids[1]}:proof"])
+    _, ids, filed, _ = signed
+    unproven = attrs.evolve(filed[f"{ids[1]}:proof"], proof_bundle=None)
+    json_path = CaseFolderSink(tmp_path).delivery_file_service_record(unproven)
     assert main(["verify-record", str(json_path)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("ok: 送达回证 ")
     assert "note: no proof bundle" in out
+
+
+def test_the_engine_files_records_that_carry_their_proofs(
+    signed: tuple[Path, list[str], dict[str, ServiceRecord], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With a signing key, the engine signs a checkpoint covering the service before it files, so the proof
+    of service in the case folder carries the task's inclusion proofs (issue 7, item 3)."""
+    _, ids, filed, folder = signed
+    record = filed[f"{ids[1]}:proof"]
+    assert record.proof_bundle is not None
+    json_path, _ = CaseFolderSink(folder).paths(record)
+    assert main(["verify-record", str(json_path), "--key", SIGNER.vkey]) == 0
+    assert "events proven against the checkpoint" in capsys.readouterr().out
 
 
 def test_verify_record_refuses_what_is_not_a_record(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -232,6 +232,7 @@ class _Work:
     outbox_done: list[str] = attrs.Factory(list)
     receipt_keys: list[str] = attrs.Factory(list)
     timeline: tuple[StoredEvent, ...] = ()
+    bundle: dict[str, Any] | None = None
     file_after_commit: bool = False
 
     def reset(self, *, keep_io: bool = False) -> None:
@@ -542,6 +543,12 @@ class Engine:
             timelines = self.store.load_events([w.task.task_id for w in served])
             for work in served:
                 work.timeline = tuple(timelines.get(work.task.task_id, ()))
+            bundle_of = getattr(self.store, "proof_bundle", None)
+            if bundle_of is not None and self.signers:
+                # sign what is committed (the service included), so the proof of service carries its proofs
+                self.checkpoint(self.clock.now())
+                for work in served:
+                    work.bundle = bundle_of(work.task.task_id)
 
     async def _file_served(self, works: list[_Work], now: datetime) -> None:
         """File the tasks whose service was committed in this step, then commit the filings."""
@@ -847,6 +854,7 @@ class Engine:
             effective_at=task.served_at,
             dispatch_id=task.served_dispatch_id,
             timeline=timeline,
+            proof_bundle=work.bundle,
         )
         refs = self.host.file_service_record(record)
         self._apply(work, Filed(task_id=task.task_id, at=now, record_id=record.record_id, filed_by=tuple(refs)))

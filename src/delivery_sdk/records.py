@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import attrs
 
@@ -37,6 +38,9 @@ class ServiceRecord:
     effective_at: datetime
     dispatch_id: str | None
     timeline: tuple[StoredEvent, ...]
+    # the task's events with inclusion proofs against a signed checkpoint (delivery_sdk.evidence.audit bundle
+    # format), when the store keeps an evidence log and a signing key is configured
+    proof_bundle: dict[str, Any] | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -81,7 +81,7 @@ class CaseFolderSink:
                 return str(json_path)
             raise FileExistsError(f"{json_path} holds another record ({filed.get('record_id')!r}); not overwritten")
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        proof = build_record(record)
+        proof = build_record(record, bundle=record.proof_bundle)
         if self.pdf:
             from ..proof.pdf import render_pdf
 

@@ -145,38 +145,41 @@ def _b64(data: bytes) -> str:
 
 
 def export_bundle(path: str | Path, task_id: str) -> dict[str, Any]:
-    """A task's events with inclusion proofs against the store's latest checkpoint covering them."""
+    """A task's events with inclusion proofs against the store's first checkpoint covering them."""
+    db = _connect(path)
+    try:
+        return bundle_from(db, task_id)
+    finally:
+        db.close()
+
+
+def bundle_from(db: sqlite3.Connection, task_id: str) -> dict[str, Any]:
+    """:func:`export_bundle` on an open connection (the store uses it while filing)."""
     from .log import SQLiteNodes, stored_nodes
     from .merkle import inclusion_proof
 
-    db = _connect(path)
-    try:
-        events = list(
-            db.execute("SELECT seq, task_seq, body FROM events WHERE task_id = ? ORDER BY task_seq", (task_id,))
+    events = list(db.execute("SELECT seq, task_seq, body FROM events WHERE task_id = ? ORDER BY task_seq", (task_id,)))
+    if not events:
+        raise LookupError(f"no task {task_id!r} in this store")
+    last = events[-1][0]
+    row = db.execute(
+        "SELECT size, note FROM evidence_checkpoints WHERE size >= ? ORDER BY size LIMIT 1", (last,)
+    ).fetchone()
+    if row is None:
+        raise LookupError(f"no signed checkpoint covers task {task_id!r} yet (its last event is seq {last})")
+    size, note = int(row[0]), str(row[1])
+    nodes = stored_nodes(SQLiteNodes(db))
+    items = []
+    for seq, task_seq, body in events:
+        proof = inclusion_proof(nodes, seq - 1, size)
+        items.append(
+            {
+                "seq": seq,
+                "task_seq": task_seq,
+                "event": json.loads(body),
+                "inclusion": [_b64(h) for h in proof.path],
+            }
         )
-        if not events:
-            raise LookupError(f"no task {task_id!r} in this store")
-        last = events[-1][0]
-        row = db.execute(
-            "SELECT size, note FROM evidence_checkpoints WHERE size >= ? ORDER BY size LIMIT 1", (last,)
-        ).fetchone()
-        if row is None:
-            raise LookupError(f"no signed checkpoint covers task {task_id!r} yet (its last event is seq {last})")
-        size, note = int(row[0]), str(row[1])
-        nodes = stored_nodes(SQLiteNodes(db))
-        items = []
-        for seq, task_seq, body in events:
-            proof = inclusion_proof(nodes, seq - 1, size)
-            items.append(
-                {
-                    "seq": seq,
-                    "task_seq": task_seq,
-                    "event": json.loads(body),
-                    "inclusion": [_b64(h) for h in proof.path],
-                }
-            )
-    finally:
-        db.close()
     return {"format": BUNDLE_FORMAT, "task_id": task_id, "tree_size": size, "checkpoint": note, "events": items}
 
 

@@ -365,6 +365,18 @@ class SQLiteStore:
             raise
         self.evidence.accept(staged)
 
+    def proof_bundle(self, task_id: str) -> dict[str, Any] | None:
+        """The task's events with inclusion proofs against the first signed checkpoint covering them, or
+        None when there is no evidence log or no such checkpoint yet."""
+        if self.evidence is None:
+            return None
+        from ..evidence.audit import bundle_from
+
+        try:
+            return bundle_from(self._db, task_id)
+        except LookupError:
+            return None
+
     def checkpoint(self, origin: str, signers: Sequence[Signer], now: datetime) -> str | None:
         """Sign and keep a checkpoint of the evidence log; None when there is nothing new to sign."""
         if self.evidence is None or not signers:
