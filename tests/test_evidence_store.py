@@ -292,3 +292,36 @@ def test_leaf_hash_matches_the_compact_range_root(signed_store: tuple[Path, list
     assert edge.root() == store.evidence.root()
     assert len(leaf_hash(b"x")) == 32
     store.close()
+
+
+def test_anchor_receipts_returned_by_a_sink_are_kept_in_the_evidence_log() -> None:
+    from datetime import UTC, datetime
+
+    from delivery_sdk import hookimpl
+    from delivery_sdk.records import AnchorReceipt, EvidenceBatch
+
+    class Notary:
+        @hookimpl
+        def delivery_record_evidence(self, batch: EvidenceBatch) -> list[AnchorReceipt] | None:
+            if batch.checkpoint is None:
+                return None
+            size = int(batch.checkpoint.split("\n")[1])
+            return [
+                AnchorReceipt(
+                    notary="notary.test", size=size, receipt=f"tx-{size}", anchored_at=datetime(2026, 11, 2, tzinfo=UTC)
+                )
+            ]
+
+    async def main() -> None:
+        h = Harness(extra_plugins=[Notary()])
+        h.client.engine.signers = (SIGNER,)
+        h.sms.enqueue(Outcome.delivered())
+        await h.client.submit(make_request(make_party()))
+        await h.client.run_until_idle()
+        assert isinstance(h.store, SQLiteStore)
+        anchors = h.store.anchors()
+        assert [a.receipt for a in anchors] == [f"tx-{a.size}" for a in anchors]
+        assert len(anchors) == 2  # one per signed checkpoint
+        await h.aclose()
+
+    asyncio.run(main())

@@ -531,8 +531,18 @@ class Engine:
         self._last_checkpoint = now
         self._unsigned_events = 0
         if note is not None and self.host.has_evidence_sinks():
-            self.host.record_evidence(EvidenceBatch(events=(), checkpoint=note))
+            self._to_sinks(EvidenceBatch(events=(), checkpoint=note))
         return note
+
+    def _to_sinks(self, batch: EvidenceBatch) -> None:
+        try:
+            receipts = self.host.record_evidence(batch)
+        except Exception:
+            log.exception("an evidence sink failed; the events are committed and stay in the store")
+            return
+        keep = getattr(self.store, "record_anchors", None)
+        if receipts and keep is not None:
+            keep(receipts)
 
     def _prefetch_timelines(self, works: Sequence[_Work]) -> None:
         """Load the timelines of served tasks in one query (filing needs them), when anyone files."""
@@ -580,10 +590,7 @@ class Engine:
         if not stored:
             return
         if self.host.has_evidence_sinks():
-            try:
-                self.host.record_evidence(EvidenceBatch(events=tuple(stored)))
-            except Exception:
-                log.exception("an evidence sink failed; the events are committed and stay in the store")
+            self._to_sinks(EvidenceBatch(events=tuple(stored)))
         if self.host.has_observers():
             for event in stored:
                 try:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from .events import StoredEvent
     from .model import Contact, Party
     from .plugins import ChannelRegistry, PrintCentreRegistry
-    from .records import AddressCandidate, EvidenceBatch, PrintJob, RouteDecision, ServiceRecord
+    from .records import AddressCandidate, AnchorReceipt, EvidenceBatch, PrintJob, RouteDecision, ServiceRecord
 
 PROJECT = "delivery_sdk"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -91,10 +91,14 @@ def delivery_route_print_job(job: PrintJob, centres: Sequence[PrintCentreInfo]) 
 
 
 @hookspec
-def delivery_record_evidence(batch: EvidenceBatch) -> None:
-    """Receive every committed event, in commit order, as an :class:`~delivery_sdk.records.EvidenceBatch`.
+def delivery_record_evidence(batch: EvidenceBatch) -> Sequence[AnchorReceipt] | None:
+    """Receive every committed event, in commit order, as an :class:`~delivery_sdk.records.EvidenceBatch`,
+    and every newly signed checkpoint (``batch.checkpoint``).
 
-    Called by every registered sink (chains, notaries, external logs) after each commit. Return nothing.
+    Called by every registered sink (chains, notaries, external logs) after each commit. A sink that anchors
+    checkpoints elsewhere may return the :class:`~delivery_sdk.records.AnchorReceipt` objects it obtained
+    (for this checkpoint or earlier queued ones); the store keeps them in the evidence log. Otherwise return
+    None.
     """
 
 

@@ -30,7 +30,7 @@ from .channels import ChannelAdapter, PrintCentreInfo
 from .clock import Clock, SystemClock
 from .events import StoredEvent
 from .model import ChannelKind, Contact, Party
-from .records import AddressCandidate, EvidenceBatch, PrintJob, RouteDecision, ServiceRecord
+from .records import AddressCandidate, AnchorReceipt, EvidenceBatch, PrintJob, RouteDecision, ServiceRecord
 
 __all__ = ["BUILTIN_PLUGINS", "ENTRY_POINT_GROUP", "ChannelRegistry", "PluginHost", "PrintCentreRegistry"]
 
@@ -281,9 +281,19 @@ class PluginHost:
                     results.append(result)
         return results, errors
 
-    def record_evidence(self, batch: EvidenceBatch) -> None:
-        """Give committed events to every evidence sink; a failing sink is logged and skipped."""
-        self._call_each("delivery_record_evidence", batch=batch)
+    def record_evidence(self, batch: EvidenceBatch) -> list[AnchorReceipt]:
+        """Give committed events to every evidence sink (a failing sink is logged and skipped); returns the
+        anchor receipts the sinks handed back."""
+        results, _ = self._call_each("delivery_record_evidence", batch=batch)
+        receipts: list[AnchorReceipt] = []
+        for result in results:
+            for receipt in result:
+                if not isinstance(receipt, AnchorReceipt):
+                    raise PluginError(
+                        f"delivery_record_evidence returned {type(receipt).__name__}; return AnchorReceipt objects"
+                    )
+                receipts.append(receipt)
+        return receipts
 
     def has_evidence_sinks(self) -> bool:
         return bool(self._pm.hook.delivery_record_evidence.get_hookimpls())

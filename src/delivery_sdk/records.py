@@ -10,7 +10,7 @@ import attrs
 from .events import StoredEvent
 from .model import Case, Contact, Document, ServiceMethod
 
-__all__ = ["AddressCandidate", "EvidenceBatch", "PrintJob", "RouteDecision", "ServiceRecord"]
+__all__ = ["AddressCandidate", "AnchorReceipt", "EvidenceBatch", "PrintJob", "RouteDecision", "ServiceRecord"]
 
 
 @attrs.frozen(kw_only=True)
@@ -19,6 +19,16 @@ class EvidenceBatch:
 
     events: tuple[StoredEvent, ...]
     checkpoint: str | None = None  # a newly signed checkpoint of the evidence log (C2SP signed note), if any
+
+
+@attrs.frozen(kw_only=True)
+class AnchorReceipt:
+    """What an external notary or chain returned for an anchored checkpoint (kept in the evidence log)."""
+
+    notary: str  # who anchored it (a URL or a name)
+    size: int  # the tree size of the anchored checkpoint
+    receipt: str  # the notary's receipt, as it returned it (a transaction id, a signed statement...)
+    anchored_at: datetime
 
 
 @attrs.frozen(kw_only=True)

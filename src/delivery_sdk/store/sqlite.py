@@ -23,6 +23,7 @@ from .._exceptions import IdempotencyConflict, SchemaVersionError, StoreError, U
 from ..events import Event, StoredEvent
 from ..evidence.keys import Signer
 from ..evidence.log import EvidenceLog
+from ..records import AnchorReceipt
 from ..serialization import dumps, event_from_dict, event_to_dict, loads
 from ._base import CommitResult, CreateResult, NewTask, OutboxEntry, TaskRow, TaskWrite
 
@@ -99,6 +100,16 @@ MIGRATIONS: tuple[str, ...] = (
         size       INTEGER PRIMARY KEY,
         note       TEXT NOT NULL,
         created_at TEXT NOT NULL
+    )
+    """,
+    # 4: receipts of checkpoints anchored outside (a notary, a chain), as the evidence sinks returned them
+    """
+    CREATE TABLE evidence_anchors (
+        size        INTEGER NOT NULL,
+        notary      TEXT NOT NULL,
+        receipt     TEXT NOT NULL,
+        anchored_at TEXT NOT NULL,
+        PRIMARY KEY (size, notary)
     )
     """,
 )
@@ -364,6 +375,27 @@ class SQLiteStore:
             self._db.execute("ROLLBACK")
             raise
         self.evidence.accept(staged)
+
+    def record_anchors(self, receipts: Sequence[AnchorReceipt]) -> None:
+        """Keep notaries' receipts for anchored checkpoints (a repeated receipt is kept once)."""
+        self._begin()
+        try:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO evidence_anchors (size, notary, receipt, anchored_at) VALUES (?, ?, ?, ?)",
+                [(r.size, r.notary, r.receipt, r.anchored_at.isoformat()) for r in receipts],
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def anchors(self) -> list[AnchorReceipt]:
+        return [
+            AnchorReceipt(size=size, notary=notary, receipt=receipt, anchored_at=datetime.fromisoformat(at))
+            for size, notary, receipt, at in self._db.execute(
+                "SELECT size, notary, receipt, anchored_at FROM evidence_anchors ORDER BY size, notary"
+            )
+        ]
 
     def proof_bundle(self, task_id: str) -> dict[str, Any] | None:
         """The task's events with inclusion proofs against the first signed checkpoint covering them, or
