@@ -64,7 +64,7 @@ if TYPE_CHECKING:
     )
     from .plugins import ChannelRegistry, PluginHost, PrintCentreRegistry
     from .policy import PolicyConfig
-    from .records import AddressCandidate, EvidenceBatch, PrintJob, RouteDecision, ServiceRecord
+    from .records import AddressCandidate, AnchorReceipt, EvidenceBatch, PrintJob, RouteDecision, ServiceRecord
     from .store import SQLiteStore, TaskStore
 
 __version__ = "0.1.0"
@@ -72,6 +72,7 @@ __version__ = "0.1.0"
 # Public names resolve on first use, so ``import delivery_sdk`` stays cheap for scripts and CLIs.
 _LAZY: dict[str, str] = {
     "AddressCandidate": ".records",
+    "AnchorReceipt": ".records",
     "AgentRole": ".model",
     "AsyncDeliveryClient": ".client",
     "BaseChannel": ".channels",
@@ -155,6 +156,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "AddressCandidate",
     "AgentRole",
+    "AnchorReceipt",
     "AsyncDeliveryClient",
     "BaseChannel",
     "Case",
