@@ -157,12 +157,8 @@ _IO_FACTS = (
 )
 
 
-def event_is_news(task: Task, event: Event) -> bool:
-    """Whether a provider-reported event still tells ``task`` something (see :func:`receipt_is_news`)."""
-    dispatch_id = getattr(event, "dispatch_id", None)
-    record = task.dispatch(dispatch_id) if dispatch_id is not None else None
-    if record is None:
-        return True
+def _is_news(record: DispatchRecord, event: Event) -> bool:
+    """Whether a provider-reported fact tells the dispatch's record anything it does not know yet."""
     if isinstance(event, DispatchSent):
         # the provider's acceptance is evidence even when its delivery report overtook it
         return record.status is DispatchStatus.QUEUED or (
@@ -172,7 +168,7 @@ def event_is_news(task: Task, event: Event) -> bool:
         return record.delivered_at is None or event.delivered_at < record.delivered_at
     if isinstance(event, DispatchRead):
         return record.read_at is None
-    if isinstance(event, DispatchFailed):
+    if isinstance(event, DispatchFailed | ConsentRecorded):
         return not record.status.settled
     if isinstance(event, Printed):
         return record.status in (DispatchStatus.QUEUED, DispatchStatus.SENT)
@@ -185,29 +181,17 @@ def event_is_news(task: Task, event: Event) -> bool:
     return True
 
 
-def _consent_is_news(task: Task, event: ConsentRecorded) -> bool:
-    record = task.dispatch(event.via_dispatch) if event.via_dispatch else None
-    return record is None or not record.status.settled
+def event_is_news(task: Task, event: Event) -> bool:
+    """Whether a provider-reported event still tells ``task`` something (after a conflict, an ingest may
+    have recorded the same report meanwhile)."""
+    dispatch_id = event.via_dispatch if isinstance(event, ConsentRecorded) else getattr(event, "dispatch_id", None)
+    record = task.dispatch(dispatch_id) if dispatch_id is not None else None
+    return record is None or _is_news(record, event)
 
 
 def receipt_is_news(record: DispatchRecord, receipt: Receipt) -> bool:
     """Whether a receipt tells the task anything it does not know (status polls repeat old news)."""
-    kind, status = receipt.kind, record.status
-    if kind is ReceiptKind.DELIVERED:
-        return record.delivered_at is None or receipt.at < record.delivered_at
-    if kind is ReceiptKind.READ:
-        return record.read_at is None
-    if kind is ReceiptKind.FAILED:
-        return not status.settled
-    if kind is ReceiptKind.PRINTED:
-        return status in (DispatchStatus.QUEUED, DispatchStatus.SENT)
-    if kind is ReceiptKind.MAILED:
-        return record.waybill is None
-    if kind is ReceiptKind.SIGNED:
-        return status is not DispatchStatus.DELIVERED
-    if kind is ReceiptKind.CONSENTED:
-        return not status.settled
-    return status not in (DispatchStatus.RETURNED, DispatchStatus.DELIVERED)
+    return _is_news(record, receipt_event(record.dispatch_id, record.queued_at, receipt))
 
 
 def _out_of_order(record: DispatchRecord, receipt: Receipt) -> bool:
@@ -622,12 +606,7 @@ class Engine:
                 work.outbox_done = [d for d in done if work.task.dispatch(d) is not None]
                 work.receipt_keys = keys
                 for event in facts:
-                    fresh_fact = (
-                        _consent_is_news(work.task, event)
-                        if isinstance(event, ConsentRecorded)
-                        else event_is_news(work.task, event)
-                    )
-                    if fresh_fact:
+                    if event_is_news(work.task, event):
                         self._apply(work, event)
                 self._advance(work, now, allow_io=False)
             pending = retry

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import attrs
 
-from .lifecycle import Task, TaskState
+from .lifecycle import Task
 from .model import ChannelKind, DispatchStatus, ServiceMethod
 
 __all__ = ["POSTAGE_SAVED_PER_ESERVICE_YUAN", "ChannelStats", "Summary", "summarize"]
@@ -96,8 +96,3 @@ def summarize(tasks: Iterable[Task]) -> Summary:
         ),
         postage_saved_yuan=methods.get(ServiceMethod.ELECTRONIC.value, 0) * POSTAGE_SAVED_PER_ESERVICE_YUAN,
     )
-
-
-def unfinished(summary: Summary) -> int:
-    done = {TaskState.FILED.value, TaskState.CANCELLED.value, TaskState.NEEDS_ATTENTION.value}
-    return sum(n for state, n in summary.by_state.items() if state not in done)
