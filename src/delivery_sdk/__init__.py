@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._exceptions import (
+        CallbackRejected,
         ChannelError,
         DeliveryError,
         IdempotencyConflict,
@@ -79,6 +80,7 @@ _LAZY: dict[str, str] = {
     "Case": ".model",
     "CaseType": ".model",
     "ChannelAdapter": ".channels",
+    "CallbackRejected": "._exceptions",
     "ChannelError": "._exceptions",
     "ChannelKind": ".model",
     "ChannelRegistry": ".plugins",
@@ -159,6 +161,7 @@ __all__ = [
     "AnchorReceipt",
     "AsyncDeliveryClient",
     "BaseChannel",
+    "CallbackRejected",
     "Case",
     "CaseType",
     "ChannelAdapter",

@@ -7,6 +7,7 @@ The tree::
     │   ├── InvalidContact             a phone number, e-mail or account that cannot be right
     │   ├── InvalidRequest             a service request that cannot be served as given
     │   └── MalformedReceipt           an inbound receipt or callback payload that cannot be read
+    ├── CallbackRejected               a provider callback refused: forged, stale, replayed or unsigned
     ├── IdempotencyConflict            a client key reused for a different request
     ├── UnknownTask                    no task with that id in the store
     ├── UnknownChannel                 no channel adapter registered under that name
@@ -24,6 +25,7 @@ address in clear (see ``delivery_sdk.model.mask``).
 from __future__ import annotations
 
 __all__ = [
+    "CallbackRejected",
     "ChannelError",
     "DeliveryError",
     "IdempotencyConflict",
@@ -59,6 +61,24 @@ class InvalidRequest(ValidationError):
 
 class MalformedReceipt(ValidationError):
     """An inbound receipt or callback payload that cannot be read; nothing was recorded."""
+
+
+class CallbackRejected(DeliveryError):
+    """A provider callback that is not trusted; nothing was recorded.
+
+    ``reason`` is one of ``forged`` (bad or missing signature), ``stale`` (timestamp outside the window),
+    ``replayed`` (seen before within the window), ``unsigned`` (no verifier configured for the channel) or
+    ``unknown_channel``. HTTP front ends answer 401 (403 for ``unknown_channel``) and never say more.
+    """
+
+    REASONS = frozenset({"forged", "stale", "replayed", "unsigned", "unknown_channel"})
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        if reason not in self.REASONS:
+            raise ValueError(f"unknown callback rejection reason {reason!r}")
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"callback rejected ({reason})" + (f": {detail}" if detail else ""))
 
 
 class IdempotencyConflict(DeliveryError):

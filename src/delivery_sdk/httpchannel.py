@@ -1,0 +1,118 @@
+"""Building blocks for channel adapters that talk HTTP to their provider (httpx).
+
+Imported only by adapters (the core never imports httpx): the SMS, WeChat and e-service plugins use it,
+and an integrator's own adapter should too, so that every adapter fails the same way:
+
+- :func:`check_response` turns an answer into success, a :class:`~delivery_sdk.TransientChannelError`
+  (timeouts, 408, 429 honouring ``Retry-After``, 5xx: the engine retries these through
+  :mod:`delivery_sdk.retry` and, when a send stays in doubt, asks the provider's status instead of
+  sending again) or a permanent :class:`~delivery_sdk.ChannelError` (any other 4xx);
+- :func:`translate_errors` does the same for transport errors raised by httpx;
+- :class:`RateLimiter` is an asyncio token bucket for a provider's per-channel rate limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+
+import httpx
+
+from ._exceptions import ChannelError, TransientChannelError
+
+__all__ = ["RateLimiter", "check_response", "parse_retry_after", "translate_errors"]
+
+_TRANSIENT_STATUS = frozenset({408, 425, 429})
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date); None if absent or unreadable."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def check_response(response: httpx.Response, *, what: str) -> httpx.Response:
+    """Return ``response`` if it is a 2xx; otherwise raise the right channel error.
+
+    ``what`` names the call in the message (say ``"sms.send"``); the message never echoes the body,
+    which may hold personal data.
+    """
+    status = response.status_code
+    if 200 <= status < 300:
+        return response
+    if status in _TRANSIENT_STATUS or status >= 500:
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        raise TransientChannelError(f"{what}: provider answered HTTP {status}", retry_after=retry_after)
+    raise ChannelError(f"{what}: provider refused the request with HTTP {status}")
+
+
+@contextlib.asynccontextmanager
+async def translate_errors(what: str) -> AsyncIterator[None]:
+    """Turn httpx transport errors (timeouts, refused or reset connections) into ``TransientChannelError``.
+
+    A timeout after the request left is *in doubt*: the provider may have it. Raising a transient error
+    keeps the dispatch queued, and the engine asks :meth:`status` before it would ever send it again.
+    """
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise TransientChannelError(f"{what}: timed out ({type(exc).__name__})") from exc
+    except httpx.TransportError as exc:
+        raise TransientChannelError(f"{what}: transport error ({type(exc).__name__})") from exc
+
+
+class RateLimiter:
+    """A token bucket: at most ``rate`` acquisitions per second on average, bursts of up to ``burst``.
+
+    ``rate=None`` disables limiting. Waiters are served in arrival order.
+    """
+
+    def __init__(
+        self,
+        rate: float | None,
+        *,
+        burst: int = 1,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], object] = asyncio.sleep,
+    ) -> None:
+        if rate is not None and rate <= 0:
+            raise ValueError(f"rate must be positive (acquisitions per second) or None, not {rate!r}")
+        if burst < 1:
+            raise ValueError(f"burst must be at least 1, not {burst!r}")
+        self.rate = rate
+        self.burst = burst
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._tokens = float(burst)
+        self._updated = monotonic()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        if self.rate is None:
+            return
+        async with self._lock:
+            while True:
+                now = self._monotonic()
+                self._tokens = min(float(self.burst), self._tokens + (now - self._updated) * self.rate)
+                self._updated = now
+                if self._tokens >= 1.0:
+                    self._tokens -= 1.0
+                    return
+                wait = (1.0 - self._tokens) / self.rate
+                result = self._sleep(wait)
+                if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+                    await result
