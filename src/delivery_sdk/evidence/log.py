@@ -9,28 +9,68 @@ writes them, with plain SQL that carries over to PostgreSQL.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
+
+import orjson
 
 from ..events import Event, StoredEvent
-from .canonical import leaf_bytes
+from .canonical import _SORTED, LEAF_INPUT_PREFIX, _event_holds_float, leaf_bytes
 from .checkpoint import sign_checkpoint
 from .keys import Signer
-from .merkle import CompactRange, Node, NodeKey, SparseNodeStore, consistency_proof, inclusion_proof, root
+from .merkle import (
+    CachingNodeStore,
+    CompactRange,
+    Node,
+    NodeKey,
+    NodeStore,
+    SparseNodeStore,
+    consistency_proof,
+    inclusion_proof,
+    root,
+)
 from .verify import Checkpoint, ConsistencyProof, InclusionProof, leaf_hash
 
-__all__ = ["DENSE_FROM", "EvidenceLog", "SQLiteNodes", "stored_nodes"]
+__all__ = ["DENSE_FROM", "EvidenceLog", "SQLConnection", "SQLiteNodes", "stored_nodes"]
+
+
+class _Rows(Protocol):
+    def fetchone(self) -> Any: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class SQLConnection(Protocol):
+    """What the evidence readers need of a connection: DB-API ``execute`` with ``?`` placeholders.
+
+    A :class:`sqlite3.Connection`, or the PostgreSQL store's
+    :class:`~delivery_sdk.store.postgres.QmarkConnection`.
+    """
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> _Rows: ...
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Any: ...
+
+    def close(self) -> None: ...
 
 
 class SQLiteNodes:
-    """The :class:`~delivery_sdk.evidence.merkle.NodeStore` over the ``evidence_nodes`` table."""
+    """The :class:`~delivery_sdk.evidence.merkle.NodeStore` over the ``evidence_nodes`` table.
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    Plain SQL on any :class:`SQLConnection` (the PostgreSQL store writes its nodes with its own
+    :class:`~delivery_sdk.store.postgres.PostgresNodes`, and reads them with either).
+    """
+
+    def __init__(self, db: sqlite3.Connection | SQLConnection) -> None:
         self._db = db
 
     def get_nodes(self, keys: Sequence[NodeKey]) -> list[bytes]:
+        if isinstance(self._db, sqlite3.Connection):
+            return self._get_sqlite(self._db, keys)
         found: dict[NodeKey, bytes] = {}
         for start in range(0, len(keys), 400):
             chunk = keys[start : start + 400]
@@ -45,20 +85,72 @@ class SQLiteNodes:
             raise LookupError(f"the evidence log lacks tree nodes {missing[:3]}: the store is incomplete")
         return [found[key] for key in keys]
 
+    @staticmethod
+    def _get_sqlite(db: sqlite3.Connection, keys: Sequence[NodeKey]) -> list[bytes]:
+        # SQLite plans `(level, idx) IN (VALUES ...)` as a scan of the whole table (200 ms a proof at 10^6
+        # leaves); one row of scalar subqueries is one primary-key lookup per key, in the keys' order.
+        out: list[bytes] = []
+        for start in range(0, len(keys), _COLUMNS):
+            chunk = keys[start : start + _COLUMNS]
+            row = db.execute(_select_sql(len(chunk)), [v for key in chunk for v in key]).fetchone()
+            if None in row:
+                missing = [key for key, value in zip(chunk, row, strict=True) if value is None]
+                raise LookupError(f"the evidence log lacks tree nodes {missing[:3]}: the store is incomplete")
+            out.extend(row)
+        return out
+
     def put_nodes(self, nodes: Iterable[Node]) -> None:
-        self._db.executemany("INSERT INTO evidence_nodes (level, idx, hash) VALUES (?, ?, ?)", list(nodes))
+        rows = list(nodes)
+        db = self._db
+        if not isinstance(db, sqlite3.Connection) or len(rows) < _ROWS:
+            db.executemany("INSERT INTO evidence_nodes (level, idx, hash) VALUES (?, ?, ?)", rows)
+            return
+        # Leaves first, then each level (each an append at the end of its part of the index), in
+        # multi-row INSERTs of _ROWS rows (one prepared statement, kept in the connection's cache).
+        rows.sort(key=_level)
+        whole = len(rows) - len(rows) % _ROWS
+        sql = _insert_sql()
+        for start in range(0, whole, _ROWS):
+            db.execute(sql, [v for row in rows[start : start + _ROWS] for v in row])
+        if whole < len(rows):
+            db.executemany("INSERT INTO evidence_nodes (level, idx, hash) VALUES (?, ?, ?)", rows[whole:])
 
     def leaf_count(self) -> int:
         row = self._db.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM evidence_nodes WHERE level = 0").fetchone()
         return int(row[0])
 
 
+_COLUMNS = 400  # keys per SELECT (800 parameters: under the 999 of old SQLite builds)
+_ROWS = 128  # rows per multi-row INSERT (384 parameters: under the 999 of old SQLite builds)
+
+
+def _level(node: Node) -> int:
+    return node[0]
+
+
+@functools.cache
+def _select_sql(count: int) -> str:
+    return "SELECT " + ", ".join(["(SELECT hash FROM evidence_nodes WHERE level = ? AND idx = ?)"] * count)
+
+
+@functools.cache
+def _insert_sql() -> str:
+    return "INSERT INTO evidence_nodes (level, idx, hash) VALUES " + ", ".join(["(?, ?, ?)"] * _ROWS)
+
+
 # The store keeps the leaf hashes and the levels from DENSE_FROM up; a proof recomputes the three levels in
 # between from at most 8 leaves each (one batched read). That halves the rows every event writes.
 DENSE_FROM = 4
 
+# The evidence log keeps the last CACHED_NODES nodes its proofs read in memory (up to ~15 MB): nodes never
+# change once committed, the upper levels are shared by every proof, and a proof asked again (a bundle
+# exported twice, a checkpoint's consistency re-checked) reads nothing from the store. Levels below
+# CACHED_FROM are not kept.
+CACHED_FROM = 0
+CACHED_NODES = 1 << 16
 
-def stored_nodes(nodes: SQLiteNodes) -> SparseNodeStore:
+
+def stored_nodes(nodes: NodeStore) -> SparseNodeStore:
     """The node store as the evidence log lays it out in the ``evidence_nodes`` table."""
     return SparseNodeStore(nodes, dense_from=DENSE_FROM)
 
@@ -68,7 +160,9 @@ class EvidenceLog:
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._sql = SQLiteNodes(db)
-        self.nodes = stored_nodes(self._sql)
+        # Nodes proofs read stay in memory (only committed sizes are ever read through it: a node read is
+        # final; resync() clears it anyway).
+        self.nodes = CachingNodeStore(stored_nodes(self._sql), max_nodes=CACHED_NODES, min_level=CACHED_FROM)
         self._db = db
         self._range = CompactRange.from_store(self.nodes, self._sql.leaf_count())
 
@@ -79,15 +173,26 @@ class EvidenceLog:
     def stage(self, first_seq: int, events: Sequence[tuple[int, Event, dict[str, Any]]]) -> CompactRange:
         """Write the leaves and nodes of events ``first_seq, first_seq + 1, ...`` (inside the caller's
         transaction) and return the new right edge, to :meth:`accept` once the transaction committed."""
+        # leaf_hash(leaf_bytes(StoredEvent(seq, task_seq, event), data)), without building StoredEvents
+        sha, dumps, prefix = hashlib.sha256, orjson.dumps, b"\x00" + LEAF_INPUT_PREFIX
+        hashes = [
+            leaf_hash(leaf_bytes(StoredEvent(seq=first_seq + i, task_seq=task_seq, event=event), data))
+            if _event_holds_float(type(event))
+            else sha(
+                prefix + dumps({"event": data, "seq": first_seq + i, "task_seq": task_seq}, option=_SORTED)
+            ).digest()
+            for i, (task_seq, event, data) in enumerate(events)
+        ]
+        return self.stage_hashes(first_seq, hashes)
+
+    def stage_hashes(self, first_seq: int, hashes: Sequence[bytes]) -> CompactRange:
+        """:meth:`stage` from the leaf hashes of events ``first_seq, first_seq + 1, ...``."""
         if first_seq - 1 != self._range.size:
             # another writer (an ingest in another process) committed events since: catch up from the store
             self._range = CompactRange.from_store(self.nodes, first_seq - 1)
         staged = self._range.copy()
-        hashes = [
-            leaf_hash(leaf_bytes(StoredEvent(seq=first_seq + i, task_seq=task_seq, event=event), data))
-            for i, (task_seq, event, data) in enumerate(events)
-        ]
-        self.nodes.put_nodes(staged.append_many(hashes))
+        # only the nodes the sparse layout keeps (what stored_nodes(...).put_nodes would keep of them all)
+        self._sql.put_nodes(staged.append_many(hashes, omit_below=DENSE_FROM))
         return staged
 
     def accept(self, staged: CompactRange) -> None:
@@ -95,12 +200,15 @@ class EvidenceLog:
 
     def resync(self) -> None:
         """After a rolled-back transaction: read the edge back from what is committed."""
+        self.nodes.clear()
         self._range = CompactRange.from_store(self.nodes, self._sql.leaf_count())
 
     # -- reading -------------------------------------------------------------------------------------
 
     def root(self, size: int | None = None) -> bytes:
-        return root(self.nodes, self.size if size is None else size)
+        if size is None or size == self.size:
+            return self._range.root()  # the committed right edge: no reads
+        return root(self.nodes, size)
 
     def inclusion_proof(self, seq: int, tree_size: int) -> InclusionProof:
         return inclusion_proof(self.nodes, seq - 1, tree_size)

@@ -24,11 +24,14 @@ Verification lives in :mod:`delivery_sdk.evidence.verify`, which needs nothing b
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import Iterable, Sequence
-from typing import Protocol
+from typing import Protocol, cast
 
 from .verify import EMPTY_ROOT, HASH_SIZE, ConsistencyProof, InclusionProof, leaf_hash, node_hash
+
+_sha256 = hashlib.sha256
 
 __all__ = [
     "EMPTY_ROOT",
@@ -108,31 +111,38 @@ class CachingNodeStore:
 
     Only what :meth:`get_nodes` read is cached, never what :meth:`put_nodes` writes (it may roll back).
     Reading nodes inside a write transaction that then rolls back would cache them: call :meth:`clear`
-    after a rollback. At most ``max_nodes`` are kept; the oldest go first.
+    after a rollback. At most ``max_nodes`` are kept; the oldest go first. With ``min_level`` only nodes of
+    that level and up are kept: the upper levels are the ones every proof shares, the lower ones are
+    rarely read twice and would only push them out.
     """
 
-    def __init__(self, inner: NodeStore, max_nodes: int = 1 << 16) -> None:
+    def __init__(self, inner: NodeStore, max_nodes: int = 1 << 16, min_level: int = 0) -> None:
         self.inner = inner
         self.max_nodes = max_nodes
+        self.min_level = min_level
         self._cache: dict[NodeKey, bytes] = {}
         self.hits = 0
         self.misses = 0
 
     def get_nodes(self, keys: Sequence[NodeKey]) -> list[bytes]:
         cache = self._cache
-        missing = [key for key in dict.fromkeys(keys) if key not in cache]
+        out = [cache.get(key) for key in keys]
+        if None not in out:
+            self.hits += len(keys)
+            return cast("list[bytes]", out)
+        missing = list(dict.fromkeys(key for key, value in zip(keys, out, strict=True) if value is None))
         self.misses += len(missing)
         self.hits += len(keys) - len(missing)
-        if missing:
-            fetched = dict(zip(missing, self.inner.get_nodes(missing), strict=True))
-            out = [cache.get(key) or fetched[key] for key in keys]
-            overflow = len(cache) + len(fetched) - self.max_nodes
-            if overflow > 0:
-                for key in list(itertools.islice(cache, overflow)):
-                    del cache[key]
-            cache.update(itertools.islice(fetched.items(), self.max_nodes))
-            return out
-        return [cache[key] for key in keys]
+        fetched = dict(zip(missing, self.inner.get_nodes(missing), strict=True))
+        result = [fetched[key] if value is None else value for key, value in zip(keys, out, strict=True)]
+        floor = self.min_level
+        keep = {key: value for key, value in fetched.items() if key[0] >= floor} if floor else fetched
+        overflow = len(cache) + len(keep) - self.max_nodes
+        if overflow > 0:
+            for key in list(itertools.islice(cache, overflow)):
+                del cache[key]
+        cache.update(itertools.islice(keep.items(), self.max_nodes))
+        return result
 
     def put_nodes(self, nodes: Iterable[Node]) -> None:
         self.inner.put_nodes(nodes)
@@ -160,25 +170,39 @@ class SparseNodeStore:
         return 0 < level < self.dense_from
 
     def get_nodes(self, keys: Sequence[NodeKey]) -> list[bytes]:
-        leaves_of: dict[NodeKey, list[NodeKey]] = {}
-        wanted: dict[NodeKey, None] = {}
+        dense_from = self.dense_from
+        if all(not 0 < level < dense_from for level, _ in keys):
+            return list(self.inner.get_nodes(keys))
+        wanted: list[NodeKey] = []
+        spans: list[int] = []  # per key: how many leaves it is recomputed from (0: read as stored)
         for level, index in keys:
-            if self._derived(level):
-                leaf_keys = [(0, j) for j in range(index << level, (index + 1) << level)]
-                leaves_of[(level, index)] = leaf_keys
-                wanted.update(dict.fromkeys(leaf_keys))
+            if 0 < level < dense_from:
+                first = index << level
+                wanted.extend([(0, j) for j in range(first, first + (1 << level))])
+                spans.append(1 << level)
             else:
-                wanted[(level, index)] = None
-        found = dict(zip(wanted, self.inner.get_nodes(list(wanted)), strict=True))
-        return [_perfect_root([found[k] for k in leaves_of[key]]) if key in leaves_of else found[key] for key in keys]
+                wanted.append((level, index))
+                spans.append(0)
+        found = self.inner.get_nodes(wanted)
+        out: list[bytes] = []
+        pos = 0
+        for span in spans:
+            if span:
+                out.append(_perfect_root(list(found[pos : pos + span])))
+                pos += span
+            else:
+                out.append(found[pos])
+                pos += 1
+        return out
 
     def put_nodes(self, nodes: Iterable[Node]) -> None:
         self.inner.put_nodes(node for node in nodes if not self._derived(node[0]))
 
 
 def _perfect_root(hashes: list[bytes]) -> bytes:
+    sha = _sha256
     while len(hashes) > 1:
-        hashes = [node_hash(hashes[i], hashes[i + 1]) for i in range(0, len(hashes), 2)]
+        hashes = [sha(b"\x01" + hashes[i] + hashes[i + 1]).digest() for i in range(0, len(hashes), 2)]
     return hashes[0]
 
 
@@ -199,22 +223,35 @@ def perfect_subtrees(start: int, end: int) -> list[NodeKey]:
 
 
 def _fold(hashes: Sequence[bytes]) -> bytes:
+    sha = _sha256
     h = hashes[-1]
     for left in reversed(hashes[:-1]):
-        h = node_hash(left, h)
+        h = sha(b"\x01" + left + h).digest()
     return h
 
 
 def _range_hashes(store: NodeStore, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
-    """The Merkle Tree Hash of each ``[start, end)`` in ``ranges``, from one batched read."""
-    tilings = [perfect_subtrees(start, end) for start, end in ranges]
-    wanted = list(dict.fromkeys(key for tiling in tilings for key in tiling))
-    found = dict(zip(wanted, store.get_nodes(wanted), strict=True))
-    return [_fold([found[key] for key in tiling]) for tiling in tilings]
+    """The Merkle Tree Hash of each ``[start, end)`` in ``ranges``, from one batched read.
 
-
-def _largest_power_of_two_below(n: int) -> int:
-    return 1 << ((n - 1).bit_length() - 1)
+    The ranges of a proof are disjoint, so their tilings share no node: no key is asked for twice.
+    """
+    keys: list[NodeKey] = []
+    ends: list[int] = []
+    for start, end in ranges:
+        width = end - start
+        if width > 0 and not width & (width - 1) and not start & (width - 1):  # a perfect subtree itself
+            level = width.bit_length() - 1
+            keys.append((level, start >> level))
+        else:
+            keys.extend(perfect_subtrees(start, end))
+        ends.append(len(keys))
+    found = store.get_nodes(keys)
+    out: list[bytes] = []
+    begin = 0
+    for end in ends:
+        out.append(found[begin] if end - begin == 1 else _fold(found[begin:end]))
+        begin = end
+    return out
 
 
 def root(store: NodeStore, size: int) -> bytes:
@@ -233,10 +270,19 @@ def inclusion_ranges(leaf_index: int, tree_size: int) -> list[tuple[int, int]]:
     ranges = []
     start, end = 0, tree_size
     while end - start > 1:
-        k = _largest_power_of_two_below(end - start)
+        k = 1 << ((end - start - 1).bit_length() - 1)  # the largest power of two below end - start
         if leaf_index < start + k:
             ranges.append((start + k, end))
             end = start + k
+            break
+        ranges.append((start, start + k))
+        start += k
+    # [start, end) is now a perfect subtree: the rest of the path are its sub-subtrees' siblings
+    k = end - start
+    while k > 1:
+        k >>= 1
+        if leaf_index < start + k:
+            ranges.append((start + k, start + 2 * k))
         else:
             ranges.append((start, start + k))
             start += k
@@ -253,7 +299,7 @@ def consistency_ranges(size1: int, size2: int) -> list[tuple[int, int]]:
     ranges = []
     start, end, m, whole = 0, size2, size1, True
     while m != end - start:
-        k = _largest_power_of_two_below(end - start)
+        k = 1 << ((end - start - 1).bit_length() - 1)  # the largest power of two below end - start
         if m <= k:
             ranges.append((start + k, end))
             end = start + k
@@ -315,27 +361,34 @@ class CompactRange:
         """Append one leaf *hash*; return the nodes it completes (the leaf itself first)."""
         return self.append_many((leaf,))
 
-    def append_many(self, leaves: Iterable[bytes]) -> list[Node]:
+    def append_many(self, leaves: Iterable[bytes], omit_below: int = 1) -> list[Node]:
         """Append leaf *hashes* in order; return every node they complete, for the store to write.
 
-        The nodes come in creation order (a node after its children), levels ascending per leaf.
+        The nodes come in creation order (a node after its children), levels ascending per leaf. Nodes of
+        levels ``1 .. omit_below - 1`` are computed but not returned: pass a :class:`SparseNodeStore`'s
+        ``dense_from`` to get only what it keeps (the leaves are always returned).
         """
         hashes = self._hashes
         size = self._size
         nodes: list[Node] = []
         add = nodes.append
+        pop = hashes.pop
+        push = hashes.append
+        sha = _sha256
         for h in leaves:
             if len(h) != HASH_SIZE:
                 raise ValueError(f"a leaf hash is {HASH_SIZE} bytes, got {len(h)}")
             add((0, size, h))
-            level = 0
-            index = size
-            while index & 1:
-                h = node_hash(hashes.pop(), h)
-                level += 1
-                index >>= 1
-                add((level, index, h))
-            hashes.append(h)
+            if size & 1:
+                level = 0
+                index = size
+                while index & 1:
+                    h = sha(b"\x01" + pop() + h).digest()
+                    level += 1
+                    index >>= 1
+                    if level >= omit_below:
+                        add((level, index, h))
+            push(h)
             size += 1
         self._size = size
         return nodes
