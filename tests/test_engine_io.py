@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -36,13 +36,28 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
+_store_factory: list[Any] = []  # this test's store_factory (tests/conftest.py)
+
+
+@pytest.fixture(autouse=True)
+def on_both_stores(store_factory: Any) -> Iterator[None]:
+    """Every I/O path runs twice: on the SQLite store and on the PostgreSQL store."""
+    _store_factory.append(store_factory)
+    yield
+    _store_factory.clear()
+
+
+def harness(**kwargs: Any) -> Harness:
+    return Harness(_store_factory[-1]() if _store_factory else None, **kwargs)
+
+
 def types(h: Harness, task_id: str) -> list[str]:
     return [e.event.TYPE for e in h.client.timeline(task_id)]
 
 
 def test_transient_send_errors_are_retried_and_sent_once() -> None:
     async def main() -> None:
-        h = Harness(config=EngineConfig(retry=RetryConfig(attempts=3, initial=0.0, maximum=0.0)))
+        h = harness(config=EngineConfig(retry=RetryConfig(attempts=3, initial=0.0, maximum=0.0)))
         h.sms.enqueue(Outcome.transient(times=2, then=Outcome.delivered()))
         task_id = await h.client.submit(make_request(make_party()))
         await h.client.run_until_idle()
@@ -75,7 +90,7 @@ def test_send_in_doubt_is_reconciled_through_status_not_resent() -> None:
         policy = PolicyConfig(
             electronic_order=(ChannelKind.SMS,), response_window={ChannelKind.SMS: timedelta(hours=1)}
         )
-        h = Harness(extra_plugins=[channels_plugin(sms)], policy=policy)
+        h = harness(extra_plugins=[channels_plugin(sms)], policy=policy)
         h.client.engine._kinds = {ChannelKind.SMS: "flaky-sms", ChannelKind.POST: "fake-ems"}
         h.carrier.enqueue(Outcome.signed())
         with set_testing(attempts=1):
@@ -108,7 +123,7 @@ def test_send_never_received_is_sent_after_reconciliation() -> None:
 
     async def main() -> None:
         sms = MockChannel(handler, name="sms2", kind=ChannelKind.SMS, status_handler=status)
-        h = Harness(extra_plugins=[channels_plugin(sms)], policy=PolicyConfig(electronic_order=(ChannelKind.SMS,)))
+        h = harness(extra_plugins=[channels_plugin(sms)], policy=PolicyConfig(electronic_order=(ChannelKind.SMS,)))
         h.client.engine._kinds = {ChannelKind.SMS: "sms2"}
         with set_testing(attempts=1):
             task_id = await h.client.submit(make_request(make_party()))
@@ -125,7 +140,7 @@ def test_permanent_channel_error_fails_the_dispatch_and_moves_on() -> None:
         raise ChannelError("account blocked")
 
     async def main() -> None:
-        h = Harness()
+        h = harness()
         h.client.host.register(channels_plugin(MockChannel(broken, name="broken-eservice", kind=ChannelKind.ESERVICE)))
         h.client.engine._kinds = {ChannelKind.ESERVICE: "broken-eservice", ChannelKind.SMS: "fake-sms"}
         h.sms.enqueue(Outcome.delivered())
@@ -149,7 +164,7 @@ def test_a_task_that_keeps_failing_goes_to_a_person(caplog: pytest.LogCaptureFix
 
     async def main() -> None:
         sms = MockChannel(accept, name="down-sms", kind=ChannelKind.SMS, status_handler=down)
-        h = Harness(
+        h = harness(
             extra_plugins=[channels_plugin(sms)],
             config=EngineConfig(max_io_errors=3),
             policy=PolicyConfig(electronic_order=(ChannelKind.SMS,)),
@@ -170,7 +185,7 @@ def test_a_task_that_keeps_failing_goes_to_a_person(caplog: pytest.LogCaptureFix
 def test_filing_failure_leaves_task_served_and_is_retried() -> None:
     async def main() -> None:
         sink = RecordingSink(fail_filing=2)
-        h = Harness(extra_plugins=[sink])
+        h = harness(extra_plugins=[sink])
         h.sms.enqueue(Outcome.delivered())
         task_id = await h.client.submit(make_request(make_party()))
         await h.client.run_until_idle(max_steps=2)
@@ -187,7 +202,7 @@ def test_filing_failure_leaves_task_served_and_is_retried() -> None:
 
 def test_unknown_channel_at_send_time_fails_the_dispatch() -> None:
     async def main() -> None:
-        h = Harness()
+        h = harness()
         h.sms.enqueue(Outcome.delivered())
         h.client.engine._kinds = {ChannelKind.ESERVICE: "vanished", ChannelKind.SMS: "fake-sms"}
         task_id = await h.client.submit(make_request(make_party(eservice="acct")))
@@ -240,7 +255,7 @@ def test_set_testing_switches_back() -> None:
 def test_filing_that_keeps_failing_goes_to_a_person_and_resume_files_it() -> None:
     async def main() -> None:
         sink = RecordingSink(fail_filing=4)
-        h = Harness(extra_plugins=[sink], config=EngineConfig(max_io_errors=4))
+        h = harness(extra_plugins=[sink], config=EngineConfig(max_io_errors=4))
         h.sms.enqueue(Outcome.delivered())
         task_id = await h.client.submit(make_request(make_party()))
         await h.client.run_until_idle()
@@ -270,7 +285,7 @@ def test_registration_hooks_receive_the_clients_clock() -> None:
             seen.append(clock)
 
     async def main() -> None:
-        h = Harness(extra_plugins=[ClockAware()])
+        h = harness(extra_plugins=[ClockAware()])
         assert len(h.client.host.channels) == 6
         assert seen == [h.clock]
         await h.aclose()
@@ -279,7 +294,7 @@ def test_registration_hooks_receive_the_clients_clock() -> None:
 
 
 def test_run_forever_on_the_system_clock_serves_what_is_submitted_while_it_runs() -> None:
-    from delivery_sdk import AsyncDeliveryClient, SQLiteStore
+    from delivery_sdk import AsyncDeliveryClient
 
     async def main() -> None:
         sms = MockChannel(
@@ -290,7 +305,7 @@ def test_run_forever_on_the_system_clock_serves_what_is_submitted_while_it_runs(
         )
         policy = PolicyConfig(electronic_order=(ChannelKind.SMS,))
         async with AsyncDeliveryClient(
-            SQLiteStore(), plugins=[channels_plugin(sms)], policy=policy, load_entry_points=False
+            _store_factory[-1](), plugins=[channels_plugin(sms)], policy=policy, load_entry_points=False
         ) as client:
             stop = asyncio.Event()
             runner = asyncio.create_task(client.run_forever(stop))
@@ -319,7 +334,7 @@ def test_run_forever_on_the_system_clock_serves_what_is_submitted_while_it_runs(
 
 def test_without_consent_staff_call_obtains_it_then_e_service_follows() -> None:
     async def main() -> None:
-        h = Harness()
+        h = harness()
         h.phone.enqueue(Outcome.consented(timedelta(minutes=20)))
         h.sms.enqueue(Outcome.delivered(timedelta(minutes=3)))
         task_id = await h.client.submit(make_request(make_party(consent=False)))
@@ -349,7 +364,7 @@ def test_without_consent_staff_call_obtains_it_then_e_service_follows() -> None:
 
 def test_without_consent_a_refused_or_unanswered_call_goes_to_post_never_electronic() -> None:
     async def main() -> None:
-        h = Harness()
+        h = harness()
         h.phone.enqueue(Outcome.failed("party refused electronic service"), Outcome.no_answer())
         h.carrier.enqueue(Outcome.signed(), Outcome.signed())
         ids = [
@@ -373,7 +388,7 @@ def test_a_task_without_consent_is_never_served_electronically() -> None:
 
     async def main() -> None:
         policy = PolicyConfig(seek_consent_by_phone=False)
-        h = Harness(policy=policy)
+        h = harness(policy=policy)
         for channel in h.channels:
             channel.default = Outcome.delivered()
         h.carrier.default = Outcome.signed()

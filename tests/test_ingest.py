@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,6 +33,7 @@ from delivery_sdk import (
     SQLiteStore,
     StatusReport,
     TaskState,
+    TaskStore,
     UnknownChannel,
     VirtualClock,
 )
@@ -50,6 +51,21 @@ from delivery_sdk.testing import (
 
 def run(coro: Coroutine[Any, Any, Any]) -> Any:
     return asyncio.run(coro)
+
+
+_store_factory: list[Any] = []  # this test's store_factory (tests/conftest.py)
+
+
+@pytest.fixture(autouse=True)
+def on_both_stores(store_factory: Any) -> Iterator[None]:
+    """Every ingest path runs twice: on the SQLite store and on the PostgreSQL store."""
+    _store_factory.append(store_factory)
+    yield
+    _store_factory.clear()
+
+
+def _store() -> TaskStore:
+    return _store_factory[-1]() if _store_factory else SQLiteStore()
 
 
 class JsonChannel(BaseChannel):
@@ -109,7 +125,7 @@ class World:
         self.quiet = QuietChannel()
         self.carrier = FakeCarrier(clock=self.clock)
         self.sink = RecordingSink()
-        self.store = SQLiteStore()
+        self.store = _store()
         ids = itertools.count(1)
         self.client = AsyncDeliveryClient(
             self.store,
@@ -555,7 +571,7 @@ def _mock_client(handlers: dict[str, Callable[[Dispatch], SendResult]], clock: V
         MockChannel(handlers["email"], name="mock-email", kind=ChannelKind.EMAIL),
     ]
     return AsyncDeliveryClient(
-        SQLiteStore(),
+        _store(),
         plugins=[channels_plugin(*channels), RecordingSink()],
         clock=clock,
         load_entry_points=False,
@@ -687,7 +703,7 @@ def test_receipt_that_races_a_poll_is_recorded_once() -> None:
         lambda d: SendResult(accepted=True, provider_ref="ref"), name="mock-sms", status_handler=status
     )
     client = AsyncDeliveryClient(
-        SQLiteStore(),
+        _store(),
         plugins=[channels_plugin(channel), RecordingSink()],
         clock=clock,
         load_entry_points=False,

@@ -1,4 +1,4 @@
-"""End-to-end lifecycle paths through :class:`delivery_sdk.testing.Harness` (in-memory SQLite, virtual clock).
+"""End-to-end lifecycle paths through :class:`delivery_sdk.testing.Harness` (virtual clock), on both stores.
 
 Each test drives one path of the service lifecycle and pins the exact ordered event types of the task's
 timeline, the final state and the fields a judge or the case file relies on: how the task was served, on
@@ -9,7 +9,7 @@ print centre, and the proof of service filed into the case file.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,13 +43,22 @@ BEIJING = "北京市朝阳区建国路1号"
 POSTAL_LEG = ["print.routed", "dispatch.queued", "dispatch.sent", "print.printed", "post.mailed"]
 
 Scenario = Callable[[Harness], Awaitable[None]]
+_store_factory: list[Any] = []  # this test's store_factory (tests/conftest.py)
+
+
+@pytest.fixture(autouse=True)
+def on_both_stores(store_factory: Any) -> Iterator[None]:
+    """Every path runs twice: on the SQLite store and on the PostgreSQL store."""
+    _store_factory.append(store_factory)
+    yield
+    _store_factory.clear()
 
 
 def run(scenario: Scenario, **harness_kwargs: Any) -> None:
     """Run ``scenario`` on a fresh harness and check that every scripted outcome was used."""
 
     async def main() -> None:
-        harness = Harness(**harness_kwargs)
+        harness = Harness(_store_factory[-1]() if _store_factory else None, **harness_kwargs)
         try:
             await scenario(harness)
             assert harness.unused() == {}

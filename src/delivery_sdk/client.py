@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import attrs
 
 from ._exceptions import InvalidRequest, MalformedReceipt, UnknownChannel, ValidationError
+from .callbacks import parse_callback_with_query
 from .channels import Receipt
 from .clock import Clock, SystemClock
 from .engine import Engine, EngineConfig, IngestResult
@@ -43,7 +44,7 @@ from .model import (
 from .plugins import PluginHost
 from .policy import PolicyConfig
 from .serialization import dumps, event_to_dict
-from .store import NewTask, SQLiteStore, TaskStore
+from .store import STORE_ENV, NewTask, TaskStore, open_store
 
 __all__ = ["AsyncDeliveryClient", "DeliveryClient", "DispatchSummary", "TaskStatus"]
 
@@ -173,7 +174,9 @@ class AsyncDeliveryClient:
         evidence_origin: str = "delivery-sdk",
     ) -> None:
         if store is None or isinstance(store, str | os.PathLike):
-            self.store: TaskStore = SQLiteStore(DEFAULT_STORE if store is None else store)
+            # a SQLite path or a postgresql:// DSN; none: $DELIVERY_SDK_STORE, else the default SQLite file
+            env_store = (os.environ if environ is None else environ).get(STORE_ENV) if store is None else None
+            self.store: TaskStore = open_store(store if store is not None else env_store or DEFAULT_STORE)
             self._owns_store = True
         else:
             self.store = store
@@ -308,11 +311,18 @@ class AsyncDeliveryClient:
         """Record a delivery report, read receipt or print/carrier progress; idempotent on its event id."""
         return self.engine.ingest(receipt, channel=channel)
 
-    async def ingest_callback(self, channel: str, headers: Mapping[str, str], body: bytes) -> list[IngestResult]:
-        """Parse a provider's push with its channel adapter and ingest every receipt in it."""
+    async def ingest_callback(
+        self, channel: str, headers: Mapping[str, str], body: bytes, *, query: Mapping[str, str] | None = None
+    ) -> list[IngestResult]:
+        """Parse a provider's push with its channel adapter and ingest every receipt in it.
+
+        ``query`` (the request's URL query parameters) goes to adapters whose ``parse_callback`` declares
+        it (see :mod:`delivery_sdk.callbacks`). Nothing is verified against replays here: that is
+        :class:`~delivery_sdk.callbacks.CallbackReceiver`'s job.
+        """
         adapter = self.host.channels.get(channel)
         try:
-            receipts = adapter.parse_callback(headers, body)
+            receipts = parse_callback_with_query(adapter, headers, body, query)
         except MalformedReceipt:
             raise
         except Exception as exc:
@@ -428,8 +438,10 @@ class DeliveryClient:
         result: IngestResult = self._run(self._async.ingest(receipt, channel=channel))
         return result
 
-    def ingest_callback(self, channel: str, headers: Mapping[str, str], body: bytes) -> list[IngestResult]:
-        result: list[IngestResult] = self._run(self._async.ingest_callback(channel, headers, body))
+    def ingest_callback(
+        self, channel: str, headers: Mapping[str, str], body: bytes, *, query: Mapping[str, str] | None = None
+    ) -> list[IngestResult]:
+        result: list[IngestResult] = self._run(self._async.ingest_callback(channel, headers, body, query=query))
         return result
 
     def run_until_idle(self, *, until: datetime | None = None, max_steps: int | None = None) -> int:

@@ -15,7 +15,7 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -28,6 +28,9 @@ from .verify import (
     open_checkpoint,
     verify_inclusion,
 )
+
+if TYPE_CHECKING:
+    from .log import SQLConnection
 
 __all__ = ["BUNDLE_FORMAT", "AuditReport", "export_bundle", "verify_bundle", "verify_store"]
 
@@ -45,7 +48,11 @@ class AuditReport:
         return not self.problems
 
 
-def _connect(path: str | Path) -> sqlite3.Connection:
+def _connect(path: str | Path) -> sqlite3.Connection | SQLConnection:
+    if isinstance(path, str) and path.startswith(("postgresql://", "postgres://")):
+        from ..store.postgres import audit_connection  # a PostgreSQL store, read on one snapshot
+
+        return audit_connection(path)
     if not Path(path).exists():
         raise FileNotFoundError(f"no store at {path}")
     return sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
@@ -153,7 +160,7 @@ def export_bundle(path: str | Path, task_id: str) -> dict[str, Any]:
         db.close()
 
 
-def bundle_from(db: sqlite3.Connection, task_id: str) -> dict[str, Any]:
+def bundle_from(db: sqlite3.Connection | SQLConnection, task_id: str) -> dict[str, Any]:
     """:func:`export_bundle` on an open connection (the store uses it while filing)."""
     from .log import SQLiteNodes, stored_nodes
     from .merkle import inclusion_proof

@@ -362,6 +362,11 @@ class Supervisor:
     """
 
     def __init__(self, path: str | Path, *, upgrade: bool = True, utc_offset: timedelta = timedelta(hours=8)) -> None:
+        if isinstance(path, str) and path.startswith(("postgresql://", "postgres://")):
+            raise StoreError(
+                "supervision reports need the SQLite store (their queries are SQLite SQL); they do not run on a "
+                "PostgreSQL store yet: use delivery-sdk status/tasks/verify there"
+            )
         self.path = Path(path)
         if not self.path.exists():
             raise FileNotFoundError(f"no store at {self.path}")
