@@ -34,11 +34,11 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # str.isdigit also takes "²", which float() refuses
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
@@ -109,8 +109,10 @@ class RateLimiter:
                 now = self._monotonic()
                 self._tokens = min(float(self.burst), self._tokens + (now - self._updated) * self.rate)
                 self._updated = now
-                if self._tokens >= 1.0:
-                    self._tokens -= 1.0
+                # a hair under one token counts: with a coarse clock (or a fake one) the refill after a wait
+                # can round to 0.999..., and waiting for the rest would never end
+                if self._tokens >= 1.0 - 1e-9:
+                    self._tokens = max(0.0, self._tokens - 1.0)
                     return
                 wait = (1.0 - self._tokens) / self.rate
                 result = self._sleep(wait)

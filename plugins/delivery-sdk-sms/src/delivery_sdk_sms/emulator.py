@@ -1,0 +1,454 @@
+"""A local SMS gateway for tests, end-to-end runs and benchmarks: the protocol of :mod:`delivery_sdk_sms`
+over a real socket (``ThreadingHTTPServer`` on ``127.0.0.1``, an ephemeral port, in a thread).
+
+It checks every request as a gateway would (access key, timestamp window, unused nonce, signature,
+``Idempotency-Key`` equal to ``out_id``), keeps messages by ``out_id`` (a second send of an ``out_id`` it has
+answers with the first ``biz_id``: the idempotency the adapter relies on), and can be scripted::
+
+    with SmsGatewayEmulator() as gateway:
+        gateway.fail_next(Fault.http(503), Fault.rate_limited(retry_after="2"))
+        gateway.fail_next(Fault.timeout(1.0))             # take the message, answer too late
+        gateway.refuse_numbers.add("13800000000")         # isv.MOBILE_NUMBER_ILLEGAL
+        channel = gateway.channel()                        # an SmsChannel pointed at it
+        ...
+        headers, body = gateway.deliver(dispatch_id)       # a signed delivery report (pushed to callback_url)
+
+``transient_rate`` answers that share of sends with a 503 at random (seeded), for soak runs; ``latency``
+delays every answer by that many seconds (a real gateway's round trip, for benchmarks). Every send the
+gateway authenticated is in ``attempts`` (faulted ones included); ``messages`` holds what it accepted.
+Nothing here logs a phone number.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import random
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from . import (
+    H_KEY_ID,
+    H_NONCE,
+    H_SIGNATURE,
+    H_TIMESTAMP,
+    QUERY_PATH,
+    SEND_PATH,
+    SmsChannel,
+    callback_signature,
+    sign_request,
+)
+
+__all__ = ["EmulatedSms", "Fault", "SmsGatewayEmulator"]
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One scripted misbehaviour, applied to the next send (or status query) in order."""
+
+    kind: str  # "http" | "code" | "timeout"
+    status: int = 200
+    code: str = ""
+    retry_after: str | None = None
+    seconds: float = 0.0
+    accept: bool = True  # for "timeout": take the message before answering too late
+
+    @classmethod
+    def http(cls, status: int = 503, retry_after: str | None = None) -> Fault:
+        """Answer with this HTTP status (and Retry-After); the message is not taken."""
+        return cls("http", status=status, retry_after=retry_after)
+
+    @classmethod
+    def rate_limited(cls, retry_after: str = "1") -> Fault:
+        """HTTP 429 with ``Retry-After`` (seconds or an HTTP date)."""
+        return cls("http", status=429, retry_after=retry_after)
+
+    @classmethod
+    def refuse(cls, code: str = "isv.MOBILE_NUMBER_ILLEGAL") -> Fault:
+        """HTTP 200 with a gateway code other than OK (a refusal for good, or a busy code)."""
+        return cls("code", code=code)
+
+    @classmethod
+    def busy(cls, retry_after: str | None = None) -> Fault:
+        """HTTP 200 with ``isv.BUSINESS_LIMIT_CONTROL`` (flow control)."""
+        return cls("code", code="isv.BUSINESS_LIMIT_CONTROL", retry_after=retry_after)
+
+    @classmethod
+    def timeout(cls, seconds: float, *, accept: bool = True) -> Fault:
+        """Sleep ``seconds`` (longer than the client's timeout) before answering; with ``accept`` the
+        message was taken first, so the client is left in doubt."""
+        return cls("timeout", seconds=seconds, accept=accept)
+
+
+@dataclass
+class EmulatedSms:
+    """A message the gateway accepted."""
+
+    out_id: str
+    biz_id: str
+    phone_numbers: str
+    sign_name: str
+    template_code: str
+    template_param: dict[str, str]
+    received_at: datetime
+    reports: list[dict[str, str]] = field(default_factory=list)
+
+    def view(self) -> dict[str, str]:
+        """The message as the status query shows it (its latest report)."""
+        latest = self.reports[-1] if self.reports else {}
+        return {
+            "biz_id": self.biz_id,
+            "out_id": self.out_id,
+            "status": latest.get("status", "SENDING"),
+            "err_code": latest.get("err_code", ""),
+            "report_id": latest.get("report_id", ""),
+            "report_time": latest.get("report_time", ""),
+        }
+
+
+class SmsGatewayEmulator:
+    """The gateway (see the module docstring). ``clock`` stamps reports (default: the system clock)."""
+
+    def __init__(
+        self,
+        *,
+        access_key_id: str = "emulator-key-id",
+        access_key_secret: str = "emulator-key-secret",
+        callback_secret: str = "emulator-callback-secret",
+        callback_url: str | None = None,
+        clock: Callable[[], datetime] | None = None,
+        auto_deliver: bool = False,
+        transient_rate: float = 0.0,
+        seed: int = 0,
+        window: float = 300.0,
+        latency: float = 0.0,
+    ) -> None:
+        self.access_key_id = access_key_id
+        self.access_key_secret = access_key_secret
+        self.callback_secret = callback_secret
+        self.callback_url = callback_url
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.auto_deliver = auto_deliver
+        self.transient_rate = transient_rate
+        self.window = window
+        self.latency = latency
+        self.refuse_numbers: set[str] = set()
+        self.attempts: list[str] = []
+        self.queries: list[str] = []
+        self.messages: dict[str, EmulatedSms] = {}
+        self.rejected: list[str] = []
+        self.pushes: list[int] = []
+        self._script: deque[Fault] = deque()
+        self._query_script: deque[Fault] = deque()
+        self._nonces: set[str] = set()
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+        self._pushers: list[threading.Thread] = []
+        self._reports = 0
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- running ---------------------------------------------------------------------------------------
+
+    def start(self) -> SmsGatewayEmulator:
+        emulator = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as a real gateway
+            disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                emulator._handle(self, "POST")
+
+            def do_GET(self) -> None:
+                emulator._handle(self, "GET")
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            block_on_close = False
+            request_queue_size = 1024  # the default backlog of 5 drops connects under load (1 s SYN retries)
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # a client that timed out and left: nothing to report
+
+        self._server = Server(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="sms-emulator", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.wait_pushes()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> SmsGatewayEmulator:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the emulator is not running: call start() or use it as a context manager")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def channel(self, **kwargs: Any) -> SmsChannel:
+        """An :class:`SmsChannel` configured for this gateway (keyword arguments override)."""
+        options: dict[str, Any] = {
+            "access_key_id": self.access_key_id,
+            "access_key_secret": self.access_key_secret,
+            "callback_secret": self.callback_secret,
+            "sign_name": "武汉中院",
+            "template_code": "SMS_0001",
+            "link_template": "https://ssfw.court.example/s/{token}",
+        }
+        options.update(kwargs)
+        return SmsChannel(self.url, **options)
+
+    # -- scripting and inspecting ----------------------------------------------------------------------
+
+    def fail_next(self, *faults: Fault) -> None:
+        """Apply these faults, in order, to the next sends."""
+        with self._lock:
+            self._script.extend(faults)
+
+    def fail_next_query(self, *faults: Fault) -> None:
+        """Apply these faults (``http`` or ``timeout``), in order, to the next status queries."""
+        with self._lock:
+            self._query_script.extend(faults)
+
+    def attempts_for(self, out_id: str) -> int:
+        with self._lock:
+            return self.attempts.count(out_id)
+
+    def deliver(
+        self, out_id: str, *, success: bool = True, err_code: str = "", push: bool = True
+    ) -> tuple[dict[str, str], bytes]:
+        """Record a delivery report for an accepted message; push it to ``callback_url`` when set (and
+        ``push``). Returns the signed push (headers, body) so a test can hand it in itself."""
+        with self._lock:
+            report = self._report(self.messages[out_id], success, err_code)
+        headers, body = self.signed_callback([report])
+        if push and self.callback_url:
+            self._push(headers, body)
+        return headers, body
+
+    def signed_callback(
+        self, reports: Iterable[dict[str, str]], *, timestamp: int | None = None, nonce: str | None = None
+    ) -> tuple[dict[str, str], bytes]:
+        """A delivery-report push as the gateway signs it."""
+        body = json.dumps(list(reports), ensure_ascii=False).encode()
+        ts = str(int(time.time()) if timestamp is None else timestamp)
+        nonce = nonce or f"n{self._random.getrandbits(64):016x}"
+        headers = {
+            H_TIMESTAMP: ts,
+            H_NONCE: nonce,
+            H_SIGNATURE: callback_signature(self.callback_secret, ts, nonce, body),
+            "Content-Type": "application/json",
+        }
+        return headers, body
+
+    def wait_pushes(self, timeout: float = 5.0) -> None:
+        """Wait for the delivery reports being pushed in the background (``auto_deliver``)."""
+        for thread in list(self._pushers):
+            thread.join(timeout)
+        self._pushers = [t for t in self._pushers if t.is_alive()]
+
+    # -- internals -------------------------------------------------------------------------------------
+
+    def _report(self, message: EmulatedSms, success: bool, err_code: str) -> dict[str, str]:
+        self._reports += 1
+        report = {
+            "biz_id": message.biz_id,
+            "out_id": message.out_id,
+            "status": "DELIVERED" if success else "FAILED",
+            "err_code": "DELIVERED" if success else (err_code or "MK:0001"),
+            "report_id": f"rpt-{self._reports:08d}",
+            "report_time": self.clock().isoformat(),
+        }
+        message.reports.append(report)
+        return report
+
+    def _push(self, headers: dict[str, str], body: bytes) -> None:
+        assert self.callback_url is not None
+        request = urllib.request.Request(self.callback_url, data=body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as answer:
+                status = int(answer.status)
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        except OSError:
+            status = 0
+        with self._lock:
+            self.pushes.append(status)
+
+    def _authenticate(self, handler: BaseHTTPRequestHandler, method: str, body: bytes) -> str | None:
+        """None if the request is properly signed, else the gateway's error code."""
+        parts = urlsplit(handler.path)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        key_id = handler.headers.get(H_KEY_ID, "")
+        timestamp = handler.headers.get(H_TIMESTAMP, "")
+        nonce = handler.headers.get(H_NONCE, "")
+        signature = handler.headers.get(H_SIGNATURE, "")
+        if key_id != self.access_key_id:
+            return "InvalidAccessKeyId.NotFound"
+        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > self.window:
+            return "InvalidTimeStamp.Expired"
+        expected = sign_request(self.access_key_secret, method, parts.path, query, key_id, timestamp, nonce, body)
+        if not hmac.compare_digest(expected, signature):
+            return "SignatureDoesNotMatch"
+        with self._lock:
+            if not nonce or nonce in self._nonces:
+                return "SignatureNonceUsed"
+            self._nonces.add(nonce)
+        return None
+
+    def _handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else b""
+        path = urlsplit(handler.path).path
+        if (method, path) not in (("POST", SEND_PATH), ("GET", QUERY_PATH)):
+            self._answer(handler, 404, {"code": "NotFound"})
+            return
+        if self.latency:
+            time.sleep(self.latency)  # a real gateway's network and processing time
+        refused = self._authenticate(handler, method, body)
+        if refused is not None:
+            with self._lock:
+                self.rejected.append(refused)
+            self._answer(handler, 401, {"code": refused})
+            return
+        if method == "GET":
+            self._query(handler)
+        else:
+            self._send(handler, body)
+
+    def _query(self, handler: BaseHTTPRequestHandler) -> None:
+        out_id = dict(parse_qsl(urlsplit(handler.path).query)).get("out_id", "")
+        with self._lock:
+            self.queries.append(out_id)
+            fault = self._query_script.popleft() if self._query_script else None
+        if fault is not None and fault.kind == "timeout":
+            time.sleep(fault.seconds)
+        elif fault is not None:
+            self._answer(handler, fault.status, {"code": "Fault"}, retry_after=fault.retry_after)
+            return
+        with self._lock:
+            message = self.messages.get(out_id)
+            messages = [message.view()] if message is not None else []
+        self._answer(handler, 200, {"code": "OK", "messages": messages})
+
+    def _send(self, handler: BaseHTTPRequestHandler, body: bytes) -> None:
+        try:
+            payload = json.loads(body)
+            out_id = payload["out_id"]
+            phone = payload["phone_numbers"]
+            params = payload["template_param"]
+            if not all(isinstance(v, str) and v for v in (out_id, phone, payload["sign_name"])):
+                raise ValueError("empty field")
+            if not isinstance(params, dict):
+                raise ValueError("template_param is not an object")
+        except (ValueError, KeyError, TypeError):
+            self._answer(handler, 400, {"code": "InvalidParameters"})
+            return
+        if handler.headers.get("Idempotency-Key") != out_id:
+            self._answer(handler, 400, {"code": "IdempotencyKeyMismatch"})
+            return
+        pushing: tuple[dict[str, str], bytes] | None = None
+        with self._lock:
+            self.attempts.append(out_id)
+            fault = self._script.popleft() if self._script else None
+            if fault is None and self.transient_rate and self._random.random() < self.transient_rate:
+                fault = Fault.http(503)
+            if fault is not None and fault.kind == "http":
+                answer: tuple[int, dict[str, Any], str | None] = (fault.status, {"code": "Fault"}, fault.retry_after)
+            elif fault is not None and fault.kind == "code":
+                answer = (200, {"code": fault.code, "message": "scripted"}, fault.retry_after)
+            elif phone in self.refuse_numbers:
+                answer = (200, {"code": "isv.MOBILE_NUMBER_ILLEGAL", "message": "invalid number"}, None)
+            elif fault is not None and not fault.accept:
+                answer = (200, {"code": "OK", "biz_id": "never-taken"}, None)
+            else:
+                message = self.messages.get(out_id)
+                if message is None:
+                    message = self.messages[out_id] = EmulatedSms(
+                        out_id=out_id,
+                        biz_id=f"{len(self.messages) + 1:09d}^{self._random.getrandbits(32):08x}",
+                        phone_numbers=phone,
+                        sign_name=payload["sign_name"],
+                        template_code=str(payload.get("template_code", "")),
+                        template_param={str(k): str(v) for k, v in params.items()},
+                        received_at=self.clock(),
+                    )
+                    if self.auto_deliver:
+                        report = self._report(message, True, "")
+                        if self.callback_url:
+                            pushing = self.signed_callback([report])
+                answer = (
+                    200,
+                    {"code": "OK", "biz_id": message.biz_id, "request_id": f"req-{len(self.attempts)}"},
+                    None,
+                )
+        if pushing is not None:
+            thread = threading.Thread(target=self._push, args=pushing, daemon=True)
+            self._pushers.append(thread)
+            thread.start()
+        if fault is not None and fault.kind == "timeout":
+            time.sleep(fault.seconds)
+        self._answer(handler, answer[0], answer[1], retry_after=answer[2])
+
+    @staticmethod
+    def _answer(
+        handler: BaseHTTPRequestHandler, status: int, payload: dict[str, Any], *, retry_after: str | None = None
+    ) -> None:
+        raw = json.dumps(payload, ensure_ascii=False).encode()
+        try:
+            handler.send_response(status)
+            handler.send_header("Content-Type", "application/json; charset=utf-8")
+            handler.send_header("Content-Length", str(len(raw)))
+            if retry_after is not None:
+                handler.send_header("Retry-After", retry_after)
+            handler.end_headers()
+            handler.wfile.write(raw)
+        except OSError:
+            pass  # the client gave up (a scripted timeout)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m delivery_sdk_sms.emulator [--latency S] [--auto-deliver]``: serve on 127.0.0.1, print
+    the URL on the first line of stdout, stop when stdin closes (for benchmarks in a separate process)."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m delivery_sdk_sms.emulator")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
+    parser.add_argument("--auto-deliver", action="store_true", help="record a delivery report for every message")
+    args = parser.parse_args(argv)
+    with SmsGatewayEmulator(latency=args.latency, auto_deliver=args.auto_deliver) as gateway:
+        print(gateway.url, flush=True)
+        sys.stdin.read()
+
+
+if __name__ == "__main__":
+    main()
