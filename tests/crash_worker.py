@@ -449,6 +449,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--kill-after-commits", type=int, help="SIGKILL itself right after the n-th engine commit")
     parser.add_argument("--kill-after-submits", type=int, help="SIGKILL itself right after the n-th submit_many")
     args = parser.parse_args(argv)
+    # Imports are done: the test times its random kill from here, so a slow interpreter start on a loaded
+    # machine does not make every kill land before the worker has touched the store.
+    print("ready", flush=True)
     summary = asyncio.run(
         run(
             args.store,

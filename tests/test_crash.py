@@ -128,13 +128,17 @@ def _random_trial(root: Path, number: int) -> list[Kill]:
     trial.mkdir()
     kills: list[Kill] = []
     for _ in range(rng.randint(1, 3)):
-        delay = rng.uniform(0.02, 1.5)
+        delay = rng.uniform(0.0, 1.2)  # from the moment the worker is ready
         with open(trial / "worker.log", "ab") as log:
-            proc = subprocess.Popen(_command(trial, seed), stdout=subprocess.DEVNULL, stderr=log)
+            proc = subprocess.Popen(_command(trial, seed), stdout=subprocess.PIPE, stderr=log)
+            assert proc.stdout is not None
+            ready = proc.stdout.readline()  # "ready" once imported (or EOF if it died first)
+            assert ready in (b"ready\n", b""), ready
             time.sleep(delay)
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
             code = proc.wait(timeout=60)
+            proc.stdout.close()
         assert code in (-signal.SIGKILL, 0), f"seed {seed}: worker exited {code}; see {trial}"
         killed = code == -signal.SIGKILL  # else it had finished just before the signal
         kills.append(_observe(trial, delay, killed))
