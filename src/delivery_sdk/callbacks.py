@@ -1,7 +1,32 @@
 """Provider callbacks (delivery reports, read receipts, carrier tracking): verify, de-duplicate, ingest.
 
-This module holds the signing primitives every adapter uses for its ``verify_callback``; the receiver
-(one framework-agnostic entry point) and the ASGI app factory build on them.
+:class:`CallbackReceiver` is the one framework-agnostic entry point: ``handle(channel, headers, body, query=)``
+finds the channel's adapter, checks that the push is authentic, fresh and not a replay, parses it into
+receipts and ingests each (idempotently), and returns a :class:`CallbackResponse` (an HTTP status and a
+small JSON body) for whatever web framework carries it. :func:`asgi_app` wraps a receiver into a plain
+ASGI 3 application that any ASGI server (uvicorn, hypercorn, daphne...) or framework mount can serve.
+
+Three layers keep a callback from being recorded twice or forged:
+
+1. **signature and timestamp**: the adapter's ``verify_callback`` (the provider's own scheme) or, for an
+   adapter without one, the generic scheme below with a per-channel secret. A captured callback is refused
+   once its timestamp is more than ``window`` from now;
+2. **replay cache**: the key ``verify_callback`` returns (a nonce or provider message id) is remembered for
+   twice the window (a callback stamped ``ts`` passes layer 1 until ``ts + window``, and may have arrived
+   as early as ``ts - window``); the same key again is refused as ``replayed``. The cache is bounded and in
+   memory (one per process), so it is a fast first line, not the guarantee;
+3. **the store's receipt keys**: ingest is idempotent on ``(channel, provider_event_id)``, durably and
+   across processes, and a receipt that tells a dispatch nothing new is not recorded either. Whatever gets
+   past layer 2 (a replay to another worker, an entry evicted from a full cache, a provider retrying with a
+   fresh nonce) is recorded once.
+
+The generic scheme (for adapters without ``verify_callback``, and for integrators' own pushes)::
+
+    X-Delivery-Timestamp: <Unix seconds>
+    X-Delivery-Nonce:     <1-128 characters of A-Z a-z 0-9 _ . : -, unique per callback>
+    X-Delivery-Signature: hex(HMAC-SHA256(secret, timestamp + "\\n" + nonce + "\\n" + body))
+
+:func:`sign_callback` produces these headers.
 
 Contract for adapters that take callbacks: besides ``parse_callback(headers, body)``, implement::
 
@@ -11,23 +36,153 @@ Contract for adapters that take callbacks: besides ``parse_callback(headers, bod
         Raise CallbackRejected("forged" | "stale", detail) otherwise.'''
 
 Header names are matched case-insensitively (pass any mapping; :func:`lower_headers` normalises).
+
+**The URL query.** Some providers sign in the query string, not in headers (WeChat puts ``signature``,
+``timestamp`` and ``nonce`` there). The receiver takes the request's query (``handle(..., query=...)``: a
+mapping, or the raw query string, which :func:`parse_query` decodes) and passes it, as a
+``dict[str, str]`` (empty when the request had none), to every adapter method that declares a ``query``
+parameter::
+
+    def verify_callback(self, headers, body, now, *, query: Mapping[str, str] | None = None) -> str: ...
+    def parse_callback(self, headers, body, *, query: Mapping[str, str] | None = None) -> Sequence[Receipt]: ...
+
+Adapters whose scheme lives in headers do not declare it and are called as before. Headers and query stay
+apart: a query parameter is never visible as a header, nor the other way round. A raw query string naming
+a parameter twice, or more than :data:`MAX_QUERY_FIELDS` of them, is refused as ``malformed`` (which copy
+would the signature have covered?).
 """
 
 from __future__ import annotations
 
+import collections
+import functools
 import hashlib
 import hmac
-from collections.abc import Mapping
+import inspect
+import json
+import logging
+import re
+import secrets as _secrets
+import threading
+import urllib.parse
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from ._exceptions import CallbackRejected
+import attrs
 
-__all__ = ["check_timestamp", "hmac_sha256_hex", "lower_headers", "verify_hmac_sha256"]
+from ._exceptions import CallbackRejected, MalformedReceipt, UnknownChannel
+
+if TYPE_CHECKING:
+    from .channels import ChannelAdapter, Receipt
+    from .clock import Clock
+    from .engine import Engine
+
+__all__ = [
+    "HEADER_NONCE",
+    "HEADER_SIGNATURE",
+    "HEADER_TIMESTAMP",
+    "MAX_QUERY_FIELDS",
+    "CallbackReceiver",
+    "CallbackResponse",
+    "ReplayCache",
+    "ReplayGuard",
+    "asgi_app",
+    "check_timestamp",
+    "hmac_sha256_hex",
+    "lower_headers",
+    "parse_callback_with_query",
+    "parse_query",
+    "sign_callback",
+    "takes_query",
+    "verify_hmac_sha256",
+    "verify_signed_callback",
+]
+
+log = logging.getLogger("delivery_sdk.callbacks")
+
+HEADER_TIMESTAMP = "X-Delivery-Timestamp"
+HEADER_NONCE = "X-Delivery-Nonce"
+HEADER_SIGNATURE = "X-Delivery-Signature"
+DEFAULT_WINDOW = timedelta(minutes=5)
+DEFAULT_MAX_BODY = 1 << 20  # 1 MiB: a delivery report is a few hundred bytes
+_NONCE = re.compile(r"[A-Za-z0-9_.:-]{1,128}", re.ASCII)
+_CHANNEL = re.compile(r"[A-Za-z0-9_.:-]{1,100}", re.ASCII)
+MAX_QUERY_FIELDS = 64  # a provider's query carries a handful of parameters
 
 
 def lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The headers with lower-case names (HTTP header names are case-insensitive)."""
     return {str(k).lower(): str(v) for k, v in headers.items()}
+
+
+Query = Mapping[str, str] | str | bytes | None
+"""A callback's URL query: a mapping, the raw query string (``a=1&b=2``, percent-encoded), or none."""
+
+
+def parse_query(query: Query) -> dict[str, str]:
+    """The callback's query parameters as a ``dict`` (names as given: query names are case-sensitive).
+
+    A raw string or bytes (ASGI's ``scope["query_string"]``) is percent-decoded as UTF-8, blank values kept.
+    Raises ``ValueError`` for a name given twice, more than :data:`MAX_QUERY_FIELDS` parameters, or text
+    that is not UTF-8 once decoded.
+    """
+    if query is None:
+        return {}
+    if isinstance(query, Mapping):
+        if len(query) > MAX_QUERY_FIELDS:
+            raise ValueError(f"more than {MAX_QUERY_FIELDS} query parameters")
+        return {str(k): str(v) for k, v in query.items()}
+    raw = query.decode("latin-1") if isinstance(query, bytes) else query
+    if not isinstance(raw, str):
+        raise TypeError(f"query must be a mapping, str or bytes, not {type(query).__name__}")
+    try:
+        pairs = urllib.parse.parse_qsl(
+            raw, keep_blank_values=True, encoding="utf-8", errors="strict", max_num_fields=MAX_QUERY_FIELDS
+        )
+    except UnicodeDecodeError:
+        raise ValueError("a query parameter is not UTF-8") from None
+    except ValueError:
+        raise ValueError(f"more than {MAX_QUERY_FIELDS} query parameters") from None
+    params: dict[str, str] = {}
+    for name, value in pairs:
+        if name in params:
+            raise ValueError(f"query parameter {name[:40]!r} appears twice")
+        params[name] = value
+    return params
+
+
+@functools.lru_cache(maxsize=1024)
+def _declares_query(func: Callable[..., Any]) -> bool:
+    try:
+        parameters = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):  # a builtin or an odd callable: no introspection, no query
+        return False
+    return any(
+        p.kind is inspect.Parameter.VAR_KEYWORD
+        or (p.name == "query" and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY))
+        for p in parameters
+    )
+
+
+def takes_query(method: Callable[..., Any]) -> bool:
+    """Whether an adapter method declares a ``query`` parameter (or ``**kwargs``): the receiver passes the
+    request's query to those only."""
+    func = getattr(method, "__func__", method)  # a bound method: its function, so the answer is cached
+    try:
+        return _declares_query(func)
+    except TypeError:  # an unhashable callable object
+        return _declares_query.__wrapped__(func)
+
+
+def parse_callback_with_query(
+    adapter: ChannelAdapter, headers: Mapping[str, str], body: bytes, query: Mapping[str, str] | None = None
+) -> Sequence[Receipt]:
+    """``adapter.parse_callback(headers, body)``, given ``query=`` too when the adapter declares it."""
+    parse = adapter.parse_callback
+    if takes_query(parse):
+        return parse(headers, body, query=dict(query or {}))  # type: ignore[call-arg]
+    return parse(headers, body)
 
 
 def hmac_sha256_hex(secret: bytes | str, *parts: bytes | str) -> str:
@@ -46,7 +201,7 @@ def verify_hmac_sha256(secret: bytes | str, signature: str | None, *parts: bytes
         raise CallbackRejected("forged", "signature does not match")
 
 
-def check_timestamp(value: str | None, now: datetime, window: timedelta = timedelta(minutes=5)) -> datetime:
+def check_timestamp(value: str | None, now: datetime, window: timedelta = DEFAULT_WINDOW) -> datetime:
     """Parse a callback timestamp (Unix seconds or milliseconds) and refuse one outside ``now ± window``."""
     if value is None or not value.strip().isdigit():
         raise CallbackRejected("forged", "missing or unreadable timestamp")
@@ -60,3 +215,393 @@ def check_timestamp(value: str | None, now: datetime, window: timedelta = timede
     if abs(stamped - now) > window:
         raise CallbackRejected("stale", f"timestamp more than {int(window.total_seconds())} s from now")
     return stamped
+
+
+# -- the generic signature scheme ---------------------------------------------------------------------
+
+Secret = bytes | str
+Secrets = Secret | Sequence[Secret]
+
+
+def _secret_list(value: Secrets) -> list[Secret]:
+    if isinstance(value, str | bytes):
+        return [value]
+    items = list(value)
+    if not items or not all(isinstance(s, str | bytes) and s for s in items):
+        raise ValueError("a callback secret must be a non-empty str or bytes, or a non-empty sequence of them")
+    return items
+
+
+def sign_callback(
+    secret: Secret, body: bytes, *, timestamp: datetime | int, nonce: str | None = None
+) -> dict[str, str]:
+    """The headers of the generic scheme for ``body``: timestamp, nonce (random unless given), signature."""
+    stamp = str(int(timestamp.timestamp()) if isinstance(timestamp, datetime) else int(timestamp))
+    nonce = nonce if nonce is not None else _secrets.token_hex(16)
+    if not _NONCE.fullmatch(nonce):
+        raise ValueError("a callback nonce must be 1-128 characters of A-Z a-z 0-9 _ . : -")
+    return {
+        HEADER_TIMESTAMP: stamp,
+        HEADER_NONCE: nonce,
+        HEADER_SIGNATURE: hmac_sha256_hex(secret, stamp, nonce, body),
+    }
+
+
+def verify_signed_callback(
+    secrets: Secrets, headers: Mapping[str, str], body: bytes, now: datetime, window: timedelta = DEFAULT_WINDOW
+) -> str:
+    """Check a callback signed with the generic scheme; return its nonce (the replay key).
+
+    ``secrets`` may list several secrets (the new one first while a provider rotates): any one that matches
+    is accepted. Raises ``CallbackRejected("forged" | "stale")``.
+    """
+    lowered = lower_headers(headers)
+    stamp = lowered.get(HEADER_TIMESTAMP.lower())
+    nonce = lowered.get(HEADER_NONCE.lower())
+    signature = lowered.get(HEADER_SIGNATURE.lower())
+    if nonce is None or not _NONCE.fullmatch(nonce):
+        raise CallbackRejected("forged", "missing or unreadable nonce")
+    if not signature:
+        raise CallbackRejected("forged", "no signature")
+    # The signature first, so an attacker learns nothing from the timestamp check.
+    for secret in _secret_list(secrets):
+        try:
+            verify_hmac_sha256(secret, signature, stamp or "", nonce, body)
+        except CallbackRejected:
+            continue
+        break
+    else:
+        raise CallbackRejected("forged", "signature does not match")
+    check_timestamp(stamp, now, window)
+    return nonce
+
+
+# -- replay protection --------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class ReplayGuard(Protocol):
+    """Remembers the callbacks seen recently (layer 2 of the module docstring).
+
+    Implement it over a shared cache (Redis ``SET NX PX``, a database table) to share it between workers.
+    """
+
+    def claim(self, key: str, now: datetime) -> bool:
+        """Remember ``key``; False if it was already claimed and has not expired."""
+        ...
+
+    def release(self, key: str) -> None:
+        """Forget ``key`` (its callback was not processed, so the provider's retry must get through)."""
+        ...
+
+
+class ReplayCache:
+    """An in-memory, thread-safe, bounded :class:`ReplayGuard`.
+
+    A key is kept for ``retention`` (twice the receiver's window by default). At most ``max_entries`` keys
+    are kept; beyond that the oldest go first, which only weakens this layer: the store's receipt keys
+    still record nothing twice.
+    """
+
+    def __init__(self, *, retention: timedelta = 2 * DEFAULT_WINDOW, max_entries: int = 100_000) -> None:
+        if retention <= timedelta(0):
+            raise ValueError("retention must be positive")
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self.retention = retention
+        self.max_entries = max_entries
+        self._expiry: collections.OrderedDict[str, datetime] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._expiry)
+
+    def claim(self, key: str, now: datetime) -> bool:
+        with self._lock:
+            self._expire(now)
+            expiry = self._expiry.get(key)
+            if expiry is not None and expiry > now:
+                return False
+            self._expiry[key] = now + self.retention
+            self._expiry.move_to_end(key)
+            while len(self._expiry) > self.max_entries:
+                self._expiry.popitem(last=False)
+            return True
+
+    def release(self, key: str) -> None:
+        with self._lock:
+            self._expiry.pop(key, None)
+
+    def _expire(self, now: datetime) -> None:
+        # keys are appended in claim order and all live equally long: the expired ones are at the front
+        while self._expiry:
+            expiry = next(iter(self._expiry.values()))
+            if expiry > now:
+                break
+            self._expiry.popitem(last=False)
+
+
+# -- the receiver -------------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class CallbackResponse:
+    """What to answer the provider: an HTTP status and a JSON body without personal data.
+
+    ``reason`` says why a callback was refused (``forged``, ``stale``, ``replayed``, ``unsigned``,
+    ``unknown_channel``, ``malformed``, ``too_large``); it is for logs and tests, the body does not carry
+    it beyond a generic error.
+    """
+
+    status: int
+    body: Mapping[str, Any]
+    reason: str | None = None
+
+    def json(self) -> bytes:
+        return json.dumps(dict(self.body), sort_keys=True, separators=(",", ":")).encode()
+
+
+_REJECTED_STATUS = {"unknown_channel": 403}
+
+
+def _engine_of(target: object) -> Engine:
+    from .engine import Engine
+
+    if isinstance(target, Engine):
+        return target
+    engine = getattr(target, "engine", None)
+    if isinstance(engine, Engine):
+        return engine
+    raise TypeError(
+        f"CallbackReceiver takes a DeliveryClient, an AsyncDeliveryClient or an Engine, not {type(target).__name__}"
+    )
+
+
+class CallbackReceiver:
+    """Verify, de-duplicate and ingest provider callbacks; see the module docstring for the layers.
+
+    ``target`` is a :class:`~delivery_sdk.DeliveryClient`, an :class:`~delivery_sdk.AsyncDeliveryClient` or
+    their engine. ``secrets`` maps a channel name to the secret(s) of the generic scheme, used for adapters
+    without a ``verify_callback`` of their own; a channel with neither is refused as ``unsigned``.
+    ``clock`` defaults to the client's clock; ``max_body`` bounds the payload (413 above it).
+
+    :meth:`handle` takes the request's headers, body and URL query (for adapters that declare ``query``;
+    see the module docstring). It is synchronous and ingests in the caller's thread: call it where the
+    client's engine lives (the ASGI app calls :meth:`ahandle` in the server's event loop, which is where an
+    :class:`~delivery_sdk.AsyncDeliveryClient` running ``run_forever`` lives too).
+    """
+
+    def __init__(
+        self,
+        target: object,
+        *,
+        secrets: Mapping[str, Secrets] | None = None,
+        window: timedelta = DEFAULT_WINDOW,
+        replay: ReplayGuard | None = None,
+        clock: Clock | None = None,
+        max_body: int = DEFAULT_MAX_BODY,
+    ) -> None:
+        if window <= timedelta(0):
+            raise ValueError("window must be positive")
+        if max_body < 1:
+            raise ValueError("max_body must be at least 1 byte")
+        self.engine = _engine_of(target)
+        self.secrets: dict[str, list[Secret]] = {name: _secret_list(value) for name, value in (secrets or {}).items()}
+        self.window = window
+        self.replay: ReplayGuard = replay if replay is not None else ReplayCache(retention=2 * window)
+        self.clock: Clock = clock or self.engine.clock
+        self.max_body = max_body
+
+    def _rejected(self, channel: str, exc: CallbackRejected) -> CallbackResponse:
+        # the channel name comes from the URL: repr() and a bound keep it from forging log lines
+        log.warning("callback on channel %r rejected: %s", channel[:100], exc)
+        return CallbackResponse(
+            status=_REJECTED_STATUS.get(exc.reason, 401), body={"error": "rejected"}, reason=exc.reason
+        )
+
+    def _adapter(self, channel: str) -> Any:
+        """The channel adapter of that name, else the print centre of that id (centres push too)."""
+        host = self.engine.host
+        try:
+            return host.channels.get(channel)
+        except UnknownChannel:
+            if channel in host.print_centres:
+                return host.print_centres.adapter(channel)
+            raise
+
+    def _verify(
+        self, channel: str, headers: Mapping[str, str], body: bytes, now: datetime, query: Mapping[str, str]
+    ) -> str:
+        if not _CHANNEL.fullmatch(channel):
+            raise CallbackRejected("unknown_channel", "not a channel name")
+        try:
+            adapter = self._adapter(channel)
+        except UnknownChannel:
+            raise CallbackRejected("unknown_channel", "no adapter of that name") from None
+        verify: Callable[..., str] | None = getattr(adapter, "verify_callback", None)
+        if verify is not None:
+            key = verify(headers, body, now, query=dict(query)) if takes_query(verify) else verify(headers, body, now)
+            if not isinstance(key, str) or not key:
+                raise CallbackRejected("forged", f"{channel}: verify_callback returned no replay key")
+        elif channel in self.secrets:
+            key = verify_signed_callback(self.secrets[channel], headers, body, now, self.window)
+        else:
+            raise CallbackRejected(
+                "unsigned", "the adapter has no verify_callback and no secret is configured for the channel"
+            )
+        return f"{channel}\n{key}"
+
+    def handle(self, channel: str, headers: Mapping[str, str], body: bytes, *, query: Query = None) -> CallbackResponse:
+        """Verify ``body`` as a callback on ``channel`` and ingest its receipts; never raises for bad input.
+
+        ``query`` is the request's URL query (a mapping or the raw query string), for adapters that declare
+        a ``query`` parameter (see the module docstring); a malformed one is answered 400.
+        """
+        if len(body) > self.max_body:
+            return CallbackResponse(status=413, body={"error": "payload_too_large"}, reason="too_large")
+        try:
+            params = parse_query(query)
+        except (ValueError, TypeError) as exc:
+            log.warning("callback on channel %r has an unusable query: %s", channel[:100], exc)
+            return CallbackResponse(status=400, body={"error": "malformed"}, reason="malformed")
+        now = self.clock.now()
+        try:
+            replay_key = self._verify(channel, headers, body, now, params)
+        except CallbackRejected as exc:
+            return self._rejected(channel, exc)
+        if not self.replay.claim(replay_key, now):
+            return self._rejected(channel, CallbackRejected("replayed", "seen within the window"))
+        try:
+            response = self._ingest(channel, headers, body, params)
+        except BaseException:
+            self.replay.release(replay_key)  # not processed: the provider's retry must get through
+            raise
+        if response.status != 200:
+            self.replay.release(replay_key)
+        return response
+
+    async def ahandle(
+        self, channel: str, headers: Mapping[str, str], body: bytes, *, query: Query = None
+    ) -> CallbackResponse:
+        """:meth:`handle` for asyncio code (ingest is a short local transaction, done in the loop)."""
+        return self.handle(channel, headers, body, query=query)
+
+    def _ingest(
+        self, channel: str, headers: Mapping[str, str], body: bytes, query: Mapping[str, str]
+    ) -> CallbackResponse:
+        from .engine import IngestOutcome
+
+        adapter = self._adapter(channel)
+        try:
+            receipts = list(parse_callback_with_query(adapter, headers, body, query))
+        except MalformedReceipt as exc:
+            log.warning("callback on channel %r is malformed: %s", channel, exc)
+            return CallbackResponse(status=400, body={"error": "malformed"}, reason="malformed")
+        except Exception as exc:  # a parser that tripped over odd input: the payload is at fault
+            log.warning("callback on channel %r could not be parsed (%s)", channel, type(exc).__name__)
+            return CallbackResponse(status=400, body={"error": "malformed"}, reason="malformed")
+        counts = dict.fromkeys(("recorded", "duplicate", "late", "unknown_dispatch"), 0)
+        for receipt in receipts:
+            outcome = self.engine.ingest(receipt, channel=channel).outcome
+            if outcome in (IngestOutcome.ACCEPTED, IngestOutcome.OUT_OF_ORDER):
+                counts["recorded"] += 1
+            else:
+                counts[outcome.value] += 1
+        return CallbackResponse(status=200, body={"ok": True, "receipts": len(receipts), **counts})
+
+
+# -- ASGI ---------------------------------------------------------------------------------------------
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+async def _respond(send: Send, status: int, body: bytes, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"cache-control", b"no-store"),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def asgi_app(receiver: CallbackReceiver, *, prefix: str = "/callbacks") -> ASGIApp:
+    """A plain ASGI 3 application: ``POST {prefix}/{channel}`` goes to ``receiver.ahandle``, with the
+    request's headers, body and raw query string (``scope["query_string"]``).
+
+    No framework needed: serve it with ``uvicorn``, or mount it in Starlette/FastAPI (``app.mount``), Django
+    (ASGI routing) or anything else that speaks ASGI. Other paths answer 404, other methods 405; a body
+    larger than ``receiver.max_body`` is refused with 413 before it is read in full.
+    """
+    base = "/" + prefix.strip("/") if prefix.strip("/") else ""
+    route = base + "/"
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return  # no websockets here: returning closes the connection
+        path: str = scope["path"]
+        root = scope.get("root_path") or ""
+        if root and path.startswith(root):
+            path = path[len(root) :]
+        channel = path[len(route) :] if path.startswith(route) else ""
+        if not channel or "/" in channel:
+            await _respond(send, 404, b'{"error":"not_found"}')
+            return
+        if scope["method"] != "POST":
+            await _respond(send, 405, b'{"error":"method_not_allowed"}', [(b"allow", b"POST")])
+            return
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in scope["headers"]:
+            headers[raw_name.decode("latin-1").lower()] = raw_value.decode("latin-1")
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > receiver.max_body:
+            await _respond(send, 413, b'{"error":"payload_too_large"}', [(b"connection", b"close")])
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > receiver.max_body:
+                await _respond(send, 413, b'{"error":"payload_too_large"}', [(b"connection", b"close")])
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        try:
+            response = await receiver.ahandle(
+                channel, headers, b"".join(chunks), query=bytes(scope.get("query_string") or b"")
+            )
+        except Exception:
+            log.exception("callback on channel %r failed while it was ingested", channel[:100])
+            await _respond(send, 500, b'{"error":"internal"}')
+            return
+        await _respond(send, response.status, response.json())
+
+    return app

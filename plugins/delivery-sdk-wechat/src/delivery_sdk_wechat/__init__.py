@@ -1,0 +1,594 @@
+"""A WeChat official-account channel for delivery-sdk: template messages with a link to the document page.
+
+WeChat's own request and response shapes (see ``docs/plugins/wechat.md``)::
+
+    GET  /cgi-bin/token?grant_type=client_credential&appid=APPID&secret=APPSECRET
+         {"access_token": "...", "expires_in": 7200}          or {"errcode": 40125, "errmsg": "..."}
+    POST /cgi-bin/message/template/send?access_token=TOKEN
+         {"touser": "<openid>", "template_id": "...", "url": "<document page link>",
+          "data": {"first": {"value": "..."}, ...}, "client_msg_id": "<dispatch id>"}
+         {"errcode": 0, "errmsg": "ok", "msgid": 200228332}   or {"errcode": 43004, ...}
+
+The access token is cached until a little before it expires (``refresh_margin``), fetched once for all
+concurrent sends, and refreshed once, with the send retried, when WeChat says it expired or is invalid
+(errcodes 40001, 42001, 40014). ``client_msg_id`` is the dispatch id: WeChat sends one message per openid
+and ``client_msg_id`` (within its de-duplication window).
+
+Callbacks, both to :meth:`WeChatChannel.parse_callback` under the channel's name:
+
+- WeChat's ``TEMPLATESENDJOBFINISH`` event (XML): delivered (``success``) or failed (``failed:user block``,
+  ``failed: system failed``). Signed as WeChat signs: ``signature`` = SHA-1 of the sorted, concatenated
+  server token, ``timestamp`` and ``nonce``, which WeChat puts in the URL **query**: both methods take
+  them from their ``query`` argument, which :class:`~delivery_sdk.callbacks.CallbackReceiver` (and so its
+  ASGI app) and ``DeliveryClient.ingest_callback(..., query=...)`` pass; never from the headers.
+- the court's H5 document page (the message's link) reports that the party opened it: a JSON body
+  ``{"event": "read", "event_id", "dispatch_id", "token", "opened_at"}``, signed with the read secret
+  (``X-Court-Signature`` = hex HMAC-SHA256 of ``X-Court-Timestamp``, ``X-Court-Nonce`` and the body,
+  newline-joined; :func:`read_callback` builds one).
+
+WeChat has no status API: :meth:`WeChatChannel.status` answers from the adapter's own :class:`SentLog`.
+
+The entry point (``wechat = "delivery_sdk_wechat:plugin"``) registers a :class:`WeChatChannel` configured
+from ``DELIVERY_SDK_WECHAT_*`` environment variables, and nothing while ``DELIVERY_SDK_WECHAT_APPID`` is unset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import os
+import sqlite3
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from delivery_sdk import (
+    BaseChannel,
+    CallbackRejected,
+    ChannelError,
+    ChannelKind,
+    ChannelRegistry,
+    Clock,
+    ContactKind,
+    Dispatch,
+    MalformedReceipt,
+    PluginError,
+    Receipt,
+    ReceiptKind,
+    SendResult,
+    StatusReport,
+    SystemClock,
+    TransientChannelError,
+    hookimpl,
+)
+from delivery_sdk.callbacks import check_timestamp, hmac_sha256_hex, lower_headers, verify_hmac_sha256
+from delivery_sdk.httpchannel import RateLimiter, check_response, translate_errors
+
+from .sentlog import SentEntry, SentLog
+
+__all__ = [
+    "ENV",
+    "ERRCODES",
+    "SEND_PATH",
+    "TOKEN_ERRCODES",
+    "TOKEN_PATH",
+    "EnvWeChatPlugin",
+    "SentLog",
+    "WeChatChannel",
+    "link_token",
+    "plugin",
+    "read_callback",
+    "wechat_signature",
+]
+
+__version__ = "0.1.0"
+
+log = logging.getLogger("delivery_sdk_wechat")
+
+TOKEN_PATH = "/cgi-bin/token"
+SEND_PATH = "/cgi-bin/message/template/send"
+TOKEN_ERRCODES = frozenset({40001, 42001, 40014})  # invalid credential, access token expired, invalid token
+# errcode -> (what it means, transient?). Codes not listed are refusals for good.
+ERRCODES: dict[int, tuple[str, bool]] = {
+    -1: ("system busy", True),
+    45009: ("api daily quota reached", True),
+    45011: ("api minute quota reached", True),
+    43004: ("not subscribed", False),
+    43019: ("user in blacklist", False),
+    43101: ("user refused to receive", False),
+    40003: ("invalid openid", False),
+    40037: ("invalid template_id", False),
+    47003: ("invalid template data", False),
+    40013: ("invalid appid", False),
+    40125: ("invalid appsecret", False),
+    40164: ("caller IP not whitelisted", False),
+}
+_MAX_CALLBACK = 64 * 1024
+
+ENV = {
+    "appid": "DELIVERY_SDK_WECHAT_APPID",
+    "secret": "DELIVERY_SDK_WECHAT_SECRET",
+    "template_id": "DELIVERY_SDK_WECHAT_TEMPLATE_ID",
+    "link_template": "DELIVERY_SDK_WECHAT_LINK_TEMPLATE",
+    "server_token": "DELIVERY_SDK_WECHAT_SERVER_TOKEN",
+    "read_secret": "DELIVERY_SDK_WECHAT_READ_SECRET",
+    "link_key": "DELIVERY_SDK_WECHAT_LINK_KEY",
+    "base_url": "DELIVERY_SDK_WECHAT_BASE_URL",
+    "sent_log": "DELIVERY_SDK_WECHAT_SENT_LOG",
+    "rate": "DELIVERY_SDK_WECHAT_RATE",
+    "timeout": "DELIVERY_SDK_WECHAT_TIMEOUT",
+    "name": "DELIVERY_SDK_WECHAT_NAME",
+}
+_REQUIRED = ("secret", "template_id", "link_template", "server_token", "read_secret")
+DEFAULT_BASE_URL = "https://api.weixin.qq.com"
+DEFAULT_SENT_LOG = "./delivery-sdk-wechat-sent.sqlite3"
+
+DataFactory = Callable[[Dispatch], Mapping[str, str]]
+
+
+# -- signatures and links ----------------------------------------------------------------------------
+
+
+def wechat_signature(server_token: str, timestamp: str, nonce: str) -> str:
+    """WeChat's callback signature: SHA-1 hex of the sorted, concatenated token, timestamp and nonce."""
+    return hashlib.sha1("".join(sorted([server_token, timestamp, nonce])).encode()).hexdigest()
+
+
+def link_token(key: bytes | str, dispatch_id: str) -> str:
+    """The opaque token of a dispatch's document link (22 base64url characters of an HMAC of its id)."""
+    raw = key.encode() if isinstance(key, str) else key
+    return base64.urlsafe_b64encode(hmac.new(raw, dispatch_id.encode(), hashlib.sha256).digest()).decode()[:22]
+
+
+def read_callback(
+    read_secret: str,
+    link_key: bytes | str,
+    dispatch_id: str,
+    opened_at: datetime,
+    *,
+    event_id: str | None = None,
+    timestamp: int | None = None,
+    nonce: str | None = None,
+) -> tuple[dict[str, str], bytes]:
+    """The signed read callback the court's H5 page sends when a party opens a dispatch's link."""
+    body = json.dumps(
+        {
+            "event": "read",
+            "event_id": event_id or uuid.uuid4().hex,
+            "dispatch_id": dispatch_id,
+            "token": link_token(link_key, dispatch_id),
+            "opened_at": opened_at.isoformat(),
+        },
+        ensure_ascii=False,
+    ).encode()
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    nonce = nonce or uuid.uuid4().hex
+    headers = {
+        "X-Court-Timestamp": ts,
+        "X-Court-Nonce": nonce,
+        "X-Court-Signature": hmac_sha256_hex(read_secret, ts, nonce, body),
+        "Content-Type": "application/json",
+    }
+    return headers, body
+
+
+def _default_data(dispatch: Dispatch) -> dict[str, str]:
+    return {
+        "first": "您有一份法院文书待查收",
+        "keyword1": dispatch.case.court,
+        "keyword2": dispatch.case.case_number,
+        "remark": "请点击查看并签收",
+    }
+
+
+# -- the adapter -------------------------------------------------------------------------------------
+
+
+class WeChatChannel(BaseChannel):
+    """The WeChat official-account adapter (see the module docstring).
+
+    - ``appid`` / ``secret``: fetch the access token; ``base_url``: WeChat's API (or an emulator);
+    - ``template_id``; ``data(dispatch)`` gives the template's fields (default: ``first``, ``keyword1``
+      = the court, ``keyword2`` = the case number, ``remark``: no name, no personal data);
+    - ``link_template``: the document page URL with ``{token}``, sent as the message's ``url``;
+      ``link_key`` keys the token (default: derived from ``read_secret``);
+    - ``server_token``: checks WeChat's event pushes; ``read_secret``: checks the H5 page's read callbacks;
+    - ``sent_log``: a :class:`SentLog` or a SQLite path (default ``":memory:"``: lost with the process;
+      give a file in production so :meth:`status` still knows after a crash);
+    - ``refresh_margin``: refresh the token this many seconds before it expires;
+    - ``dedup_window``: how long WeChat de-duplicates ``client_msg_id`` (see :meth:`status`);
+    - ``rate_limit_wait``: the retry-after given with errcodes 45009/45011 (WeChat sends no Retry-After);
+    - ``rate`` / ``burst``, ``transport`` / ``http``, ``timeout``, ``max_connections``, ``clock`` as usual;
+      ``monotonic`` times the token's life (tests).
+    """
+
+    kind = ChannelKind.WECHAT
+
+    def __init__(
+        self,
+        appid: str,
+        secret: str,
+        *,
+        template_id: str,
+        link_template: str,
+        server_token: str,
+        read_secret: str,
+        link_key: bytes | str | None = None,
+        data: DataFactory | None = None,
+        base_url: str = DEFAULT_BASE_URL,
+        sent_log: SentLog | str | os.PathLike[str] | None = None,
+        name: str = "wechat",
+        rate: float | None = None,
+        burst: int = 1,
+        transport: httpx.AsyncBaseTransport | None = None,
+        http: httpx.AsyncClient | None = None,
+        timeout: float = 10.0,
+        max_connections: int = 64,
+        refresh_margin: float = 300.0,
+        dedup_window: timedelta = timedelta(minutes=10),
+        rate_limit_wait: float = 60.0,
+        callback_window: float = 300.0,
+        clock: Clock | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        url = httpx.URL(base_url)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError("base_url must be an http(s) URL with a host")
+        for what, value in (
+            ("appid", appid),
+            ("secret", secret),
+            ("template_id", template_id),
+            ("server_token", server_token),
+            ("read_secret", read_secret),
+        ):
+            if not value:
+                raise ValueError(f"{what} must not be empty")
+        if "{token}" not in link_template:
+            raise ValueError("link_template must contain '{token}', e.g. 'https://court.example/w/{token}'")
+        if timeout <= 0 or max_connections < 1 or refresh_margin < 0 or callback_window <= 0:
+            raise ValueError("timeout and callback_window must be positive, refresh_margin not negative")
+        self.name = name
+        self.appid = appid
+        self._secret = secret
+        self.template_id = template_id
+        self.link_template = link_template
+        self._server_token = server_token
+        self._read_secret = read_secret
+        self._link_key: bytes | str = (
+            link_key if link_key is not None else hmac_sha256_hex(read_secret, "delivery-sdk link token key")
+        )
+        self._data = data or _default_data
+        self.base_url = base_url.rstrip("/")
+        self.sent_log = sent_log if isinstance(sent_log, SentLog) else SentLog(sent_log or ":memory:")
+        self._owns_log = not isinstance(sent_log, SentLog)
+        self.limiter = RateLimiter(rate, burst=burst)
+        self.refresh_margin = refresh_margin
+        self.dedup_window = dedup_window
+        self.rate_limit_wait = rate_limit_wait
+        self.callback_window = callback_window
+        self.clock: Clock = clock or SystemClock()
+        self._monotonic = monotonic
+        self._token: str | None = None
+        self._token_expires = 0.0
+        self._token_lock = asyncio.Lock()
+        self.token_fetches = 0
+        self._owns_http = http is None
+        self._http = http or httpx.AsyncClient(
+            base_url=self.base_url,
+            transport=transport,
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        )
+
+    def __repr__(self) -> str:
+        return f"WeChatChannel(appid={self.appid!r}, name={self.name!r}, base_url={self.base_url!r})"
+
+    def link_for(self, dispatch_id: str) -> str:
+        return self.link_template.replace("{token}", link_token(self._link_key, dispatch_id))
+
+    def message_body(self, dispatch: Dispatch) -> dict[str, Any]:
+        """The template message (``touser`` is the openid, the addressee; nothing else personal)."""
+        return {
+            "touser": dispatch.contact.value,
+            "template_id": self.template_id,
+            "url": self.link_for(dispatch.dispatch_id),
+            "data": {str(k): {"value": str(v)} for k, v in self._data(dispatch).items()},
+            "client_msg_id": dispatch.dispatch_id,
+        }
+
+    # -- the access token ------------------------------------------------------------------------------
+
+    async def access_token(self, *, stale: str | None = None) -> str:
+        """The cached token, fetched when missing, about to expire, or equal to ``stale`` (refused by WeChat).
+
+        Concurrent callers share one fetch; a token another caller already replaced is not fetched again.
+        """
+        async with self._token_lock:
+            if self._token is not None and self._token != stale and self._monotonic() < self._token_expires:
+                return self._token
+            data = await self._request(
+                "GET",
+                TOKEN_PATH,
+                what=f"{self.name}.token",
+                params={"grant_type": "client_credential", "appid": self.appid, "secret": self._secret},
+            )
+            errcode = _errcode(data)
+            token, expires_in = data.get("access_token"), data.get("expires_in")
+            if errcode or not isinstance(token, str) or not token or not isinstance(expires_in, int | float):
+                meaning, transient = ERRCODES.get(errcode, ("no token in the answer", errcode == 0))
+                message = f"{self.name}: access token refused (errcode {errcode}, {meaning})"
+                if transient:
+                    raise TransientChannelError(message)
+                raise ChannelError(message)
+            self.token_fetches += 1
+            margin = min(self.refresh_margin, float(expires_in) / 2)
+            self._token, self._token_expires = token, self._monotonic() + float(expires_in) - margin
+            return token
+
+    async def _request(self, method: str, path: str, *, what: str, **kwargs: Any) -> dict[str, Any]:
+        await self.limiter.acquire()
+        async with translate_errors(what):
+            response = await self._http.request(method, path, **kwargs)
+        check_response(response, what=what)
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise TransientChannelError(f"{what}: WeChat's answer is not a JSON object")
+        return data
+
+    async def _post_with_token(self, path: str, body: bytes, *, what: str) -> dict[str, Any]:
+        token = await self.access_token()
+        headers = {"Content-Type": "application/json; charset=utf-8"}
+        data = await self._request(
+            "POST", path, what=what, params={"access_token": token}, content=body, headers=headers
+        )
+        if _errcode(data) in TOKEN_ERRCODES:
+            log.info("%s: access token refused (errcode %d); fetching a new one", self.name, _errcode(data))
+            token = await self.access_token(stale=token)
+            data = await self._request(
+                "POST", path, what=what, params={"access_token": token}, content=body, headers=headers
+            )
+            if _errcode(data) in TOKEN_ERRCODES:
+                raise TransientChannelError(f"{what}: a fresh access token was refused too (errcode {_errcode(data)})")
+        return data
+
+    # -- the adapter contract --------------------------------------------------------------------------
+
+    async def send(self, dispatch: Dispatch) -> SendResult:
+        if dispatch.contact.kind is not ContactKind.WECHAT:
+            raise ChannelError(f"{self.name}: dispatch {dispatch.dispatch_id} has no WeChat openid")
+        what = f"{self.name}.send"
+        body = json.dumps(self.message_body(dispatch), ensure_ascii=False, separators=(",", ":")).encode()
+        self.sent_log.begin(dispatch.dispatch_id, dispatch.contact.value, self.clock.now())
+        data = await self._post_with_token(SEND_PATH, body, what=what)
+        errcode = _errcode(data)
+        if errcode == 0:
+            msgid = data.get("msgid")
+            if not isinstance(msgid, int | str) or isinstance(msgid, bool) or not str(msgid):
+                raise TransientChannelError(f"{what}: accepted without a msgid")
+            self.sent_log.sent(dispatch.dispatch_id, str(msgid))
+            return SendResult(accepted=True, provider_ref=str(msgid))
+        meaning, transient = ERRCODES.get(errcode, ("refused", False))
+        if transient:
+            wait = self.rate_limit_wait if errcode in (45009, 45011) else None
+            raise TransientChannelError(f"{what}: WeChat answered errcode {errcode} ({meaning})", retry_after=wait)
+        self.sent_log.forget(dispatch.dispatch_id)
+        log.info("%s: dispatch %s refused (errcode %d)", self.name, dispatch.dispatch_id, errcode)
+        return SendResult(accepted=False, reason=f"{self.name}: {meaning} (errcode {errcode})")
+
+    async def status(self, dispatch: Dispatch) -> StatusReport:
+        """WeChat has no status API: the answer comes from the adapter's :class:`SentLog`.
+
+        - never begun: not found (the engine sends it);
+        - answered with a msgid: found, with the receipts the callbacks brought;
+        - begun but never answered (a timeout, a crash), within ``dedup_window``: not found, so the engine
+          sends again under the same ``client_msg_id``, which WeChat de-duplicates;
+        - ...and older than that: found without a reference. Sending again could reach the party twice;
+          the engine waits for a callback instead and, without one, the channel's response window ends it.
+        """
+        entry: SentEntry | None = self.sent_log.lookup(dispatch.dispatch_id)
+        if entry is None:
+            return StatusReport(found=False)
+        if entry.msgid is not None:
+            return StatusReport(found=True, provider_ref=entry.msgid, receipts=entry.receipts)
+        if self.clock.now() - entry.began_at < self.dedup_window:
+            return StatusReport(found=False)
+        return StatusReport(found=True, provider_ref=None, receipts=entry.receipts)
+
+    def verify_callback(
+        self, headers: Mapping[str, str], body: bytes, now: datetime, *, query: Mapping[str, str] | None = None
+    ) -> str:
+        """Check a callback's signature and timestamp; return its replay key (timestamp and nonce).
+
+        A WeChat event (XML) is signed in the URL query (``signature``, ``timestamp``, ``nonce``): pass the
+        request's query parameters as ``query``. A read callback (JSON) is signed in its ``X-Court-*`` headers.
+        """
+        h = lower_headers(headers)
+        window = timedelta(seconds=self.callback_window)
+        if body.lstrip().startswith(b"<"):
+            q = query or {}
+            timestamp, nonce = q.get("timestamp", ""), q.get("nonce", "")
+            signature = q.get("signature", "").lower()
+            if not signature or not nonce:
+                raise CallbackRejected("forged", "no signature")
+            if not hmac.compare_digest(wechat_signature(self._server_token, timestamp, nonce), signature):
+                raise CallbackRejected("forged", "signature does not match")
+            check_timestamp(timestamp, now, window)
+            return f"{self.name}:{timestamp}:{nonce}"
+        timestamp, nonce = h.get("x-court-timestamp", ""), h.get("x-court-nonce", "")
+        if not nonce:
+            raise CallbackRejected("forged", "no nonce")
+        verify_hmac_sha256(self._read_secret, h.get("x-court-signature"), timestamp, nonce, body)
+        check_timestamp(timestamp, now, window)
+        return f"{self.name}:read:{nonce}"
+
+    def parse_callback(
+        self, headers: Mapping[str, str], body: bytes, *, query: Mapping[str, str] | None = None
+    ) -> Sequence[Receipt]:
+        """Receipts from a WeChat event push (XML, signed in ``query``) or an H5 read callback (JSON);
+        signatures are checked here too (the timestamp window is :meth:`verify_callback`'s). Receipts are
+        kept for :meth:`status`."""
+        if len(body) > _MAX_CALLBACK:
+            raise MalformedReceipt(f"{self.name} callback: larger than {_MAX_CALLBACK} bytes")
+        try:
+            self.verify_callback(headers, body, _signed_at(headers, body, query), query=query)
+        except CallbackRejected as exc:
+            raise MalformedReceipt(f"{self.name} callback: {exc.detail}") from None
+        receipts = self._parse_event(body) if body.lstrip().startswith(b"<") else self._parse_read(body)
+        for receipt in receipts:
+            self.sent_log.add_receipt(receipt)
+        return receipts
+
+    def _parse_event(self, body: bytes) -> list[Receipt]:
+        if b"<!DOCTYPE" in body.upper() or b"<!ENTITY" in body.upper():
+            raise MalformedReceipt(f"{self.name} callback: XML with a DOCTYPE or entities is refused")
+        try:
+            root = ET.fromstring(body)  # no DOCTYPE/entities (checked above), size bounded
+        except ET.ParseError:
+            raise MalformedReceipt(f"{self.name} callback: unreadable XML") from None
+        fields = {child.tag: (child.text or "").strip() for child in root}
+        if fields.get("MsgType") != "event" or fields.get("Event") != "TEMPLATESENDJOBFINISH":
+            return []  # subscribe, menu clicks...: nothing the service needs
+        msgid, status, created = fields.get("MsgID", ""), fields.get("Status", ""), fields.get("CreateTime", "")
+        if not msgid or not status or not created.isdigit():
+            raise MalformedReceipt(f"{self.name} callback: TEMPLATESENDJOBFINISH needs MsgID, Status, CreateTime")
+        dispatch_id = self.sent_log.by_msgid(msgid, fields.get("FromUserName") or None)
+        if dispatch_id is None:
+            log.warning("%s: delivery event for msgid %s, which this adapter never sent; ignored", self.name, msgid)
+            return []
+        at = datetime.fromtimestamp(int(created), UTC)
+        if status == "success":
+            return [
+                Receipt(dispatch_id=dispatch_id, kind=ReceiptKind.DELIVERED, at=at, provider_event_id=f"tmpl:{msgid}")
+            ]
+        detail = status.removeprefix("failed:").strip() or "failed"
+        detail = "".join(c for c in detail if c.isascii() and (c.isalnum() or c in " ._-"))[:64]
+        return [
+            Receipt(
+                dispatch_id=dispatch_id,
+                kind=ReceiptKind.FAILED,
+                at=at,
+                provider_event_id=f"tmpl:{msgid}",
+                reason=f"{self.name}: not delivered ({detail})",
+            )
+        ]
+
+    def _parse_read(self, body: bytes) -> list[Receipt]:
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            raise MalformedReceipt(f"{self.name} read callback: the body is not JSON") from None
+        if not isinstance(payload, dict) or payload.get("event") != "read":
+            raise MalformedReceipt(f"{self.name} read callback: expected an object with event 'read'")
+        dispatch_id, token = payload.get("dispatch_id"), payload.get("token")
+        event_id, opened = payload.get("event_id"), payload.get("opened_at")
+        if not all(isinstance(v, str) and v for v in (dispatch_id, token, event_id, opened)):
+            raise MalformedReceipt(f"{self.name} read callback: needs dispatch_id, token, event_id, opened_at")
+        assert isinstance(dispatch_id, str)
+        assert isinstance(token, str)
+        assert isinstance(opened, str)
+        if not hmac.compare_digest(link_token(self._link_key, dispatch_id), token):
+            raise MalformedReceipt(f"{self.name} read callback: the token is not this dispatch's link")
+        try:
+            at = datetime.fromisoformat(opened)
+        except ValueError:
+            raise MalformedReceipt(f"{self.name} read callback: opened_at is not ISO 8601") from None
+        if at.tzinfo is None:
+            raise MalformedReceipt(f"{self.name} read callback: opened_at has no UTC offset")
+        return [Receipt(dispatch_id=dispatch_id, kind=ReceiptKind.READ, at=at, provider_event_id=f"h5:{event_id}")]
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+        if self._owns_log:
+            self.sent_log.close()
+
+
+def _errcode(data: Mapping[str, Any]) -> int:
+    value = data.get("errcode", 0)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return -1
+
+
+def _signed_at(headers: Mapping[str, str], body: bytes, query: Mapping[str, str] | None) -> datetime:
+    """The callback's own timestamp as "now": parse_callback checks signatures, not freshness."""
+    if body.lstrip().startswith(b"<"):
+        stamp = (query or {}).get("timestamp", "")
+    else:
+        stamp = lower_headers(headers).get("x-court-timestamp", "")
+    if stamp.isascii() and stamp.isdigit():
+        try:
+            return datetime.fromtimestamp(int(stamp) // (1000 if int(stamp) > 10**11 else 1), UTC)
+        except (OverflowError, OSError, ValueError):
+            pass
+    return datetime.now(UTC)
+
+
+# -- the entry point ---------------------------------------------------------------------------------
+
+
+class EnvWeChatPlugin:
+    """The entry-point plugin: a :class:`WeChatChannel` from ``DELIVERY_SDK_WECHAT_*``, or nothing.
+
+    ``DELIVERY_SDK_WECHAT_APPID`` unset or empty: registers nothing. Set: the other required variables must
+    be too, or building the client raises :class:`~delivery_sdk.PluginError` naming the missing ones.
+    The sent log defaults to ``./delivery-sdk-wechat-sent.sqlite3``. ``environ`` is for tests.
+    """
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self._environ = environ
+
+    def __repr__(self) -> str:
+        return "EnvWeChatPlugin()"
+
+    def configured(self, clock: Clock | None = None) -> WeChatChannel | None:
+        env = os.environ if self._environ is None else self._environ
+        values = {key: env.get(var, "").strip() for key, var in ENV.items()}
+        if not values["appid"]:
+            return None
+        missing = [ENV[key] for key in _REQUIRED if not values[key]]
+        if missing:
+            raise PluginError(f"{ENV['appid']} is set, so the WeChat plugin also needs {', '.join(missing)}")
+        try:
+            return WeChatChannel(
+                values["appid"],
+                values["secret"],
+                template_id=values["template_id"],
+                link_template=values["link_template"],
+                server_token=values["server_token"],
+                read_secret=values["read_secret"],
+                link_key=values["link_key"] or None,
+                base_url=values["base_url"] or DEFAULT_BASE_URL,
+                sent_log=values["sent_log"] or DEFAULT_SENT_LOG,
+                name=values["name"] or "wechat",
+                rate=float(values["rate"]) if values["rate"] else None,
+                timeout=float(values["timeout"]) if values["timeout"] else 10.0,
+                clock=clock,
+            )
+        except (ValueError, OSError, sqlite3.Error) as exc:
+            raise PluginError(
+                f"the WeChat plugin's configuration ({ENV['appid']} and friends) is not usable: {exc}"
+            ) from exc
+
+    @hookimpl
+    def delivery_register_channels(self, register: ChannelRegistry, clock: Clock) -> None:
+        channel = self.configured(clock)
+        if channel is not None:
+            register(channel)
+
+
+plugin = EnvWeChatPlugin()
+"""The object the ``wechat`` entry point registers with every plugin host."""

@@ -1,0 +1,365 @@
+"""A local WeChat API for tests, end-to-end runs and benchmarks: ``/cgi-bin/token`` and
+``/cgi-bin/message/template/send`` with WeChat's shapes, over a real socket (``ThreadingHTTPServer`` on
+``127.0.0.1``, an ephemeral port, in a thread), and ``TEMPLATESENDJOBFINISH`` event pushes.
+
+Access tokens live ``token_ttl`` seconds; :meth:`WeChatEmulator.expire_tokens` ends every token now (the
+next send gets errcode 42001, as WeChat answers). A template message is kept per ``(touser,
+client_msg_id)``: a second send answers with the first ``msgid``. Scripting::
+
+    with WeChatEmulator() as wechat:
+        wechat.fail_next(Fault.errcode(-1), Fault.errcode(45009), Fault.http(503), Fault.timeout(1.0))
+        wechat.unsubscribed.add("o-openid")                # errcode 43004
+        channel = wechat.channel()                         # a WeChatChannel pointed at it
+        ...
+        params, body = wechat.deliver(client_msg_id)       # the event push: query parameters and XML body
+
+``attempts`` lists the ``client_msg_id`` of every send that reached the API with a valid token (faulted
+ones included), ``messages`` what WeChat accepted; ``token_requests`` counts token fetches.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from . import SEND_PATH, TOKEN_PATH, WeChatChannel, wechat_signature
+
+__all__ = ["EmulatedTemplateMessage", "Fault", "WeChatEmulator"]
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One scripted misbehaviour for the next template send."""
+
+    kind: str  # "errcode" | "http" | "timeout"
+    code: int = 0
+    status: int = 200
+    retry_after: str | None = None
+    seconds: float = 0.0
+    accept: bool = True
+
+    @classmethod
+    def errcode(cls, errcode: int) -> Fault:
+        """Answer ``{"errcode": errcode}`` (-1 busy, 45009 quota, 43004 not subscribed, 42001 expired...)."""
+        return cls("errcode", code=errcode)
+
+    @classmethod
+    def http(cls, status: int = 503, retry_after: str | None = None) -> Fault:
+        return cls("http", status=status, retry_after=retry_after)
+
+    @classmethod
+    def timeout(cls, seconds: float, *, accept: bool = True) -> Fault:
+        """Answer after ``seconds``; with ``accept`` the message was taken first (the client is in doubt)."""
+        return cls("timeout", seconds=seconds, accept=accept)
+
+
+@dataclass
+class EmulatedTemplateMessage:
+    msgid: int
+    touser: str
+    template_id: str
+    url: str
+    data: dict[str, Any]
+    client_msg_id: str
+    events: list[str] = field(default_factory=list)
+
+
+class WeChatEmulator:
+    """The WeChat API (see the module docstring). ``clock`` stamps event pushes' ``CreateTime``."""
+
+    def __init__(
+        self,
+        *,
+        appid: str = "wx-emulator-appid",
+        secret: str = "emulator-appsecret",
+        server_token: str = "emulator-server-token",
+        account: str = "gh_emulator",
+        callback_url: str | None = None,
+        clock: Callable[[], datetime] | None = None,
+        token_ttl: int = 7200,
+        auto_deliver: bool = False,
+        transient_rate: float = 0.0,
+        seed: int = 0,
+        latency: float = 0.0,
+    ) -> None:
+        self.appid = appid
+        self.secret = secret
+        self.server_token = server_token
+        self.account = account
+        self.callback_url = callback_url
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.token_ttl = token_ttl
+        self.auto_deliver = auto_deliver
+        self.transient_rate = transient_rate
+        self.latency = latency
+        self.unsubscribed: set[str] = set()
+        self.attempts: list[str] = []
+        self.messages: dict[tuple[str, str], EmulatedTemplateMessage] = {}
+        self.token_requests = 0
+        self.refused_tokens: list[int] = []  # errcodes given to sends with a bad token
+        self.pushes: list[int] = []
+        self._tokens: dict[str, float] = {}  # token -> expiry (monotonic)
+        self._script: deque[Fault] = deque()
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+        self._msgids = 200_228_000
+        self._pushers: list[threading.Thread] = []
+        self._server: ThreadingHTTPServer | None = None
+
+    # -- running ---------------------------------------------------------------------------------------
+
+    def start(self) -> WeChatEmulator:
+        emulator = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                emulator._handle(self, "GET")
+
+            def do_POST(self) -> None:
+                emulator._handle(self, "POST")
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            block_on_close = False
+            request_queue_size = 1024
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass
+
+        self._server = Server(("127.0.0.1", 0), Handler)
+        thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="wechat-emulator", daemon=True
+        )
+        thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.wait_pushes()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> WeChatEmulator:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the emulator is not running: call start() or use it as a context manager")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def channel(self, **kwargs: Any) -> WeChatChannel:
+        """A :class:`WeChatChannel` configured for this emulator (keyword arguments override)."""
+        options: dict[str, Any] = {
+            "template_id": "TPL-service-notice",
+            "link_template": "https://ssfw.court.example/w/{token}",
+            "server_token": self.server_token,
+            "read_secret": "emulator-read-secret",
+            "base_url": self.url,
+        }
+        options.update(kwargs)
+        return WeChatChannel(self.appid, self.secret, **options)
+
+    # -- scripting and inspecting ----------------------------------------------------------------------
+
+    def fail_next(self, *faults: Fault) -> None:
+        with self._lock:
+            self._script.extend(faults)
+
+    def expire_tokens(self) -> None:
+        """Every access token issued so far expires now."""
+        with self._lock:
+            self._tokens = dict.fromkeys(self._tokens, 0.0)
+
+    def attempts_for(self, client_msg_id: str) -> int:
+        with self._lock:
+            return self.attempts.count(client_msg_id)
+
+    def message(self, client_msg_id: str) -> EmulatedTemplateMessage:
+        with self._lock:
+            return next(m for m in self.messages.values() if m.client_msg_id == client_msg_id)
+
+    def deliver(
+        self, client_msg_id: str, status: str = "success", *, push: bool = True
+    ) -> tuple[dict[str, str], bytes]:
+        """The ``TEMPLATESENDJOBFINISH`` event for a message (``success``, ``failed:user block``, ``failed:
+        system failed``), posted to ``callback_url`` when set; returns (the URL query parameters, the XML body)."""
+        message = self.message(client_msg_id)
+        with self._lock:
+            message.events.append(status)
+        params, body = self.event_push(message.touser, message.msgid, status)
+        if push and self.callback_url:
+            self._push(params, body)
+        return params, body
+
+    def event_push(
+        self, openid: str, msgid: int, status: str, *, timestamp: int | None = None, nonce: str | None = None
+    ) -> tuple[dict[str, str], bytes]:
+        created = int(self.clock().timestamp())
+        body = (
+            f"<xml><ToUserName><![CDATA[{self.account}]]></ToUserName>"
+            f"<FromUserName><![CDATA[{openid}]]></FromUserName>"
+            f"<CreateTime>{created}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+            f"<Event><![CDATA[TEMPLATESENDJOBFINISH]]></Event><MsgID>{msgid}</MsgID>"
+            f"<Status><![CDATA[{status}]]></Status></xml>"
+        ).encode()
+        ts = str(int(time.time()) if timestamp is None else timestamp)
+        nonce = nonce or str(self._random.randrange(10**9, 10**10))
+        params = {
+            "signature": wechat_signature(self.server_token, ts, nonce),
+            "timestamp": ts,
+            "nonce": nonce,
+            "openid": openid,  # WeChat adds the sender's openid; it is not signed
+        }
+        return params, body
+
+    def wait_pushes(self, timeout: float = 5.0) -> None:
+        for thread in list(self._pushers):
+            thread.join(timeout)
+        self._pushers = [t for t in self._pushers if t.is_alive()]
+
+    # -- internals -------------------------------------------------------------------------------------
+
+    def _push(self, params: dict[str, str], body: bytes) -> None:
+        """POST the event as WeChat does: the signature in the URL query, the XML as the body."""
+        assert self.callback_url is not None
+        joiner = "&" if "?" in self.callback_url else "?"
+        url = self.callback_url + joiner + urlencode(params)
+        request = urllib.request.Request(url, data=body, headers={"Content-Type": "text/xml"}, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as answer:
+                status = int(answer.status)
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        except OSError:
+            status = 0
+        with self._lock:
+            self.pushes.append(status)
+
+    def _handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else b""
+        parts = urlsplit(handler.path)
+        query = dict(parse_qsl(parts.query))
+        if self.latency:
+            time.sleep(self.latency)
+        if method == "GET" and parts.path == TOKEN_PATH:
+            self._token(handler, query)
+        elif method == "POST" and parts.path == SEND_PATH:
+            self._send(handler, query, body)
+        else:
+            self._answer(handler, 404, {"errcode": 404, "errmsg": "not found"})
+
+    def _token(self, handler: BaseHTTPRequestHandler, query: dict[str, str]) -> None:
+        if query.get("grant_type") != "client_credential":
+            self._answer(handler, 200, {"errcode": 40002, "errmsg": "invalid grant_type"})
+        elif query.get("appid") != self.appid:
+            self._answer(handler, 200, {"errcode": 40013, "errmsg": "invalid appid"})
+        elif query.get("secret") != self.secret:
+            self._answer(handler, 200, {"errcode": 40125, "errmsg": "invalid appsecret"})
+        else:
+            with self._lock:
+                self.token_requests += 1
+                token = f"AT{self.token_requests:04d}{self._random.getrandbits(64):016x}"
+                self._tokens[token] = time.monotonic() + self.token_ttl
+            self._answer(handler, 200, {"access_token": token, "expires_in": self.token_ttl})
+
+    def _send(self, handler: BaseHTTPRequestHandler, query: dict[str, str], body: bytes) -> None:
+        token = query.get("access_token", "")
+        with self._lock:
+            expiry = self._tokens.get(token)
+            bad = 40001 if expiry is None else (42001 if time.monotonic() >= expiry else 0)
+            if bad:
+                self.refused_tokens.append(bad)
+        if bad:
+            self._answer(handler, 200, {"errcode": bad, "errmsg": "access_token invalid or expired"})
+            return
+        try:
+            payload = json.loads(body)
+            touser, client_msg_id = payload["touser"], payload["client_msg_id"]
+            if not isinstance(touser, str) or not isinstance(client_msg_id, str) or not touser:
+                raise ValueError("touser")
+        except (ValueError, KeyError, TypeError):
+            self._answer(handler, 200, {"errcode": 47001, "errmsg": "data format error"})
+            return
+        pushing: tuple[dict[str, str], bytes] | None = None
+        with self._lock:
+            self.attempts.append(client_msg_id)
+            fault = self._script.popleft() if self._script else None
+            if fault is None and self.transient_rate and self._random.random() < self.transient_rate:
+                fault = Fault.errcode(-1)
+            answer: tuple[int, dict[str, Any], str | None]
+            if fault is not None and fault.kind == "http":
+                answer = (fault.status, {"errcode": -1, "errmsg": "scripted"}, fault.retry_after)
+            elif fault is not None and fault.kind == "errcode":
+                answer = (200, {"errcode": fault.code, "errmsg": "scripted"}, None)
+            elif touser in self.unsubscribed:
+                answer = (200, {"errcode": 43004, "errmsg": "require subscribe"}, None)
+            elif fault is not None and not fault.accept:
+                answer = (200, {"errcode": 0, "errmsg": "ok", "msgid": 0}, None)
+            else:
+                key = (touser, client_msg_id)
+                message = self.messages.get(key)
+                if message is None:
+                    self._msgids += 1
+                    message = self.messages[key] = EmulatedTemplateMessage(
+                        msgid=self._msgids,
+                        touser=touser,
+                        template_id=str(payload.get("template_id", "")),
+                        url=str(payload.get("url", "")),
+                        data=dict(payload.get("data") or {}),
+                        client_msg_id=client_msg_id,
+                    )
+                    if self.auto_deliver:
+                        message.events.append("success")
+                        if self.callback_url:
+                            pushing = self.event_push(touser, message.msgid, "success")
+                answer = (200, {"errcode": 0, "errmsg": "ok", "msgid": message.msgid}, None)
+        if pushing is not None:
+            thread = threading.Thread(target=self._push, args=pushing, daemon=True)
+            self._pushers.append(thread)
+            thread.start()
+        if fault is not None and fault.kind == "timeout":
+            time.sleep(fault.seconds)
+        self._answer(handler, answer[0], answer[1], retry_after=answer[2])
+
+    @staticmethod
+    def _answer(
+        handler: BaseHTTPRequestHandler, status: int, payload: dict[str, Any], *, retry_after: str | None = None
+    ) -> None:
+        raw = json.dumps(payload, ensure_ascii=False).encode()
+        try:
+            handler.send_response(status)
+            handler.send_header("Content-Type", "application/json; charset=utf-8")
+            handler.send_header("Content-Length", str(len(raw)))
+            if retry_after is not None:
+                handler.send_header("Retry-After", retry_after)
+            handler.end_headers()
+            handler.wfile.write(raw)
+        except OSError:
+            pass
