@@ -36,6 +36,7 @@ from delivery_sdk.events import (
     DispatchRead,
     DispatchSent,
     DispatchTimedOut,
+    Enveloped,
     Event,
     FellBackToPost,
     Filed,
@@ -68,6 +69,7 @@ RECEIPTS: tuple[type[Event], ...] = (
     DispatchFailed,
     DispatchTimedOut,
     Printed,
+    Enveloped,
     Mailed,
     PostSigned,
     PostReturned,
@@ -99,6 +101,7 @@ FACTORIES: dict[type[Event], Factory] = {
     AddressSearchFailed: lambda t, d: AddressSearchFailed(task_id=TASK, at=t, reason="no candidate"),
     PrintRouted: lambda t, d: PrintRouted(task_id=TASK, at=t, centre_id="PC-420100", reason="route key 420100"),
     Printed: lambda t, d: Printed(task_id=TASK, at=t, dispatch_id=d),
+    Enveloped: lambda t, d: Enveloped(task_id=TASK, at=t, dispatch_id=d, enveloped_at=t),
     Mailed: lambda t, d: Mailed(task_id=TASK, at=t, dispatch_id=d, waybill="EMS0000000001CN"),
     PostSigned: lambda t, d: PostSigned(task_id=TASK, at=t, dispatch_id=d, signed_at=t),
     PostReturned: lambda t, d: PostReturned(

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         TransientChannelError,
         UnknownChannel,
         UnknownTask,
+        UnsendableDispatch,
         ValidationError,
     )
     from .channels import (
@@ -136,6 +137,7 @@ _LAZY: dict[str, str] = {
     "TransientChannelError": "._exceptions",
     "UnknownChannel": "._exceptions",
     "UnknownTask": "._exceptions",
+    "UnsendableDispatch": "._exceptions",
     "ValidationError": "._exceptions",
     "VirtualClock": ".clock",
     "hookimpl": ".hookspecs",
@@ -220,6 +222,7 @@ __all__ = [
     "TransientChannelError",
     "UnknownChannel",
     "UnknownTask",
+    "UnsendableDispatch",
     "ValidationError",
     "VirtualClock",
     "__version__",

@@ -16,7 +16,8 @@ The tree::
     ├── StoreError                     the store cannot be opened, migrated or written
     │   └── SchemaVersionError         the file was written by a newer SDK
     └── ChannelError                   an adapter failed to talk to its provider
-        └── TransientChannelError      ...in a way worth retrying (timeouts, 5xx, 429)
+        ├── TransientChannelError      ...in a way worth retrying (timeouts, 5xx, 429)
+        └── UnsendableDispatch         ...because of the dispatch itself: no adapter could send it
 
 Messages say what was wrong and how to fix it; they never contain a phone number, an ID number or an
 address in clear (see ``delivery_sdk.model.mask``).
@@ -39,6 +40,7 @@ __all__ = [
     "TransientChannelError",
     "UnknownChannel",
     "UnknownTask",
+    "UnsendableDispatch",
     "ValidationError",
 ]
 
@@ -147,3 +149,9 @@ class TransientChannelError(ChannelError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         self.retry_after = retry_after
         super().__init__(message)
+
+
+class UnsendableDispatch(ChannelError):
+    """The dispatch itself cannot be sent, by this adapter or any other of its kind (a print job whose
+    documents are not the ones the request named, say): the engine fails it and asks a person instead of
+    retrying or failing over to another provider, which would fail the same way."""

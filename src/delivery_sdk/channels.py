@@ -52,6 +52,7 @@ class ReceiptKind(enum.Enum):
     READ = "read"
     FAILED = "failed"  # permanent: wrong number, blocked, bounced...
     PRINTED = "printed"
+    ENVELOPED = "enveloped"  # the print centre put the printed package in its envelope (a fact; no state change)
     MAILED = "mailed"  # handed to the carrier (waybill)
     SIGNED = "signed"
     RETURNED = "returned"

@@ -160,7 +160,9 @@ class _World:
         profile = self.by_contact.get(dispatch.contact.value)
         days = timedelta(days=1 + self._jitter(dispatch, 0, 3), hours=self._jitter(dispatch, 0, 9))
         if profile is None or profile.post == "signed":
-            role = "recipient" if self._jitter(dispatch, 0, 9) < 8 else "family_member"
+            # CPL Art. 88: a family member signs for a person, the mail room for a company (the demo's end in 有限公司)
+            other = "mail_room" if dispatch.recipient_name.endswith("有限公司") else "family_member"
+            role = "recipient" if self._jitter(dispatch, 0, 9) < 8 else other
             return Outcome.signed(days, signer_role=role)
         if profile.post == "refused":
             return Outcome.returned("refused", days)

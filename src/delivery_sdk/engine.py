@@ -30,7 +30,14 @@ from typing import Any
 
 import attrs
 
-from ._exceptions import ChannelError, IllegalTransition, MalformedReceipt, TransientChannelError, UnknownChannel
+from ._exceptions import (
+    ChannelError,
+    IllegalTransition,
+    MalformedReceipt,
+    TransientChannelError,
+    UnknownChannel,
+    UnsendableDispatch,
+)
 from .address.resolver import ResolutionStatus
 from .address.resolver import resolve as resolve_address
 from .channels import ChannelAdapter, Receipt, ReceiptKind, SendResult, StatusReport
@@ -44,6 +51,7 @@ from .events import (
     DispatchQueued,
     DispatchRead,
     DispatchSent,
+    Enveloped,
     Event,
     Filed,
     Mailed,
@@ -58,10 +66,12 @@ from .events import (
     TaskCreated,
 )
 from .evidence.keys import Signer
+from .law.addresses import ADDRESS_BASIS
 from .lifecycle import Task, TaskState, apply, fold, new_task
 from .model import ChannelKind, ConsentMethod, Contact, ContactKind, Dispatch, DispatchRecord, DispatchStatus
 from .plugins import PluginHost
 from .policy import Action, Decision, Emit, File, PolicyConfig, Poll, Reconcile, Route, SearchAddress, Send, decide
+from .printing.load import RoutedToday
 from .records import AddressCandidate, EvidenceBatch, PrintJob, ServiceRecord
 from .retry import RetryConfig, call_with_retries
 from .store import OutboxEntry, TaskStore, TaskWrite
@@ -129,6 +139,8 @@ def receipt_event(task_id: str, now: datetime, receipt: Receipt) -> Event:
         return DispatchFailed(**common, reason=receipt.reason or "failed", provider_event_id=pid)
     if kind is ReceiptKind.PRINTED:
         return Printed(**common, provider_event_id=pid)
+    if kind is ReceiptKind.ENVELOPED:
+        return Enveloped(**common, enveloped_at=receipt.at, provider_event_id=pid)
     if kind is ReceiptKind.MAILED:
         assert receipt.waybill is not None
         return Mailed(**common, waybill=receipt.waybill, provider_event_id=pid)
@@ -150,6 +162,7 @@ _IO_FACTS = (
     DispatchRead,
     DispatchFailed,
     Printed,
+    Enveloped,
     Mailed,
     PostSigned,
     PostReturned,
@@ -172,6 +185,8 @@ def _is_news(record: DispatchRecord, event: Event) -> bool:
         return not record.status.settled
     if isinstance(event, Printed):
         return record.status in (DispatchStatus.QUEUED, DispatchStatus.SENT)
+    if isinstance(event, Enveloped):
+        return record.enveloped_at is None
     if isinstance(event, Mailed):
         return record.waybill is None
     if isinstance(event, PostSigned):
@@ -197,7 +212,7 @@ def receipt_is_news(record: DispatchRecord, receipt: Receipt) -> bool:
 def _out_of_order(record: DispatchRecord, receipt: Receipt) -> bool:
     if receipt.kind is ReceiptKind.READ:
         return record.delivered_at is None
-    if receipt.kind is ReceiptKind.MAILED:
+    if receipt.kind in (ReceiptKind.MAILED, ReceiptKind.ENVELOPED):
         return record.status in (DispatchStatus.QUEUED, DispatchStatus.SENT)
     return False
 
@@ -268,6 +283,7 @@ class Engine:
         self._unsigned_events = 0
         self._last_checkpoint: datetime | None = None
         self.steps = 0
+        self.routed_today = RoutedToday()  # print jobs per centre today, from the store (capacity)
 
     # -- channels ------------------------------------------------------------------------------------
 
@@ -368,6 +384,7 @@ class Engine:
             documents=request.documents,
             centre_id=record.centre_id,
             waybill=record.waybill,
+            recipient_phone=_postal_phone(task) if record.kind in _POSTAL_KINDS else None,
         )
 
     def _apply(self, work: _Work, event: Event) -> bool:
@@ -702,6 +719,12 @@ class Engine:
                 self._receipts(work, name, report.receipts, now)
                 work.outbox_done.append(dispatch.dispatch_id)
                 return
+        if dispatch.kind is ChannelKind.PRINT and dispatch.waybill is None:
+            ordered = await self._order_waybill(work, dispatch, now)
+            if ordered is None:
+                work.outbox_done.append(dispatch.dispatch_id)
+                return
+            dispatch = ordered
         try:
             result: SendResult = await self._call(f"{name}.send", lambda: adapter.send(dispatch))
         except TransientChannelError:
@@ -716,6 +739,10 @@ class Engine:
                     reason=str(exc) or type(exc).__name__,
                 ),
             )
+            if isinstance(exc, UnsendableDispatch):
+                # no other provider would do better (the documents are wrong, say): a person, not a failover
+                reason = f"dispatch {dispatch.dispatch_id} cannot be sent: {exc}"
+                self._apply(work, NeedsAttention(task_id=work.task.task_id, at=now, reason=reason))
             work.outbox_done.append(dispatch.dispatch_id)
             return
         if result.accepted:
@@ -740,6 +767,35 @@ class Engine:
                 ),
             )
         work.outbox_done.append(dispatch.dispatch_id)
+
+    async def _order_waybill(self, work: _Work, dispatch: Dispatch, now: datetime) -> Dispatch | None:
+        """The print job with the carrier's electronic waybill, ordered before the job goes to the centre, so
+        the centre prints the label (no hand-written slips) and reports the item mailed under that number.
+
+        Only for a carrier adapter (kind POST) that says ``orders_waybills = True``; its ``send`` is the order,
+        idempotent on the dispatch id, so a job sent again after a crash gets the same waybill. Otherwise the
+        job goes as it is and the centre supplies the waybill when it reports the item mailed. A carrier that
+        refuses the order (an address or phone it cannot take) fails the job and asks a person.
+        """
+        carrier_name = self.channel_kinds.get(ChannelKind.POST)
+        if carrier_name is None:
+            return dispatch
+        carrier = self.host.channels.get(carrier_name)
+        if not getattr(carrier, "orders_waybills", False):
+            return dispatch
+        try:
+            result: SendResult = await self._call(f"{carrier_name}.send", lambda: carrier.send(dispatch))
+        except TransientChannelError:
+            raise  # the job stays queued; reconciled (and the waybill ordered again, idempotently) next time
+        except ChannelError as exc:
+            result = SendResult(accepted=False, reason=str(exc) or type(exc).__name__)
+        if result.accepted and result.provider_ref:
+            return attrs.evolve(dispatch, waybill=result.provider_ref)
+        task_id = work.task.task_id
+        reason = f"the carrier refused the waybill order: {result.reason or 'no waybill number'}"
+        self._apply(work, DispatchFailed(task_id=task_id, at=now, dispatch_id=dispatch.dispatch_id, reason=reason))
+        self._apply(work, NeedsAttention(task_id=task_id, at=now, reason=reason))
+        return None
 
     async def _poll(self, work: _Work, dispatch: Dispatch, now: datetime) -> None:
         adapter = self._adapter(dispatch)
@@ -778,11 +834,12 @@ class Engine:
             round=task.postal_rounds + 1,
             exclude=refused,
         )
-        decision = self.host.route_print_job(job)
+        decision = self.host.route_print_job(job, routed_today=self.routed_today.counts(self.store, now))
         if decision is None or decision.centre_id not in self.host.print_centres:
             why = f"no print centre serves division {address.division_code}{note}"
             self._apply(work, NeedsAttention(task_id=task.task_id, at=now, reason=why))
             return
+        self.routed_today.note(task.task_id, now, decision.centre_id)
         self._apply(
             work,
             PrintRouted(task_id=task.task_id, at=now, centre_id=decision.centre_id, reason=decision.reason + note),
@@ -798,7 +855,10 @@ class Engine:
             self._apply(
                 work,
                 AddressSearchFailed(
-                    task_id=task.task_id, at=now, reason=f"no untried address among {len(candidates)} candidate(s)"
+                    task_id=task.task_id,
+                    at=now,
+                    reason=f"no untried address among {len(candidates)} candidate(s)",
+                    basis=BASIS_NO_ADDRESS_LEFT,
                 ),
             )
             return
@@ -819,7 +879,12 @@ class Engine:
         self._apply(
             work,
             AddressUpdated(
-                task_id=task.task_id, at=now, contact=best.contact, source=best.source, confidence=best.confidence
+                task_id=task.task_id,
+                at=now,
+                contact=best.contact,
+                source=best.source,
+                confidence=best.confidence,
+                basis=_address_basis(best),
             ),
         )
 
@@ -987,6 +1052,26 @@ class Engine:
             finally:
                 waiter.cancel()
                 stopper.cancel()
+
+
+_POSTAL_KINDS = frozenset({ChannelKind.PRINT, ChannelKind.POST})
+BASIS_NO_ADDRESS_LEFT = "SPC Opinion 2017 No. 19 (assisted person search: no untried address in any source)"
+
+
+def _postal_phone(task: Task) -> str | None:
+    """The mobile number the carrier needs on the waybill: the party's own, else its agent's."""
+    phones = task.request.party.contacts_of(ContactKind.MOBILE)
+    return phones[0].value if phones else None
+
+
+def _address_basis(candidate: AddressCandidate) -> str:
+    """Why an address found by assisted person search may be served at (SPC 2017 Opinion order)."""
+    if candidate.contact.confirmed:
+        return ADDRESS_BASIS["confirmation_form"]
+    ranked = ADDRESS_BASIS.get(candidate.source)
+    if ranked is not None:
+        return ranked
+    return f"SPC Opinion 2017 No. 19 (assisted person search: address from {candidate.source})"
 
 
 def _candidate_order(candidate: AddressCandidate) -> tuple[int, float, float]:

@@ -28,6 +28,7 @@ __all__ = [
     "DispatchRead",
     "DispatchSent",
     "DispatchTimedOut",
+    "Enveloped",
     "Event",
     "FellBackToPost",
     "Filed",
@@ -142,12 +143,14 @@ class AddressUpdated(Event):
     contact: Contact
     source: str
     confidence: float = 1.0
+    basis: str = ""  # why this address may be served at (SPC 2017 Opinion order; empty: set by a person)
 
 
 @attrs.frozen(kw_only=True)
 class AddressSearchFailed(Event):
     TYPE: ClassVar[str] = "address.search_failed"
     reason: str
+    basis: str = ""
 
 
 @attrs.frozen(kw_only=True)
@@ -161,6 +164,16 @@ class PrintRouted(Event):
 class Printed(Event):
     TYPE: ClassVar[str] = "print.printed"
     dispatch_id: str
+    provider_event_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Enveloped(Event):
+    """The print centre put the printed package in its envelope (a recorded fact; the state stays)."""
+
+    TYPE: ClassVar[str] = "print.enveloped"
+    dispatch_id: str
+    enveloped_at: datetime
     provider_event_id: str | None = None
 
 
@@ -199,6 +212,7 @@ class PublicationStarted(Event):
     TYPE: ClassVar[str] = "publication.started"
     published_at: datetime
     reason: str
+    basis: str = ""  # which limb of CPL Art. 95: whereabouts unknown, or the other methods failed
 
 
 @attrs.frozen(kw_only=True)
@@ -257,6 +271,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     AddressSearchFailed,
     PrintRouted,
     Printed,
+    Enveloped,
     Mailed,
     PostSigned,
     PostReturned,

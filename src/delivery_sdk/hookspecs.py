@@ -10,7 +10,7 @@ plugins keep working) rather than a near-duplicate hook.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import pluggy
@@ -74,11 +74,15 @@ def delivery_address_candidates(party: Party, known: Sequence[Contact]) -> Seque
 
 
 @hookspec(firstresult=True)
-def delivery_route_print_job(job: PrintJob, centres: Sequence[PrintCentreInfo]) -> RouteDecision | None:
+def delivery_route_print_job(
+    job: PrintJob, centres: Sequence[PrintCentreInfo], routed_today: Mapping[str, int]
+) -> RouteDecision | None:
     """Choose the print/mail centre for ``job`` among the registered ``centres``.
 
+    ``routed_today`` maps centre ids to the print jobs routed to them on the current Beijing day (counted
+    from the store's ``print.routed`` events; absent means none), to compare with ``daily_capacity``.
     Stops at the first non-None result. The built-in router (registered ``trylast``) routes by the
-    address's division code and fails over to a configured neighbour when a centre is down. Return a
+    address's division code and fails over to a configured neighbour when a centre is down or full. Return a
     :class:`~delivery_sdk.records.RouteDecision`, or None to leave the choice to the next implementation
     (when nobody chooses, the task goes to a person).
     """

@@ -30,6 +30,7 @@ from .events import (
     DispatchRead,
     DispatchSent,
     DispatchTimedOut,
+    Enveloped,
     Event,
     FellBackToPost,
     Filed,
@@ -156,6 +157,7 @@ _RECEIPTS: tuple[type[Event], ...] = (
     DispatchFailed,
     DispatchTimedOut,
     Printed,
+    Enveloped,  # a fact with its time: recorded in every state, moves none
     Mailed,
     PostSigned,
     PostReturned,
@@ -408,6 +410,10 @@ def _reduce_receipt(task: Task, record: DispatchRecord, event: Event) -> dict[st
         return {
             "dispatches": _update_dispatch(task, did, status=DispatchStatus.PRINTED, sent_at=record.sent_at or event.at)
         }
+    if isinstance(event, Enveloped):
+        if record.enveloped_at is not None:
+            return {}
+        return {"dispatches": _update_dispatch(task, did, enveloped_at=event.enveloped_at)}
     if isinstance(event, Mailed):
         if status.settled:
             return {"dispatches": _update_dispatch(task, did, waybill=event.waybill)}

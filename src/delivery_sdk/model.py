@@ -464,6 +464,8 @@ class Dispatch:
     documents: tuple[Document, ...]
     centre_id: str | None = None
     waybill: str | None = None
+    # For the postal leg only (print centre and carrier): the party's mobile number for the waybill.
+    recipient_phone: str | None = attrs.field(default=None, repr=lambda v: "None" if v is None else _masked_repr(v))
 
 
 @attrs.frozen(kw_only=True, slots=False)  # dict-based: the fold copies it for every receipt
@@ -484,3 +486,4 @@ class DispatchRecord:
     centre_id: str | None = None
     waybill: str | None = None
     detail: str | None = None
+    enveloped_at: datetime | None = None  # when the print centre enveloped the package

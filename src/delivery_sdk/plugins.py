@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pluggy
 
 from . import hookspecs
@@ -110,6 +111,14 @@ class PrintCentreRegistry:
 
     def infos(self) -> list[PrintCentreInfo]:
         return [info for info, _ in self._centres.values()]
+
+    def set_up(self, centre_id: str, up: bool) -> None:
+        """Mark a centre up or down at run time (routers see it from the next routing decision on)."""
+        try:
+            info, adapter = self._centres[centre_id]
+        except KeyError:
+            raise UnknownChannel(f"print centre {centre_id}", list(self._centres)) from None
+        self._centres[centre_id] = (attrs.evolve(info, up=up), adapter)
 
     def adapter(self, centre_id: str) -> ChannelAdapter:
         try:
@@ -252,9 +261,9 @@ class PluginHost:
                 merged.append(candidate)
         return merged
 
-    def route_print_job(self, job: PrintJob) -> RouteDecision | None:
+    def route_print_job(self, job: PrintJob, routed_today: Mapping[str, int] | None = None) -> RouteDecision | None:
         centres = self.print_centres.infos()
-        decision = self._pm.hook.delivery_route_print_job(job=job, centres=centres)
+        decision = self._pm.hook.delivery_route_print_job(job=job, centres=centres, routed_today=routed_today or {})
         if decision is not None and not isinstance(decision, RouteDecision):
             raise PluginError(f"delivery_route_print_job returned {type(decision).__name__}, not a RouteDecision")
         return decision

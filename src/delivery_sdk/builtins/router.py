@@ -1,8 +1,17 @@
-"""The default print-centre router: by the address's division code, failing over to a neighbour."""
+"""The default print-centre router: by the address's division code, failing over to a neighbour.
+
+The home centre is the one whose route keys hold the address's route key. It is skipped when it is down,
+when it already refused this job (``job.exclude``) or when it is full: ``routed_today`` (jobs routed to
+it on this Beijing day, counted from the store's ``print.routed`` events by the engine) has reached its
+``daily_capacity``. Then the first neighbour, in the configured order, that is none of these gets the job.
+The decision's reason says which route key chose the centre and, on failover, which centre was skipped and
+why ("down", "refused the job", "full (n/capacity routed today)"); the engine records it in the
+``print.routed`` event.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from .._exceptions import ValidationError
 from ..address import route_key
@@ -11,8 +20,22 @@ from ..hookspecs import hookimpl
 from ..records import PrintJob, RouteDecision
 
 
+def unavailable(centre: PrintCentreInfo, job: PrintJob, routed_today: Mapping[str, int]) -> str | None:
+    """Why ``centre`` cannot take ``job`` now, or None when it can."""
+    if not centre.up:
+        return "down"
+    if centre.centre_id in job.exclude:
+        return "refused the job"
+    routed = routed_today.get(centre.centre_id, 0)
+    if routed >= centre.daily_capacity:
+        return f"full ({routed}/{centre.daily_capacity} routed today)"
+    return None
+
+
 @hookimpl(trylast=True)
-def delivery_route_print_job(job: PrintJob, centres: Sequence[PrintCentreInfo]) -> RouteDecision | None:
+def delivery_route_print_job(
+    job: PrintJob, centres: Sequence[PrintCentreInfo], routed_today: Mapping[str, int]
+) -> RouteDecision | None:
     code = job.address.division_code
     if code is None:
         return None
@@ -24,11 +47,11 @@ def delivery_route_print_job(job: PrintJob, centres: Sequence[PrintCentreInfo]) 
     home = next((c for c in centres if key in c.route_keys), None)
     if home is None:
         return None
-    if home.up and home.centre_id not in job.exclude:
+    why = unavailable(home, job, routed_today)
+    if why is None:
         return RouteDecision(centre_id=home.centre_id, reason=f"route key {key}")
     for neighbour_id in home.neighbours:
         neighbour = by_id.get(neighbour_id)
-        if neighbour is not None and neighbour.up and neighbour_id not in job.exclude:
-            why = "down" if not home.up else "refused the job"
+        if neighbour is not None and unavailable(neighbour, job, routed_today) is None:
             return RouteDecision(centre_id=neighbour_id, reason=f"route key {key}: {home.centre_id} {why}, failover")
     return None

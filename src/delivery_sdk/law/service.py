@@ -50,6 +50,7 @@ __all__ = [
     "BASIS_RETAINED",
     "PUBLICATION_DAYS",
     "PUBLICATION_DAYS_ABROAD",
+    "SIGNER_ROLES",
     "DeemedService",
     "ReturnGround",
     "direct_service",
@@ -57,6 +58,7 @@ __all__ = [
     "electronic_service",
     "postal_abroad_service",
     "postal_service",
+    "postal_signature_basis",
     "publication_service",
     "retained_service",
     "returned_mail_service",
@@ -65,7 +67,10 @@ __all__ = [
 # The first five are the strings delivery_sdk.policy records today, so events keep their wording.
 BASIS_ELECTRONIC = "CPL Art. 90; SPC Online Litigation Rules Art. 31"
 BASIS_POSTAL = "CPL Art. 91"
-BASIS_REFUSED = "CPL Art. 91; SPC Provisions on Court Express Post Art. 11 (refused: deemed served on return)"
+BASIS_REFUSED = (
+    "CPL Arts. 89 and 91; SPC Provisions on Court Express Post Art. 11 "
+    "(refused to sign: deemed served on the day the mail came back)"
+)
 BASIS_CONFIRMED_WRONG = "SPC Opinion 2017 No. 19 (confirmed address proved wrong: deemed served on return)"
 BASIS_PUBLICATION = "CPL Art. 95"
 BASIS_ELECTRONIC_REPLY = (
@@ -154,6 +159,37 @@ def electronic_service(
 def postal_service(signed_at: datetime, *, channel: str | None = None) -> DeemedService:
     """Postal service: effective on the receipt date of the return receipt (CPL Art. 91)."""
     return _at(_aware(signed_at, "signed_at"), ServiceMethod.POSTAL, BASIS_POSTAL, channel)
+
+
+# Who may sign the return receipt for a party (CPL Art. 88), as carriers report it (``Receipt.signer_role``).
+SIGNER_ROLES: dict[str, str] = {
+    "recipient": "the recipient",
+    "family_member": "a co-resident adult family member",  # a natural person only
+    "mail_room": "the entity's mail handler",  # a legal person or organisation only
+    "agent": "the litigation agent or designated receiver",  # only one the party appointed
+}
+
+
+def postal_signature_basis(role: str | None, *, organisation: bool, has_agent: bool) -> str | None:
+    """The basis on which a signature on the return receipt serves the party, or ``None`` when the signer
+    may not receive for it (CPL Art. 88; CPL Art. 91 for the date).
+
+    The recipient always may; a co-resident adult family member only for a natural person; the mail
+    handler only for a legal person or organisation; an agent only when the party appointed a litigation
+    agent or designated receiver. Anyone else (a neighbour, a guard, a parcel locker) serves nothing: the
+    court must confirm receipt with the party or serve again.
+    """
+    role = role or "recipient"
+    if role == "recipient":
+        return BASIS_POSTAL
+    allowed = (
+        (role == "family_member" and not organisation)
+        or (role == "mail_room" and organisation)
+        or (role == "agent" and has_agent)
+    )
+    if not allowed:
+        return None
+    return f"CPL Arts. 88 and 91 (signed for by {SIGNER_ROLES[role]})"
 
 
 def direct_service(signed_at: datetime, *, channel: str | None = None) -> DeemedService:

@@ -18,6 +18,7 @@ from ..events import (
     DispatchRead,
     DispatchSent,
     DispatchTimedOut,
+    Enveloped,
     Event,
     FellBackToPost,
     Filed,
@@ -59,7 +60,7 @@ def actor_of(event: Event) -> str:
         return "staff" if event.source in ("staff", "manual", "court") else "provider"
     if isinstance(event, DispatchSent | DispatchDelivered | DispatchRead | DispatchFailed):
         return "provider"
-    if isinstance(event, Printed | Mailed | PostSigned | PostReturned):
+    if isinstance(event, Printed | Enveloped | Mailed | PostSigned | PostReturned):
         return "provider"
     return "engine"
 
@@ -105,7 +106,9 @@ def describe(event: Event) -> str:
     if isinstance(event, PrintRouted):
         return f"Routed to print centre {event.centre_id} ({scrub(event.reason)})."
     if isinstance(event, Printed):
-        return f"Print job {event.dispatch_id} printed and enveloped at the print centre."
+        return f"Print job {event.dispatch_id} printed at the print centre."
+    if isinstance(event, Enveloped):
+        return f"Print job {event.dispatch_id} enveloped at the print centre on {event.enveloped_at:%Y-%m-%d %H:%M}."
     if isinstance(event, Mailed):
         return f"Handed to the carrier (waybill {mask(event.waybill)})."
     if isinstance(event, PostSigned):

@@ -27,6 +27,7 @@ __all__ = [
     "Outcome",
     "RecordingSink",
     "channels_plugin",
+    "fake_waybill",
     "print_centres_plugin",
 ]
 
@@ -220,9 +221,16 @@ class FakeChannel(_Scripted):
         )
 
 
+def fake_waybill(dispatch_id: str) -> str:
+    """A deterministic EMS-shaped waybill number for a dispatch (the fakes' carrier and centres agree on it)."""
+    digest = int.from_bytes(hashlib.sha256(dispatch_id.encode()).digest()[:8], "big")
+    return f"EMS{digest % 10**10:010d}CN"
+
+
 class FakePrintCentre(BaseChannel):
     """A print/mail centre: accepts jobs, prints after ``print_after`` and hands to the carrier after
-    ``mail_after`` (virtual time), reporting a waybill. ``down=True`` makes it refuse every job."""
+    ``mail_after`` (virtual time), reporting a waybill: the one the job came with (ordered from the carrier
+    by the engine), else one of its own. ``refuse=True`` makes it refuse every job."""
 
     kind = ChannelKind.PRINT
 
@@ -243,17 +251,19 @@ class FakePrintCentre(BaseChannel):
         self.refuse = refuse
         self.jobs: list[Dispatch] = []
         self._accepted: dict[str, datetime] = {}
+        self._waybills: dict[str, str] = {}
 
     async def send(self, dispatch: Dispatch) -> SendResult:
         self.jobs.append(dispatch)
         if self.refuse:
             return SendResult(accepted=False, reason=f"centre {self.name} is not accepting jobs")
         self._accepted.setdefault(dispatch.dispatch_id, self.clock.now())
+        if dispatch.waybill is not None:
+            self._waybills.setdefault(dispatch.dispatch_id, dispatch.waybill)
         return SendResult(accepted=True, provider_ref=f"job-{dispatch.dispatch_id}")
 
     def waybill(self, dispatch_id: str) -> str:
-        digest = int.from_bytes(hashlib.sha256(dispatch_id.encode()).digest()[:8], "big")
-        return f"EMS{digest % 10**10:010d}CN"
+        return self._waybills.get(dispatch_id) or fake_waybill(dispatch_id)
 
     async def status(self, dispatch: Dispatch) -> StatusReport:
         accepted = self._accepted.get(dispatch.dispatch_id)
@@ -284,7 +294,11 @@ class FakePrintCentre(BaseChannel):
 
 
 class FakeCarrier(_Scripted):
-    """The postal carrier: tracks mailed items by waybill; outcomes ``signed`` or ``returned``."""
+    """The postal carrier: creates electronic waybills (``send``, idempotent on the dispatch id; ``orders``
+    keeps each order) and tracks mailed items by waybill (``status``); outcomes ``signed`` or ``returned``.
+    ``refuse_orders`` makes it refuse every waybill order with that reason."""
+
+    orders_waybills = True  # the engine orders each print job's waybill here before the centre gets the job
 
     def __init__(
         self,
@@ -296,9 +310,14 @@ class FakeCarrier(_Scripted):
     ) -> None:
         super().__init__(name=name, kind=ChannelKind.POST, clock=clock, handler=handler, default=default)
         self.tracked: dict[str, tuple[Outcome, datetime]] = {}
+        self.orders: dict[str, Dispatch] = {}
+        self.refuse_orders: str | None = None
 
     async def send(self, dispatch: Dispatch) -> SendResult:
-        raise ChannelError("the carrier takes items from print centres, not from the engine")
+        if self.refuse_orders is not None:
+            return SendResult(accepted=False, reason=self.refuse_orders)
+        self.orders.setdefault(dispatch.dispatch_id, dispatch)
+        return SendResult(accepted=True, provider_ref=fake_waybill(dispatch.dispatch_id))
 
     async def status(self, dispatch: Dispatch) -> StatusReport:
         if dispatch.waybill is None:

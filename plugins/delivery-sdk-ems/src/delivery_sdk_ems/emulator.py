@@ -1,0 +1,307 @@
+"""A local court-express-post (EMS) server speaking the plugin's protocol, for tests and demos.
+
+:class:`EmsEmulator` runs a stdlib ``ThreadingHTTPServer`` on ``127.0.0.1`` (an ephemeral port) and answers
+``POST /v1/orders``, ``GET /v1/orders/{order_no}`` and ``GET /v1/waybills/{waybill}/traces`` exactly as the
+module docstring of :mod:`delivery_sdk_ems` describes; :meth:`EmsEmulator.push` posts signed traces to a
+callback URL the way the carrier does.
+
+What happens to an item is scripted with :class:`Plan` (``enqueue`` per order, or a ``default``), in times
+relative to the order; the emulator shows a trace once ``now()`` has reached it, so a test can drive it with
+the same virtual clock as the engine. Faults are scripted per request with :meth:`EmsEmulator.fail`: an HTTP
+status (with headers, say ``Retry-After``) or a delay longer than the client's timeout. Every request is
+checked against the protocol (token, idempotency key, body schema); violations answer 400 and are kept in
+``errors``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import unquote
+
+import attrs
+
+from delivery_sdk.callbacks import hmac_sha256_hex
+
+__all__ = ["EmsEmulator", "Fault", "Plan", "sign_push"]
+
+
+@attrs.frozen(kw_only=True)
+class Plan:
+    """What becomes of one item: accepted ``accept_after`` the order, then ``op`` (SIGNED or RETURNED)
+    ``after`` the order, with a signer type or return reason; ``op=None``: stays in transit."""
+
+    op: str | None
+    after: timedelta = timedelta(days=2)
+    accept_after: timedelta = timedelta(hours=12)
+    signer_type: str = "SELF"
+    return_reason: str = "ADDRESS_UNKNOWN"
+    attempts: int = 0  # failed delivery attempts shown before a return
+
+    @classmethod
+    def signed(cls, signer_type: str = "SELF", after: timedelta = timedelta(days=2)) -> Plan:
+        return cls(op="SIGNED", signer_type=signer_type, after=after)
+
+    @classmethod
+    def returned(cls, reason: str = "ADDRESS_UNKNOWN", after: timedelta = timedelta(days=3), attempts: int = 3) -> Plan:
+        return cls(op="RETURNED", return_reason=reason, after=after, attempts=attempts)
+
+    @classmethod
+    def in_transit(cls) -> Plan:
+        return cls(op=None)
+
+
+@attrs.frozen(kw_only=True)
+class Fault:
+    """A scripted answer for the next request to ``path_prefix``: an HTTP ``status`` (with ``headers``), or
+    ``delay`` seconds of silence before the normal answer (``after=True``: the order is taken first, so a
+    client that times out leaves it in doubt)."""
+
+    path_prefix: str
+    status: int | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b'{"error": "SCRIPTED"}'
+    delay: float = 0.0
+
+
+@attrs.define
+class _Order:
+    order_no: str
+    waybill: str
+    body: dict[str, Any]
+    created_at: datetime
+    plan: Plan
+
+
+def sign_push(secret: str | bytes, body: bytes, *, timestamp: int, nonce: str) -> dict[str, str]:
+    """The headers the carrier signs a push with."""
+    stamp = str(timestamp)
+    return {
+        "Content-Type": "application/json",
+        "X-Ems-Timestamp": stamp,
+        "X-Ems-Nonce": nonce,
+        "X-Ems-Signature": hmac_sha256_hex(secret, stamp, nonce, body),
+    }
+
+
+_ORDER_KEYS = {"order_no", "product", "return_receipt", "reference", "sender", "receiver"}
+
+
+class EmsEmulator:
+    """The carrier on 127.0.0.1 (see the module docstring). Use as a context manager; ``url`` is its base."""
+
+    def __init__(
+        self,
+        *,
+        token: str = "ems-token",
+        callback_secret: str = "ems-callback-secret",
+        now: Callable[[], datetime] | None = None,
+        default: Plan | None = None,
+    ) -> None:
+        self.token = token
+        self.callback_secret = callback_secret
+        self.now = now or (lambda: datetime.now(UTC))
+        self.default = default
+        self.plans: list[Plan] = []
+        self.faults: list[Fault] = []
+        self.orders: dict[str, _Order] = {}
+        self.requests: list[tuple[str, str]] = []  # (method, path)
+        self.order_calls = 0
+        self.errors: list[str] = []
+        self._nonce = 0
+        self._lock = threading.Lock()
+        emulator = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self._answer(*emulator._handle("GET", self.path, dict(self.headers.items()), b""))
+
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                self._answer(*emulator._handle("POST", self.path, dict(self.headers.items()), raw))
+
+            def _answer(self, status: int, body: bytes, headers: tuple[tuple[str, str], ...]) -> None:
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    for key, value in headers:
+                        self.send_header(key, value)
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client timed out and hung up
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass
+
+        self.httpd = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)
+
+    def __enter__(self) -> EmsEmulator:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self._thread.join(timeout=5)
+
+    # -- scripting -------------------------------------------------------------------------------------
+
+    def enqueue(self, *plans: Plan) -> None:
+        """Plans for the next orders, in order (then ``default``)."""
+        with self._lock:
+            self.plans.extend(plans)
+
+    def fail(self, *faults: Fault) -> None:
+        with self._lock:
+            self.faults.extend(faults)
+
+    def waybill_of(self, order_no: str) -> str:
+        return self.orders[order_no].waybill
+
+    # -- the protocol ----------------------------------------------------------------------------------
+
+    def _handle(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, bytes, Any]:
+        h = {k.lower(): v for k, v in headers.items()}
+        with self._lock:
+            self.requests.append((method, path))
+            fault = next((f for f in self.faults if path.startswith(f.path_prefix)), None)
+            if fault is not None:
+                self.faults.remove(fault)
+        if h.get("authorization") != f"Bearer {self.token}":
+            return self._reject("authorization")
+        if fault is not None and fault.status is not None:
+            return fault.status, fault.body, fault.headers
+        if method == "POST" and path == "/v1/orders":
+            answer = self._order(h, raw)
+        elif method == "GET" and path.startswith("/v1/orders/"):
+            answer = self._order_status(unquote(path.removeprefix("/v1/orders/")))
+        elif method == "GET" and path.startswith("/v1/waybills/") and path.endswith("/traces"):
+            answer = self._traces(unquote(path.removeprefix("/v1/waybills/").removesuffix("/traces")))
+        else:
+            return self._reject(f"path {method} {path}")
+        if fault is not None and fault.delay:
+            time.sleep(fault.delay)  # the work is done: a client that gives up leaves it in doubt
+        return answer
+
+    def _reject(self, problem: str) -> tuple[int, bytes, Any]:
+        with self._lock:
+            self.errors.append(problem)
+        return 400, b'{"error": "BAD_REQUEST"}', ()
+
+    def _order(self, h: dict[str, str], raw: bytes) -> tuple[int, bytes, Any]:
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return self._reject("order body is not JSON")
+        if not isinstance(body, dict) or set(body) != _ORDER_KEYS:
+            return self._reject("order keys")
+        order_no = body["order_no"]
+        if h.get("idempotency-key") != order_no:
+            return self._reject("idempotency-key")
+        receiver = body["receiver"]
+        if set(receiver) != {"name", "mobile", "address", "division_code"} or not receiver["address"]:
+            return self._reject("receiver")
+        if set(body["sender"]) != {"name", "address", "phone"}:
+            return self._reject("sender")
+        with self._lock:
+            self.order_calls += 1
+            known = self.orders.get(order_no)
+            if known is not None:
+                if known.body != body:
+                    return 409, b'{"error": "ORDER_CONFLICT"}', ()
+                return 200, json.dumps({"order_no": order_no, "waybill_no": known.waybill}).encode(), ()
+            if receiver.get("mobile") is None:
+                return 422, b'{"error": "RECEIVER_PHONE_REQUIRED"}', ()
+            digest = int.from_bytes(hashlib.sha256(order_no.encode()).digest()[:6], "big")
+            waybill = f"11{digest % 10**11:011d}"
+            plan = self.plans.pop(0) if self.plans else self.default
+            if plan is None:
+                self.errors.append(f"unscripted order {order_no}")
+                plan = Plan.in_transit()
+            self.orders[order_no] = _Order(
+                order_no=order_no, waybill=waybill, body=body, created_at=self.now(), plan=plan
+            )
+        return 200, json.dumps({"order_no": order_no, "waybill_no": waybill}).encode(), ()
+
+    def _order_status(self, order_no: str) -> tuple[int, bytes, Any]:
+        with self._lock:
+            order = self.orders.get(order_no)
+        if order is None:
+            return 404, b'{"error": "NOT_FOUND"}', ()
+        return 200, json.dumps({"order_no": order_no, "waybill_no": order.waybill}).encode(), ()
+
+    def _by_waybill(self, waybill: str) -> _Order | None:
+        with self._lock:
+            return next((o for o in self.orders.values() if o.waybill == waybill), None)
+
+    def traces(self, order: _Order, now: datetime | None = None) -> list[dict[str, Any]]:
+        """The traces of an order visible at ``now``."""
+        now = now or self.now()
+        plan, start, wb = order.plan, order.created_at, order.waybill
+        all_: list[tuple[datetime, dict[str, Any]]] = [
+            (start + plan.accept_after, {"trace_id": f"{wb}-acc", "op_code": "ACCEPT"}),
+            (start + plan.accept_after + timedelta(hours=6), {"trace_id": f"{wb}-trn", "op_code": "TRANSIT"}),
+        ]
+        if plan.op == "SIGNED":
+            all_.append(
+                (start + plan.after, {"trace_id": f"{wb}-sig", "op_code": "SIGNED", "signer_type": plan.signer_type})
+            )
+        elif plan.op == "RETURNED":
+            for i in range(plan.attempts):
+                moment = start + plan.accept_after + timedelta(days=1 + i)
+                all_.append((moment, {"trace_id": f"{wb}-att{i + 1}", "op_code": "ATTEMPT_FAILED"}))
+            all_.append(
+                (
+                    start + plan.after,
+                    {"trace_id": f"{wb}-ret", "op_code": "RETURNED", "return_reason": plan.return_reason},
+                )
+            )
+        return [dict(t, op_time=moment.isoformat()) for moment, t in sorted(all_, key=lambda x: x[0]) if moment <= now]
+
+    def _traces(self, waybill: str) -> tuple[int, bytes, Any]:
+        order = self._by_waybill(waybill)
+        if order is None:
+            return 404, b'{"error": "NOT_FOUND"}', ()
+        body = {"waybill_no": waybill, "order_no": order.order_no, "traces": self.traces(order)}
+        return 200, json.dumps(body, ensure_ascii=False).encode(), ()
+
+    # -- pushes ----------------------------------------------------------------------------------------
+
+    def push_request(self, order_no: str, *, timestamp: int | None = None) -> tuple[dict[str, str], bytes]:
+        """The signed push of an order's visible traces: ``(headers, body)``."""
+        with self._lock:
+            order = self.orders[order_no]
+            self._nonce += 1
+            nonce = f"n-{self._nonce}-{order.waybill}"
+        body = json.dumps(
+            {"waybill_no": order.waybill, "order_no": order_no, "traces": self.traces(order)}, ensure_ascii=False
+        ).encode()
+        stamp = int(self.now().timestamp()) if timestamp is None else timestamp
+        return sign_push(self.callback_secret, body, timestamp=stamp, nonce=nonce), body
+
+    def push(self, url: str, order_no: str) -> int:
+        """POST an order's visible traces to a callback receiver at ``url``; the HTTP status it answered."""
+        headers, body = self.push_request(order_no)
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)

@@ -1,0 +1,637 @@
+"""Regional print/mail centres reached over HTTP, as a delivery-sdk plugin.
+
+:class:`HttpPrintCentre` is a channel adapter of kind :attr:`~delivery_sdk.ChannelKind.PRINT`, one per centre
+(the centres TOML's ``endpoint``), registered through ``delivery_register_print_centres`` with the centre's
+:class:`~delivery_sdk.PrintCentreInfo`:
+
+- ``send`` fetches the job's documents (a :class:`~delivery_sdk.printing.package.DocumentSource`), checks each
+  against its SHA-256 digest, renders the print package (送达回证 + address block + the documents) and adds it
+  to the centre's durable spool (:class:`~delivery_sdk.printing.batch.BatchSpool`). A job is accepted once it
+  is spooled; the spool is the hand-over, so a crash loses nothing and a job is never rendered twice;
+- due batches (the centre's cut-offs, or its batch size while it is open) are released lazily from ``send``
+  and ``status``, or by :meth:`HttpPrintCentre.flush`, and pushed: each job with ``PUT /jobs/{dispatch_id}``
+  (the dispatch id is the idempotency key), then the batch manifest with ``PUT /batches/{batch_id}``;
+- the centre acknowledges *printed*, *enveloped* and *mailed* (with the waybill the job carried) by signed
+  push callbacks and answers ``GET /jobs/{dispatch_id}`` (polling): both become receipts.
+
+Wire protocol (every request carries ``Authorization: Bearer <token>``)::
+
+    PUT {endpoint}/jobs/{dispatch_id}                 the print package, Content-Type: application/pdf
+      Idempotency-Key: <dispatch id>   X-Batch-Id: <batch id>   X-Task-Id: <task id>
+      X-Job-Sha256: <hex SHA-256 of the PDF>   X-Job-Pages: <page count>   X-Waybill: <waybill> (if ordered)
+      201 {"dispatch_id": ..., "status": "received"}    200 the same for a repeat with the same bytes
+      409 {"error": "JOB_CONFLICT"} (other bytes under that id)   4xx {"error": "<CODE>"}: refused for good
+    PUT {endpoint}/batches/{batch_id}                 the manifest (delivery-sdk/print-manifest/v1), JSON
+      200 {"batch_id": ..., "received": <jobs it holds>, "missing": [<dispatch ids it lacks>]}
+    GET {endpoint}/jobs/{dispatch_id}
+      200 {"dispatch_id": ..., "batch_id": ..., "sha256": ..., "events": [EVENT, ...]}   | 404
+
+    EVENT = {"event_id": "e-1", "type": "printed" | "enveloped" | "mailed", "at": "<ISO 8601 with offset>",
+             "waybill": "<the waybill>" (mailed only)}
+
+    callback: POST <the court's receiver>/{centre_id}, body {"centre_id": ..., "dispatch_id": ..., "events": [...]}
+      signed with delivery-sdk's generic scheme (X-Delivery-Timestamp / -Nonce / -Signature,
+      HMAC-SHA256 over timestamp + "\\n" + nonce + "\\n" + body; see delivery_sdk.callbacks)
+
+Failures (through :mod:`delivery_sdk.httpchannel`): a push that times out or meets a 5xx, a 429 or a broken
+connection stays where it is and is retried on the next ``send``/``status``/``flush``; before a job is pushed
+again the centre is asked whether it has it (``GET``), so the centre sees each job once. A centre whose
+requests have failed for ``down_after`` counts as down: ``send`` refuses new jobs (the engine routes them to
+the neighbour) and ``status`` reports jobs that never reached it as failed, so they are routed elsewhere too;
+a job whose push is in doubt (a timeout) is never given up that way. A job the centre refuses for good
+(a 4xx) is reported failed. A job whose documents are not the ones requested (missing, unreadable, or a
+digest mismatch) raises :class:`~delivery_sdk.UnsendableDispatch`: the dispatch fails and a person is asked,
+without failing over (every centre would print the same wrong bytes). Nothing personal is logged.
+
+The entry point (``printcentre = "delivery_sdk_printcentre:plugin"``) is :data:`plugin`, an
+:class:`EnvPrintCentrePlugin` configured from ``DELIVERY_SDK_PRINTCENTRE_CENTRES`` and friends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from delivery_sdk import (
+    BaseChannel,
+    CallbackRejected,
+    ChannelError,
+    ChannelKind,
+    Dispatch,
+    MalformedReceipt,
+    PrintCentreRegistry,
+    Receipt,
+    ReceiptKind,
+    SendResult,
+    StatusReport,
+    TransientChannelError,
+    UnsendableDispatch,
+    hookimpl,
+)
+from delivery_sdk.callbacks import verify_signed_callback
+from delivery_sdk.clock import Clock, SystemClock
+from delivery_sdk.httpchannel import RateLimiter, check_response, translate_errors
+from delivery_sdk.printing.batch import BatchSpool, Manifest
+from delivery_sdk.printing.centres import CentreConfig, Centres, load_centres
+from delivery_sdk.printing.package import (
+    DocumentSource,
+    FolderDocumentSource,
+    PackageRenderer,
+    PackageRequest,
+    PrintPackageError,
+)
+
+__all__ = [
+    "ENV_CALLBACK_SECRET",
+    "ENV_CENTRES",
+    "ENV_DOCUMENTS",
+    "ENV_DOWN_AFTER",
+    "ENV_RATE",
+    "ENV_SPOOL",
+    "ENV_TOKEN",
+    "EVENT_KINDS",
+    "EnvPrintCentrePlugin",
+    "HttpPrintCentre",
+    "events_to_receipts",
+]
+
+__version__ = "0.1.0"
+
+log = logging.getLogger("delivery_sdk_printcentre")
+
+ENV_CENTRES = "DELIVERY_SDK_PRINTCENTRE_CENTRES"
+ENV_TOKEN = "DELIVERY_SDK_PRINTCENTRE_TOKEN"
+ENV_CALLBACK_SECRET = "DELIVERY_SDK_PRINTCENTRE_CALLBACK_SECRET"
+ENV_SPOOL = "DELIVERY_SDK_PRINTCENTRE_SPOOL"
+ENV_DOCUMENTS = "DELIVERY_SDK_PRINTCENTRE_DOCUMENTS"
+ENV_RATE = "DELIVERY_SDK_PRINTCENTRE_RATE"
+ENV_DOWN_AFTER = "DELIVERY_SDK_PRINTCENTRE_DOWN_AFTER"
+
+# The centre's acknowledgements, as receipt kinds.
+EVENT_KINDS: Mapping[str, ReceiptKind] = {
+    "printed": ReceiptKind.PRINTED,
+    "enveloped": ReceiptKind.ENVELOPED,
+    "mailed": ReceiptKind.MAILED,  # handed to the carrier
+}
+_CODE = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
+_ERROR_CODE = re.compile(r"[A-Z0-9_]{1,40}")
+_MAX_BODY = 1 << 20
+_TRANSIENT_4XX = frozenset({408, 425, 429})
+
+
+def _when(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise MalformedReceipt("centre event 'at' must be an ISO 8601 string")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise MalformedReceipt("centre event 'at' is not ISO 8601") from None
+    if moment.utcoffset() is None:
+        raise MalformedReceipt("centre event 'at' has no UTC offset")
+    return moment
+
+
+def events_to_receipts(dispatch_id: str, events: Any) -> list[Receipt]:
+    """The receipts a centre's event list gives; unknown event types are skipped; MalformedReceipt if unreadable."""
+    if not isinstance(events, list):
+        raise MalformedReceipt("centre 'events' must be a JSON array")
+    out: list[Receipt] = []
+    for item in events:
+        if not isinstance(item, dict):
+            raise MalformedReceipt("a centre event must be a JSON object")
+        event_id = item.get("event_id")
+        if not isinstance(event_id, str) or not _CODE.fullmatch(event_id):
+            raise MalformedReceipt("a centre event needs an 'event_id' of 1-200 letters, digits or _.:-")
+        kind = EVENT_KINDS.get(item.get("type"))  # type: ignore[arg-type]
+        if kind is None:
+            continue  # progress without legal effect (queued, reprinted...)
+        waybill = item.get("waybill") if kind is ReceiptKind.MAILED else None
+        if kind is ReceiptKind.MAILED and (not isinstance(waybill, str) or not _CODE.fullmatch(waybill)):
+            raise MalformedReceipt("a 'mailed' centre event needs the 'waybill'")
+        out.append(
+            Receipt(
+                dispatch_id=dispatch_id,
+                kind=kind,
+                at=_when(item.get("at")),
+                provider_event_id=event_id,
+                waybill=waybill,
+            )
+        )
+    return out
+
+
+def _json(response: httpx.Response, what: str) -> dict[str, Any]:
+    try:
+        payload = response.json()
+    except ValueError:
+        raise ChannelError(f"{what}: the centre's answer is not JSON") from None
+    if not isinstance(payload, dict):
+        raise ChannelError(f"{what}: the centre's answer is not a JSON object")
+    return payload
+
+
+def _error_code(response: httpx.Response) -> str:
+    try:
+        code = response.json().get("error")
+    except (ValueError, AttributeError):
+        code = None
+    return code if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else "no error code"
+
+
+class _JobStates:
+    """What this adapter knows of each job's push, durably: ``sent`` (the centre has it), ``doubt`` (a push
+    timed out: it may have it) or ``failed`` (never reached it, or refused for good; with the reason).
+
+    One small JSON file per job under ``<spool>/<centre>/http/jobs/``, written atomically."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def get(self, dispatch_id: str) -> dict[str, Any] | None:
+        try:
+            data: dict[str, Any] = json.loads((self.folder / f"{dispatch_id}.json").read_bytes())
+        except FileNotFoundError:
+            return None
+        return data
+
+    def put(self, dispatch_id: str, **state: Any) -> None:
+        target = self.folder / f"{dispatch_id}.json"
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_bytes(json.dumps(state, ensure_ascii=False).encode())
+        os.replace(tmp, target)
+
+
+class HttpPrintCentre(BaseChannel):
+    """One print/mail centre over HTTP (see the module docstring for the protocol and the failure rules).
+
+    - ``config``: the centre (its id is the adapter's name; ``endpoint`` its base URL unless ``endpoint`` is
+      given here); ``spool``: the durable batch spool (shared by every centre; one folder per centre);
+    - ``renderer``: renders the print packages (its ``source`` supplies the documents' bytes);
+    - ``token``: the bearer token (never in a ``repr``); ``callback_secret``: the key of the centre's signed
+      pushes (without one every push is refused as unsigned); ``callback_window``: their clock tolerance;
+    - ``clock``: the engine's clock (arrival times, cut-offs); ``down_after``: how long requests must keep
+      failing before the centre counts as down;
+    - ``transport``: an ``httpx.AsyncBaseTransport`` (tests); ``timeout``: seconds per request;
+      ``rate``/``burst``: the centre's request rate limit (None: unlimited).
+    """
+
+    kind = ChannelKind.PRINT
+
+    def __init__(
+        self,
+        config: CentreConfig,
+        *,
+        spool: BatchSpool,
+        renderer: PackageRenderer,
+        token: str,
+        callback_secret: str | bytes | None = None,
+        callback_window: timedelta = timedelta(minutes=5),
+        clock: Clock | None = None,
+        endpoint: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = 30.0,
+        rate: float | None = None,
+        burst: int = 1,
+        down_after: timedelta = timedelta(minutes=30),
+    ) -> None:
+        base = endpoint or config.endpoint
+        if not base:
+            raise ValueError(f"print centre {config.centre_id!r} has no endpoint: set 'endpoint' in its [[centre]]")
+        url = httpx.URL(base)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError(f"print centre {config.centre_id!r}: the endpoint must be an http(s) URL with a host")
+        if not token:
+            raise ValueError(f"print centre {config.centre_id!r} needs a token ({ENV_TOKEN})")
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        if down_after < timedelta(0):
+            raise ValueError("down_after must not be negative")
+        self.config = config
+        self.name = config.centre_id
+        self.base_url = base.rstrip("/")
+        self.spool = spool
+        self.renderer = renderer
+        self.clock: Clock = clock or SystemClock()
+        self.callback_window = callback_window
+        self.transport = transport
+        self.timeout = timeout
+        self.down_after = down_after
+        self.limiter = RateLimiter(rate, burst=burst)
+        self.states = _JobStates(spool.root / self.name / "http" / "jobs")
+        self._pushed_dir = spool.root / self.name / "http" / "pushed"
+        self._labels_dir = spool.root / self.name / "http" / "labels"
+        self._pushed_dir.mkdir(parents=True, exist_ok=True)
+        self._labels_dir.mkdir(parents=True, exist_ok=True)
+        self._token = token
+        self._secret = callback_secret
+        self._client: httpx.AsyncClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock: asyncio.Lock | None = None
+        self.failing_since: datetime | None = None  # first failed request since the last success
+        self.last_error = ""
+        self.last_status: int | None = None  # of the latest request (None: no answer)
+
+    def __repr__(self) -> str:
+        return f"HttpPrintCentre({self.name!r}, {self.base_url!r})"
+
+    # -- HTTP ------------------------------------------------------------------------------------------
+
+    def _http(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            self._client = httpx.AsyncClient(
+                base_url=self.base_url,
+                headers={"Authorization": f"Bearer {self._token}", "Accept": "application/json"},
+                transport=self.transport,
+                timeout=self.timeout,
+                follow_redirects=False,
+            )
+            self._loop = loop
+            self._lock = asyncio.Lock()
+        return self._client
+
+    def _flush_lock(self) -> asyncio.Lock:
+        self._http()
+        assert self._lock is not None
+        return self._lock
+
+    async def _request(self, method: str, path: str, what: str, **kwargs: Any) -> httpx.Response:
+        """The answer (2xx, 404, or a permanent 4xx); transient failures raise and mark the centre failing."""
+        await self.limiter.acquire()
+        self.last_status = None
+        try:
+            async with translate_errors(what):
+                response = await self._http().request(method, path, **kwargs)
+            self.last_status = response.status_code
+            if response.status_code >= 500 or response.status_code in _TRANSIENT_4XX:
+                check_response(response, what=what)  # raises TransientChannelError (Retry-After kept)
+        except TransientChannelError as exc:
+            if self.last_status != 429:  # a rate limit says the centre is up
+                self._failing(str(exc))
+            raise
+        self.failing_since = None
+        return response
+
+    def _not_received(self, exc: TransientChannelError) -> bool:
+        """Whether a failed request certainly did not reach the centre (refused connection, 503, 429)."""
+        return self.last_status in (429, 503) or isinstance(exc.__cause__, httpx.ConnectError)
+
+    def _failing(self, error: str) -> None:
+        if self.failing_since is None:
+            self.failing_since = self.clock.now()
+        self.last_error = error
+
+    def down(self) -> bool:
+        """Whether the centre's requests have failed for ``down_after`` without a success in between."""
+        return self.failing_since is not None and self.clock.now() - self.failing_since >= self.down_after
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    def _job_path(self, dispatch_id: str) -> str:
+        return f"/jobs/{quote(dispatch_id, safe='')}"
+
+    # -- sending ---------------------------------------------------------------------------------------
+
+    def _request_of(self, dispatch: Dispatch) -> PackageRequest:
+        return PackageRequest(
+            task_id=dispatch.task_id,
+            dispatch_id=dispatch.dispatch_id,
+            case=dispatch.case,
+            recipient=dispatch.recipient_name,
+            address=dispatch.contact,
+            documents=tuple(dispatch.documents),
+        )
+
+    async def send(self, dispatch: Dispatch) -> SendResult:
+        """Render the job's print package and spool it for the centre's next batch (idempotent on the
+        dispatch id); refused while the centre is down; UnsendableDispatch if the documents are wrong."""
+        ref = f"{self.name}/{dispatch.dispatch_id}"
+        if self.spool.where(dispatch.dispatch_id, self.name) is None:
+            if self.down():
+                probe = await self._probe(dispatch.dispatch_id)
+                if probe is None:
+                    return SendResult(
+                        accepted=False,
+                        reason=f"print centre {self.name} is down ({self.last_error}); the job was not taken",
+                    )
+                if probe:  # the centre already has it (a spool lost with its disk): nothing to push
+                    self.states.put(dispatch.dispatch_id, state="sent")
+                    return SendResult(accepted=True, provider_ref=ref)
+            try:
+                package = self.renderer.render(self._request_of(dispatch))
+            except PrintPackageError as exc:
+                raise UnsendableDispatch(f"print job {dispatch.dispatch_id}: {exc}") from None
+            if dispatch.waybill is not None:
+                label = self._labels_dir / f"{dispatch.dispatch_id}.json"
+                label.write_text(json.dumps({"waybill": dispatch.waybill}), encoding="utf-8")
+            if self.spool.add(self.name, package, self.clock.now()):
+                log.info("%s: print job %s spooled (%d pages)", self.name, dispatch.dispatch_id, package.pages)
+        await self._flush_quietly()
+        return SendResult(accepted=True, provider_ref=ref)
+
+    async def _probe(self, dispatch_id: str) -> bool | None:
+        """Ask the centre for a job: True (it has it), False (it does not, and answers), None (no answer)."""
+        try:
+            response = await self._request("GET", self._job_path(dispatch_id), f"{self.name}.probe")
+        except ChannelError:
+            return None
+        return response.status_code == 200
+
+    # -- batches ---------------------------------------------------------------------------------------
+
+    async def flush(self) -> list[Manifest]:
+        """Push every released batch the centre has not taken yet, then release and push the due ones.
+
+        Returns the manifests pushed. A transient failure raises :class:`~delivery_sdk.TransientChannelError`
+        and leaves the rest for the next call.
+        """
+        pushed: list[Manifest] = []
+        async with self._flush_lock():
+            for manifest in self.spool.released(self.name):
+                if not (self._pushed_dir / manifest.batch_id).exists():
+                    await self._push(manifest, fresh=False)
+                    pushed.append(manifest)
+            now = self.clock.now()
+            while (reason := self.spool.due(self.config, now)) is not None:
+                manifest_or_none = self.spool.release(self.config, now, reason)
+                if manifest_or_none is None:
+                    break
+                log.info("%s: batch %s released (%s)", self.name, manifest_or_none.batch_id, reason)
+                await self._push(manifest_or_none, fresh=True)
+                pushed.append(manifest_or_none)
+        return pushed
+
+    async def _flush_quietly(self) -> None:
+        try:
+            await self.flush()
+        except ChannelError as exc:
+            log.warning("%s: batch push deferred: %s", self.name, exc)
+
+    async def _push(self, manifest: Manifest, *, fresh: bool) -> None:
+        for job in manifest.jobs:
+            state = self.states.get(job.dispatch_id)
+            if state is not None and state.get("state") in ("sent", "failed"):
+                continue
+            if not fresh or state is not None:
+                # in doubt, or pushed by an earlier run: ask first, so the centre sees each job once
+                what = f"{self.name}.job_status"
+                response = await self._request("GET", self._job_path(job.dispatch_id), what)
+                if response.status_code == 200 and _json(response, what).get("sha256") == job.sha256:
+                    self.states.put(job.dispatch_id, state="sent")
+                    continue
+            await self._put_job(manifest, job.dispatch_id, job.task_id, job.sha256, job.pages)
+        what = f"{self.name}.batch"
+        response = await self._request(
+            "PUT",
+            f"/batches/{quote(manifest.batch_id, safe='')}",
+            what,
+            content=manifest.to_json(),
+            headers={"Content-Type": "application/json", "Idempotency-Key": manifest.batch_id},
+        )
+        if response.status_code >= 400:
+            log.error(
+                "%s: the centre refused the manifest of batch %s with HTTP %d (%s); its jobs stand",
+                self.name,
+                manifest.batch_id,
+                response.status_code,
+                _error_code(response),
+            )
+        else:
+            missing = _json(response, what).get("missing") or []
+            if missing:
+                log.warning("%s: batch %s: the centre lacks %d job(s)", self.name, manifest.batch_id, len(missing))
+        (self._pushed_dir / manifest.batch_id).write_bytes(b"")
+
+    async def _put_job(self, manifest: Manifest, dispatch_id: str, task_id: str, sha256: str, pages: int) -> None:
+        pdf = self.spool.package_path(self.name, manifest.batch_id, dispatch_id).read_bytes()
+        headers = {
+            "Content-Type": "application/pdf",
+            "Idempotency-Key": dispatch_id,
+            "X-Batch-Id": manifest.batch_id,
+            "X-Task-Id": task_id,
+            "X-Job-Sha256": sha256,
+            "X-Job-Pages": str(pages),
+        }
+        label = self._labels_dir / f"{dispatch_id}.json"
+        if label.exists():
+            headers["X-Waybill"] = json.loads(label.read_text(encoding="utf-8"))["waybill"]
+        what = f"{self.name}.job"
+        try:
+            response = await self._request("PUT", self._job_path(dispatch_id), what, content=pdf, headers=headers)
+        except TransientChannelError as exc:
+            if not self._not_received(exc):  # the centre may have it: never given up, asked before a re-push
+                self.states.put(dispatch_id, state="doubt", at=self.clock.now().isoformat())
+            raise
+        if response.status_code >= 400:
+            reason = (
+                f"print centre {self.name} refused the job with HTTP {response.status_code} ({_error_code(response)})"
+            )
+            log.error("%s: %s", dispatch_id, reason)
+            self.states.put(dispatch_id, state="failed", reason=reason, at=self.clock.now().isoformat())
+            return
+        self.states.put(dispatch_id, state="sent")
+
+    # -- tracking --------------------------------------------------------------------------------------
+
+    def _failed(self, dispatch_id: str, state: dict[str, Any]) -> StatusReport:
+        at = datetime.fromisoformat(state["at"]) if state.get("at") else self.clock.now()
+        receipt = Receipt(
+            dispatch_id=dispatch_id,
+            kind=ReceiptKind.FAILED,
+            at=at,
+            reason=str(state.get("reason") or "the print centre did not take the job"),
+            provider_event_id=f"{dispatch_id}-not-taken",
+        )
+        return StatusReport(found=True, receipts=(receipt,))
+
+    async def status(self, dispatch: Dispatch) -> StatusReport:
+        """Where the job stands: spooled or on its way (found, no news), at the centre (its acknowledgements
+        as receipts), or failed (never reached a centre that stayed down, or refused for good)."""
+        await self._flush_quietly()
+        did = dispatch.dispatch_id
+        where = self.spool.where(did, self.name)
+        state = self.states.get(did) or {}
+        if state.get("state") == "failed":
+            return self._failed(did, state)
+        if where == "pending":
+            return StatusReport(found=True, provider_ref=f"{self.name}/{did}")
+        if where is not None and state.get("state") != "sent":
+            if self.down() and state.get("state") != "doubt":
+                since = self.failing_since.isoformat() if self.failing_since else "?"
+                failed = {
+                    "state": "failed",
+                    "reason": f"print centre {self.name} unreachable since {since} ({self.last_error}); "
+                    "the job never reached it",
+                    "at": self.clock.now().isoformat(),
+                }
+                self.states.put(did, **failed)  # never pushed from now on: it is routed elsewhere
+                log.warning("%s: job %s given up: the centre is down", self.name, did)
+                return self._failed(did, failed)
+            return StatusReport(found=True, provider_ref=f"{self.name}/{did}")
+        what = f"{self.name}.status"
+        response = await self._request("GET", self._job_path(did), what)
+        if response.status_code == 404:
+            if where is not None:
+                log.warning("%s: the centre does not know job %s it took", self.name, did)
+                return StatusReport(found=True, provider_ref=f"{self.name}/{did}")
+            return StatusReport(found=False)
+        if response.status_code >= 400:
+            raise ChannelError(f"{what}: the centre refused the status request with HTTP {response.status_code}")
+        try:
+            receipts = events_to_receipts(did, _json(response, what).get("events"))
+        except MalformedReceipt as exc:
+            raise ChannelError(f"{what}: {exc}") from None
+        return StatusReport(found=True, provider_ref=f"{self.name}/{did}", receipts=tuple(receipts))
+
+    # -- callbacks -------------------------------------------------------------------------------------
+
+    def verify_callback(self, headers: Mapping[str, str], body: bytes, now: datetime) -> str:
+        """Check a push's signature (delivery-sdk's generic scheme) and timestamp; the replay key is its nonce."""
+        if not self._secret:
+            raise CallbackRejected("unsigned", f"print centre {self.name!r} has no callback secret configured")
+        nonce = verify_signed_callback(self._secret, headers, body, now, self.callback_window)
+        return f"{self.name}:{nonce}"
+
+    def parse_callback(self, headers: Mapping[str, str], body: bytes) -> Sequence[Receipt]:
+        """The receipts in a push (call :meth:`verify_callback` first); the push must name this centre."""
+        if len(body) > _MAX_BODY:
+            raise MalformedReceipt("centre push body is larger than 1 MiB")
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            raise MalformedReceipt("centre push body is not JSON") from None
+        if not isinstance(payload, dict):
+            raise MalformedReceipt("centre push body is not a JSON object")
+        if payload.get("centre_id") != self.name:
+            raise MalformedReceipt(f"centre push does not name centre {self.name}")
+        dispatch_id = payload.get("dispatch_id")
+        if not isinstance(dispatch_id, str) or not _CODE.fullmatch(dispatch_id):
+            raise MalformedReceipt("centre push needs the 'dispatch_id'")
+        return events_to_receipts(dispatch_id, payload.get("events"))
+
+
+def _duration(value: str, what: str) -> timedelta:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError(f"{what} must be a number of seconds, got {value!r}") from None
+    return timedelta(seconds=seconds)
+
+
+class EnvPrintCentrePlugin:
+    """The entry-point plugin: registers one :class:`HttpPrintCentre` per centre with an ``endpoint``.
+
+    ``DELIVERY_SDK_PRINTCENTRE_CENTRES``: the centres TOML (unset or empty: nothing is registered; centres
+    without an ``endpoint`` are left to other plugins); ``DELIVERY_SDK_PRINTCENTRE_TOKEN`` (required);
+    ``DELIVERY_SDK_PRINTCENTRE_SPOOL`` (the spool folder, required); ``DELIVERY_SDK_PRINTCENTRE_DOCUMENTS``
+    (documents by digest, ``<folder>/<sha256>.pdf``, required); ``DELIVERY_SDK_PRINTCENTRE_CALLBACK_SECRET``;
+    ``DELIVERY_SDK_PRINTCENTRE_RATE`` (requests per second per centre); ``DELIVERY_SDK_PRINTCENTRE_DOWN_AFTER``
+    (seconds, default 1800). ``source`` replaces the document folder (say, the case system's file store).
+    """
+
+    def __init__(self, environ: Mapping[str, str] | None = None, *, source: DocumentSource | None = None) -> None:
+        self._environ = environ
+        self._source = source
+        self.adapters: dict[str, HttpPrintCentre] = {}
+
+    def __repr__(self) -> str:
+        return "EnvPrintCentrePlugin()"
+
+    def configured(self, clock: Clock | None = None) -> list[HttpPrintCentre]:
+        env = os.environ if self._environ is None else self._environ
+        path = env.get(ENV_CENTRES, "").strip()
+        if not path:
+            return []
+        centres: Centres = load_centres(path)
+        spool_dir = env.get(ENV_SPOOL, "").strip()
+        if not spool_dir:
+            raise ValueError(f"{ENV_SPOOL} must name the print spool folder")
+        source = self._source
+        if source is None:
+            folder = env.get(ENV_DOCUMENTS, "").strip()
+            if not folder:
+                raise ValueError(f"{ENV_DOCUMENTS} must name the folder of documents by digest")
+            source = FolderDocumentSource(folder)
+        spool = BatchSpool(spool_dir)
+        renderer = PackageRenderer(source)
+        rate = env.get(ENV_RATE, "").strip()
+        down_after = env.get(ENV_DOWN_AFTER, "").strip()
+        return [
+            HttpPrintCentre(
+                config,
+                spool=spool,
+                renderer=renderer,
+                token=env.get(ENV_TOKEN, ""),
+                callback_secret=env.get(ENV_CALLBACK_SECRET) or None,
+                clock=clock,
+                rate=float(rate) if rate else None,
+                down_after=_duration(down_after, ENV_DOWN_AFTER) if down_after else timedelta(minutes=30),
+            )
+            for config in centres
+            if config.endpoint
+        ]
+
+    @hookimpl
+    def delivery_register_print_centres(self, register: PrintCentreRegistry, clock: Clock) -> None:
+        if not self.adapters:
+            self.adapters = {a.name: a for a in self.configured(clock)}
+        for adapter in self.adapters.values():
+            register(adapter.config.info(), adapter)
+
+
+plugin = EnvPrintCentrePlugin()
+"""The object the ``printcentre`` entry point registers with every plugin host."""

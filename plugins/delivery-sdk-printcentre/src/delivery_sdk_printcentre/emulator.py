@@ -1,0 +1,304 @@
+"""A local print/mail centre speaking the plugin's protocol, for tests and demos.
+
+:class:`CentreEmulator` runs a stdlib ``ThreadingHTTPServer`` on ``127.0.0.1`` (an ephemeral port) and answers
+``PUT /jobs/{dispatch_id}``, ``PUT /batches/{batch_id}`` and ``GET /jobs/{dispatch_id}`` as the module
+docstring of :mod:`delivery_sdk_printcentre` describes; :meth:`CentreEmulator.push` posts a job's signed
+acknowledgements to a callback URL the way a centre does.
+
+Every job is checked: the bearer token, the idempotency key (the dispatch id of the path), the PDF (its
+SHA-256 against ``X-Job-Sha256``, its page count read back with pypdf against ``X-Job-Pages``); a violation
+answers 400 and is kept in ``errors``. A job is printed ``print_after`` the arrival of its batch's manifest,
+enveloped ``envelope_after`` it and handed to the carrier ``mail_after`` it, with the waybill it came with
+(``X-Waybill``) or one of the centre's own; ``now()`` decides what is visible, so a test drives the centre
+with the engine's virtual clock. Faults: ``down = True`` answers 503 to everything; :meth:`fail` scripts the
+next request to a path (a status with headers, say 429 + ``Retry-After``, or a delay after the work is done,
+longer than the client's timeout). ``puts[dispatch_id]`` counts the job PUTs the centre processed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import unquote
+
+import attrs
+
+from delivery_sdk.callbacks import sign_callback
+
+__all__ = ["CentreEmulator", "Fault", "Job"]
+
+
+@attrs.frozen(kw_only=True)
+class Fault:
+    """A scripted answer for the next request whose path starts with ``path_prefix`` (and, if given, whose
+    method is ``method``): an HTTP ``status`` with ``headers``, or ``delay`` seconds of silence after the
+    work is done (a client that gives up leaves the job in doubt)."""
+
+    path_prefix: str
+    method: str | None = None
+    status: int | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b'{"error": "SCRIPTED"}'
+    delay: float = 0.0
+
+
+@attrs.define
+class Job:
+    dispatch_id: str
+    task_id: str
+    batch_id: str
+    sha256: str
+    pages: int
+    waybill: str
+    received_at: datetime
+    pdf: bytes = attrs.field(repr=False)
+    batch_at: datetime | None = None  # when its batch's manifest arrived: printing starts then
+
+
+class CentreEmulator:
+    """A print centre on 127.0.0.1 (see the module docstring). Use as a context manager; ``url`` is its base."""
+
+    def __init__(
+        self,
+        *,
+        centre_id: str = "PC-420100",
+        token: str = "centre-token",
+        callback_secret: str = "centre-callback-secret",
+        now: Callable[[], datetime] | None = None,
+        print_after: timedelta = timedelta(hours=2),
+        envelope_after: timedelta = timedelta(hours=3),
+        mail_after: timedelta = timedelta(hours=5),
+    ) -> None:
+        self.centre_id = centre_id
+        self.token = token
+        self.callback_secret = callback_secret
+        self.now = now or (lambda: datetime.now(UTC))
+        self.print_after = print_after
+        self.envelope_after = envelope_after
+        self.mail_after = mail_after
+        self.down = False
+        self.faults: list[Fault] = []
+        self.jobs: dict[str, Job] = {}
+        self.batches: dict[str, dict[str, Any]] = {}
+        self.puts: Counter[str] = Counter()  # job PUTs processed (a repeat of the same bytes included)
+        self.requests: list[tuple[str, str]] = []
+        self.errors: list[str] = []
+        self._nonce = 0
+        self._lock = threading.Lock()
+        emulator = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _body(self) -> bytes:
+                return self.rfile.read(int(self.headers.get("Content-Length", "0")))
+
+            def do_GET(self) -> None:
+                self._answer(*emulator._handle("GET", self.path, dict(self.headers.items()), b""))
+
+            def do_PUT(self) -> None:
+                self._answer(*emulator._handle("PUT", self.path, dict(self.headers.items()), self._body()))
+
+            def _answer(self, status: int, body: bytes, headers: tuple[tuple[str, str], ...]) -> None:
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    for key, value in headers:
+                        self.send_header(key, value)
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client timed out and hung up
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass
+
+        self.httpd = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)
+
+    def __enter__(self) -> CentreEmulator:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def fail(self, *faults: Fault) -> None:
+        with self._lock:
+            self.faults.extend(faults)
+
+    # -- the protocol ----------------------------------------------------------------------------------
+
+    def _handle(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, bytes, Any]:
+        h = {k.lower(): v for k, v in headers.items()}
+        with self._lock:
+            self.requests.append((method, path))
+            fault = next(
+                (f for f in self.faults if path.startswith(f.path_prefix) and f.method in (None, method)), None
+            )
+            if fault is not None:
+                self.faults.remove(fault)
+            down = self.down
+        if down:
+            return 503, b'{"error": "CENTRE_DOWN"}', (("Retry-After", "60"),)
+        if h.get("authorization") != f"Bearer {self.token}":
+            return self._reject("authorization")
+        if fault is not None and fault.status is not None:
+            return fault.status, fault.body, fault.headers
+        if method == "PUT" and path.startswith("/jobs/"):
+            answer = self._put_job(unquote(path.removeprefix("/jobs/")), h, raw)
+        elif method == "GET" and path.startswith("/jobs/"):
+            answer = self._get_job(unquote(path.removeprefix("/jobs/")))
+        elif method == "PUT" and path.startswith("/batches/"):
+            answer = self._put_batch(unquote(path.removeprefix("/batches/")), h, raw)
+        else:
+            return self._reject(f"path {method} {path}")
+        if fault is not None and fault.delay:
+            time.sleep(fault.delay)  # the work is done: a client that gives up leaves it in doubt
+        return answer
+
+    def _reject(self, problem: str) -> tuple[int, bytes, Any]:
+        with self._lock:
+            self.errors.append(problem)
+        return 400, b'{"error": "BAD_REQUEST"}', ()
+
+    def _put_job(self, dispatch_id: str, h: dict[str, str], pdf: bytes) -> tuple[int, bytes, Any]:
+        from pypdf import PdfReader
+        from pypdf.errors import PyPdfError
+
+        if h.get("idempotency-key") != dispatch_id:
+            return self._reject(f"idempotency-key of {dispatch_id}")
+        if h.get("content-type") != "application/pdf":
+            return self._reject("content-type")
+        sha = hashlib.sha256(pdf).hexdigest()
+        if h.get("x-job-sha256") != sha:
+            return self._reject(f"sha256 of {dispatch_id}")
+        try:
+            pages = len(PdfReader(io.BytesIO(pdf)).pages)
+        except (PyPdfError, ValueError, KeyError, OSError):
+            return self._reject(f"unreadable PDF {dispatch_id}")
+        if str(pages) != h.get("x-job-pages"):
+            return self._reject(f"page count of {dispatch_id}: {pages} != {h.get('x-job-pages')}")
+        batch_id, task_id = h.get("x-batch-id"), h.get("x-task-id")
+        if not batch_id or not task_id:
+            return self._reject("x-batch-id / x-task-id")
+        with self._lock:
+            self.puts[dispatch_id] += 1
+            known = self.jobs.get(dispatch_id)
+            if known is not None:
+                if known.sha256 != sha:
+                    return 409, b'{"error": "JOB_CONFLICT"}', ()
+                return 200, json.dumps({"dispatch_id": dispatch_id, "status": "received"}).encode(), ()
+            digest = int.from_bytes(hashlib.sha256(dispatch_id.encode()).digest()[:5], "big")
+            self.jobs[dispatch_id] = Job(
+                dispatch_id=dispatch_id,
+                task_id=task_id,
+                batch_id=batch_id,
+                sha256=sha,
+                pages=pages,
+                waybill=h.get("x-waybill") or f"PC{digest % 10**11:011d}",
+                received_at=self.now(),
+                pdf=pdf,
+            )
+        return 201, json.dumps({"dispatch_id": dispatch_id, "status": "received"}).encode(), ()
+
+    def _put_batch(self, batch_id: str, h: dict[str, str], raw: bytes) -> tuple[int, bytes, Any]:
+        try:
+            manifest = json.loads(raw)
+        except ValueError:
+            return self._reject("manifest is not JSON")
+        if not isinstance(manifest, dict) or manifest.get("format") != "delivery-sdk/print-manifest/v1":
+            return self._reject("manifest format")
+        if manifest.get("batch_id") != batch_id or h.get("idempotency-key") != batch_id:
+            return self._reject("manifest batch id")
+        if manifest.get("centre_id") != self.centre_id:
+            return self._reject("manifest centre")
+        jobs = manifest.get("jobs")
+        if not isinstance(jobs, list) or manifest.get("count") != len(jobs):
+            return self._reject("manifest jobs")
+        missing: list[str] = []
+        with self._lock:
+            self.batches.setdefault(batch_id, manifest)
+            now = self.now()
+            for entry in jobs:
+                job = self.jobs.get(entry.get("dispatch_id"))
+                if job is None or job.sha256 != entry.get("sha256") or job.pages != entry.get("pages"):
+                    missing.append(str(entry.get("dispatch_id")))
+                elif job.batch_at is None:
+                    job.batch_at = now
+        answer = {"batch_id": batch_id, "received": len(jobs) - len(missing), "missing": missing}
+        return 200, json.dumps(answer).encode(), ()
+
+    def events(self, job: Job, now: datetime | None = None) -> list[dict[str, Any]]:
+        """The job's acknowledgements visible at ``now``."""
+        now = now or self.now()
+        if job.batch_at is None:
+            return []
+        steps = [
+            (self.print_after, "printed", {}),
+            (self.envelope_after, "enveloped", {}),
+            (self.mail_after, "mailed", {"waybill": job.waybill}),
+        ]
+        out = []
+        for after, kind, extra in steps:
+            at = job.batch_at + after
+            if at <= now:
+                out.append({"event_id": f"{job.dispatch_id}-{kind}", "type": kind, "at": at.isoformat(), **extra})
+        return out
+
+    def _get_job(self, dispatch_id: str) -> tuple[int, bytes, Any]:
+        with self._lock:
+            job = self.jobs.get(dispatch_id)
+        if job is None:
+            return 404, b'{"error": "NOT_FOUND"}', ()
+        body = {
+            "dispatch_id": dispatch_id,
+            "batch_id": job.batch_id,
+            "sha256": job.sha256,
+            "pages": job.pages,
+            "events": self.events(job),
+        }
+        return 200, json.dumps(body).encode(), ()
+
+    # -- pushes ----------------------------------------------------------------------------------------
+
+    def push_request(self, dispatch_id: str, *, timestamp: int | None = None) -> tuple[dict[str, str], bytes]:
+        """The signed push of a job's visible acknowledgements: ``(headers, body)``."""
+        with self._lock:
+            job = self.jobs[dispatch_id]
+            self._nonce += 1
+            nonce = f"pc-{self._nonce}"
+        body = json.dumps(
+            {"centre_id": self.centre_id, "dispatch_id": dispatch_id, "events": self.events(job)}
+        ).encode()
+        stamp = int(self.now().timestamp()) if timestamp is None else timestamp
+        headers = sign_callback(self.callback_secret, body, timestamp=stamp, nonce=nonce)
+        return {"Content-Type": "application/json", **headers}, body
+
+    def push(self, url: str, dispatch_id: str) -> int:
+        """POST a job's visible acknowledgements to a callback receiver at ``url``; the HTTP status it answered."""
+        headers, body = self.push_request(dispatch_id)
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
