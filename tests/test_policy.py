@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
+import attrs
 import pytest
 
 from delivery_sdk import ChannelKind, Contact, ContactKind, DispatchStatus, Party, ServiceMethod, TaskState
@@ -17,6 +18,7 @@ from delivery_sdk.events import (
     AddressSearchFailed,
     AddressUpdated,
     Cancelled,
+    ConsentRecorded,
     DispatchDelivered,
     DispatchFailed,
     DispatchQueued,
@@ -38,13 +40,16 @@ from delivery_sdk.events import (
     Served,
     TaskCreated,
 )
+from delivery_sdk.law.service import BASIS_ELECTRONIC_READ
 from delivery_sdk.lifecycle import Task, fold
-from delivery_sdk.model import DispatchRecord
+from delivery_sdk.model import AgentRole, ConsentMethod, DispatchRecord, Representative
 from delivery_sdk.policy import (
     BASIS_CONFIRMED_WRONG,
     BASIS_ELECTRONIC,
     BASIS_POSTAL,
     BASIS_PUBLICATION,
+    BASIS_PUBLICATION_FAILED,
+    BASIS_PUBLICATION_UNKNOWN,
     BASIS_REFUSED,
     Decision,
     Emit,
@@ -55,6 +60,7 @@ from delivery_sdk.policy import (
     Route,
     SearchAddress,
     Send,
+    address_confirmed,
     decide,
     next_poll,
 )
@@ -64,12 +70,13 @@ TASK = "T-1"
 T0 = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
 CONFIG = PolicyConfig()
 RETRY = CONFIG.retry_after_error  # 10 min
-ES, SMS, WX, MAIL, PRINT = (
+ES, SMS, WX, MAIL, PRINT, PHONE = (
     ChannelKind.ESERVICE,
     ChannelKind.SMS,
     ChannelKind.WECHAT,
     ChannelKind.EMAIL,
     ChannelKind.PRINT,
+    ChannelKind.PHONE,
 )
 CHANNELS = {ES: "fake-eservice", SMS: "fake-sms", WX: "fake-wechat", MAIL: "fake-email"}
 CONTACTS = {
@@ -419,6 +426,177 @@ def test_earlier_repeated_delivery_report_moves_the_service_moment_back() -> Non
     assert decide(task, h(3), CONFIG, CHANNELS) == served_electronic(h(3), h(1), "T-1.1")
 
 
+# -- addresses the party did not confirm (Rules Art. 31(2)) -----------------------------------------------------
+
+NO_CONSENT = PolicyConfig(require_consent=False)  # the court serves at addresses it verified itself
+PHONE_CHANNEL = "fake-staff-calls"
+
+
+def stranger(*, mobile: str | None = "13800138000", email: str | None = None) -> Party:
+    """A party that neither consented nor named an address: its e-addresses are the court's own findings."""
+    return make_party("P-20", mobile=mobile, wechat="wx_openid_1", email=email, consent=False)
+
+
+def read(dispatch_id: str, at: datetime, read_at: datetime | None = None) -> DispatchRead:
+    return DispatchRead(task_id=TASK, at=at, dispatch_id=dispatch_id, read_at=read_at or at)
+
+
+def phone_consent(dispatch_id: str, at: datetime) -> list[Event]:
+    """A staff call to the party's mobile (CONTACTS[SMS]) that reached it and obtained consent (Rules Art. 30)."""
+    call = DispatchQueued(
+        task_id=TASK, at=at, dispatch_id=dispatch_id, channel=PHONE_CHANNEL, kind=PHONE, contact=CONTACTS[SMS]
+    )
+    consent = ConsentRecorded(task_id=TASK, at=at, method=ConsentMethod.PHONE, given_at=at, via_dispatch=dispatch_id)
+    return [call, sent(dispatch_id, at), consent]
+
+
+def served_as(now: datetime, effective: datetime, dispatch_id: str, basis: str) -> Decision:
+    return emits(
+        Served(
+            task_id=TASK,
+            at=now,
+            method=ServiceMethod.ELECTRONIC,
+            basis=basis,
+            effective_at=effective,
+            dispatch_id=dispatch_id,
+        ),
+        now,
+    )
+
+
+def record(task: Task, dispatch_id: str) -> DispatchRecord:
+    found = task.dispatch(dispatch_id)
+    assert found is not None
+    return found
+
+
+@pytest.mark.parametrize(
+    ("events", "dispatch_id", "confirmed"),
+    [
+        # consent submitted with the request covers the e-addresses submitted with it (Rules Art. 31(1))
+        pytest.param([created(), *attempt("T-1.1", WX, T0)], "T-1.1", True, id="request-consent-own-address"),
+        pytest.param(
+            [created(make_party("P-21", mobile=None, email="p21@example.com")), *attempt("T-1.1", WX, T0)],
+            "T-1.1",
+            False,
+            id="request-consent-another-address",
+        ),
+        pytest.param([created(stranger()), *attempt("T-1.1", WX, T0)], "T-1.1", False, id="no-consent"),
+        # consent on a staff call confirms the number the call reached, nothing else
+        pytest.param(
+            [created(stranger()), *phone_consent("T-1.1", T0), *attempt("T-1.2", SMS, h(1))],
+            "T-1.2",
+            True,
+            id="phone-consent-number-called",
+        ),
+        pytest.param(
+            [created(stranger()), *phone_consent("T-1.1", T0), *attempt("T-1.2", WX, h(1))],
+            "T-1.2",
+            False,
+            id="phone-consent-other-address",
+        ),
+    ],
+)
+def test_address_confirmed(events: list[Event], dispatch_id: str, confirmed: bool) -> None:
+    task = task_of(events)
+    assert address_confirmed(task, record(task, dispatch_id)) is confirmed
+
+
+def test_a_contact_confirmed_on_the_form_is_confirmed_without_consent() -> None:
+    form = Contact(kind=ContactKind.WECHAT, value="wx_openid_1", confirmed=True)
+    party = Party(party_id="P-22", name="张三", contacts=(form,))
+    queued_form = DispatchQueued(task_id=TASK, at=T0, dispatch_id="T-1.1", channel=CHANNELS[WX], kind=WX, contact=form)
+    task = task_of(created(party), queued_form, sent("T-1.1", T0), delivered("T-1.1", h(1)))
+    assert address_confirmed(task, record(task, "T-1.1"))
+    assert decide(task, h(1), NO_CONSENT, CHANNELS) == served_as(h(1), h(1), "T-1.1", BASIS_ELECTRONIC)
+
+
+def test_a_representatives_address_is_covered_by_the_request_consent() -> None:
+    receiver = Representative(name="李四", role=AgentRole.DESIGNATED_RECEIVER, contacts=(CONTACTS[WX],))
+    party = attrs.evolve(make_party("P-23", mobile=None), agents=(receiver,))
+    task = task_of(created(party), attempt("T-1.1", WX, T0))
+    assert address_confirmed(task, record(task, "T-1.1"))
+
+
+def test_unconfirmed_address_delivered_is_not_served_and_waits_for_the_read() -> None:
+    task = task_of(created(stranger()), attempt("T-1.1", WX, T0), delivered("T-1.1", h(0.5), h(0.25)))
+    # arrival is not service there: the dispatch stays open, polled until the response window (6 h) ends
+    assert decide(task, h(1), NO_CONSENT, CHANNELS) == Decision(actions=(Poll(dispatch_id="T-1.1"),), due_at=h(2))
+    assert decide(task, h(5.5), NO_CONSENT, CHANNELS) == Decision(
+        actions=(Poll(dispatch_id="T-1.1"),), due_at=h(6) - timedelta(minutes=1)
+    )
+
+
+def test_unconfirmed_address_read_is_served_at_the_read_moment() -> None:
+    task = task_of(
+        created(stranger()), attempt("T-1.1", WX, T0), delivered("T-1.1", h(0.5), h(0.25)), read("T-1.1", h(4), h(3))
+    )
+    assert decide(task, h(4), NO_CONSENT, CHANNELS) == served_as(h(4), h(3), "T-1.1", BASIS_ELECTRONIC_READ)
+
+
+def test_unconfirmed_address_read_without_delivery_report_is_served_at_the_read_moment() -> None:
+    task = task_of(created(stranger()), attempt("T-1.1", WX, T0), read("T-1.1", h(4), h(3)))
+    assert decide(task, h(4), NO_CONSENT, CHANNELS) == served_as(h(4), h(3), "T-1.1", BASIS_ELECTRONIC_READ)
+
+
+@pytest.mark.parametrize(
+    ("party", "expected"),
+    [
+        pytest.param(
+            stranger(mobile=None),
+            emits(
+                FellBackToPost(
+                    task_id=TASK,
+                    at=h(6),
+                    reason=(
+                        "no electronic service took effect: delivered only to addresses the party did not "
+                        "confirm, and not read within the response window (SPC Online Litigation Rules Art. 31(2))"
+                    ),
+                ),
+                h(6),
+            ),
+            id="last-channel-falls-back-to-post",
+        ),
+        pytest.param(
+            stranger(mobile=None, email="party1@example.com"),
+            Decision(actions=(Send(channel=CHANNELS[MAIL], kind=MAIL),), due_at=h(6)),
+            id="next-channel",
+        ),
+    ],
+)
+def test_unconfirmed_address_delivered_but_not_read_within_the_window_serves_nothing(
+    party: Party, expected: Decision
+) -> None:
+    task = task_of(created(party), attempt("T-1.1", WX, T0), delivered("T-1.1", h(0.5), h(0.25)))
+    assert decide(task, h(6), NO_CONSENT, CHANNELS) == expected
+
+
+@pytest.mark.parametrize(
+    ("wechat_read", "expected"),
+    [
+        # the WeChat openid was never named: its read at 1 h is earlier than the SMS arrival at 2 h
+        pytest.param(h(1), served_as(h(3), h(1), "T-1.2", BASIS_ELECTRONIC_READ), id="read-before-arrival"),
+        # read at 2.5 h: the called number's arrival at 2 h took effect first
+        pytest.param(h(2.5), served_as(h(3), h(2), "T-1.3", BASIS_ELECTRONIC), id="arrival-before-read"),
+    ],
+)
+def test_earliest_effective_service_across_confirmed_and_unconfirmed_addresses(
+    wechat_read: datetime, expected: Decision
+) -> None:
+    task = task_of(
+        created(stranger()),
+        phone_consent("T-1.1", T0),
+        queued("T-1.2", WX, T0),
+        queued("T-1.3", SMS, T0),
+        sent("T-1.2", T0),
+        sent("T-1.3", T0),
+        delivered("T-1.2", h(0.5), h(0.1)),  # earliest arrival of all, but not service there
+        read("T-1.2", h(3), wechat_read),
+        delivered("T-1.3", h(3), h(2)),
+    )
+    assert decide(task, h(3), PolicyConfig(parallel=True), CHANNELS) == expected
+
+
 # -- next_poll -------------------------------------------------------------------------------------------------
 
 
@@ -485,14 +663,28 @@ NO_ADDRESS = make_party("P-10", address=None)
             [created(NO_ADDRESS), AddressSearchFailed(task_id=TASK, at=h(0.5), reason="no candidate")],
             CONFIG,
             emits(
-                PublicationStarted(task_id=TASK, at=h(1), published_at=h(1), reason="no postal address to try"), h(1)
+                PublicationStarted(
+                    task_id=TASK,
+                    at=h(1),
+                    published_at=h(1),
+                    reason="no postal address to try",
+                    basis=BASIS_PUBLICATION_UNKNOWN,
+                ),
+                h(1),
             ),
             id="search-failed-publish",
         ),
         pytest.param(
             [created(NO_ADDRESS), AddressSearchFailed(task_id=TASK, at=h(0.5), reason="no candidate")],
             PolicyConfig(auto_publication=False),
-            emits(NeedsAttention(task_id=TASK, at=h(1), reason="no postal address to try"), h(1)),
+            emits(
+                NeedsAttention(
+                    task_id=TASK,
+                    at=h(1),
+                    reason=f"no postal address to try; publication possible: {BASIS_PUBLICATION_UNKNOWN}",
+                ),
+                h(1),
+            ),
             id="search-failed-ask-a-person",
         ),
     ],
@@ -625,7 +817,11 @@ def deemed_served(basis: str) -> Decision:
             PolicyConfig(max_postal_rounds=1),
             emits(
                 PublicationStarted(
-                    task_id=TASK, at=NOW, published_at=NOW, reason="mail returned (unclaimed) after 1 round(s)"
+                    task_id=TASK,
+                    at=NOW,
+                    published_at=NOW,
+                    reason="mail returned (unclaimed) after 1 round(s)",
+                    basis=BASIS_PUBLICATION_FAILED.format(rounds=1),
                 ),
                 NOW,
             ),
@@ -635,7 +831,15 @@ def deemed_served(basis: str) -> Decision:
             None,
             ReturnReason.UNCLAIMED,
             PolicyConfig(max_postal_rounds=1, auto_publication=False),
-            emits(NeedsAttention(task_id=TASK, at=NOW, reason="mail returned (unclaimed) after 1 round(s)"), NOW),
+            emits(
+                NeedsAttention(
+                    task_id=TASK,
+                    at=NOW,
+                    reason="mail returned (unclaimed) after 1 round(s); publication possible: "
+                    + BASIS_PUBLICATION_FAILED.format(rounds=1),
+                ),
+                NOW,
+            ),
             id="rounds-exhausted-ask-a-person",
         ),
     ],
@@ -650,7 +854,11 @@ def test_returned_after_a_failed_search_publishes() -> None:
     task = returned_task(None, ReturnReason.ADDRESS_WRONG, AddressSearchFailed(task_id=TASK, at=NOW, reason="none"))
     assert decide(task, NOW, CONFIG, CHANNELS) == emits(
         PublicationStarted(
-            task_id=TASK, at=NOW, published_at=NOW, reason="mail returned (address_wrong) after 1 round(s)"
+            task_id=TASK,
+            at=NOW,
+            published_at=NOW,
+            reason="mail returned (address_wrong) after 1 round(s)",
+            basis=BASIS_PUBLICATION_UNKNOWN,
         ),
         NOW,
     )
@@ -666,7 +874,11 @@ def test_returned_twice_publishes() -> None:
     assert task.postal_rounds == 2
     assert decide(task, h(150), CONFIG, CHANNELS) == emits(
         PublicationStarted(
-            task_id=TASK, at=h(150), published_at=h(150), reason="mail returned (moved) after 2 round(s)"
+            task_id=TASK,
+            at=h(150),
+            published_at=h(150),
+            reason="mail returned (moved) after 2 round(s)",
+            basis=BASIS_PUBLICATION_FAILED.format(rounds=2),
         ),
         h(150),
     )

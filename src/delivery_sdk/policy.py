@@ -9,11 +9,19 @@ address, file the proof of service).
 The rules it applies, with their sources:
 
 - electronic service needs consent (CPL Art. 90; Online Litigation Rules Arts. 29-30);
-- the service moment of e-service is the arrival at the recipient's system (CPL Art. 90), and when several
-  channels carried the same content the earliest effective service counts (Rules Art. 31);
-- postal service is effective on the signing date of the return receipt (CPL Art. 91); a refusal, or mail
-  to a confirmed address that proved wrong, is deemed served on the day the mail came back (SPC
-  provisions on court express post, Art. 11; SPC 2017 Opinion);
+- the service moment of e-service is the arrival at the recipient's system (CPL Art. 90) when the party
+  gave or confirmed the electronic address (Rules Art. 31(1)); at an address it did not, arrival is not
+  service: the "read" report is, as a rebuttable presumption (Rules Art. 31(2)), and a dispatch that was
+  delivered but not read within the channel's response window serves nothing; when several channels
+  carried the same content the earliest effective service counts (Rules Art. 31);
+- postal service is effective on the signing date of the return receipt (CPL Art. 91), when the signer
+  may receive for the party: the recipient, a co-resident adult family member (a person), the mail handler
+  (an organisation), an appointed agent (CPL Art. 88); anyone else serves nothing and a person decides;
+- a refusal (CPL Art. 89; SPC Provisions on Court Express Post Art. 11), or mail to a confirmed address
+  that proved wrong (SPC 2017 Opinion), is deemed served on the day the mail came back; other returns lead
+  to assisted person search and another postal round, up to ``max_postal_rounds``;
+- publication (CPL Art. 95) when no address is left (whereabouts unknown) or the rounds are used up (the
+  other methods failed), if ``auto_publication``; otherwise a person decides;
 - publication is deemed served when 30 days, counted from the day after the (last) posting and rolled over
   a last day that is a rest day, are over (CPL Arts. 95 and 85; computed by ``delivery_sdk.law``).
 """
@@ -35,9 +43,11 @@ from .events import (
     Served,
 )
 from .law.holidays import CalendarNotCovered
-from .law.service import PUBLICATION_DAYS, publication_service
+from .law.service import BASIS_CONFIRMED_WRONG as _LAW_CONFIRMED_WRONG
+from .law.service import BASIS_REFUSED as _LAW_REFUSED
+from .law.service import PUBLICATION_DAYS, electronic_service, postal_signature_basis, publication_service
 from .lifecycle import Task, TaskState
-from .model import ChannelKind, ContactKind, DispatchRecord, DispatchStatus, ServiceMethod
+from .model import ChannelKind, Contact, ContactKind, DispatchRecord, DispatchStatus, PartyKind, ServiceMethod
 
 __all__ = [
     "Action",
@@ -50,14 +60,18 @@ __all__ = [
     "Route",
     "SearchAddress",
     "Send",
+    "address_confirmed",
     "decide",
 ]
 
 BASIS_ELECTRONIC = "CPL Art. 90; SPC Online Litigation Rules Art. 31"
 BASIS_POSTAL = "CPL Art. 91"
-BASIS_REFUSED = "CPL Art. 91; SPC Provisions on Court Express Post Art. 11 (refused: deemed served on return)"
-BASIS_CONFIRMED_WRONG = "SPC Opinion 2017 No. 19 (confirmed address proved wrong: deemed served on return)"
+BASIS_REFUSED = _LAW_REFUSED
+BASIS_CONFIRMED_WRONG = _LAW_CONFIRMED_WRONG
 BASIS_PUBLICATION = "CPL Art. 95"
+# Why publication starts: the two limbs of CPL Art. 95.
+BASIS_PUBLICATION_UNKNOWN = "CPL Art. 95 (whereabouts unknown: no address left to serve at)"
+BASIS_PUBLICATION_FAILED = "CPL Art. 95 (service by the other methods failed: {rounds} postal round(s) came back)"
 FINAL_POLL_MARGIN = timedelta(minutes=1)
 
 
@@ -194,6 +208,48 @@ def _poll_due(record: DispatchRecord, now: datetime, offsets: tuple[timedelta, .
     return now >= start + offsets[0]
 
 
+def _same_address(a: Contact, b: Contact) -> bool:
+    return a.kind is b.kind and a.value == b.value
+
+
+def address_confirmed(task: Task, record: DispatchRecord) -> bool:
+    """Whether the party gave or confirmed the electronic address ``record`` went to (Rules Art. 31(1)).
+
+    - the contact is marked ``confirmed`` (the address-confirmation form, Interpretation Art. 136);
+    - the request carries the party's consent: it covers the electronic addresses submitted with it (the
+      party's own and its representatives'), as the integrator submits the addresses the consent names;
+    - consent obtained later on a staff call (Rules Art. 30) confirms the number the call reached.
+
+    Anything else (no consent, or consent by phone and an address the party never named) is an address the
+    court verified but the party did not confirm: Rules Art. 31(2).
+    """
+    contact = record.contact
+    if contact.confirmed:
+        return True
+    party = task.request.party
+    if party.consent is not None:
+        return any(_same_address(contact, c) for c in party.contacts_of(contact.kind))
+    if task.consent is None:
+        return False
+    return any(
+        d.kind is ChannelKind.PHONE and d.status in _REACHED and _same_address(contact, d.contact)
+        for d in task.dispatches
+    )
+
+
+_REACHED = frozenset({DispatchStatus.DELIVERED, DispatchStatus.READ})
+
+
+def _awaits_read(task: Task, record: DispatchRecord) -> bool:
+    """Delivered to an address the party did not confirm, and not read: no service yet (Rules Art. 31(2))."""
+    return (
+        record.kind is not ChannelKind.PHONE
+        and record.status is DispatchStatus.DELIVERED
+        and record.read_at is None
+        and not address_confirmed(task, record)
+    )
+
+
 def _earliest_service(task: Task) -> Served | None:
     """The earliest effective service among everything that reached the recipient (Rules Art. 31)."""
     best: tuple[datetime, ServiceMethod, str, str] | None = None
@@ -203,9 +259,15 @@ def _earliest_service(task: Task) -> Served | None:
         if d.kind is ChannelKind.PHONE:
             continue  # a staff call notifies and seeks consent; it carries no document, so it serves nothing
         if d.kind.electronic:
-            candidate = (d.delivered_at, ServiceMethod.ELECTRONIC, BASIS_ELECTRONIC, d.dispatch_id)
+            deemed = electronic_service(d.delivered_at, address_confirmed=address_confirmed(task, d), read_at=d.read_at)
+            if deemed is None:
+                continue  # delivered to an unconfirmed address and not read: not service (Rules Art. 31(2))
+            candidate = (deemed.effective_at, ServiceMethod.ELECTRONIC, deemed.basis, d.dispatch_id)
         elif d.kind is ChannelKind.PRINT and d.status is DispatchStatus.DELIVERED:
-            candidate = (d.delivered_at, ServiceMethod.POSTAL, BASIS_POSTAL, d.dispatch_id)
+            basis = _signature_basis(task, d)
+            if basis is None:
+                continue  # signed by someone who may not receive for the party: not service (CPL Art. 88)
+            candidate = (d.delivered_at, ServiceMethod.POSTAL, basis, d.dispatch_id)
         else:
             continue
         if best is None or candidate[0] < best[0]:
@@ -214,6 +276,14 @@ def _earliest_service(task: Task) -> Served | None:
         return None
     at, method, basis, dispatch_id = best
     return Served(task_id=task.task_id, at=at, method=method, basis=basis, effective_at=at, dispatch_id=dispatch_id)
+
+
+def _signature_basis(task: Task, record: DispatchRecord) -> str | None:
+    """The basis of a signed return receipt, by who signed (CPL Arts. 88 and 91); None: not service."""
+    party = task.request.party
+    return postal_signature_basis(
+        record.detail, organisation=party.kind is PartyKind.ORGANISATION, has_agent=bool(party.agents)
+    )
 
 
 def _electronic_options(task: Task, config: PolicyConfig, channels: Mapping[ChannelKind, str]) -> list[ChannelKind]:
@@ -314,14 +384,19 @@ def _electronic(task: Task, now: datetime, config: PolicyConfig, channels: Mappi
     actions: list[Action] = []
     wake: list[datetime] = []
     round_ = task.electronic_dispatches
+    awaited_read = False
     for d in round_:
-        if d.status.settled:
+        waits = _awaits_read(task, d)
+        if d.status.settled and not waits:
             continue
         if d.status is DispatchStatus.QUEUED:
             actions.append(Reconcile(dispatch_id=d.dispatch_id))
             wake.append(now + config.retry_after_error)
             continue
         deadline = (d.sent_at or d.queued_at) + config.response_window.get(d.kind, timedelta(hours=24))
+        if waits and now >= deadline:
+            awaited_read = True  # delivered, never read: it served nothing, and no more is expected of it
+            continue
         if now >= deadline:
             actions.append(Emit(event=DispatchTimedOut(task_id=task.task_id, at=now, dispatch_id=d.dispatch_id)))
             wake.append(now)
@@ -342,14 +417,20 @@ def _electronic(task: Task, now: datetime, config: PolicyConfig, channels: Mappi
             return _send_electronic(remaining[:1], channels, now)
         if not started:  # consent just came from a call: now every channel at once
             return _send_electronic(remaining, channels, now)
-    return _emit(FellBackToPost(task_id=task.task_id, at=now, reason="every electronic channel failed"), now)
+    reason = "every electronic channel failed"
+    if awaited_read:
+        reason = (
+            "no electronic service took effect: delivered only to addresses the party did not confirm, "
+            "and not read within the response window (SPC Online Litigation Rules Art. 31(2))"
+        )
+    return _emit(FellBackToPost(task_id=task.task_id, at=now, reason=reason), now)
 
 
 def _postal(task: Task, now: datetime, config: PolicyConfig) -> Decision:
     if task.postal_address is None or task.postal_address.value in task.tried_addresses:
         if not task.address_search_failed:
             return Decision(actions=(SearchAddress(),), due_at=now + config.retry_after_error)
-        return _give_up_on_post(task, now, config, "no postal address to try")
+        return _give_up_on_post(task, now, config, "no postal address to try", BASIS_PUBLICATION_UNKNOWN)
     return Decision(actions=(Route(),), due_at=now + config.retry_after_error)
 
 
@@ -366,6 +447,12 @@ def _in_post(task: Task, now: datetime, config: PolicyConfig) -> Decision:
         )
     if record.status is DispatchStatus.QUEUED:
         return Decision(actions=(Reconcile(dispatch_id=record.dispatch_id),), due_at=now + config.retry_after_error)
+    if record.status is DispatchStatus.DELIVERED:  # signed, but _earliest_service found it no service
+        reason = (
+            f"the return receipt was signed by {record.detail or 'someone'}, who may not receive for this party "
+            "(CPL Art. 88): confirm receipt with the party or serve again"
+        )
+        return _emit(NeedsAttention(task_id=task.task_id, at=now, reason=reason), now)
     if task.state is TaskState.MAILED:
         window, what = config.mail_window, "the carrier reported no outcome"
     else:
@@ -397,16 +484,19 @@ def _returned(task: Task, now: datetime, config: PolicyConfig) -> Decision:
             now,
         )
     if task.postal_rounds < config.max_postal_rounds and not task.address_search_failed:
+        # assisted person search for a better address, then the next postal round (SPC 2017 Opinion)
         return Decision(actions=(SearchAddress(),), due_at=now + config.retry_after_error)
-    return _give_up_on_post(
-        task,
-        now,
-        config,
-        f"mail returned ({reason.value if reason else 'unknown'}) after {task.postal_rounds} round(s)",
-    )
+    why = f"mail returned ({reason.value if reason else 'unknown'}) after {task.postal_rounds} round(s)"
+    if task.address_search_failed:
+        basis = BASIS_PUBLICATION_UNKNOWN
+    else:
+        basis = BASIS_PUBLICATION_FAILED.format(rounds=task.postal_rounds)
+    return _give_up_on_post(task, now, config, why, basis)
 
 
-def _give_up_on_post(task: Task, now: datetime, config: PolicyConfig, why: str) -> Decision:
+def _give_up_on_post(task: Task, now: datetime, config: PolicyConfig, why: str, basis: str) -> Decision:
+    """Publication (CPL Art. 95) when ``auto_publication``; otherwise a person decides (the reason says on
+    which ground publication would rest)."""
     if config.auto_publication and task.state in (TaskState.POSTAL, TaskState.RETURNED):
-        return _emit(PublicationStarted(task_id=task.task_id, at=now, published_at=now, reason=why), now)
-    return _emit(NeedsAttention(task_id=task.task_id, at=now, reason=why), now)
+        return _emit(PublicationStarted(task_id=task.task_id, at=now, published_at=now, reason=why, basis=basis), now)
+    return _emit(NeedsAttention(task_id=task.task_id, at=now, reason=f"{why}; publication possible: {basis}"), now)
