@@ -51,9 +51,16 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    session.install("-e", ".[test]")
+    """Every benchmark, each beside its peer or raw limit; JSON in benchmarks/results/."""
+    session.install("-e", ".[dev]", *[f"-e{p}" for p in PLUGINS])
     session.run("python", "benchmarks/bench_engine.py", "--memory", *session.posargs)
     session.run("python", "benchmarks/bench_import.py")
+    session.run("python", "benchmarks/bench_merkle.py")
+    session.run("python", "benchmarks/bench_supervision.py")
+    session.run("python", "benchmarks/bench_print.py")
+    session.run("python", "benchmarks/bench_sms.py")
+    session.run("python", "benchmarks/bench_pg_store.py")
+    session.run("python", "benchmarks/bench_postgres.py")
     session.install("cpca")  # the peer of the address resolver; a benchmark-only dependency
     session.run("python", "benchmarks/bench_resolver.py")
 

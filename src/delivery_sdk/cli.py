@@ -12,6 +12,12 @@
     delivery-sdk resolve-address [ADDRESS... | - | --file PATH] [--home-province CODE]
     delivery-sdk report --store PATH [--out report.html] [--json PATH] [--csv PATH]
     delivery-sdk stats --store PATH [--json]
+    delivery-sdk worker --store PATH_OR_DSN [--health-file FILE] [--health-port PORT] [--lease S]
+
+Plugins add subcommands through the ``delivery_sdk.cli`` entry-point group: each entry point names a
+``register(subparsers)`` callable (or a module that has one) that adds its parsers with
+``subparsers.add_parser(...)`` and sets ``func`` (``args -> exit code``) on each, as the built-ins do. A
+plugin that fails to load, or whose names clash with a command already there, is skipped with a warning.
 """
 
 from __future__ import annotations
@@ -22,9 +28,13 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-__all__ = ["main"]
+from ._exceptions import StoreError
+
+__all__ = ["CLI_ENTRY_POINT_GROUP", "main"]
+
+CLI_ENTRY_POINT_GROUP = "delivery_sdk.cli"
 
 
 def _fmt(delta: timedelta | None) -> str:
@@ -85,11 +95,11 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _open(path: str) -> object:
     from .client import DeliveryClient
-    from .store import SQLiteStore
+    from .store import is_dsn, open_store
 
-    if not Path(path).exists():
+    if not is_dsn(path) and not Path(path).exists():
         raise FileNotFoundError(f"no store at {path}; give the path the demo printed (--store PATH)")
-    return DeliveryClient(SQLiteStore(path), load_entry_points=False)
+    return DeliveryClient(open_store(path), load_entry_points=False)
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -131,8 +141,7 @@ def _tasks(args: argparse.Namespace) -> int:
     client = _open(args.store)
     assert isinstance(client, DeliveryClient)
     with client:
-        store = client.store
-        assert isinstance(store, SQLiteStore)
+        store = cast(SQLiteStore, client.store)  # or a PostgresStore: both have case_keys
         keys = [f"{args.court}|{args.case}"] if args.court else store.case_keys(args.case)
         rows = [st for key in keys for st in client.tasks_of_case(key)]
         if not rows:
@@ -209,9 +218,10 @@ def _hours(value: float | None) -> str:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from .store import is_dsn
     from .supervision import write_report
 
-    if not Path(args.store).exists():
+    if not is_dsn(args.store) and not Path(args.store).exists():
         raise FileNotFoundError(f"no store at {args.store}; give the path the demo printed (--store PATH)")
     out = Path(args.out) if args.out else Path(args.store).with_suffix(".html")
     options = _supervision_options(args)
@@ -226,9 +236,10 @@ def _report(args: argparse.Namespace) -> int:
 def _stats(args: argparse.Namespace) -> int:
     import json
 
+    from .store import is_dsn
     from .supervision import Supervisor
 
-    if not Path(args.store).exists():
+    if not is_dsn(args.store) and not Path(args.store).exists():
         raise FileNotFoundError(f"no store at {args.store}; give the path the demo printed (--store PATH)")
     options = _supervision_options(args)
     with Supervisor(args.store) as sup:
@@ -341,6 +352,39 @@ def _keygen(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    from .worker import run_from_args
+
+    return run_from_args(args)
+
+
+def register_cli_plugins(sub: Any, entry_points: Sequence[Any] | None = None) -> list[str]:
+    """Let every ``delivery_sdk.cli`` entry point add its subcommands to ``sub``; returns the names loaded.
+
+    ``entry_points`` defaults to the installed ones (objects with ``name`` and ``load()``). Entry points
+    blocked by ``DELIVERY_SDK_BLOCK_PLUGINS`` are skipped, as for the engine's plugins.
+    """
+    import importlib.metadata
+    import os
+
+    if entry_points is None:
+        entry_points = list(importlib.metadata.entry_points(group=CLI_ENTRY_POINT_GROUP))
+    blocked = {n.strip() for n in os.environ.get("DELIVERY_SDK_BLOCK_PLUGINS", "").split(",") if n.strip()}
+    loaded: list[str] = []
+    for ep in entry_points:
+        if ep.name in blocked:
+            continue
+        try:
+            target = ep.load()
+            register = target if callable(target) else getattr(target, "register")  # noqa: B009
+            register(sub)
+        except Exception as exc:  # one broken plugin must not take the whole command down
+            print(f"warning: CLI plugin {ep.name!r} skipped: {type(exc).__name__}: {exc}", file=sys.stderr)
+            continue
+        loaded.append(ep.name)
+    return loaded
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="delivery-sdk", description="Service of court documents (送达), end to end.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -394,6 +438,12 @@ def build_parser() -> argparse.ArgumentParser:
     keygen = sub.add_parser("keygen", help="make an Ed25519 key pair for signing evidence checkpoints")
     keygen.add_argument("name", help="the key's name, usually the log's origin, e.g. court.example/delivery")
     keygen.set_defaults(func=_keygen)
+    from .worker import add_worker_arguments
+
+    worker = sub.add_parser("worker", help="run the engine as a long-lived worker process (SIGTERM stops it cleanly)")
+    add_worker_arguments(worker)
+    worker.set_defaults(func=_worker)
+    register_cli_plugins(sub)
     return parser
 
 
@@ -405,6 +455,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except StoreError as exc:  # cannot connect, newer schema, supervision on PostgreSQL...
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return code
