@@ -224,6 +224,7 @@ def test_commit_writes_every_write_that_does_not_conflict(store_factory: Any) ->
         (5, 2, "C", "task.needs_attention"),
     ]
     assert (store.task_row("A").state, store.task_row("A").version) == ("cancelled", 2)
+    assert (store.task_row("C").state, store.task_row("C").version) == ("needs_attention", 2)
     row_b = store.task_row("B")
     assert (row_b.state, row_b.version, row_b.due_at) == ("created", 1, NOW)  # nothing written for B
     assert [s.event.TYPE for s in store.load_events(["B"])["B"]] == ["task.created"]

@@ -1,5 +1,8 @@
-"""SQLiteStore: pragmas, schema versions, create/claim/commit semantics, receipt keys, leases, the engine lock,
-and a file store that resumes every unfinished task after it was closed and reopened."""
+"""SQLiteStore's own: pragmas (WAL, synchronous), schema versions in ``user_version``, files that are not a
+database, the engine lock, and a file store that resumes every unfinished task after it was closed and reopened.
+
+The TaskStore contract (creating, committing, receipt keys, outbox, claiming and leases, reading) is tested on
+SQLite and on PostgreSQL alike in ``test_store_contract.py``."""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -16,17 +18,16 @@ from delivery_sdk import (
     Contact,
     ContactKind,
     DeliveryClient,
-    IdempotencyConflict,
     SchemaVersionError,
     SQLiteStore,
     StoreError,
     TaskState,
     VirtualClock,
 )
-from delivery_sdk.events import Cancelled, DispatchQueued, DispatchSent, NeedsAttention, StoredEvent, TaskCreated
+from delivery_sdk.events import DispatchQueued, DispatchSent, StoredEvent, TaskCreated
 from delivery_sdk.model import Dispatch
 from delivery_sdk.records import AddressCandidate
-from delivery_sdk.store import NewTask, OutboxEntry, TaskWrite
+from delivery_sdk.store import NewTask
 from delivery_sdk.store.sqlite import MIGRATIONS
 from delivery_sdk.testing import (
     FakeAddressSource,
@@ -42,7 +43,6 @@ from delivery_sdk.testing import (
 )
 
 NOW = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
-LEASE = timedelta(minutes=5)
 
 
 def new_task(
@@ -57,26 +57,6 @@ def new_task(
         created=TaskCreated(task_id=task_id, at=NOW, request=request),
         due_at=due_at,
     )
-
-
-def cancel(task_id: str, expected_version: int, **kwargs: Any) -> TaskWrite:
-    event = Cancelled(task_id=task_id, at=NOW + timedelta(minutes=1), reason="withdrawn")
-    return TaskWrite(
-        task_id=task_id, expected_version=expected_version, events=(event,), state="cancelled", due_at=None, **kwargs
-    )
-
-
-def attention(task_id: str, expected_version: int, **kwargs: Any) -> TaskWrite:
-    event = NeedsAttention(task_id=task_id, at=NOW + timedelta(minutes=1), reason="a person must look")
-    kwargs.setdefault("due_at", None)
-    return TaskWrite(
-        task_id=task_id, expected_version=expected_version, events=(event,), state="needs_attention", **kwargs
-    )
-
-
-def snapshot(store: SQLiteStore) -> tuple[Any, ...]:
-    rows = [store.task_row(t) for t in store.all_task_ids()]
-    return (store.count_by_state(), store.events_after(0, 10**6), rows, store.pending_outbox())
 
 
 @pytest.fixture
@@ -157,205 +137,6 @@ def test_not_a_database_refused(tmp_path: Path) -> None:
     path.write_bytes(b"this is not a database, just some notes about a case\n" * 100)
     with pytest.raises(StoreError, match="cannot open SQLite store"):
         SQLiteStore(path)
-
-
-# -- creating ------------------------------------------------------------------------------------------
-
-
-def test_create_tasks(store: SQLiteStore) -> None:
-    result = store.create_tasks([new_task("T1"), new_task("T2", client_key="k-2")])
-    assert result.task_ids == ("T1", "T2")
-    assert result.created == (True, True)
-    assert [(s.seq, s.task_seq, s.event.task_id, s.event.TYPE) for s in result.stored] == [
-        (1, 1, "T1", "task.created"),
-        (2, 1, "T2", "task.created"),
-    ]
-    row = store.task_row("T2")
-    assert (row.state, row.version, row.client_key, row.due_at) == ("created", 1, "k-2", NOW)
-    assert row.created_at == NOW
-    assert store.count_by_state() == {"created": 2}
-    assert store.load_events(["T1"])["T1"] == [result.stored[0]]
-
-
-def test_same_client_key_same_request_returns_the_task(store: SQLiteStore) -> None:
-    store.create_tasks([new_task("T1", client_key="k")])
-    before = snapshot(store)
-    again = store.create_tasks([new_task("T9", client_key="k")])
-    assert again.task_ids == ("T1",)
-    assert again.created == (False,)
-    assert again.stored == ()
-    assert snapshot(store) == before
-
-
-def test_same_client_key_different_request_conflicts_and_writes_nothing(store: SQLiteStore) -> None:
-    store.create_tasks([new_task("T1", client_key="k")])
-    before = snapshot(store)
-    with pytest.raises(IdempotencyConflict) as info:
-        store.create_tasks([new_task("T2", client_key="other"), new_task("T3", client_key="k", fingerprint="fp-2")])
-    assert info.value.task_id == "T1"
-    assert info.value.client_key == "k"
-    assert snapshot(store) == before  # T2 was not created either
-
-
-def test_client_key_repeated_within_one_call_writes_nothing(store: SQLiteStore) -> None:
-    store.create_tasks([new_task("T1")])
-    before = snapshot(store)
-    with pytest.raises(StoreError, match="client key repeated within one submission"):
-        store.create_tasks([new_task("T2", client_key="k"), new_task("T3", client_key="k")])
-    assert snapshot(store) == before
-
-
-def test_task_id_reused_refused(store: SQLiteStore) -> None:
-    store.create_tasks([new_task("T1")])
-    before = snapshot(store)
-    with pytest.raises(StoreError):
-        store.create_tasks([new_task("T1")])
-    assert snapshot(store) == before
-
-
-# -- committing ----------------------------------------------------------------------------------------
-
-
-def test_commit_writes_every_write_that_does_not_conflict(store: SQLiteStore) -> None:
-    store.create_tasks([new_task("A"), new_task("B"), new_task("C")])
-    result = store.commit([cancel("A", 1), cancel("B", 5), attention("C", 1)])
-    assert result.conflicts == frozenset({"B"})
-    assert result.duplicates == frozenset()
-    assert [(s.seq, s.task_seq, s.event.task_id, s.event.TYPE) for s in result.stored] == [
-        (4, 2, "A", "task.cancelled"),
-        (5, 2, "C", "task.needs_attention"),
-    ]
-    assert (store.task_row("A").state, store.task_row("A").version) == ("cancelled", 2)
-    assert (store.task_row("C").state, store.task_row("C").version) == ("needs_attention", 2)
-    row_b = store.task_row("B")
-    assert (row_b.state, row_b.version, row_b.due_at) == ("created", 1, NOW)  # nothing written for B
-    assert [s.event.TYPE for s in store.load_events(["B"])["B"]] == ["task.created"]
-    assert store.count_by_state() == {"cancelled": 1, "created": 1, "needs_attention": 1}
-    assert store.task_row("A").updated_at == NOW + timedelta(minutes=1)
-
-
-def test_conflicting_write_leaves_no_outbox_or_receipt_key(store: SQLiteStore) -> None:
-    store.create_tasks([new_task("A"), new_task("B")])
-    sent = DispatchSent(task_id="B", at=NOW, dispatch_id="B.1")
-    stale = TaskWrite(
-        task_id="B",
-        expected_version=2,
-        events=(sent,),
-        state="electronic",
-        due_at=NOW,
-        outbox=(OutboxEntry(dispatch_id="B.1", task_id="B", channel="sms"),),
-        receipt_keys=("sms:b-1",),
-    )
-    result = store.commit(
-        [stale, attention("A", 1, outbox=(OutboxEntry(dispatch_id="A.1", task_id="A", channel="sms"),))]
-    )
-    assert result.conflicts == frozenset({"B"})
-    assert store.dispatch_task("B.1") is None
-    assert not store.receipt_seen("sms:b-1")
-    assert store.dispatch_task("A.1") == "A"
-    assert store.pending_outbox() == [OutboxEntry(dispatch_id="A.1", task_id="A", channel="sms")]
-
-
-def test_two_writes_of_one_task_in_one_commit_follow_on(store: SQLiteStore) -> None:
-    store.create_tasks([new_task("A")])
-    result = store.commit([attention("A", 1, due_at=NOW), cancel("A", 2)])
-    assert result.conflicts == frozenset()
-    assert [(s.task_seq, s.event.TYPE) for s in result.stored] == [(2, "task.needs_attention"), (3, "task.cancelled")]
-    assert (store.task_row("A").version, store.task_row("A").state) == (3, "cancelled")
-
-
-def test_a_write_with_no_events_keeps_the_version(store: SQLiteStore) -> None:
-    store.create_tasks([new_task("A")])
-    later = NOW + timedelta(hours=1)
-    result = store.commit([TaskWrite(task_id="A", expected_version=1, events=(), state="created", due_at=later)])
-    assert result.stored == ()
-    row = store.task_row("A")
-    assert (row.version, row.due_at, row.updated_at) == (1, later, NOW)
-    assert store.next_due_at() == later
-
-
-def test_outbox(store: SQLiteStore) -> None:
-    store.create_tasks([new_task("A")])
-    entry = OutboxEntry(dispatch_id="A.1", task_id="A", channel="fake-sms")
-    store.commit([attention("A", 1, outbox=(entry,), release=False)])
-    assert store.pending_outbox() == [entry]
-    assert store.dispatch_task("A.1") == "A"
-    assert store.dispatch_task("A.2") is None
-    store.commit([cancel("A", 2, outbox_done=("A.1",))])
-    assert store.pending_outbox() == []
-    assert store.dispatch_task("A.1") == "A"  # a finished dispatch is still known (late receipts find it)
-
-
-def test_receipt_keys(store: SQLiteStore) -> None:
-    store.create_tasks([new_task("A"), new_task("B")])
-    first = store.commit([attention("A", 1, receipt_keys=("sms:e-1",), strict_receipts=True)])
-    assert len(first.stored) == 1
-    assert store.receipt_seen("sms:e-1")
-    assert not store.receipt_seen("mail:e-1")
-    before_a = store.task_row("A")
-    # an ingest (strict) with a key seen before is a duplicate: nothing of it is written, others are
-    again = store.commit([cancel("A", 2, receipt_keys=("sms:e-1", "sms:e-2"), strict_receipts=True), cancel("B", 1)])
-    assert again.duplicates == frozenset({"sms:e-1"})
-    assert again.conflicts == frozenset()
-    assert [s.event.task_id for s in again.stored] == ["B"]
-    assert store.task_row("A") == before_a
-    assert not store.receipt_seen("sms:e-2")
-    # the engine's own writes (not strict) are written; a known key is simply not recorded twice
-    engine = store.commit([cancel("A", 2, receipt_keys=("sms:e-1", "sms:e-3"))])
-    assert engine.duplicates == frozenset()
-    assert store.task_row("A").version == 3
-    assert store.receipt_seen("sms:e-3")
-
-
-# -- leases --------------------------------------------------------------------------------------------
-
-
-def test_claimed_task_is_not_claimed_again_until_released(store: SQLiteStore) -> None:
-    store.create_tasks([new_task("A"), new_task("B", due_at=NOW + timedelta(seconds=1)), new_task("C")])
-    assert store.claim_due(NOW, 10, NOW + LEASE) == [("A", 1), ("C", 1)]  # B is not due yet
-    assert store.claim_due(NOW, 10, NOW + LEASE) == []
-    later = NOW + timedelta(seconds=2)
-    assert store.claim_due(later, 10, later + LEASE) == [("B", 1)]
-    store.release(["A"])
-    assert store.claim_due(later, 10, later + LEASE) == [("A", 1)]
-    assert store.next_due_at() == NOW  # leased tasks still count for the next due time
-
-
-def test_claim_respects_the_limit(store: SQLiteStore) -> None:
-    store.create_tasks([new_task(f"T{i}", due_at=NOW + timedelta(seconds=i)) for i in range(5)])
-    at = NOW + timedelta(minutes=1)
-    assert store.claim_due(at, 2, at + LEASE) == [("T0", 1), ("T1", 1)]  # earliest due first
-    assert store.claim_due(at, 2, at + LEASE) == [("T2", 1), ("T3", 1)]
-    assert store.claim_due(at, 2, at + LEASE) == [("T4", 1)]
-
-
-def test_lease_expires(store: SQLiteStore) -> None:
-    store.create_tasks([new_task("A")])
-    assert store.claim_due(NOW, 10, NOW + LEASE) == [("A", 1)]
-    assert store.claim_due(NOW + LEASE - timedelta(seconds=1), 10, NOW + 2 * LEASE) == []
-    expired = NOW + LEASE
-    assert store.claim_due(expired, 10, expired + LEASE) == [("A", 1)]
-
-
-def test_commit_release_and_conflict_end_the_lease(store: SQLiteStore) -> None:
-    store.create_tasks([new_task("A"), new_task("B"), new_task("C")])
-    assert len(store.claim_due(NOW, 10, NOW + LEASE)) == 3
-    store.commit(
-        [
-            attention("A", 1, due_at=NOW, release=True),
-            attention("B", 1, due_at=NOW, release=False),
-            attention("C", 7, due_at=NOW, release=False),  # conflicts: the lease ends with it
-        ]
-    )
-    assert store.claim_due(NOW, 10, NOW + LEASE) == [("A", 2), ("C", 1)]
-
-
-def test_finished_task_is_never_claimed(store: SQLiteStore) -> None:
-    store.create_tasks([new_task("A")])
-    store.commit([cancel("A", 1)])
-    assert store.task_row("A").due_at is None
-    assert store.claim_due(NOW + timedelta(days=365), 10, NOW + timedelta(days=366)) == []
-    assert store.next_due_at() is None
 
 
 # -- the engine lock -----------------------------------------------------------------------------------

@@ -19,16 +19,16 @@ import hashlib
 import json
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import unquote
 
 import attrs
 
 from delivery_sdk.callbacks import hmac_sha256_hex
+from delivery_sdk.testing.emulator import EmulatorServer, FaultScript, PathFault, json_reply, post_callback, read_body
 
 __all__ = ["EmsEmulator", "Fault", "Plan", "sign_push"]
 
@@ -58,17 +58,7 @@ class Plan:
         return cls(op=None)
 
 
-@attrs.frozen(kw_only=True)
-class Fault:
-    """A scripted answer for the next request to ``path_prefix``: an HTTP ``status`` (with ``headers``), or
-    ``delay`` seconds of silence before the normal answer (``after=True``: the order is taken first, so a
-    client that times out leaves it in doubt)."""
-
-    path_prefix: str
-    status: int | None = None
-    headers: tuple[tuple[str, str], ...] = ()
-    body: bytes = b'{"error": "SCRIPTED"}'
-    delay: float = 0.0
+Fault = PathFault  # a scripted answer for the next request to a path (see delivery_sdk.testing.emulator)
 
 
 @attrs.define
@@ -94,7 +84,7 @@ def sign_push(secret: str | bytes, body: bytes, *, timestamp: int, nonce: str) -
 _ORDER_KEYS = {"order_no", "product", "return_receipt", "reference", "sender", "receiver"}
 
 
-class EmsEmulator:
+class EmsEmulator(EmulatorServer):
     """The carrier on 127.0.0.1 (see the module docstring). Use as a context manager; ``url`` is its base."""
 
     def __init__(
@@ -105,61 +95,20 @@ class EmsEmulator:
         now: Callable[[], datetime] | None = None,
         default: Plan | None = None,
     ) -> None:
+        super().__init__(name="ems-emulator", poll_interval=0.02)
         self.token = token
         self.callback_secret = callback_secret
         self.now = now or (lambda: datetime.now(UTC))
         self.default = default
         self.plans: list[Plan] = []
-        self.faults: list[Fault] = []
+        self.faults: FaultScript[Fault] = FaultScript()
         self.orders: dict[str, _Order] = {}
         self.requests: list[tuple[str, str]] = []  # (method, path)
         self.order_calls = 0
         self.errors: list[str] = []
         self._nonce = 0
         self._lock = threading.Lock()
-        emulator = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                self._answer(*emulator._handle("GET", self.path, dict(self.headers.items()), b""))
-
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                self._answer(*emulator._handle("POST", self.path, dict(self.headers.items()), raw))
-
-            def _answer(self, status: int, body: bytes, headers: tuple[tuple[str, str], ...]) -> None:
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(body)))
-                    for key, value in headers:
-                        self.send_header(key, value)
-                    self.end_headers()
-                    self.wfile.write(body)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client timed out and hung up
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                pass
-
-        self.httpd = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)
-
-    def __enter__(self) -> EmsEmulator:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self._thread.join(timeout=5)
+        self.bind()  # the url is known before entering
 
     # -- scripting -------------------------------------------------------------------------------------
 
@@ -169,21 +118,24 @@ class EmsEmulator:
             self.plans.extend(plans)
 
     def fail(self, *faults: Fault) -> None:
-        with self._lock:
-            self.faults.extend(faults)
+        self.faults.extend(faults)
 
     def waybill_of(self, order_no: str) -> str:
         return self.orders[order_no].waybill
 
     # -- the protocol ----------------------------------------------------------------------------------
 
+    def handle(self, request: BaseHTTPRequestHandler, method: str) -> None:
+        headers = dict(request.headers.items())
+        raw = read_body(request)
+        status, body, extra = self._handle(method, request.path, headers, raw)
+        json_reply(request, status, body, headers=extra)
+
     def _handle(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, bytes, Any]:
         h = {k.lower(): v for k, v in headers.items()}
         with self._lock:
             self.requests.append((method, path))
-            fault = next((f for f in self.faults if path.startswith(f.path_prefix)), None)
-            if fault is not None:
-                self.faults.remove(fault)
+            fault = self.faults.pop(lambda f: f.matches(method, path))
         if h.get("authorization") != f"Bearer {self.token}":
             return self._reject("authorization")
         if fault is not None and fault.status is not None:
@@ -299,9 +251,4 @@ class EmsEmulator:
     def push(self, url: str, order_no: str) -> int:
         """POST an order's visible traces to a callback receiver at ``url``; the HTTP status it answered."""
         headers, body = self.push_request(order_no)
-        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=5) as response:
-                return int(response.status)
-        except urllib.error.HTTPError as exc:
-            return int(exc.code)
+        return post_callback(url, body, headers)

@@ -36,18 +36,17 @@ import urllib.parse
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-import httpx
+from delivery_sdk.testing.emulator import EmulatorServer, FaultScript, json_reply, post_callback, read_body, transient
 
 from ._channel import SERVICES_PATH, sign_callback, sign_request
 
 __all__ = ["PlatformEmulator"]
 
 
-class PlatformEmulator:
+class PlatformEmulator(EmulatorServer):
     """The emulated platform (see the module docstring). Use as a context manager, or start()/stop()."""
 
     def __init__(
@@ -62,6 +61,7 @@ class PlatformEmulator:
         callback_url: str | None = None,
         signature_window: float = 300.0,
     ) -> None:
+        super().__init__(name="eservice-emulator")
         self.app_key = app_key
         self.app_secret = app_secret
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -76,64 +76,22 @@ class PlatformEmulator:
         self.queries: list[str] = []  # the service id of every status query
         self.errors: list[str] = []  # protocol violations
         self.pushed: list[int] = []  # HTTP status of each callback POSTed to callback_url
-        self._faults: list[tuple[str, float, float | None]] = []  # ("status", code, retry_after) / ("delay", s, None)
+        # ("status", code, retry_after) / ("delay", s, None)
+        self._faults: FaultScript[tuple[str, float, float | None]] = FaultScript()
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._events = 0
-        emulator = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                emulator._handle(self, "POST")
-
-            def do_GET(self) -> None:
-                emulator._handle(self, "GET")
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                pass  # a client that timed out and hung up
-
-        self._httpd = Server(("127.0.0.1", 0), Handler)
-        self.host = "127.0.0.1"
-        self.port = int(self._httpd.server_address[1])
-        self.url = f"http://{self.host}:{self.port}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
+        self.bind()  # the url is known before start()
 
     # -- control --------------------------------------------------------------------------------------
 
-    def start(self) -> PlatformEmulator:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> PlatformEmulator:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
     def fail_next(self, count: int = 1, *, status: int = 503, retry_after: float | None = None) -> None:
         """Answer the next ``count`` pushes with ``status`` (and ``Retry-After``), without processing them."""
-        with self._lock:
-            self._faults.extend([("status", float(status), retry_after)] * count)
+        self._faults.extend([("status", float(status), retry_after)] * count)
 
     def delay_next(self, seconds: float) -> None:
         """Process the next push, then wait ``seconds`` before answering (the client times out: in doubt)."""
-        with self._lock:
-            self._faults.append(("delay", seconds, None))
+        self._faults.extend([("delay", seconds, None)])
 
     # -- events ---------------------------------------------------------------------------------------
 
@@ -194,31 +152,27 @@ class PlatformEmulator:
     def _push(self, headers: dict[str, str], body: bytes) -> None:
         if self.callback_url is None:
             return
-        try:
-            status = httpx.post(self.callback_url, content=body, headers=headers, timeout=5.0).status_code
-        except httpx.HTTPError:
-            status = 0
+        status = post_callback(self.callback_url, body, headers)
         with self._lock:
             self.pushed.append(status)
 
     # -- the protocol ---------------------------------------------------------------------------------
 
-    def _handle(self, request: BaseHTTPRequestHandler, method: str) -> None:
-        length = int(request.headers.get("Content-Length", "0") or "0")
-        body = request.rfile.read(length) if length else b""
+    def handle(self, request: BaseHTTPRequestHandler, method: str) -> None:
+        body = read_body(request)
         headers = {k.lower(): v for k, v in request.headers.items()}
         path = request.path
         with self._lock:
             problem = self._check_signature(method, path, headers, body)
             if problem:
                 self.errors.append(problem)
-                _answer(request, 401, {"code": "SIGNATURE_INVALID"})
+                json_reply(request, 401, {"code": "SIGNATURE_INVALID"})
                 return
-            if self.transient_rate and self._random.random() < self.transient_rate:
+            if transient(self._random, self.transient_rate):
                 if self._random.random() < 0.5:
-                    _answer(request, 503, {"code": "BUSY"})
+                    json_reply(request, 503, {"code": "BUSY"})
                 else:
-                    _answer(request, 429, {"code": "RATE_LIMITED"}, {"Retry-After": "1"})
+                    json_reply(request, 429, {"code": "RATE_LIMITED"}, retry_after="1")
                 return
         if method == "POST" and path == SERVICES_PATH:
             self._push_service(request, headers, body)
@@ -229,11 +183,11 @@ class PlatformEmulator:
                 service = self.services.get(service_id)
                 answer = _view(service) if service is not None else None
             if answer is None:
-                _answer(request, 404, {"code": "SERVICE_NOT_FOUND"})
+                json_reply(request, 404, {"code": "SERVICE_NOT_FOUND"})
             else:
-                _answer(request, 200, answer)
+                json_reply(request, 200, answer)
         else:
-            _answer(request, 404, {"code": "NO_SUCH_ENDPOINT"})
+            json_reply(request, 404, {"code": "NO_SUCH_ENDPOINT"})
 
     def _check_signature(self, method: str, path: str, headers: dict[str, str], body: bytes) -> str | None:
         if headers.get("x-app-key") != self.app_key:
@@ -258,7 +212,7 @@ class PlatformEmulator:
         except (ValueError, KeyError, TypeError):
             with self._lock:
                 self.errors.append("push body")
-            _answer(request, 400, {"code": "BAD_REQUEST"})
+            json_reply(request, 400, {"code": "BAD_REQUEST"})
             return
         delay = 0.0
         callbacks: list[tuple[dict[str, str], bytes]] = []
@@ -266,13 +220,14 @@ class PlatformEmulator:
             self.posts.append(str(headers.get("idempotency-key")))
             if headers.get("idempotency-key") != service_id:
                 self.errors.append("idempotency key")
-                _answer(request, 400, {"code": "IDEMPOTENCY_KEY_MISMATCH"})
+                json_reply(request, 400, {"code": "IDEMPOTENCY_KEY_MISMATCH"})
                 return
-            if self._faults:
-                kind, value, retry_after = self._faults.pop(0)
+            fault = self._faults.pop()
+            if fault is not None:
+                kind, value, retry_after = fault
                 if kind == "status":
                     extra = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
-                    _answer(request, int(value), {"code": "SCRIPTED"}, extra)
+                    json_reply(request, int(value), {"code": "SCRIPTED"}, headers=extra)
                     return
                 delay = value
             for document in documents:
@@ -280,15 +235,15 @@ class PlatformEmulator:
                 if content is not None and hashlib.sha256(base64.b64decode(content)).hexdigest() != document.get(
                     "sha256"
                 ):
-                    _answer(request, 422, {"code": "DOCUMENT_DIGEST_MISMATCH"})
+                    json_reply(request, 422, {"code": "DOCUMENT_DIGEST_MISMATCH"})
                     return
             if account in self.unknown_accounts:
-                _answer(request, 404, {"code": "ACCOUNT_NOT_FOUND"})
+                json_reply(request, 404, {"code": "ACCOUNT_NOT_FOUND"})
                 return
             existing = self.services.get(service_id)
             if existing is not None:
                 if existing["request"] != data:
-                    _answer(request, 409, {"code": "IDEMPOTENCY_CONFLICT"})
+                    json_reply(request, 409, {"code": "IDEMPOTENCY_CONFLICT"})
                     return
                 status, answer = 200, _view(existing)
             else:
@@ -305,7 +260,7 @@ class PlatformEmulator:
                 status, answer = 201, _view(service)
         if delay:
             time.sleep(delay)
-        _answer(request, status, answer)
+        json_reply(request, status, answer)
         for headers_, body_ in callbacks:
             self._push(headers_, body_)
 
@@ -320,19 +275,3 @@ def _view(service: dict[str, Any]) -> dict[str, Any]:
         "status": state,
         "events": events,
     }
-
-
-def _answer(
-    request: BaseHTTPRequestHandler, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
-) -> None:
-    body = json.dumps(payload, ensure_ascii=False).encode()
-    try:
-        request.send_response(status)
-        request.send_header("Content-Type", "application/json")
-        request.send_header("Content-Length", str(len(body)))
-        for key, value in (headers or {}).items():
-            request.send_header(key, value)
-        request.end_headers()
-        request.wfile.write(body)
-    except OSError:
-        pass  # the client gave up waiting

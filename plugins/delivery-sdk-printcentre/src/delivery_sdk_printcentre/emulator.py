@@ -22,34 +22,22 @@ import io
 import json
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import unquote
 
 import attrs
 
 from delivery_sdk.callbacks import sign_callback
+from delivery_sdk.testing.emulator import EmulatorServer, FaultScript, PathFault, json_reply, post_callback, read_body
 
 __all__ = ["CentreEmulator", "Fault", "Job"]
 
 
-@attrs.frozen(kw_only=True)
-class Fault:
-    """A scripted answer for the next request whose path starts with ``path_prefix`` (and, if given, whose
-    method is ``method``): an HTTP ``status`` with ``headers``, or ``delay`` seconds of silence after the
-    work is done (a client that gives up leaves the job in doubt)."""
-
-    path_prefix: str
-    method: str | None = None
-    status: int | None = None
-    headers: tuple[tuple[str, str], ...] = ()
-    body: bytes = b'{"error": "SCRIPTED"}'
-    delay: float = 0.0
+Fault = PathFault  # a scripted answer for the next request to a path (see delivery_sdk.testing.emulator)
 
 
 @attrs.define
@@ -65,7 +53,7 @@ class Job:
     batch_at: datetime | None = None  # when its batch's manifest arrived: printing starts then
 
 
-class CentreEmulator:
+class CentreEmulator(EmulatorServer):
     """A print centre on 127.0.0.1 (see the module docstring). Use as a context manager; ``url`` is its base."""
 
     def __init__(
@@ -79,6 +67,7 @@ class CentreEmulator:
         envelope_after: timedelta = timedelta(hours=3),
         mail_after: timedelta = timedelta(hours=5),
     ) -> None:
+        super().__init__(name="printcentre-emulator", poll_interval=0.02)
         self.centre_id = centre_id
         self.token = token
         self.callback_secret = callback_secret
@@ -87,7 +76,7 @@ class CentreEmulator:
         self.envelope_after = envelope_after
         self.mail_after = mail_after
         self.down = False
-        self.faults: list[Fault] = []
+        self.faults: FaultScript[Fault] = FaultScript()
         self.jobs: dict[str, Job] = {}
         self.batches: dict[str, dict[str, Any]] = {}
         self.puts: Counter[str] = Counter()  # job PUTs processed (a repeat of the same bytes included)
@@ -95,67 +84,24 @@ class CentreEmulator:
         self.errors: list[str] = []
         self._nonce = 0
         self._lock = threading.Lock()
-        emulator = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def _body(self) -> bytes:
-                return self.rfile.read(int(self.headers.get("Content-Length", "0")))
-
-            def do_GET(self) -> None:
-                self._answer(*emulator._handle("GET", self.path, dict(self.headers.items()), b""))
-
-            def do_PUT(self) -> None:
-                self._answer(*emulator._handle("PUT", self.path, dict(self.headers.items()), self._body()))
-
-            def _answer(self, status: int, body: bytes, headers: tuple[tuple[str, str], ...]) -> None:
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(body)))
-                    for key, value in headers:
-                        self.send_header(key, value)
-                    self.end_headers()
-                    self.wfile.write(body)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client timed out and hung up
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                pass
-
-        self.httpd = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)
-
-    def __enter__(self) -> CentreEmulator:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self._thread.join(timeout=5)
+        self.bind()  # the url is known before entering
 
     def fail(self, *faults: Fault) -> None:
-        with self._lock:
-            self.faults.extend(faults)
+        self.faults.extend(faults)
 
     # -- the protocol ----------------------------------------------------------------------------------
+
+    def handle(self, request: BaseHTTPRequestHandler, method: str) -> None:
+        headers = dict(request.headers.items())
+        raw = read_body(request)
+        status, body, extra = self._handle(method, request.path, headers, raw)
+        json_reply(request, status, body, headers=extra)
 
     def _handle(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, bytes, Any]:
         h = {k.lower(): v for k, v in headers.items()}
         with self._lock:
             self.requests.append((method, path))
-            fault = next(
-                (f for f in self.faults if path.startswith(f.path_prefix) and f.method in (None, method)), None
-            )
-            if fault is not None:
-                self.faults.remove(fault)
+            fault = self.faults.pop(lambda f: f.matches(method, path))
             down = self.down
         if down:
             return 503, b'{"error": "CENTRE_DOWN"}', (("Retry-After", "60"),)
@@ -296,9 +242,4 @@ class CentreEmulator:
     def push(self, url: str, dispatch_id: str) -> int:
         """POST a job's visible acknowledgements to a callback receiver at ``url``; the HTTP status it answered."""
         headers, body = self.push_request(dispatch_id)
-        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=5) as response:
-                return int(response.status)
-        except urllib.error.HTTPError as exc:
-            return int(exc.code)
+        return post_callback(url, body, headers)

@@ -26,16 +26,14 @@ import json
 import random
 import threading
 import time
-import urllib.error
-import urllib.request
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from delivery_sdk.testing.emulator import EmulatorServer, FaultScript, json_reply, post_callback, read_body, transient
 
 from . import (
     H_KEY_ID,
@@ -116,7 +114,7 @@ class EmulatedSms:
         }
 
 
-class SmsGatewayEmulator:
+class SmsGatewayEmulator(EmulatorServer):
     """The gateway (see the module docstring). ``clock`` stamps reports (default: the system clock)."""
 
     def __init__(
@@ -133,6 +131,7 @@ class SmsGatewayEmulator:
         window: float = 300.0,
         latency: float = 0.0,
     ) -> None:
+        super().__init__(name="sms-emulator")
         self.access_key_id = access_key_id
         self.access_key_secret = access_key_secret
         self.callback_secret = callback_secret
@@ -148,70 +147,14 @@ class SmsGatewayEmulator:
         self.messages: dict[str, EmulatedSms] = {}
         self.rejected: list[str] = []
         self.pushes: list[int] = []
-        self._script: deque[Fault] = deque()
-        self._query_script: deque[Fault] = deque()
+        self._script: FaultScript[Fault] = FaultScript()
+        self._query_script: FaultScript[Fault] = FaultScript()
         self._nonces: set[str] = set()
         self._random = random.Random(seed)
         self._lock = threading.Lock()
-        self._pushers: list[threading.Thread] = []
         self._reports = 0
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- running ---------------------------------------------------------------------------------------
-
-    def start(self) -> SmsGatewayEmulator:
-        emulator = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as a real gateway
-            disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                emulator._handle(self, "POST")
-
-            def do_GET(self) -> None:
-                emulator._handle(self, "GET")
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-            block_on_close = False
-            request_queue_size = 1024  # the default backlog of 5 drops connects under load (1 s SYN retries)
-
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                pass  # a client that timed out and left: nothing to report
-
-        self._server = Server(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="sms-emulator", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.wait_pushes()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> SmsGatewayEmulator:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the emulator is not running: call start() or use it as a context manager")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
 
     def channel(self, **kwargs: Any) -> SmsChannel:
         """An :class:`SmsChannel` configured for this gateway (keyword arguments override)."""
@@ -230,13 +173,11 @@ class SmsGatewayEmulator:
 
     def fail_next(self, *faults: Fault) -> None:
         """Apply these faults, in order, to the next sends."""
-        with self._lock:
-            self._script.extend(faults)
+        self._script.extend(faults)
 
     def fail_next_query(self, *faults: Fault) -> None:
         """Apply these faults (``http`` or ``timeout``), in order, to the next status queries."""
-        with self._lock:
-            self._query_script.extend(faults)
+        self._query_script.extend(faults)
 
     def attempts_for(self, out_id: str) -> int:
         with self._lock:
@@ -269,12 +210,6 @@ class SmsGatewayEmulator:
         }
         return headers, body
 
-    def wait_pushes(self, timeout: float = 5.0) -> None:
-        """Wait for the delivery reports being pushed in the background (``auto_deliver``)."""
-        for thread in list(self._pushers):
-            thread.join(timeout)
-        self._pushers = [t for t in self._pushers if t.is_alive()]
-
     # -- internals -------------------------------------------------------------------------------------
 
     def _report(self, message: EmulatedSms, success: bool, err_code: str) -> dict[str, str]:
@@ -292,14 +227,7 @@ class SmsGatewayEmulator:
 
     def _push(self, headers: dict[str, str], body: bytes) -> None:
         assert self.callback_url is not None
-        request = urllib.request.Request(self.callback_url, data=body, headers=headers, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=5) as answer:
-                status = int(answer.status)
-        except urllib.error.HTTPError as exc:
-            status = exc.code
-        except OSError:
-            status = 0
+        status = post_callback(self.callback_url, body, headers)
         with self._lock:
             self.pushes.append(status)
 
@@ -324,12 +252,11 @@ class SmsGatewayEmulator:
             self._nonces.add(nonce)
         return None
 
-    def _handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
-        length = int(handler.headers.get("Content-Length") or 0)
-        body = handler.rfile.read(length) if length else b""
+    def handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
+        body = read_body(handler)
         path = urlsplit(handler.path).path
         if (method, path) not in (("POST", SEND_PATH), ("GET", QUERY_PATH)):
-            self._answer(handler, 404, {"code": "NotFound"})
+            json_reply(handler, 404, {"code": "NotFound"})
             return
         if self.latency:
             time.sleep(self.latency)  # a real gateway's network and processing time
@@ -337,7 +264,7 @@ class SmsGatewayEmulator:
         if refused is not None:
             with self._lock:
                 self.rejected.append(refused)
-            self._answer(handler, 401, {"code": refused})
+            json_reply(handler, 401, {"code": refused})
             return
         if method == "GET":
             self._query(handler)
@@ -348,16 +275,16 @@ class SmsGatewayEmulator:
         out_id = dict(parse_qsl(urlsplit(handler.path).query)).get("out_id", "")
         with self._lock:
             self.queries.append(out_id)
-            fault = self._query_script.popleft() if self._query_script else None
+            fault = self._query_script.pop()
         if fault is not None and fault.kind == "timeout":
             time.sleep(fault.seconds)
         elif fault is not None:
-            self._answer(handler, fault.status, {"code": "Fault"}, retry_after=fault.retry_after)
+            json_reply(handler, fault.status, {"code": "Fault"}, retry_after=fault.retry_after)
             return
         with self._lock:
             message = self.messages.get(out_id)
             messages = [message.view()] if message is not None else []
-        self._answer(handler, 200, {"code": "OK", "messages": messages})
+        json_reply(handler, 200, {"code": "OK", "messages": messages})
 
     def _send(self, handler: BaseHTTPRequestHandler, body: bytes) -> None:
         try:
@@ -370,16 +297,16 @@ class SmsGatewayEmulator:
             if not isinstance(params, dict):
                 raise ValueError("template_param is not an object")
         except (ValueError, KeyError, TypeError):
-            self._answer(handler, 400, {"code": "InvalidParameters"})
+            json_reply(handler, 400, {"code": "InvalidParameters"})
             return
         if handler.headers.get("Idempotency-Key") != out_id:
-            self._answer(handler, 400, {"code": "IdempotencyKeyMismatch"})
+            json_reply(handler, 400, {"code": "IdempotencyKeyMismatch"})
             return
         pushing: tuple[dict[str, str], bytes] | None = None
         with self._lock:
             self.attempts.append(out_id)
-            fault = self._script.popleft() if self._script else None
-            if fault is None and self.transient_rate and self._random.random() < self.transient_rate:
+            fault = self._script.pop()
+            if fault is None and transient(self._random, self.transient_rate):
                 fault = Fault.http(503)
             if fault is not None and fault.kind == "http":
                 answer: tuple[int, dict[str, Any], str | None] = (fault.status, {"code": "Fault"}, fault.retry_after)
@@ -411,28 +338,10 @@ class SmsGatewayEmulator:
                     None,
                 )
         if pushing is not None:
-            thread = threading.Thread(target=self._push, args=pushing, daemon=True)
-            self._pushers.append(thread)
-            thread.start()
+            self.push_later(self._push, *pushing)
         if fault is not None and fault.kind == "timeout":
             time.sleep(fault.seconds)
-        self._answer(handler, answer[0], answer[1], retry_after=answer[2])
-
-    @staticmethod
-    def _answer(
-        handler: BaseHTTPRequestHandler, status: int, payload: dict[str, Any], *, retry_after: str | None = None
-    ) -> None:
-        raw = json.dumps(payload, ensure_ascii=False).encode()
-        try:
-            handler.send_response(status)
-            handler.send_header("Content-Type", "application/json; charset=utf-8")
-            handler.send_header("Content-Length", str(len(raw)))
-            if retry_after is not None:
-                handler.send_header("Retry-After", retry_after)
-            handler.end_headers()
-            handler.wfile.write(raw)
-        except OSError:
-            pass  # the client gave up (a scripted timeout)
+        json_reply(handler, answer[0], answer[1], retry_after=answer[2])
 
 
 def main(argv: list[str] | None = None) -> None:

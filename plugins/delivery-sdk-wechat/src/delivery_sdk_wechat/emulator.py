@@ -23,16 +23,14 @@ import json
 import random
 import threading
 import time
-import urllib.error
-import urllib.request
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from delivery_sdk.testing.emulator import EmulatorServer, FaultScript, json_reply, post_callback, read_body, transient
 
 from . import SEND_PATH, TOKEN_PATH, WeChatChannel, wechat_signature
 
@@ -76,7 +74,7 @@ class EmulatedTemplateMessage:
     events: list[str] = field(default_factory=list)
 
 
-class WeChatEmulator:
+class WeChatEmulator(EmulatorServer):
     """The WeChat API (see the module docstring). ``clock`` stamps event pushes' ``CreateTime``."""
 
     def __init__(
@@ -94,6 +92,7 @@ class WeChatEmulator:
         seed: int = 0,
         latency: float = 0.0,
     ) -> None:
+        super().__init__(name="wechat-emulator")
         self.appid = appid
         self.secret = secret
         self.server_token = server_token
@@ -111,67 +110,12 @@ class WeChatEmulator:
         self.refused_tokens: list[int] = []  # errcodes given to sends with a bad token
         self.pushes: list[int] = []
         self._tokens: dict[str, float] = {}  # token -> expiry (monotonic)
-        self._script: deque[Fault] = deque()
+        self._script: FaultScript[Fault] = FaultScript()
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._msgids = 200_228_000
-        self._pushers: list[threading.Thread] = []
-        self._server: ThreadingHTTPServer | None = None
 
     # -- running ---------------------------------------------------------------------------------------
-
-    def start(self) -> WeChatEmulator:
-        emulator = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                emulator._handle(self, "GET")
-
-            def do_POST(self) -> None:
-                emulator._handle(self, "POST")
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-            block_on_close = False
-            request_queue_size = 1024
-
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                pass
-
-        self._server = Server(("127.0.0.1", 0), Handler)
-        thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="wechat-emulator", daemon=True
-        )
-        thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.wait_pushes()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> WeChatEmulator:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the emulator is not running: call start() or use it as a context manager")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
 
     def channel(self, **kwargs: Any) -> WeChatChannel:
         """A :class:`WeChatChannel` configured for this emulator (keyword arguments override)."""
@@ -188,8 +132,7 @@ class WeChatEmulator:
     # -- scripting and inspecting ----------------------------------------------------------------------
 
     def fail_next(self, *faults: Fault) -> None:
-        with self._lock:
-            self._script.extend(faults)
+        self._script.extend(faults)
 
     def expire_tokens(self) -> None:
         """Every access token issued so far expires now."""
@@ -238,11 +181,6 @@ class WeChatEmulator:
         }
         return params, body
 
-    def wait_pushes(self, timeout: float = 5.0) -> None:
-        for thread in list(self._pushers):
-            thread.join(timeout)
-        self._pushers = [t for t in self._pushers if t.is_alive()]
-
     # -- internals -------------------------------------------------------------------------------------
 
     def _push(self, params: dict[str, str], body: bytes) -> None:
@@ -250,20 +188,12 @@ class WeChatEmulator:
         assert self.callback_url is not None
         joiner = "&" if "?" in self.callback_url else "?"
         url = self.callback_url + joiner + urlencode(params)
-        request = urllib.request.Request(url, data=body, headers={"Content-Type": "text/xml"}, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=5) as answer:
-                status = int(answer.status)
-        except urllib.error.HTTPError as exc:
-            status = exc.code
-        except OSError:
-            status = 0
+        status = post_callback(url, body, {"Content-Type": "text/xml"})
         with self._lock:
             self.pushes.append(status)
 
-    def _handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
-        length = int(handler.headers.get("Content-Length") or 0)
-        body = handler.rfile.read(length) if length else b""
+    def handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
+        body = read_body(handler)
         parts = urlsplit(handler.path)
         query = dict(parse_qsl(parts.query))
         if self.latency:
@@ -273,21 +203,21 @@ class WeChatEmulator:
         elif method == "POST" and parts.path == SEND_PATH:
             self._send(handler, query, body)
         else:
-            self._answer(handler, 404, {"errcode": 404, "errmsg": "not found"})
+            json_reply(handler, 404, {"errcode": 404, "errmsg": "not found"})
 
     def _token(self, handler: BaseHTTPRequestHandler, query: dict[str, str]) -> None:
         if query.get("grant_type") != "client_credential":
-            self._answer(handler, 200, {"errcode": 40002, "errmsg": "invalid grant_type"})
+            json_reply(handler, 200, {"errcode": 40002, "errmsg": "invalid grant_type"})
         elif query.get("appid") != self.appid:
-            self._answer(handler, 200, {"errcode": 40013, "errmsg": "invalid appid"})
+            json_reply(handler, 200, {"errcode": 40013, "errmsg": "invalid appid"})
         elif query.get("secret") != self.secret:
-            self._answer(handler, 200, {"errcode": 40125, "errmsg": "invalid appsecret"})
+            json_reply(handler, 200, {"errcode": 40125, "errmsg": "invalid appsecret"})
         else:
             with self._lock:
                 self.token_requests += 1
                 token = f"AT{self.token_requests:04d}{self._random.getrandbits(64):016x}"
                 self._tokens[token] = time.monotonic() + self.token_ttl
-            self._answer(handler, 200, {"access_token": token, "expires_in": self.token_ttl})
+            json_reply(handler, 200, {"access_token": token, "expires_in": self.token_ttl})
 
     def _send(self, handler: BaseHTTPRequestHandler, query: dict[str, str], body: bytes) -> None:
         token = query.get("access_token", "")
@@ -297,7 +227,7 @@ class WeChatEmulator:
             if bad:
                 self.refused_tokens.append(bad)
         if bad:
-            self._answer(handler, 200, {"errcode": bad, "errmsg": "access_token invalid or expired"})
+            json_reply(handler, 200, {"errcode": bad, "errmsg": "access_token invalid or expired"})
             return
         try:
             payload = json.loads(body)
@@ -305,13 +235,13 @@ class WeChatEmulator:
             if not isinstance(touser, str) or not isinstance(client_msg_id, str) or not touser:
                 raise ValueError("touser")
         except (ValueError, KeyError, TypeError):
-            self._answer(handler, 200, {"errcode": 47001, "errmsg": "data format error"})
+            json_reply(handler, 200, {"errcode": 47001, "errmsg": "data format error"})
             return
         pushing: tuple[dict[str, str], bytes] | None = None
         with self._lock:
             self.attempts.append(client_msg_id)
-            fault = self._script.popleft() if self._script else None
-            if fault is None and self.transient_rate and self._random.random() < self.transient_rate:
+            fault = self._script.pop()
+            if fault is None and transient(self._random, self.transient_rate):
                 fault = Fault.errcode(-1)
             answer: tuple[int, dict[str, Any], str | None]
             if fault is not None and fault.kind == "http":
@@ -341,25 +271,7 @@ class WeChatEmulator:
                             pushing = self.event_push(touser, message.msgid, "success")
                 answer = (200, {"errcode": 0, "errmsg": "ok", "msgid": message.msgid}, None)
         if pushing is not None:
-            thread = threading.Thread(target=self._push, args=pushing, daemon=True)
-            self._pushers.append(thread)
-            thread.start()
+            self.push_later(self._push, *pushing)
         if fault is not None and fault.kind == "timeout":
             time.sleep(fault.seconds)
-        self._answer(handler, answer[0], answer[1], retry_after=answer[2])
-
-    @staticmethod
-    def _answer(
-        handler: BaseHTTPRequestHandler, status: int, payload: dict[str, Any], *, retry_after: str | None = None
-    ) -> None:
-        raw = json.dumps(payload, ensure_ascii=False).encode()
-        try:
-            handler.send_response(status)
-            handler.send_header("Content-Type", "application/json; charset=utf-8")
-            handler.send_header("Content-Length", str(len(raw)))
-            if retry_after is not None:
-                handler.send_header("Retry-After", retry_after)
-            handler.end_headers()
-            handler.wfile.write(raw)
-        except OSError:
-            pass
+        json_reply(handler, answer[0], answer[1], retry_after=answer[2])
