@@ -250,8 +250,9 @@ def _awaits_read(task: Task, record: DispatchRecord) -> bool:
     )
 
 
-def _earliest_service(task: Task) -> Served | None:
-    """The earliest effective service among everything that reached the recipient (Rules Art. 31)."""
+def _earliest_service(task: Task, now: datetime) -> Served | None:
+    """The earliest effective service among everything that reached the recipient (Rules Art. 31), as the
+    event recorded at ``now``."""
     best: tuple[datetime, ServiceMethod, str, str] | None = None
     for d in task.dispatches:
         if d.delivered_at is None:
@@ -275,7 +276,7 @@ def _earliest_service(task: Task) -> Served | None:
     if best is None:
         return None
     at, method, basis, dispatch_id = best
-    return Served(task_id=task.task_id, at=at, method=method, basis=basis, effective_at=at, dispatch_id=dispatch_id)
+    return Served(task_id=task.task_id, at=now, method=method, basis=basis, effective_at=at, dispatch_id=dispatch_id)
 
 
 def _signature_basis(task: Task, record: DispatchRecord) -> str | None:
@@ -317,9 +318,8 @@ def decide(
         return Decision()
     if state is TaskState.SERVED:
         return Decision(actions=(File(),), due_at=now + config.retry_after_error)
-    served = _earliest_service(task)
+    served = _earliest_service(task, now)
     if served is not None:
-        served = attrs.evolve(served, at=now)
         return _emit(served, now)
     if state is TaskState.CREATED:
         return _created(task, now, config, channels)

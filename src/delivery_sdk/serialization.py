@@ -15,12 +15,14 @@ Adapters and plugins never call cattrs themselves: they use :data:`DEFAULT_CONVE
 
 from __future__ import annotations
 
+import types
 import typing
 from datetime import datetime
 from typing import Any, TypeVar
 
 import cattrs
 import orjson
+from cattrs.fns import identity
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 
 from ._exceptions import ValidationError
@@ -75,6 +77,16 @@ def _strict(kind: type) -> Any:
     return hook
 
 
+def _optional_identity(conv: cattrs.Converter, t: Any) -> bool:
+    if not isinstance(t, types.UnionType) and typing.get_origin(t) is not typing.Union:
+        return False
+    args = typing.get_args(t)
+    if len(args) != 2 or type(None) not in args:
+        return False
+    other = args[0] if args[1] is type(None) else args[1]
+    return other in (str, int, bool, float) and conv.get_unstructure_hook(other) == identity
+
+
 def _is_tuple(t: Any) -> bool:
     return typing.get_origin(t) is tuple
 
@@ -85,6 +97,9 @@ def configure_converter(conv: cattrs.Converter) -> None:
     conv.register_structure_hook(datetime, _dt_in)
     for kind in (str, bool, int, float):
         conv.register_structure_hook(kind, _strict(kind))
+    # ``X | None`` where X passes through as is (str, int...): pass it through too, so the generated
+    # unstructure functions read the attribute inline instead of calling a wrapper per field.
+    conv.register_unstructure_hook_factory(lambda t: _optional_identity(conv, t), lambda _: identity)
 
     # Generated per event class on first use: generating all of them at import costs ~10 ms.
     unstructure_fns: dict[type[Event], Any] = {}
