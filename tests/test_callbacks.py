@@ -533,3 +533,18 @@ def test_query_signed_callbacks_through_the_asgi_app_over_a_real_socket() -> Non
         assert client.status(task_id).state is TaskState.FILED
     finally:
         client.close()
+
+
+def test_link_token_is_one_function_for_every_channel() -> None:
+    import base64 as b64
+    import hashlib as hl
+    import hmac as hm
+
+    from delivery_sdk.callbacks import link_token
+
+    expected = b64.urlsafe_b64encode(hm.new(b"key", b"T1.2", hl.sha256).digest()).decode()[:22]
+    assert link_token("key", "T1.2") == link_token(b"key", "T1.2") == expected
+    assert link_token("key", "T1.3") != expected
+    assert link_token("other", "T1.2") != expected
+    for module in ("delivery_sdk_sms", "delivery_sdk_wechat", "delivery_sdk_email"):
+        assert __import__(module).link_token is link_token  # the plugins re-export the one function

@@ -271,3 +271,18 @@ def test_rate_limiter_with_the_real_clock() -> None:
 def test_rate_limiter_refuses_bad_settings(rate: float, burst: int) -> None:
     with pytest.raises(ValueError, match="must be"):
         RateLimiter(rate, burst=burst)
+
+
+@pytest.mark.parametrize("bad", ["ftp://host/x", "http://", "not a url", "/relative/path", "https:///nohost"])
+def test_check_base_url_refuses_what_is_not_an_http_url_with_a_host(bad: str) -> None:
+    from delivery_sdk.httpchannel import check_base_url
+
+    with pytest.raises(ValueError, match=r"^the endpoint (must be an http\(s\) URL with a host|is not a valid URL)"):
+        check_base_url(bad, what="the endpoint")
+
+
+def test_check_base_url_drops_the_trailing_slash() -> None:
+    from delivery_sdk.httpchannel import check_base_url
+
+    assert check_base_url("https://gw.example/api/") == "https://gw.example/api"
+    assert check_base_url("http://127.0.0.1:8080") == "http://127.0.0.1:8080"

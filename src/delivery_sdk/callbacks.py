@@ -54,6 +54,7 @@ would the signature have covered?).
 
 from __future__ import annotations
 
+import base64
 import collections
 import functools
 import hashlib
@@ -90,6 +91,7 @@ __all__ = [
     "asgi_app",
     "check_timestamp",
     "hmac_sha256_hex",
+    "link_token",
     "lower_headers",
     "parse_callback_with_query",
     "parse_query",
@@ -183,6 +185,18 @@ def parse_callback_with_query(
     if takes_query(parse):
         return parse(headers, body, query=dict(query or {}))  # type: ignore[call-arg]
     return parse(headers, body)
+
+
+def link_token(key: bytes | str, dispatch_id: str) -> str:
+    """The opaque token in a dispatch's document link: 22 base64url characters (132 bits) of
+    HMAC-SHA256(key, dispatch id).
+
+    Every channel that sends a link (SMS, WeChat, e-mail) uses this one function, so the court's document
+    page recomputes tokens the same way whatever channel carried the link. Deterministic (a resent message
+    carries the same link) and unguessable without the key; it reveals nothing about the case or the party.
+    """
+    raw = key.encode() if isinstance(key, str) else key
+    return base64.urlsafe_b64encode(hmac.new(raw, dispatch_id.encode("utf-8"), hashlib.sha256).digest()).decode()[:22]
 
 
 def hmac_sha256_hex(secret: bytes | str, *parts: bytes | str) -> str:

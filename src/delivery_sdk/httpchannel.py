@@ -24,9 +24,23 @@ import httpx
 
 from ._exceptions import ChannelError, TransientChannelError
 
-__all__ = ["RateLimiter", "check_response", "parse_retry_after", "translate_errors"]
+__all__ = ["RateLimiter", "check_base_url", "check_response", "parse_retry_after", "translate_errors"]
 
 _TRANSIENT_STATUS = frozenset({408, 425, 429})
+
+
+def check_base_url(base_url: str, *, what: str = "base_url") -> str:
+    """``base_url`` without a trailing slash, or ``ValueError`` unless it is an http(s) URL with a host.
+
+    ``what`` names the setting in the message (say ``"print centre 'PC-1': the endpoint"``).
+    """
+    try:
+        url = httpx.URL(base_url)
+    except (TypeError, httpx.InvalidURL):
+        raise ValueError(f"{what} is not a valid URL") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"{what} must be an http(s) URL with a host")
+    return base_url.rstrip("/")
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import email.policy
 import email.utils
 import hashlib
-import hmac
 import inspect
 import logging
 import re
@@ -35,7 +33,7 @@ from delivery_sdk import (
     SystemClock,
     TransientChannelError,
 )
-from delivery_sdk.callbacks import check_timestamp, lower_headers, verify_hmac_sha256
+from delivery_sdk.callbacks import check_timestamp, link_token, lower_headers, verify_hmac_sha256
 from delivery_sdk.httpchannel import RateLimiter
 from delivery_sdk.model import mask
 
@@ -56,17 +54,6 @@ _ENHANCED = re.compile(rb"^\s*([245]\.\d{1,3}\.\d{1,3})")
 # 7bit: bodies go base64/quoted-printable, so no server needs 8BITMIME; CRLF line ends as SMTP wants.
 _POLICY = email.policy.SMTP.clone(cte_type="7bit")
 _TOKEN_FIELD = re.compile(r"\{(\w*)\}")
-
-
-def link_token(secret: bytes | str, dispatch_id: str) -> str:
-    """The opaque token of a dispatch's document link: base64url of HMAC-SHA256(secret, dispatch id), 22 chars.
-
-    Deterministic (a resent message carries the same link) and unguessable without the secret; the
-    court's document page computes it the same way to look the dispatch up.
-    """
-    key = secret.encode() if isinstance(secret, str) else secret
-    digest = hmac.new(key, dispatch_id.encode("utf-8"), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")[:22]
 
 
 def _reply(code: int, text: bytes | str | None) -> str:

@@ -81,7 +81,7 @@ from delivery_sdk import (
     hookimpl,
 )
 from delivery_sdk.callbacks import check_timestamp, lower_headers, verify_hmac_sha256
-from delivery_sdk.httpchannel import RateLimiter, check_response, translate_errors
+from delivery_sdk.httpchannel import RateLimiter, check_base_url, check_response, translate_errors
 from delivery_sdk.model import mask
 
 __all__ = [
@@ -240,9 +240,7 @@ class EmsCarrier(BaseChannel):
         burst: int = 1,
         product: str = "court_express",
     ) -> None:
-        url = httpx.URL(base_url)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError("base_url must be an http(s) URL with a host")
+        base_url = check_base_url(base_url)
         if not token:
             raise ValueError("the carrier needs a token (DELIVERY_SDK_EMS_TOKEN)")
         if timeout <= 0:

@@ -32,7 +32,7 @@ from delivery_sdk import (
     TransientChannelError,
 )
 from delivery_sdk.callbacks import check_timestamp, hmac_sha256_hex, lower_headers, verify_hmac_sha256
-from delivery_sdk.httpchannel import RateLimiter, check_response, translate_errors
+from delivery_sdk.httpchannel import RateLimiter, check_base_url, check_response, translate_errors
 from delivery_sdk.model import mask
 
 __all__ = [
@@ -111,9 +111,7 @@ class EServiceChannel(BaseChannel):
         max_document_bytes: int = 50_000_000,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        url = httpx.URL(base_url)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError("base_url must be an http(s) URL with a host")
+        base_url = check_base_url(base_url)
         if not app_key or not app_secret:
             raise ValueError("app_key and app_secret are required (the platform signs both ways)")
         if timeout <= 0:

@@ -57,6 +57,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type
 from delivery_sdk import hookimpl
 from delivery_sdk.events import StoredEvent
 from delivery_sdk.evidence.canonical import stored_event_leaf_hash
+from delivery_sdk.httpchannel import check_base_url
 from delivery_sdk.records import AnchorReceipt, EvidenceBatch
 
 __all__ = [
@@ -228,9 +229,7 @@ class NotaryAnchor:
         leaf_batch: int = 500,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        url = httpx.URL(base_url)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError("base_url must be an http(s) URL with a host")
+        base_url = check_base_url(base_url)
         if attempts < 1 or leaf_batch < 1:
             raise ValueError("attempts and leaf_batch must be at least 1")
         if timeout <= 0 or budget <= 0 or backoff < 0 or max_retry_after < 0 or cooldown < 0:

@@ -80,7 +80,7 @@ from delivery_sdk import (
 )
 from delivery_sdk.callbacks import verify_signed_callback
 from delivery_sdk.clock import Clock, SystemClock
-from delivery_sdk.httpchannel import RateLimiter, check_response, translate_errors
+from delivery_sdk.httpchannel import RateLimiter, check_base_url, check_response, translate_errors
 from delivery_sdk.printing.batch import BatchSpool, Manifest
 from delivery_sdk.printing.centres import CentreConfig, Centres, load_centres
 from delivery_sdk.printing.package import (
@@ -248,9 +248,7 @@ class HttpPrintCentre(BaseChannel):
         base = endpoint or config.endpoint
         if not base:
             raise ValueError(f"print centre {config.centre_id!r} has no endpoint: set 'endpoint' in its [[centre]]")
-        url = httpx.URL(base)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError(f"print centre {config.centre_id!r}: the endpoint must be an http(s) URL with a host")
+        base = check_base_url(base, what=f"print centre {config.centre_id!r}: the endpoint")
         if not token:
             raise ValueError(f"print centre {config.centre_id!r} needs a token ({ENV_TOKEN})")
         if timeout <= 0:

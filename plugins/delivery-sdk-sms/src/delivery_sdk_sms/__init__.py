@@ -32,9 +32,7 @@ while ``DELIVERY_SDK_SMS_URL`` is unset.
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
 import json
 import logging
 import os
@@ -64,8 +62,8 @@ from delivery_sdk import (
     TransientChannelError,
     hookimpl,
 )
-from delivery_sdk.callbacks import check_timestamp, hmac_sha256_hex, lower_headers, verify_hmac_sha256
-from delivery_sdk.httpchannel import RateLimiter, check_response, parse_retry_after, translate_errors
+from delivery_sdk.callbacks import check_timestamp, hmac_sha256_hex, link_token, lower_headers, verify_hmac_sha256
+from delivery_sdk.httpchannel import RateLimiter, check_base_url, check_response, parse_retry_after, translate_errors
 
 __all__ = [
     "ENV",
@@ -160,17 +158,6 @@ def callback_signature(secret: str, timestamp: str, nonce: str, body: bytes) -> 
     return hmac_sha256_hex(secret, timestamp, nonce, body)
 
 
-def link_token(key: bytes | str, dispatch_id: str) -> str:
-    """The opaque token of a dispatch's document link: 22 base64url characters (132 bits) of an HMAC.
-
-    It reveals nothing about the dispatch, the case or the party; the document page's server, which holds
-    the same key, recomputes it for the dispatches it knows.
-    """
-    raw = key.encode() if isinstance(key, str) else key
-    digest = hmac.new(raw, dispatch_id.encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).decode("ascii")[:22]
-
-
 def _safe_code(value: object) -> str:
     """A gateway code fit for a reason string: short, printable ASCII, nothing else echoed."""
     text = str(value) if value is not None else "no code"
@@ -223,9 +210,7 @@ class SmsChannel(BaseChannel):
         max_connections: int = 64,
         callback_window: float = 300.0,
     ) -> None:
-        url = httpx.URL(base_url)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError("base_url must be an http(s) URL with a host")
+        base_url = check_base_url(base_url)
         for what, value in (
             ("access_key_id", access_key_id),
             ("access_key_secret", access_key_secret),

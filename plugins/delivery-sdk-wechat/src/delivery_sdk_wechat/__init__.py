@@ -35,7 +35,6 @@ from ``DELIVERY_SDK_WECHAT_*`` environment variables, and nothing while ``DELIVE
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import hmac
 import json
@@ -70,8 +69,8 @@ from delivery_sdk import (
     TransientChannelError,
     hookimpl,
 )
-from delivery_sdk.callbacks import check_timestamp, hmac_sha256_hex, lower_headers, verify_hmac_sha256
-from delivery_sdk.httpchannel import RateLimiter, check_response, translate_errors
+from delivery_sdk.callbacks import check_timestamp, hmac_sha256_hex, link_token, lower_headers, verify_hmac_sha256
+from delivery_sdk.httpchannel import RateLimiter, check_base_url, check_response, translate_errors
 
 from .sentlog import SentEntry, SentLog
 
@@ -141,12 +140,6 @@ DataFactory = Callable[[Dispatch], Mapping[str, str]]
 def wechat_signature(server_token: str, timestamp: str, nonce: str) -> str:
     """WeChat's callback signature: SHA-1 hex of the sorted, concatenated token, timestamp and nonce."""
     return hashlib.sha1("".join(sorted([server_token, timestamp, nonce])).encode()).hexdigest()
-
-
-def link_token(key: bytes | str, dispatch_id: str) -> str:
-    """The opaque token of a dispatch's document link (22 base64url characters of an HMAC of its id)."""
-    raw = key.encode() if isinstance(key, str) else key
-    return base64.urlsafe_b64encode(hmac.new(raw, dispatch_id.encode(), hashlib.sha256).digest()).decode()[:22]
 
 
 def read_callback(
@@ -240,9 +233,7 @@ class WeChatChannel(BaseChannel):
         clock: Clock | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        url = httpx.URL(base_url)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError("base_url must be an http(s) URL with a host")
+        base_url = check_base_url(base_url)
         for what, value in (
             ("appid", appid),
             ("secret", secret),
