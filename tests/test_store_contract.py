@@ -397,6 +397,12 @@ def test_load_events_and_events_after(store_factory: Any) -> None:
     assert [s.seq for s in everything] == [1, 2, 3, 4, 5]
     assert store.events_after(2, 2) == everything[2:4]
     assert store.events_after(5, 10) == []
+    # filtered by type (before decoding): in order, after the given seq, up to the limit
+    cancelled = store.events_after(0, 10, types=("task.cancelled",))
+    assert [(s.seq, s.event.task_id) for s in cancelled] == [(4, "B"), (5, "A")]
+    assert store.events_after(0, 1, types=("task.cancelled", "task.needs_attention")) == [everything[2]]
+    assert store.events_after(4, 10, types=("task.cancelled",)) == [everything[4]]
+    assert store.events_after(0, 10, types=("print.routed",)) == []
     assert store.count_events() == 5
     assert store.case_keys(new_task("A").case_key.split("|", 1)[1]) == [new_task("A").case_key]
 

@@ -159,8 +159,8 @@ class _LeaseTracker:
     def latest_event_time(self) -> datetime | None:
         return self.inner.latest_event_time()
 
-    def events_after(self, seq: int, limit: int) -> list[StoredEvent]:
-        return self.inner.events_after(seq, limit)
+    def events_after(self, seq: int, limit: int, *, types: Sequence[str] | None = None) -> list[StoredEvent]:
+        return self.inner.events_after(seq, limit, types=types)
 
     def close(self) -> None:
         self.inner.close()

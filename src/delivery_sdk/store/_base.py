@@ -142,8 +142,12 @@ class TaskStore(Protocol):
 
     def latest_event_time(self) -> datetime | None: ...
 
-    def events_after(self, seq: int, limit: int) -> list[StoredEvent]:
-        """Committed events with ``seq`` greater than the given one, in order (for sinks and statistics)."""
+    def events_after(self, seq: int, limit: int, *, types: Sequence[str] | None = None) -> list[StoredEvent]:
+        """Committed events with ``seq`` greater than the given one, in order (for sinks and statistics).
+
+        With ``types``, only events of those types (``PrintRouted.TYPE``...): the store filters before it
+        decodes, so a reader that wants one kind of event does not pay for all the others.
+        """
         ...
 
     def close(self) -> None: ...

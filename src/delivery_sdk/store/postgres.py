@@ -851,9 +851,15 @@ class PostgresStore:
             row = cur.fetchone()
         return None if row is None else row[0]
 
-    def events_after(self, seq: int, limit: int) -> list[StoredEvent]:
+    def events_after(self, seq: int, limit: int, *, types: Sequence[str] | None = None) -> list[StoredEvent]:
         with self._read() as cur:
-            cur.execute("SELECT seq, task_seq, body FROM events WHERE seq > %s ORDER BY seq LIMIT %s", (seq, limit))
+            if types is None:
+                cur.execute("SELECT seq, task_seq, body FROM events WHERE seq > %s ORDER BY seq LIMIT %s", (seq, limit))
+            else:
+                cur.execute(
+                    "SELECT seq, task_seq, body FROM events WHERE seq > %s AND type = ANY(%s) ORDER BY seq LIMIT %s",
+                    (seq, list(types), limit),
+                )
             rows = cur.fetchall()
         return [StoredEvent(seq=int(s), task_seq=ts, event=event_from_dict(loads(body))) for s, ts, body in rows]
 

@@ -541,12 +541,17 @@ class SQLiteStore:
         row = self._db.execute("SELECT MAX(updated_at) FROM tasks").fetchone()
         return None if row[0] is None else datetime.fromisoformat(row[0])
 
-    def events_after(self, seq: int, limit: int) -> list[StoredEvent]:
+    def events_after(self, seq: int, limit: int, *, types: Sequence[str] | None = None) -> list[StoredEvent]:
+        params: list[int | str]
+        if types is None:
+            query, params = "SELECT seq, task_seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?", [seq, limit]
+        else:
+            marks = ", ".join("?" * len(types))
+            query = f"SELECT seq, task_seq, body FROM events WHERE seq > ? AND type IN ({marks}) ORDER BY seq LIMIT ?"
+            params = [seq, *types, limit]
         return [
             StoredEvent(seq=s, task_seq=ts, event=event_from_dict(loads(body)))
-            for s, ts, body in self._db.execute(
-                "SELECT seq, task_seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
-            )
+            for s, ts, body in self._db.execute(query, params)
         ]
 
     def case_keys(self, case_number: str) -> list[str]:
