@@ -226,7 +226,7 @@ def test_a_rewritten_history_is_refused_against_a_trusted_older_checkpoint(
     copy = _copy(path, tmp_path / "rewritten.sqlite3")
     db = sqlite3.connect(copy)
     body = db.execute("SELECT body FROM events WHERE seq = 3").fetchone()[0]
-    db.execute("UPDATE events SET body = ? WHERE seq = 3", (body.replace("T0", "T8", 1),))
+    db.execute("UPDATE events SET body = ? WHERE seq = 3", (body.replace('"task_id":"T0', '"task_id":"T8', 1),))
     db.execute("DELETE FROM evidence_nodes")
     db.execute("DELETE FROM evidence_checkpoints")
     db.commit()

@@ -517,7 +517,7 @@ def test_two_engines_share_a_population_and_nothing_is_sent_twice(pg_dsn: str) -
 def test_a_leaf_started_before_its_seq_is_known_hashes_like_the_reference(confidence: float) -> None:
     from delivery_sdk.events import AddressUpdated, StoredEvent
     from delivery_sdk.evidence.canonical import stored_event_leaf_hash
-    from delivery_sdk.serialization import event_to_dict
+    from delivery_sdk.serialization import encode_event
     from delivery_sdk.store.postgres import _Leaf
 
     contact = Contact(kind=ContactKind.POSTAL, value="湖北省宜昌市夷陵区发展大道57号", division_code="420506")
@@ -528,5 +528,5 @@ def test_a_leaf_started_before_its_seq_is_known_hashes_like_the_reference(confid
     ]
     for task_seq, event in enumerate(events, start=1):
         for seq in (1, 9, 10, 123456789):
-            leaf = _Leaf(event, task_seq, event_to_dict(event))
+            leaf = _Leaf(type(event), task_seq, encode_event(event)[1])
             assert leaf.finish(seq) == stored_event_leaf_hash(StoredEvent(seq=seq, task_seq=task_seq, event=event))

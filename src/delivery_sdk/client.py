@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import attrs
+import orjson
 
 from ._exceptions import InvalidRequest, MalformedReceipt, UnknownChannel, ValidationError
 from .callbacks import parse_callback_with_query
@@ -151,9 +152,12 @@ def _deadlines(task: Task) -> tuple[tuple[Deadline, ...], str | None]:
 
 
 def _serialise(created: TaskCreated) -> tuple[str, str]:
-    """The created event's wire form and the request's fingerprint, from one pass of the converter."""
+    """The created event's stored form (keys sorted, as :func:`~delivery_sdk.serialization.event_body`)
+    and the request's fingerprint (over its wire JSON in field order, as ever), from one pass of the
+    converter."""
     data = event_to_dict(created)
-    return dumps(data), hashlib.sha256(dumps(data["request"]).encode()).hexdigest()
+    body = orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
+    return body, hashlib.sha256(dumps(data["request"]).encode()).hexdigest()
 
 
 class AsyncDeliveryClient:

@@ -15,6 +15,8 @@ Adapters and plugins never call cattrs themselves: they use :data:`DEFAULT_CONVE
 
 from __future__ import annotations
 
+import enum
+import operator
 import types
 import typing
 from datetime import datetime
@@ -28,7 +30,16 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 from ._exceptions import ValidationError
 from .events import EVENT_BY_TYPE, Event
 
-__all__ = ["DEFAULT_CONVERTER", "dumps", "event_from_dict", "event_to_dict", "loads", "make_converter"]
+__all__ = [
+    "DEFAULT_CONVERTER",
+    "dumps",
+    "encode_event",
+    "event_body",
+    "event_from_dict",
+    "event_to_dict",
+    "loads",
+    "make_converter",
+]
 
 T = TypeVar("T")
 
@@ -94,6 +105,10 @@ def _is_tuple(t: Any) -> bool:
 def configure_converter(conv: cattrs.Converter) -> None:
     """Install delivery-sdk's wire rules on ``conv``."""
     conv.register_unstructure_hook(datetime, _dt_out)
+    # Enums by value: the member's ``_value_`` slot, read in C (``member.value`` is a Python-level property).
+    conv.register_unstructure_hook_func(
+        lambda t: isinstance(t, type) and issubclass(t, enum.Enum), operator.attrgetter("_value_")
+    )
     conv.register_structure_hook(datetime, _dt_in)
     for kind in (str, bool, int, float):
         conv.register_structure_hook(kind, _strict(kind))
@@ -181,9 +196,37 @@ def unstructure(value: Any) -> Any:
     return DEFAULT_CONVERTER.unstructure(value)
 
 
+_EVENT_FNS: dict[type, Any] = {}  # the default converter's generated unstructure function per event class
+
+
 def event_to_dict(event: Event) -> dict[str, Any]:
-    data: dict[str, Any] = DEFAULT_CONVERTER.unstructure(event, Event)
+    """An event's wire JSON as a dict (its ``"type"`` tag included)."""
+    cls = type(event)
+    fn = _EVENT_FNS.get(cls)
+    if fn is None:
+        fn = _EVENT_FNS[cls] = make_dict_unstructure_fn(cls, DEFAULT_CONVERTER)
+    data: dict[str, Any] = fn(event)
+    data["type"] = cls.TYPE
     return data
+
+
+_SORTED = orjson.OPT_SORT_KEYS
+
+
+def encode_event(event: Event) -> tuple[str, bytes]:
+    """An event's ``at`` as wire text and its stored body: :func:`event_body`, as UTF-8 bytes."""
+    data = event_to_dict(event)
+    return data["at"], orjson.dumps(data, option=_SORTED)
+
+
+def event_body(event: Event) -> str:
+    """The form the stores keep an event in: its wire JSON, compact, with keys sorted at every level.
+
+    Sorted keys are the evidence log's canonical order (:mod:`delivery_sdk.evidence.canonical`), so an
+    event's leaf input is this text inside a fixed frame and is never encoded a second time. A reader
+    takes any key order (stores written by earlier releases hold the attrs field order).
+    """
+    return orjson.dumps(event_to_dict(event), option=_SORTED).decode()
 
 
 def event_from_dict(data: Any) -> Event:

@@ -23,10 +23,16 @@ The leaf hash is ``SHA-256(0x00 || leaf input)`` (RFC 9162 §2.1.1).
 :func:`leaf_bytes` is the fast path the store uses: orjson, which writes exactly the same bytes as the
 reference for every value the SDK stores except small floats (``1e-05`` vs ``0.00001``); the events whose
 fields can hold a float go through the reference instead.
+
+The stores keep each event's body in this canonical order already
+(:func:`delivery_sdk.serialization.event_body`), so :func:`body_leaf_hash` hashes the stored body inside
+the fixed frame ``{"event":`` ... ``,"seq":S,"task_seq":T}`` (``"event"`` < ``"seq"`` < ``"task_seq"``)
+and never encodes the event a second time.
 """
 
 from __future__ import annotations
 
+import hashlib
 import types
 import typing
 from collections.abc import Iterable
@@ -39,7 +45,15 @@ from ..events import Event, StoredEvent
 from ..serialization import event_to_dict
 from .verify import LEAF_INPUT_PREFIX, event_leaf_input, leaf_hash
 
-__all__ = ["LEAF_INPUT_PREFIX", "event_record", "leaf_bytes", "leaf_hashes", "stored_event_leaf_hash"]
+__all__ = [
+    "LEAF_INPUT_PREFIX",
+    "body_leaf_hash",
+    "body_leaf_state",
+    "event_record",
+    "leaf_bytes",
+    "leaf_hashes",
+    "stored_event_leaf_hash",
+]
 
 _SORTED = orjson.OPT_SORT_KEYS
 _holds_float: dict[type, bool] = {}
@@ -90,3 +104,27 @@ def stored_event_leaf_hash(stored: StoredEvent) -> bytes:
 def leaf_hashes(events: Iterable[StoredEvent]) -> list[bytes]:
     """The leaf hashes of committed events, in order (for :meth:`CompactRange.append_many`)."""
     return [leaf_hash(leaf_bytes(stored)) for stored in events]
+
+
+_HEAD = b"\x00" + LEAF_INPUT_PREFIX + b'{"event":'
+
+
+def body_leaf_state(cls: type[Event], task_seq: int, body: bytes) -> Any:
+    """SHA-256 over a leaf's bytes up to its ``seq``: everything but ``,"seq":S,"task_seq":T}``.
+
+    ``body`` must be the event's canonical body (:func:`delivery_sdk.serialization.encode_event`). Returns
+    None for an event class that can hold a float (the reference encoder decides those, see above).
+    """
+    if _event_holds_float(cls):
+        return None
+    state = hashlib.sha256(_HEAD)
+    state.update(body)
+    return state
+
+
+def body_leaf_hash(cls: type[Event], seq: int, task_seq: int, body: bytes) -> bytes:
+    """The leaf hash of a committed event from its canonical stored body (the same as
+    ``stored_event_leaf_hash(StoredEvent(seq, task_seq, event))``, without encoding the event again)."""
+    if _event_holds_float(cls):
+        return leaf_hash(event_leaf_input(seq, task_seq, orjson.loads(body)))
+    return hashlib.sha256(b'%s%s,"seq":%d,"task_seq":%d}' % (_HEAD, body, seq, task_seq)).digest()

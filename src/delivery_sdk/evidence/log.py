@@ -16,10 +16,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-import orjson
-
-from ..events import Event, StoredEvent
-from .canonical import _SORTED, LEAF_INPUT_PREFIX, _event_holds_float, leaf_bytes
+from ..events import Event
+from .canonical import _HEAD, _holds_float, body_leaf_hash
 from .checkpoint import sign_checkpoint
 from .keys import Signer
 from .merkle import (
@@ -33,7 +31,7 @@ from .merkle import (
     inclusion_proof,
     root,
 )
-from .verify import Checkpoint, ConsistencyProof, InclusionProof, leaf_hash
+from .verify import Checkpoint, ConsistencyProof, InclusionProof
 
 __all__ = ["DENSE_FROM", "EvidenceLog", "SQLConnection", "SQLiteNodes", "stored_nodes"]
 
@@ -170,18 +168,19 @@ class EvidenceLog:
     def size(self) -> int:
         return self._range.size
 
-    def stage(self, first_seq: int, events: Sequence[tuple[int, Event, dict[str, Any]]]) -> CompactRange:
+    def stage(self, first_seq: int, leaves: Sequence[tuple[int, type[Event], bytes]]) -> CompactRange:
         """Write the leaves and nodes of events ``first_seq, first_seq + 1, ...`` (inside the caller's
-        transaction) and return the new right edge, to :meth:`accept` once the transaction committed."""
-        # leaf_hash(leaf_bytes(StoredEvent(seq, task_seq, event), data)), without building StoredEvents
-        sha, dumps, prefix = hashlib.sha256, orjson.dumps, b"\x00" + LEAF_INPUT_PREFIX
+        transaction) and return the new right edge, to :meth:`accept` once the transaction committed.
+
+        ``leaves`` holds each event's ``(task_seq, class, canonical body)``
+        (:func:`~delivery_sdk.serialization.encode_event`)."""
+        # body_leaf_hash inlined for the classes known to hold no float
+        sha, head, fast = hashlib.sha256, _HEAD, _holds_float.get
         hashes = [
-            leaf_hash(leaf_bytes(StoredEvent(seq=first_seq + i, task_seq=task_seq, event=event), data))
-            if _event_holds_float(type(event))
-            else sha(
-                prefix + dumps({"event": data, "seq": first_seq + i, "task_seq": task_seq}, option=_SORTED)
-            ).digest()
-            for i, (task_seq, event, data) in enumerate(events)
+            sha(b'%s%s,"seq":%d,"task_seq":%d}' % (head, body, first_seq + i, task_seq)).digest()
+            if fast(cls) is False
+            else body_leaf_hash(cls, first_seq + i, task_seq, body)
+            for i, (task_seq, cls, body) in enumerate(leaves)
         ]
         return self.stage_hashes(first_seq, hashes)
 

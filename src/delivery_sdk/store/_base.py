@@ -31,7 +31,9 @@ class NewTask:
     case_key: str
     created: TaskCreated
     due_at: datetime
-    body: str | None = None  # the created event's wire form, when the caller already serialised it
+    # the created event's stored form when the caller already serialised it: exactly
+    # serialization.event_body(created) (keys sorted: the evidence leaf hashes this text)
+    body: str | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -35,7 +35,6 @@ name it with its password masked.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import socket
@@ -53,15 +52,15 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .._exceptions import IdempotencyConflict, SchemaVersionError, StoreError, UnknownTask
-from ..events import Event, StoredEvent
-from ..evidence.canonical import leaf_bytes
+from ..events import Event, StoredEvent, TaskCreated
+from ..evidence.canonical import body_leaf_hash, body_leaf_state
 from ..evidence.checkpoint import sign_checkpoint
 from ..evidence.keys import Signer
 from ..evidence.log import stored_nodes
 from ..evidence.merkle import CompactRange, Node, NodeKey, consistency_proof, inclusion_proof, root
-from ..evidence.verify import HASH_SIZE, Checkpoint, ConsistencyProof, InclusionProof, leaf_hash
+from ..evidence.verify import HASH_SIZE, Checkpoint, ConsistencyProof, InclusionProof
 from ..records import AnchorReceipt
-from ..serialization import dumps, event_from_dict, event_to_dict, loads
+from ..serialization import encode_event, event_from_dict, loads
 from . import STORE_ENV, is_dsn
 from ._base import CommitResult, CreateResult, NewTask, OutboxEntry, TaskRow, TaskWrite
 
@@ -269,34 +268,35 @@ class PostgresEvidence:
 # -- the store ---------------------------------------------------------------------------------------------
 
 
-def _serialise(event: Event) -> tuple[str, dict[str, Any]]:
-    data = event_to_dict(event)
-    return dumps(data), data
+def _serialise(event: Event) -> tuple[str, bytes]:
+    """An event's stored body (keys sorted: :func:`~delivery_sdk.serialization.event_body`), as text and
+    as the bytes its evidence leaf hashes."""
+    body = encode_event(event)[1]
+    return body.decode(), body
 
 
 class _Leaf:
     """A leaf hash started before its ``seq`` is known, finished under the log head's lock.
 
-    The canonical leaf input (v1, :mod:`delivery_sdk.evidence.canonical`) is the event's JSON followed by
-    ``,"seq":S,"task_seq":T}`` (keys sorted, integers in decimal), so SHA-256 runs over everything but that
-    tail before the lock; :meth:`finish` adds the tail. Should the encoding ever not end that way, the whole
-    leaf is encoded again with the real ``seq`` (never a different hash).
+    The canonical leaf input (v1, :mod:`delivery_sdk.evidence.canonical`) is the event's canonical body in
+    the frame ``{"event":`` ... ``,"seq":S,"task_seq":T}``, so SHA-256 runs over everything but that tail
+    before the lock; :meth:`finish` adds the tail. An event class that can hold a float is encoded by the
+    reference encoder once its ``seq`` is known.
     """
 
-    __slots__ = ("_data", "_event", "_state", "_task_seq")
+    __slots__ = ("_body", "_cls", "_state", "_task_seq")
 
-    def __init__(self, event: Event, task_seq: int, data: dict[str, Any]) -> None:
-        self._event, self._task_seq, self._data = event, task_seq, data
-        whole = leaf_bytes(StoredEvent(seq=0, task_seq=task_seq, event=event), data)
-        tail = b',"seq":0,"task_seq":%d}' % task_seq
-        self._state = hashlib.sha256(b"\x00" + whole[: -len(tail)]) if whole.endswith(tail) else None
+    def __init__(self, cls: type[Event], task_seq: int, body: bytes) -> None:
+        self._cls, self._task_seq, self._body = cls, task_seq, body
+        self._state = body_leaf_state(cls, task_seq, body)
 
     def finish(self, seq: int) -> bytes:
         if self._state is None:
-            return leaf_hash(leaf_bytes(StoredEvent(seq=seq, task_seq=self._task_seq, event=self._event), self._data))
+            return body_leaf_hash(self._cls, seq, self._task_seq, self._body)
         state = self._state.copy()
         state.update(b',"seq":%d,"task_seq":%d}' % (seq, self._task_seq))
-        return state.digest()
+        digest: bytes = state.digest()
+        return digest
 
 
 class PostgresStore:
@@ -449,10 +449,10 @@ class PostgresStore:
     def _append(
         self,
         cur: Cursor[Any],
-        items: Sequence[tuple[str, int, Event, str, dict[str, Any]]],
+        items: Sequence[tuple[str, int, Event, str, bytes]],
         leaves_of: Sequence[_Leaf] | None = None,
     ) -> list[tuple[int, int]]:
-        """Append events ``(task_id, task_seq, event, body, data)`` at the end of the log (and of the evidence
+        """Append events ``(task_id, task_seq, event, body, body bytes)`` at the end of the log (and of the evidence
         tree); returns their ``(seq, task_seq)``. Takes the log head's lock: call it last in a transaction.
         ``leaves_of`` are the items' leaves, started before the transaction (the lock is then held shorter)."""
         if not items:
@@ -469,7 +469,7 @@ class PostgresStore:
                 copy.write_row((first + i, task_id, task_seq, event.TYPE, event.at, body))
         if self._evidence_on:
             tree = self._catch_up(cur, leaves, edge, last)
-            started = leaves_of if leaves_of is not None else [_Leaf(e, t, d) for _, t, e, _, d in items]
+            started = leaves_of if leaves_of is not None else [_Leaf(type(e), t, raw) for _, t, e, _, raw in items]
             hashes = [leaf.finish(first + i) for i, leaf in enumerate(started)]
             stored_nodes(PostgresNodes(cur)).put_nodes(tree.append_many(hashes))
             leaves, edge = tree.size, b"".join(tree.hashes)
@@ -488,10 +488,9 @@ class PostgresStore:
             )
             hashes = []
             for seq, task_seq, body in cur.fetchall():
-                data = loads(body)
-                hashes.append(
-                    leaf_hash(leaf_bytes(StoredEvent(seq=seq, task_seq=task_seq, event=event_from_dict(data)), data))
-                )
+                # encoded again from the decoded event: bodies written before sorted keys hash the same
+                event = event_from_dict(loads(body))
+                hashes.append(body_leaf_hash(type(event), seq, task_seq, encode_event(event)[1]))
             stored_nodes(PostgresNodes(cur)).put_nodes(tree.append_many(hashes))
         return tree
 
@@ -512,13 +511,9 @@ class PostgresStore:
 
     def create_tasks(self, tasks: Sequence[NewTask]) -> CreateResult:
         evidence = self._evidence_on
-        serialised = [
-            (new.body, loads(new.body) if evidence else {}) if new.body else _serialise(new.created) for new in tasks
-        ]
+        serialised = [(new.body, new.body.encode()) if new.body else _serialise(new.created) for new in tasks]
         keys = [n.client_key for n in tasks if n.client_key is not None]
-        leaves = (
-            [_Leaf(n.created, 1, data) for n, (_, data) in zip(tasks, serialised, strict=True)] if evidence else None
-        )
+        leaves = [_Leaf(TaskCreated, 1, raw) for _, raw in serialised] if evidence else None
         for attempt in range(3):
             try:
                 return self._create(tasks, serialised, keys, leaves)
@@ -540,7 +535,7 @@ class PostgresStore:
     def _create(
         self,
         tasks: Sequence[NewTask],
-        serialised: Sequence[tuple[str, dict[str, Any]]],
+        serialised: Sequence[tuple[str, bytes]],
         keys: list[str],
         leaves: list[_Leaf] | None,
     ) -> CreateResult:
@@ -548,13 +543,13 @@ class PostgresStore:
         new_leaves: list[_Leaf] = []
         created: list[bool] = []
         rows: list[tuple[Any, ...]] = []
-        items: list[tuple[str, int, Event, str, dict[str, Any]]] = []
+        items: list[tuple[str, int, Event, str, bytes]] = []
         with self._tx("cannot create tasks") as cur:
             existing: dict[str, tuple[str, str]] = {}
             if keys:
                 cur.execute("SELECT client_key, task_id, fingerprint FROM tasks WHERE client_key = ANY(%s)", (keys,))
                 existing = {key: (task_id, fp) for key, task_id, fp in cur.fetchall()}
-            for n, (new, (body, data)) in enumerate(zip(tasks, serialised, strict=True)):
+            for n, (new, (body, raw)) in enumerate(zip(tasks, serialised, strict=True)):
                 found = existing.get(new.client_key) if new.client_key is not None else None
                 if found is not None:
                     if found[1] != new.fingerprint:
@@ -566,7 +561,7 @@ class PostgresStore:
                 rows.append(
                     (new.task_id, new.client_key, new.fingerprint, new.case_key, "created", 1, new.due_at, at, at)
                 )
-                items.append((new.task_id, 1, new.created, body, data))
+                items.append((new.task_id, 1, new.created, body, raw))
                 if leaves is not None:
                     new_leaves.append(leaves[n])
                 ids.append(new.task_id)
@@ -596,15 +591,15 @@ class PostgresStore:
         evidence = self._evidence_on
         started = {
             id(w): [
-                _Leaf(e, w.expected_version + i, d)
-                for i, (e, (_, d)) in enumerate(zip(w.events, bodies[id(w)], strict=True), 1)
+                _Leaf(type(e), w.expected_version + i, raw)
+                for i, (e, (_, raw)) in enumerate(zip(w.events, bodies[id(w)], strict=True), 1)
             ]
             for w in writes
             if evidence
         }
         task_ids = sorted({w.task_id for w in writes})
         strict_keys = sorted({k for w in writes if w.strict_receipts for k in w.receipt_keys})
-        items: list[tuple[str, int, Event, str, dict[str, Any]]] = []
+        items: list[tuple[str, int, Event, str, bytes]] = []
         if not writes:
             return CommitResult(stored=(), conflicts=frozenset())
         with self._tx("cannot commit") as cur:
@@ -670,9 +665,9 @@ class PostgresStore:
                     receipts,
                 )
             items = [
-                (w.task_id, w.expected_version + i, e, body, data)
+                (w.task_id, w.expected_version + i, e, body, raw)
                 for w in accepted
-                for i, (e, (body, data)) in enumerate(zip(w.events, bodies[id(w)], strict=True), start=1)
+                for i, (e, (body, raw)) in enumerate(zip(w.events, bodies[id(w)], strict=True), start=1)
             ]
             stored = self._append(cur, items, [leaf for w in accepted for leaf in started[id(w)]] if evidence else None)
         held.difference_update(released)

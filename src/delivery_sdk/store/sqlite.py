@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from .._exceptions import IdempotencyConflict, SchemaVersionError, StoreError, UnknownTask
-from ..events import Event, StoredEvent
+from ..events import Event, StoredEvent, TaskCreated
 from ..evidence.keys import Signer
 from ..evidence.log import EvidenceLog
 from ..records import AnchorReceipt
-from ..serialization import dumps, event_from_dict, event_to_dict, loads
+from ..serialization import encode_event, event_from_dict, loads
 from ._base import CommitResult, CreateResult, NewTask, OutboxEntry, TaskRow, TaskWrite
 
 __all__ = ["MIGRATIONS", "SQLiteStore"]
@@ -115,9 +115,14 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
-def _row(event: Event) -> tuple[str, str, dict[str, Any]]:
-    data = event_to_dict(event)
-    return data["at"], dumps(data), data
+def _row(event: Event) -> tuple[str, str, bytes]:
+    """An event's ``at`` text, stored body and that body as bytes (the evidence leaf hashes them)."""
+    at, body = encode_event(event)
+    return at, body.decode(), body
+
+
+def _decoded(rows: Sequence[tuple[Any, ...]]) -> list[tuple[Event, int]]:
+    return [(event_from_dict(loads(body)), task_seq) for _, task_seq, body in rows]
 
 
 def _ts(moment: datetime | None) -> float | None:
@@ -218,18 +223,15 @@ class SQLiteStore:
         task_rows: list[tuple[Any, ...]] = []
         events: list[Any] = []
         # before the write lock; a client that already serialised the event hands its body in
-        evidence = self.evidence is not None
         serialised = [
-            (new.created.at.isoformat(), new.body, loads(new.body) if evidence else {})
-            if new.body
-            else _row(new.created)
+            (new.created.at.isoformat(), new.body, new.body.encode()) if new.body else _row(new.created)
             for new in tasks
         ]
         self._begin()
         try:
             existing = self._client_keys([n.client_key for n in tasks if n.client_key is not None])
-            leaves: list[tuple[int, Event, dict[str, Any]]] = []
-            for new, (at, body, data) in zip(tasks, serialised, strict=True):
+            leaves: list[tuple[int, type[Event], bytes]] = []
+            for new, (at, body, raw) in zip(tasks, serialised, strict=True):
                 found = existing.get(new.client_key) if new.client_key is not None else None
                 if found is not None:
                     if found[1] != new.fingerprint:
@@ -240,7 +242,7 @@ class SQLiteStore:
                 task_rows.append((new.task_id, new.client_key, new.fingerprint, new.case_key, _ts(new.due_at), at, at))
                 rows.append((new.task_id, 1, new.created.TYPE, at, body))
                 events.append(new.created)
-                leaves.append((1, new.created, data))
+                leaves.append((1, TaskCreated, raw))
                 ids.append(new.task_id)
                 created.append(True)
             db.executemany(
@@ -334,9 +336,9 @@ class SQLiteStore:
             staged = None
             if self.evidence is not None and stored:
                 leaves = [
-                    (w.expected_version + i, e, data)
+                    (w.expected_version + i, type(e), raw)
                     for w in accepted
-                    for i, (e, (_, _, data)) in enumerate(zip(w.events, bodies[id(w)], strict=True), start=1)
+                    for i, (e, (_, _, raw)) in enumerate(zip(w.events, bodies[id(w)], strict=True), start=1)
                 ]
                 staged = self.evidence.stage(stored[0][0], leaves)
             db.execute("COMMIT")
@@ -368,7 +370,8 @@ class SQLiteStore:
                 "SELECT seq, task_seq, body FROM events WHERE seq > ? ORDER BY seq", (self.evidence.size,)
             ).fetchall()
             first = rows[0][0]
-            leaves = [(task_seq, event_from_dict(loads(body)), loads(body)) for _, task_seq, body in rows]
+            # leaves from the events as decoded, encoded canonically (bodies written before sorted keys included)
+            leaves = [(task_seq, type(e), encode_event(e)[1]) for e, task_seq in _decoded(rows)]
             staged = self.evidence.stage(first, leaves)
             self._db.execute("COMMIT")
         except BaseException:
