@@ -280,72 +280,119 @@ _replace_task = _replacer(Task)
 _replace_record = _replacer(DispatchRecord)
 
 
+def _evolve_task(task: Task, changes: dict[str, object]) -> Task:
+    """``_replace_task(task, **changes)`` without packing the changes into keyword arguments again."""
+    new = object.__new__(Task)
+    state = new.__dict__
+    state.update(task.__dict__)
+    state.update(changes)
+    return new
+
+
 def _update_dispatch(task: Task, dispatch_id: str, **changes: Any) -> tuple[DispatchRecord, ...]:
     return tuple(_replace_record(d, **changes) if d.dispatch_id == dispatch_id else d for d in task.dispatches)
 
 
+def _queued_changes(task: Task, event: Event) -> dict[str, object]:
+    assert isinstance(event, DispatchQueued)
+    record = DispatchRecord(
+        dispatch_id=event.dispatch_id,
+        channel=event.channel,
+        kind=event.kind,
+        contact=event.contact,
+        status=DispatchStatus.QUEUED,
+        queued_at=event.at,
+        centre_id=event.centre_id,
+    )
+    changes: dict[str, object] = {"dispatches": (*task.dispatches, record)}
+    if event.kind is ChannelKind.PRINT:
+        changes.update(postal_rounds=task.postal_rounds + 1, postal_dispatch_id=event.dispatch_id)
+    return changes
+
+
+def _consent_changes(task: Task, event: Event) -> dict[str, object]:
+    assert isinstance(event, ConsentRecorded)
+    changes: dict[str, object] = {"consent": Consent(method=event.method, given_at=event.given_at)}
+    reached = task.dispatch(event.via_dispatch) if event.via_dispatch else None
+    if event.via_dispatch and reached is None:
+        raise IllegalTransition(
+            task.state.value, f"{event.TYPE} for unknown dispatch {event.via_dispatch}", task.task_id
+        )
+    if reached is not None and not reached.status.settled:
+        # the call that obtained consent reached the party: it is settled, though it served nothing
+        changes["dispatches"] = _update_dispatch(
+            task, reached.dispatch_id, status=DispatchStatus.DELIVERED, settled_at=event.at
+        )
+    return changes
+
+
+def _served_changes(task: Task, event: Event) -> dict[str, object]:
+    assert isinstance(event, Served)
+    return {
+        "served_method": event.method,
+        "served_basis": event.basis,
+        "served_at": event.effective_at,
+        "served_dispatch_id": event.dispatch_id,
+        "attention_reason": None,
+    }
+
+
+def _receipt_changes(task: Task, event: Event) -> dict[str, object]:
+    """A provider's report about one dispatch: that dispatch's record changes (see _reduce_receipt)."""
+    dispatch_id: str = getattr(event, "dispatch_id")  # noqa: B009 - every receipt event has one
+    for known in task.dispatches:
+        if known.dispatch_id == dispatch_id:
+            return _reduce_receipt(task, known, event)
+    raise IllegalTransition(task.state.value, f"{event.TYPE} for unknown dispatch {dispatch_id}", task.task_id)
+
+
+def _no_changes(task: Task, event: Event) -> dict[str, object]:
+    return {}
+
+
+Reducer = Callable[[Task, Any], dict[str, object]]  # Any: each reducer takes its own event class
+
+# The non-state fields each event type changes (the state itself comes from TRANSITIONS), looked up by the
+# event's class: one dict lookup instead of a chain of isinstance tests per event folded.
+_REDUCERS: dict[type[Event], Reducer] = {
+    DispatchQueued: _queued_changes,
+    ResumedByStaff: lambda task, event: {
+        "attention_reason": None,
+        "electronic_from": len(task.dispatches),
+        "centre_id": None,
+    },
+    ConsentRecorded: _consent_changes,
+    FellBackToPost: lambda task, event: {"fallback_reason": event.reason},
+    AddressUpdated: lambda task, event: {
+        "postal_address": event.contact,
+        "address_search_failed": False,
+        "centre_id": None,
+    },
+    AddressSearchFailed: lambda task, event: {"address_search_failed": True},
+    PrintRouted: lambda task, event: {"centre_id": event.centre_id, "postal_dispatch_id": None},
+    PublicationStarted: lambda task, event: {"published_at": event.published_at},
+    Served: _served_changes,
+    Filed: lambda task, event: {"record_id": event.record_id},
+    Cancelled: lambda task, event: {"cancel_reason": event.reason},
+    NeedsAttention: lambda task, event: {"attention_reason": event.reason},
+    **dict.fromkeys(_RECEIPTS, _receipt_changes),
+}
+
+
+def _reducer(cls: type[Event]) -> Reducer:
+    """The reducer of an event class (a subclass of a known event reduces as its base does)."""
+    for base in cls.__mro__:
+        found = _REDUCERS.get(base)
+        if found is not None:
+            _REDUCERS[cls] = found
+            return found
+    return _no_changes
+
+
 def _reduce(task: Task, event: Event) -> dict[str, object]:
     """The non-state fields an event changes (state itself comes from TRANSITIONS)."""
-    if isinstance(event, DispatchQueued):
-        record = DispatchRecord(
-            dispatch_id=event.dispatch_id,
-            channel=event.channel,
-            kind=event.kind,
-            contact=event.contact,
-            status=DispatchStatus.QUEUED,
-            queued_at=event.at,
-            centre_id=event.centre_id,
-        )
-        changes: dict[str, object] = {"dispatches": (*task.dispatches, record)}
-        if event.kind is ChannelKind.PRINT:
-            changes.update(postal_rounds=task.postal_rounds + 1, postal_dispatch_id=event.dispatch_id)
-        return changes
-    if isinstance(event, ResumedByStaff):
-        return {"attention_reason": None, "electronic_from": len(task.dispatches), "centre_id": None}
-    dispatch_id = getattr(event, "dispatch_id", None)
-    if dispatch_id is not None and not isinstance(event, Served):
-        known = task.dispatch(dispatch_id)
-        if known is None:
-            raise IllegalTransition(task.state.value, f"{event.TYPE} for unknown dispatch {dispatch_id}", task.task_id)
-        return _reduce_receipt(task, known, event)
-    if isinstance(event, ConsentRecorded):
-        changes = {"consent": Consent(method=event.method, given_at=event.given_at)}
-        reached = task.dispatch(event.via_dispatch) if event.via_dispatch else None
-        if event.via_dispatch and reached is None:
-            raise IllegalTransition(
-                task.state.value, f"{event.TYPE} for unknown dispatch {event.via_dispatch}", task.task_id
-            )
-        if reached is not None and not reached.status.settled:
-            # the call that obtained consent reached the party: it is settled, though it served nothing
-            changes["dispatches"] = _update_dispatch(
-                task, reached.dispatch_id, status=DispatchStatus.DELIVERED, settled_at=event.at
-            )
-        return changes
-    if isinstance(event, FellBackToPost):
-        return {"fallback_reason": event.reason}
-    if isinstance(event, AddressUpdated):
-        return {"postal_address": event.contact, "address_search_failed": False, "centre_id": None}
-    if isinstance(event, AddressSearchFailed):
-        return {"address_search_failed": True}
-    if isinstance(event, PrintRouted):
-        return {"centre_id": event.centre_id, "postal_dispatch_id": None}
-    if isinstance(event, PublicationStarted):
-        return {"published_at": event.published_at}
-    if isinstance(event, Served):
-        return {
-            "served_method": event.method,
-            "served_basis": event.basis,
-            "served_at": event.effective_at,
-            "served_dispatch_id": event.dispatch_id,
-            "attention_reason": None,
-        }
-    if isinstance(event, Filed):
-        return {"record_id": event.record_id}
-    if isinstance(event, Cancelled):
-        return {"cancel_reason": event.reason}
-    if isinstance(event, NeedsAttention):
-        return {"attention_reason": event.reason}
-    return {}
+    cls = type(event)
+    return (_REDUCERS.get(cls) or _reducer(cls))(task, event)
 
 
 def _reduce_receipt(task: Task, record: DispatchRecord, event: Event) -> dict[str, object]:
@@ -461,13 +508,19 @@ def next_state(task: Task, event: Event) -> TaskState:
 
 def apply(task: Task, event: Event) -> Task:
     """Fold one event into a task. Pure; raises :class:`IllegalTransition` for a forbidden event."""
+    cls = type(event)
     if isinstance(event, TaskCreated):
         raise IllegalTransition(task.state.value, event.TYPE, task.task_id)
     if event.task_id != task.task_id:
         raise IllegalTransition(task.state.value, f"{event.TYPE} of task {event.task_id}", task.task_id)
-    state = next_state(task, event)
-    changes = _reduce(task, event)
-    return _replace_task(task, state=state, version=task.version + 1, updated_at=event.at, **changes)
+    row = TRANSITIONS.get((task.state, cls.TYPE))
+    if row is None:
+        raise IllegalTransition(task.state.value, event.TYPE, task.task_id)
+    changes = (_REDUCERS.get(cls) or _reducer(cls))(task, event)
+    changes["state"] = row if type(row) is TaskState else row(task, event)  # type: ignore[operator]
+    changes["version"] = task.version + 1
+    changes["updated_at"] = event.at
+    return _evolve_task(task, changes)
 
 
 def fold(events: list[Event] | tuple[Event, ...]) -> Task:
