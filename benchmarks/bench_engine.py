@@ -119,7 +119,9 @@ def run_raw(source: Path, target: Path, batch_tasks: int = 512) -> dict[str, flo
         "updated_at FROM tasks ORDER BY task_id"
     ).fetchall()
     events: dict[str, list[tuple]] = {}
-    for row in src.execute("SELECT task_id, task_seq, type, at, body FROM events ORDER BY seq"):
+    for row in src.execute(
+        "SELECT task_id, task_seq, type, at, body, sv_ref, sv_key, sv_time FROM events ORDER BY seq"
+    ):
         events.setdefault(row[0], []).append(row)
     outbox: dict[str, list[tuple]] = {}
     for row in src.execute("SELECT dispatch_id, task_id, channel FROM outbox"):
@@ -135,7 +137,7 @@ def run_raw(source: Path, target: Path, batch_tasks: int = 512) -> dict[str, flo
         CREATE INDEX tasks_due ON tasks(due_at) WHERE due_at IS NOT NULL;
         CREATE INDEX tasks_case ON tasks(case_key);
         CREATE TABLE events (seq INTEGER PRIMARY KEY, task_id TEXT, task_seq INTEGER, type TEXT, at TEXT,
-            body TEXT, UNIQUE (task_id, task_seq));
+            body TEXT, sv_ref TEXT, sv_key TEXT, sv_time TEXT, UNIQUE (task_id, task_seq));
         CREATE TABLE outbox (dispatch_id TEXT PRIMARY KEY, task_id TEXT, channel TEXT, done INTEGER DEFAULT 0);
         CREATE TABLE evidence_nodes (level INTEGER, idx INTEGER, hash BLOB, PRIMARY KEY (level, idx)) WITHOUT ROWID;
     """)
@@ -149,7 +151,8 @@ def run_raw(source: Path, target: Path, batch_tasks: int = 512) -> dict[str, flo
             db.executemany("INSERT INTO evidence_nodes VALUES (?, ?, ?)", nodes[b * per_batch : (b + 1) * per_batch])
         db.executemany("INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", batch)
         db.executemany(
-            "INSERT INTO events (task_id, task_seq, type, at, body) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO events (task_id, task_seq, type, at, body, sv_ref, sv_key, sv_time) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [e for t in batch for e in events.get(t[0], [])],
         )
         db.executemany(

@@ -57,7 +57,7 @@ from delivery_sdk.lifecycle import fold
 from delivery_sdk.model import ChannelKind, Contact, ContactKind, ServiceMethod
 from delivery_sdk.serialization import dumps, event_to_dict
 from delivery_sdk.store import SQLiteStore
-from delivery_sdk.store.sqlite import MIGRATIONS
+from delivery_sdk.store.sqlite import MIGRATIONS, SUPERVISION_BACKFILL
 from delivery_sdk.supervision.query import SUPERVISION_INDEXES as INDEX_DDL
 from delivery_sdk.testing import make_party, make_request
 
@@ -280,6 +280,7 @@ def build(path: Path, tasks: int, seed: int = 2030) -> dict[str, Any]:
         if len(batch_events) >= 200_000:
             _flush(db, batch_tasks, batch_events, batch_outbox)
     _flush(db, batch_tasks, batch_events, batch_outbox)
+    db.execute(SUPERVISION_BACKFILL)  # the supervision columns the store writes with each event
     db.execute("COMMIT")
     load_s = time.perf_counter() - started
     started = time.perf_counter()

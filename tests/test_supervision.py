@@ -29,7 +29,7 @@ from delivery_sdk.demo import DemoResult, run_demo
 from delivery_sdk.lifecycle import Task, fold
 from delivery_sdk.model import ChannelKind, ContactKind, DispatchStatus
 from delivery_sdk.store import SQLiteStore
-from delivery_sdk.store.sqlite import MIGRATIONS
+from delivery_sdk.store.sqlite import MIGRATIONS, SUPERVISION_BACKFILL
 from delivery_sdk.supervision import (
     CostRates,
     Scope,
@@ -40,6 +40,7 @@ from delivery_sdk.supervision import (
     to_csv,
     write_report,
 )
+from delivery_sdk.supervision.query import SUPERVISION_INDEXES
 from delivery_sdk.testing import Harness, Outcome, make_party, make_request
 
 # -- fixtures -----------------------------------------------------------------------------------------
@@ -322,12 +323,35 @@ def test_the_store_is_opened_read_only(demo: DemoResult) -> None:
         Supervisor(demo.store_path.with_name("missing.sqlite3"))
 
 
-def test_a_version_1_store_is_upgraded_on_open(demo: DemoResult, tmp_path: Path) -> None:
-    assert len(MIGRATIONS) >= 2
-    old = tmp_path / "v1.sqlite3"
+def test_the_supervision_columns_the_store_writes_equal_those_derived_from_the_bodies(
+    demo: DemoResult, tmp_path: Path
+) -> None:
+    """The store fills sv_ref, sv_key and sv_time from the event it writes; SUPERVISION_BACKFILL (migration 5)
+    derives them from the JSON bodies of older rows. Both must agree on every event of a whole demo day."""
+    copy = tmp_path / "copy.sqlite3"
+    source = sqlite3.connect(demo.store_path)
+    source.backup(target := sqlite3.connect(copy))
+    source.close()
+    written = target.execute("SELECT seq, sv_ref, sv_key, sv_time FROM events ORDER BY seq").fetchall()
+    assert sum(1 for row in written if row[2] is not None) > 300  # every task queued something: keys exist
+    target.execute("UPDATE events SET sv_ref = NULL, sv_key = NULL, sv_time = NULL")
+    target.execute(SUPERVISION_BACKFILL)
+    assert target.execute("SELECT seq, sv_ref, sv_key, sv_time FROM events ORDER BY seq").fetchall() == written
+    target.close()
+
+
+@pytest.mark.parametrize("version", [1, 4])
+def test_an_older_store_is_upgraded_on_open(demo: DemoResult, tmp_path: Path, version: int) -> None:
+    """Version 1 had no supervision columns; version 4 had them as virtual columns, maybe indexed."""
+    assert len(MIGRATIONS) >= 5
+    old = tmp_path / f"v{version}.sqlite3"
     db = sqlite3.connect(old)
-    for statement in MIGRATIONS[0].split(";"):
-        if statement.strip():
+    for migration in MIGRATIONS[:version]:
+        for statement in migration.split(";"):
+            if statement.strip():
+                db.execute(statement)
+    if version == 4:
+        for statement in SUPERVISION_INDEXES.values():
             db.execute(statement)
     db.execute("ATTACH DATABASE ? AS src", (str(demo.store_path),))
     db.execute("INSERT INTO tasks SELECT * FROM src.tasks")
@@ -337,10 +361,11 @@ def test_a_version_1_store_is_upgraded_on_open(demo: DemoResult, tmp_path: Path)
     )
     db.commit()
     db.execute("DETACH DATABASE src")
-    db.execute("PRAGMA user_version=1")
+    db.execute(f"PRAGMA user_version={version}")
     db.close()
-    with pytest.raises(StoreError, match="lacks the supervision schema"):
-        Supervisor(old, upgrade=False)
+    if version == 1:
+        with pytest.raises(StoreError, match="lacks the supervision schema"):
+            Supervisor(old, upgrade=False)
     with Supervisor(old) as sup, Supervisor(demo.store_path) as ref:
         assert sup.statistics().to_dict() == ref.statistics().to_dict()
     with SQLiteStore(old) as store:

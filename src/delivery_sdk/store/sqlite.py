@@ -14,7 +14,7 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,10 +24,28 @@ from ..events import Event, StoredEvent, TaskCreated
 from ..evidence.keys import Signer
 from ..evidence.log import EvidenceLog
 from ..records import AnchorReceipt
-from ..serialization import encode_event, event_from_dict, loads
+from ..serialization import _dt_out, encode_event, event_from_dict, loads
 from ._base import CommitResult, CreateResult, NewTask, OutboxEntry, TaskRow, TaskWrite
 
-__all__ = ["MIGRATIONS", "SQLiteStore"]
+__all__ = ["MIGRATIONS", "SUPERVISION_BACKFILL", "SQLiteStore"]
+
+# The supervision columns of events written before migration 5 (or by a tool that wrote bodies only),
+# derived from the JSON bodies exactly as migration 2's virtual columns were; _supervision() is the same in
+# Python for the rows the store writes.
+SUPERVISION_BACKFILL = """
+    UPDATE events SET
+        sv_ref = CASE WHEN type IN ('dispatch.queued', 'dispatch.delivered', 'dispatch.read', 'dispatch.failed',
+                                    'dispatch.timed_out', 'print.printed', 'post.mailed', 'post.signed',
+                                    'post.returned')
+                      THEN json_extract(body, '$.dispatch_id') END,
+        sv_key = CASE type
+                      WHEN 'dispatch.queued' THEN json_extract(body, '$.kind') || ' ' || json_extract(body, '$.channel')
+                      WHEN 'print.routed' THEN json_extract(body, '$.centre_id')
+                      WHEN 'service.served' THEN json_extract(body, '$.method') END,
+        sv_time = CASE type WHEN 'service.served' THEN json_extract(body, '$.effective_at') END
+    WHERE type IN ('dispatch.queued', 'dispatch.delivered', 'dispatch.read', 'dispatch.failed', 'dispatch.timed_out',
+                   'print.printed', 'post.mailed', 'post.signed', 'post.returned', 'print.routed', 'service.served')
+"""
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: the initial schema
@@ -67,10 +85,10 @@ MIGRATIONS: tuple[str, ...] = (
     );
     """,
     # 2: supervision (delivery_sdk.supervision): three virtual columns read out of an event's JSON body
-    # (computed on read: they cost the engine's writes nothing) and tasks_created for date ranges. The two
-    # indexes over those columns are created by the supervision layer the first time it opens a store
-    # (supervision.query.SUPERVISION_INDEXES): they cost every event insert, so a store nobody supervises
-    # does not pay for them. No statement may hold a ';' (the migration runner splits on it).
+    # (thought to cost the engine's writes nothing; migration 5 makes them plain columns) and tasks_created
+    # for date ranges. The two indexes over those columns are created by the supervision layer the first time
+    # it opens a store (supervision.query.SUPERVISION_INDEXES): they cost every event insert, so a store
+    # nobody supervises does not pay for them. No statement may hold a ';' (the migration runner splits on it).
     """
     ALTER TABLE events ADD COLUMN sv_ref TEXT GENERATED ALWAYS AS (
         CASE WHEN type IN ('dispatch.queued', 'dispatch.delivered', 'dispatch.read', 'dispatch.failed',
@@ -112,13 +130,62 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (size, notary)
     )
     """,
+    # 5: the supervision columns become plain columns that the store fills from the event it writes. SQLite
+    # computes virtual columns on every INSERT as well, and their json_extract calls more than doubled the
+    # cost of an event row. Existing rows get theirs from their bodies, with migration 2's expressions
+    # (SUPERVISION_BACKFILL); the supervision indexes are dropped first, and the supervision layer creates them
+    # again on its next open.
+    """
+    DROP INDEX IF EXISTS events_supervision;
+    DROP INDEX IF EXISTS events_dispatch;
+    ALTER TABLE events DROP COLUMN sv_ref;
+    ALTER TABLE events DROP COLUMN sv_key;
+    ALTER TABLE events DROP COLUMN sv_time;
+    ALTER TABLE events ADD COLUMN sv_ref TEXT;
+    ALTER TABLE events ADD COLUMN sv_key TEXT;
+    ALTER TABLE events ADD COLUMN sv_time TEXT;
+    """
+    + SUPERVISION_BACKFILL,
 )
 
 
-def _row(event: Event) -> tuple[str, str, bytes]:
-    """An event's ``at`` text, stored body and that body as bytes (the evidence leaf hashes them)."""
+Supervision = tuple[str | None, str | None, str | None]
+_NO_SUPERVISION: Supervision = (None, None, None)
+_DISPATCH_REPORTS = (
+    "dispatch.delivered",
+    "dispatch.read",
+    "dispatch.failed",
+    "dispatch.timed_out",
+    "print.printed",
+    "post.mailed",
+    "post.signed",
+    "post.returned",
+)
+# (sv_ref, sv_key, sv_time) of an event, by its type: what SUPERVISION_BACKFILL derives from the body.
+_SUPERVISION: dict[str, Callable[[Any], Supervision]] = {
+    "dispatch.queued": lambda e: (e.dispatch_id, f"{e.kind.value} {e.channel}", None),
+    **dict.fromkeys(_DISPATCH_REPORTS, lambda e: (e.dispatch_id, None, None)),
+    "print.routed": lambda e: (None, e.centre_id, None),
+    "service.served": lambda e: (None, e.method.value, _dt_out(e.effective_at)),
+}
+
+
+def _supervision(event: Event) -> Supervision:
+    derive = _SUPERVISION.get(event.TYPE)
+    return _NO_SUPERVISION if derive is None else derive(event)
+
+
+def _row(event: Event) -> tuple[str, str, bytes, Supervision]:
+    """An event's ``at`` text, stored body, that body as bytes (the evidence leaf hashes them) and its
+    supervision columns."""
     at, body = encode_event(event)
-    return at, body.decode(), body
+    return at, body.decode(), body, _supervision(event)
+
+
+_UPDATE_TASK = (
+    "UPDATE tasks SET state = ?, version = ?, due_at = ?, updated_at = COALESCE(?, updated_at) "
+    "WHERE task_id = ? AND version = ?"
+)
 
 
 def _decoded(rows: Sequence[tuple[Any, ...]]) -> list[tuple[Event, int]]:
@@ -224,14 +291,16 @@ class SQLiteStore:
         events: list[Any] = []
         # before the write lock; a client that already serialised the event hands its body in
         serialised = [
-            (new.created.at.isoformat(), new.body, new.body.encode()) if new.body else _row(new.created)
+            (new.created.at.isoformat(), new.body, new.body.encode(), _NO_SUPERVISION)
+            if new.body
+            else _row(new.created)
             for new in tasks
         ]
         self._begin()
         try:
             existing = self._client_keys([n.client_key for n in tasks if n.client_key is not None])
             leaves: list[tuple[int, type[Event], bytes]] = []
-            for new, (at, body, raw) in zip(tasks, serialised, strict=True):
+            for new, (at, body, raw, _) in zip(tasks, serialised, strict=True):
                 found = existing.get(new.client_key) if new.client_key is not None else None
                 if found is not None:
                     if found[1] != new.fingerprint:
@@ -240,7 +309,7 @@ class SQLiteStore:
                     created.append(False)
                     continue
                 task_rows.append((new.task_id, new.client_key, new.fingerprint, new.case_key, _ts(new.due_at), at, at))
-                rows.append((new.task_id, 1, new.created.TYPE, at, body))
+                rows.append((new.task_id, 1, new.created.TYPE, at, body, None, None, None))
                 events.append(new.created)
                 leaves.append((1, TaskCreated, raw))
                 ids.append(new.task_id)
@@ -277,7 +346,8 @@ class SQLiteStore:
         db = self._db
         first = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0] + 1
         db.executemany(
-            "INSERT INTO events (seq, task_id, task_seq, type, at, body) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO events (seq, task_id, task_seq, type, at, body, sv_ref, sv_key, sv_time) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(first + i, *row) for i, row in enumerate(rows)],
         )
         return [(first + i, row[1]) for i, row in enumerate(rows)]
@@ -287,60 +357,57 @@ class SQLiteStore:
         conflicts: set[str] = set()
         duplicates: set[str] = set()
         # Serialise before taking the write lock: the transaction holds it only for the SQL.
-        bodies = {id(w): [_row(e) for e in w.events] for w in writes}
+        bodies = [[_row(e) for e in w.events] for w in writes]
+        updates = [
+            (
+                w.state,
+                w.expected_version + len(w.events),
+                _ts(w.due_at),
+                rows[-1][0] if rows else None,
+                w.task_id,
+                w.expected_version,
+            )
+            for w, rows in zip(writes, bodies, strict=True)
+        ]
+        # The usual case (each task once, no receipt that must be new) needs no read: the versioned UPDATEs
+        # either all match, or the savepoint is rolled back and the writes are checked one by one.
+        simple = not any(w.strict_receipts for w in writes) and len({w.task_id for w in writes}) == len(writes)
         self._begin()
         try:
-            versions = self._versions([w.task_id for w in writes])
-            accepted: list[TaskWrite] = []
-            for w in writes:
-                if versions.get(w.task_id) != w.expected_version:
-                    conflicts.add(w.task_id)
-                elif w.strict_receipts and any(self._receipt_seen(k) for k in w.receipt_keys):
-                    duplicates.update(k for k in w.receipt_keys if self._receipt_seen(k))
-                else:
-                    accepted.append(w)
-                    versions[w.task_id] = w.expected_version + len(w.events)  # a second write of a task follows on
-            db.executemany(
-                "UPDATE tasks SET state = ?, version = ?, due_at = ?, updated_at = COALESCE(?, updated_at) "
-                "WHERE task_id = ? AND version = ?",
-                [
-                    (
-                        w.state,
-                        w.expected_version + len(w.events),
-                        _ts(w.due_at),
-                        bodies[id(w)][-1][0] if w.events else None,
-                        w.task_id,
-                        w.expected_version,
-                    )
-                    for w in accepted
-                ],
-            )
-            event_rows = [
-                (w.task_id, w.expected_version + i, e.TYPE, at, body)
-                for w in accepted
-                for i, (e, (at, body, _)) in enumerate(zip(w.events, bodies[id(w)], strict=True), start=1)
-            ]
-            event_objs = [e for w in accepted for e in w.events]
-            db.executemany(
-                "INSERT INTO outbox (dispatch_id, task_id, channel) VALUES (?, ?, ?)",
-                [(o.dispatch_id, o.task_id, o.channel) for w in accepted for o in w.outbox],
-            )
-            db.executemany(
-                "UPDATE outbox SET done = 1 WHERE dispatch_id = ?", [(d,) for w in accepted for d in w.outbox_done]
-            )
-            db.executemany(
-                "INSERT OR IGNORE INTO receipts (dedupe_key, task_id) VALUES (?, ?)",
-                [(k, w.task_id) for w in accepted for k in w.receipt_keys],
-            )
+            accepted: list[int] | None = None
+            if simple:
+                db.execute("SAVEPOINT versions")
+                if db.executemany(_UPDATE_TASK, updates).rowcount == len(writes):
+                    accepted = list(range(len(writes)))
+                db.execute("ROLLBACK TO versions" if accepted is None else "RELEASE versions")
+            if accepted is None:
+                accepted = self._check(writes, conflicts, duplicates)
+                db.executemany(_UPDATE_TASK, [updates[n] for n in accepted])
+            event_rows: list[tuple[Any, ...]] = []
+            leaves: list[tuple[int, type[Event], bytes]] = []
+            event_objs: list[Event] = []
+            outbox: list[tuple[str, str, str]] = []
+            done: list[tuple[str]] = []
+            receipts: list[tuple[str, str]] = []
+            for n in accepted:
+                w = writes[n]
+                task_id, task_seq = w.task_id, w.expected_version
+                for e, (at, body, raw, (ref, key, when)) in zip(w.events, bodies[n], strict=True):
+                    task_seq += 1
+                    event_rows.append((task_id, task_seq, e.TYPE, at, body, ref, key, when))
+                    leaves.append((task_seq, type(e), raw))
+                event_objs.extend(w.events)
+                outbox.extend((o.dispatch_id, o.task_id, o.channel) for o in w.outbox)
+                done.extend((d,) for d in w.outbox_done)
+                receipts.extend((k, task_id) for k in w.receipt_keys)
+            if outbox:
+                db.executemany("INSERT INTO outbox (dispatch_id, task_id, channel) VALUES (?, ?, ?)", outbox)
+            if done:
+                db.executemany("UPDATE outbox SET done = 1 WHERE dispatch_id = ?", done)
+            if receipts:
+                db.executemany("INSERT OR IGNORE INTO receipts (dedupe_key, task_id) VALUES (?, ?)", receipts)
             stored = self._insert_events(event_rows)
-            staged = None
-            if self.evidence is not None and stored:
-                leaves = [
-                    (w.expected_version + i, type(e), raw)
-                    for w in accepted
-                    for i, (e, (_, _, raw)) in enumerate(zip(w.events, bodies[id(w)], strict=True), start=1)
-                ]
-                staged = self.evidence.stage(stored[0][0], leaves)
+            staged = self.evidence.stage(stored[0][0], leaves) if self.evidence is not None and stored else None
             db.execute("COMMIT")
             self.transactions += 1
             if staged is not None and self.evidence is not None:
@@ -357,6 +424,21 @@ class SQLiteStore:
             else ()
         )
         return CommitResult(stored=result, conflicts=frozenset(conflicts), duplicates=frozenset(duplicates))
+
+    def _check(self, writes: Sequence[TaskWrite], conflicts: set[str], duplicates: set[str]) -> list[int]:
+        """The writes that may go in (by index): a task moved on since it was read is a conflict, a strict
+        write with a receipt seen before a duplicate; a second write of one task follows on from the first."""
+        versions = self._versions([w.task_id for w in writes])
+        accepted: list[int] = []
+        for n, w in enumerate(writes):
+            if versions.get(w.task_id) != w.expected_version:
+                conflicts.add(w.task_id)
+            elif w.strict_receipts and any(self._receipt_seen(k) for k in w.receipt_keys):
+                duplicates.update(k for k in w.receipt_keys if self._receipt_seen(k))
+            else:
+                accepted.append(n)
+                versions[w.task_id] = w.expected_version + len(w.events)
+        return accepted
 
     def _backfill_evidence(self) -> None:
         """Give leaves to events committed while the evidence log was off (or before it existed)."""
