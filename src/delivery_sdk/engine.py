@@ -685,12 +685,15 @@ class Engine:
     def _receipts(self, work: _Work, channel: str, receipts: Sequence[Receipt], now: datetime) -> None:
         for receipt in receipts:
             record = work.task.dispatch(receipt.dispatch_id)
-            if record is None or not receipt_is_news(record, receipt):
+            if record is None:
+                continue
+            event = receipt_event(work.task.task_id, now, receipt)
+            if not _is_news(record, event):
                 continue
             key = f"{channel}:{receipt.provider_event_id}" if receipt.provider_event_id else None
             if key is not None and key in work.receipt_keys:
                 continue
-            if self._apply(work, receipt_event(work.task.task_id, now, receipt)) and key is not None:
+            if self._apply(work, event) and key is not None:
                 work.receipt_keys.append(key)
 
     async def _send_or_reconcile(self, work: _Work, dispatch: Dispatch, now: datetime, *, reconcile: bool) -> None:
@@ -893,9 +896,13 @@ class Engine:
         assert task.served_method is not None
         assert task.served_at is not None
         assert task.served_basis is not None
+        record_id = f"{task.task_id}:proof"
+        if not self.host.has_filing_sinks():  # no case file to file into: the record would go nowhere
+            self._apply(work, Filed(task_id=task.task_id, at=now, record_id=record_id, filed_by=()))
+            return
         timeline = work.timeline
         record = ServiceRecord(
-            record_id=f"{task.task_id}:proof",
+            record_id=record_id,
             task_id=task.task_id,
             case=task.request.case,
             party_id=task.request.party.party_id,
