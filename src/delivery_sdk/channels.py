@@ -89,13 +89,12 @@ class Receipt:
         ):
             raise MalformedReceipt("provider_event_id must be a non-empty string of at most 200 characters")
         for text in (self.dispatch_id, self.provider_event_id, self.reason, self.waybill, self.signer_role):
-            if isinstance(text, str):
+            if isinstance(text, str) and not text.isascii():  # ASCII text cannot hold a lone surrogate
                 try:
                     text.encode("utf-8")
                 except UnicodeEncodeError:
                     raise MalformedReceipt("receipt text is not valid Unicode (a lone surrogate)") from None
-        for name in ("reason", "waybill", "signer_role"):
-            value = getattr(self, name)
+        for name, value in (("reason", self.reason), ("waybill", self.waybill), ("signer_role", self.signer_role)):
             if value is not None and (not isinstance(value, str) or len(value) > 500):
                 raise MalformedReceipt(f"receipt {name} must be a string of at most 500 characters")
         if self.kind is ReceiptKind.MAILED and not self.waybill:

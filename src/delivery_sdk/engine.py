@@ -430,20 +430,24 @@ class Engine:
         :meth:`_file_served`. Sends and status calls are collected in ``work.io`` when ``allow_io``, or
         left for the next step.
         """
+        policy, kinds, done = self.policy, self.channel_kinds, work.done
         for _ in range(32):
-            decision: Decision = decide(work.task, now, self.policy, self.channel_kinds)
+            decision: Decision = decide(work.task, now, policy, kinds)
             progressed = False
+            rest: list[Action] = []
             for action in decision.actions:
                 if isinstance(action, Emit):
                     progressed = self._apply(work, action.event) or progressed
+                else:
+                    rest.append(action)
             network: list[Action] = []
-            for action in decision.actions:
-                if isinstance(action, Emit) or action in work.done:
+            for action in rest:
+                if done and action in done:
                     continue
-                if isinstance(action, Route | SearchAddress) or (
+                if isinstance(action, _INLINE) or (
                     isinstance(action, File) and not any(isinstance(e, Served) for e in work.events)
                 ):
-                    work.done.append(action)
+                    done.append(action)
                     self._guarded(work, action, now)
                     progressed = True
                 elif isinstance(action, File):
@@ -1062,6 +1066,7 @@ class Engine:
 
 
 _POSTAL_KINDS = frozenset({ChannelKind.PRINT, ChannelKind.POST})
+_INLINE = (Route, SearchAddress)  # decision hooks the policy's actions run inline
 BASIS_NO_ADDRESS_LEFT = "SPC Opinion 2017 No. 19 (assisted person search: no untried address in any source)"
 
 
