@@ -404,3 +404,54 @@ def test_a_task_without_consent_is_never_served_electronically() -> None:
         await h.aclose()
 
     run(main())
+
+
+@pytest.mark.parametrize("limit", [1, 3])
+def test_a_step_sends_concurrently_up_to_the_channel_limit(limit: int) -> None:
+    """One step's sends on a channel run at once, up to ``channel_concurrency`` in flight and never more;
+    a second channel's sends run beside them under their own limit."""
+    from delivery_sdk import AsyncDeliveryClient, SQLiteStore
+    from delivery_sdk.testing import VirtualClock
+
+    in_flight: dict[str, int] = {"sms": 0, "email": 0}
+    peak: dict[str, int] = {"sms": 0, "email": 0}
+    both = [False]
+
+    def handler_for(name: str) -> Any:
+        async def handler(dispatch: Dispatch) -> SendResult:
+            in_flight[name] += 1
+            peak[name] = max(peak[name], in_flight[name])
+            both[0] = both[0] or all(in_flight.values())
+            await asyncio.sleep(0.005)  # a provider that takes real time to answer
+            in_flight[name] -= 1
+            return SendResult(accepted=True, provider_ref=f"{name}-{dispatch.dispatch_id}")
+
+        return handler
+
+    async def main() -> None:
+        sms = MockChannel(handler_for("sms"), name="sms", kind=ChannelKind.SMS)
+        email = MockChannel(handler_for("email"), name="email", kind=ChannelKind.EMAIL)
+        client = AsyncDeliveryClient(
+            SQLiteStore(),
+            plugins=[channels_plugin(sms, email)],
+            clock=VirtualClock(),
+            load_entry_points=False,
+            config=EngineConfig(batch_size=64, channel_concurrency=limit),
+        )
+        requests = [
+            make_request(
+                make_party(f"P{i}", email="p@example.cn"),
+                client_key=f"k{i}",
+                channels=[ChannelKind.SMS if i % 2 else ChannelKind.EMAIL],
+            )
+            for i in range(12)
+        ]
+        await client.submit_many(requests)
+        await client.engine.step()
+        assert (len(sms.sent), len(email.sent)) == (6, 6)
+        assert peak == {"sms": limit, "email": limit}  # concurrent, and bounded per channel
+        assert both[0]  # the two channels' queues ran at the same time
+        await client.aclose()
+        client.store.close()
+
+    run(main())

@@ -24,7 +24,7 @@ import asyncio
 import collections
 import enum
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -507,7 +507,7 @@ class Engine:
                 break
             for work in busy:
                 work.reset(keep_io=True)
-            await asyncio.gather(*(self._perform(work, now) for work in busy))
+            await self._perform_all(busy, now)
             last = round_ == self.config.io_rounds - 1
             for work in busy:
                 work.io = []
@@ -668,6 +668,32 @@ class Engine:
             self._search_address(work, now)
         elif isinstance(action, File):
             self._file(work, now)
+
+    async def _perform_all(self, works: Sequence[_Work], now: datetime) -> None:
+        """Run the I/O of a step's works: per channel, up to ``channel_concurrency`` works at once.
+
+        Each channel's works form a queue that that many coroutines work through, one work after another,
+        instead of one asyncio task per work (a task costs some 8 us, more than a fast provider's answer).
+        The channel's semaphore still bounds the calls, whichever work makes them.
+        """
+        queues: dict[str, list[_Work]] = {}
+        for work in works:
+            dispatch = work.io[0][1] if work.io else None
+            queues.setdefault(dispatch.channel if dispatch is not None else "", []).append(work)
+        limit = max(1, self.config.channel_concurrency)
+
+        async def drain(queue: Iterator[_Work]) -> None:
+            for work in queue:
+                await self._perform(work, now)
+
+        runs: list[Coroutine[Any, Any, None]] = []
+        for queue in queues.values():
+            shared = iter(queue)
+            runs.extend(drain(shared) for _ in range(min(len(queue), limit)))
+        if len(runs) == 1:
+            await runs[0]
+        else:
+            await asyncio.gather(*runs)
 
     async def _perform(self, work: _Work, now: datetime) -> None:
         for action, dispatch in work.io:
