@@ -73,7 +73,7 @@ from .plugins import PluginHost
 from .policy import Action, Decision, Emit, File, PolicyConfig, Poll, Reconcile, Route, SearchAddress, Send, decide
 from .printing.load import RoutedToday
 from .records import AddressCandidate, EvidenceBatch, PrintJob, ServiceRecord
-from .retry import RetryConfig, call_with_retries
+from .retry import RetryConfig, retry_after
 from .store import OutboxEntry, TaskStore, TaskWrite
 
 _ROUTABLE = frozenset({ResolutionStatus.RESOLVED, ResolutionStatus.ASSUMED_HOME_PROVINCE, ResolutionStatus.FUZZY})
@@ -638,7 +638,10 @@ class Engine:
 
     async def _call(self, name: str, fn: Callable[[], Any]) -> Any:
         async with self._semaphore(name):
-            return await call_with_retries(name, fn, config=self.config.retry, sleep=self.clock.sleep)
+            try:  # call_with_retries, its first attempt inlined (one coroutine less per provider call)
+                return await fn()
+            except TransientChannelError as error:
+                return await retry_after(name, fn, error, config=self.config.retry, sleep=self.clock.sleep)
 
     def _failed(self, work: _Work, action: Action, now: datetime, exc: BaseException) -> None:
         """Never guess after a failure: the policy looks again after ``retry_after_error``, and an in-doubt

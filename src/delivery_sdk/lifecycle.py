@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import attrs
 
@@ -280,6 +280,37 @@ _replace_task = _replacer(Task)
 _replace_record = _replacer(DispatchRecord)
 
 
+_FACTORY: type = type(attrs.Factory(list))
+
+
+def _builder(cls: type[T]) -> Callable[..., T]:
+    """A faster ``cls(**values)`` for the plain, dict-based classes the fold builds (no validator, converter
+    or factory to run: checked here): the defaults, then the values, straight into the instance dict."""
+    fields: tuple[Any, ...] = attrs.fields(cast(Any, cls))
+    defaults: dict[str, object] = {}
+    for field in fields:
+        if field.validator is not None or field.converter is not None or isinstance(field.default, _FACTORY):
+            raise TypeError(f"{cls.__name__}.{field.name} needs its __init__")
+        if field.default is not attrs.NOTHING:
+            defaults[field.name] = field.default
+    required = frozenset(f.name for f in fields if f.default is attrs.NOTHING)
+    new_instance = object.__new__
+
+    def build(**values: Any) -> T:
+        if not required <= values.keys():
+            raise TypeError(f"{cls.__name__} needs {sorted(required - values.keys())}")
+        new = new_instance(cls)
+        state = new.__dict__
+        state.update(defaults)
+        state.update(values)
+        return new
+
+    return build
+
+
+_new_record = _builder(DispatchRecord)
+
+
 def _evolve_task(task: Task, changes: dict[str, object]) -> Task:
     """``_replace_task(task, **changes)`` without packing the changes into keyword arguments again."""
     new = object.__new__(Task)
@@ -295,7 +326,7 @@ def _update_dispatch(task: Task, dispatch_id: str, **changes: Any) -> tuple[Disp
 
 def _queued_changes(task: Task, event: Event) -> dict[str, object]:
     assert isinstance(event, DispatchQueued)
-    record = DispatchRecord(
+    record = _new_record(
         dispatch_id=event.dispatch_id,
         channel=event.channel,
         kind=event.kind,
@@ -517,7 +548,7 @@ def apply(task: Task, event: Event) -> Task:
     if row is None:
         raise IllegalTransition(task.state.value, event.TYPE, task.task_id)
     changes = (_REDUCERS.get(cls) or _reducer(cls))(task, event)
-    changes["state"] = row if type(row) is TaskState else row(task, event)  # type: ignore[operator]
+    changes["state"] = row if isinstance(row, TaskState) else row(task, event)
     changes["version"] = task.version + 1
     changes["updated_at"] = event.at
     return _evolve_task(task, changes)

@@ -19,7 +19,7 @@ import tenacity
 
 from ._exceptions import TransientChannelError
 
-__all__ = ["RetryConfig", "RetryObserver", "call_with_retries", "set_testing"]
+__all__ = ["RetryConfig", "RetryObserver", "call_with_retries", "retry_after", "set_testing"]
 
 T = TypeVar("T")
 log = logging.getLogger("delivery_sdk.retry")
@@ -85,15 +85,28 @@ async def call_with_retries(
     observer: RetryObserver | None = None,
 ) -> T:
     """Await ``fn()``, retrying :class:`TransientChannelError`; the last error propagates."""
-    cfg = _testing or config or RetryConfig()
     # The first attempt runs without tenacity: nearly every call succeeds, and building a retrying state
     # per call costs more than the call itself against a fast provider.
     try:
         return await fn()
     except TransientChannelError as error:
-        if cfg.attempts <= 1:
-            raise
-        first_error = error
+        return await retry_after(name, fn, error, config=config, sleep=sleep, observer=observer)
+
+
+async def retry_after(
+    name: str,
+    fn: Callable[[], Awaitable[T]],
+    first_error: TransientChannelError,
+    *,
+    config: RetryConfig | None = None,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
+    observer: RetryObserver | None = None,
+) -> T:
+    """The rest of :func:`call_with_retries` once its first attempt failed with ``first_error`` (for a
+    caller that made the first attempt itself); ``first_error`` propagates when no retry is allowed."""
+    cfg = _testing or config or RetryConfig()
+    if cfg.attempts <= 1:
+        raise first_error
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None
