@@ -244,7 +244,7 @@ def new_task(event: TaskCreated) -> Task:
     confirmed = [c for c in postal if c.confirmed]
     ordered = confirmed or list(postal)
     address = ordered[0] if ordered else None
-    return Task(
+    return _new_task(
         task_id=event.task_id,
         request=request,
         state=S.CREATED,
@@ -309,6 +309,7 @@ def _builder(cls: type[T]) -> Callable[..., T]:
 
 
 _new_record = _builder(DispatchRecord)
+_new_task = _builder(Task)
 
 
 def _evolve_task(task: Task, changes: dict[str, object]) -> Task:
