@@ -455,3 +455,40 @@ def test_a_step_sends_concurrently_up_to_the_channel_limit(limit: int) -> None:
         client.store.close()
 
     run(main())
+
+
+@pytest.mark.parametrize("with_sink", [True, False])
+def test_filing_waits_for_a_committed_service_only_when_a_case_file_sink_listens(with_sink: bool) -> None:
+    """A case-file sink gets only a service that is committed, so the filing is a commit of its own; with
+    no sink nothing leaves the engine, and the filing commits with the service."""
+    from delivery_sdk import AsyncDeliveryClient, SQLiteStore
+    from delivery_sdk.testing import FakeChannel, VirtualClock
+
+    async def main() -> None:
+        clock = VirtualClock()
+        sms = FakeChannel("sms", ChannelKind.SMS, clock=clock, default=Outcome.delivered())
+        sink = RecordingSink()
+        store = SQLiteStore()
+        client = AsyncDeliveryClient(
+            store,
+            plugins=[channels_plugin(sms), *([sink] if with_sink else [])],
+            clock=clock,
+            load_entry_points=False,
+        )
+        task_id = await client.submit(make_request(make_party()))
+        before = store.transactions
+        await client.engine.step()
+        assert client.status(task_id).state is TaskState.FILED
+        kinds = types_of(store, task_id)
+        assert kinds[-2:] == ["service.served", "service.filed"]
+        # the intent, then the send's results (+ the filing with no sink), then the filing after the sink
+        assert store.transactions - before == (3 if with_sink else 2)
+        assert len(sink.filed) == (1 if with_sink else 0)
+        await client.aclose()
+        store.close()
+
+    run(main())
+
+
+def types_of(store: Any, task_id: str) -> list[str]:
+    return [s.event.TYPE for s in store.load_events([task_id])[task_id]]

@@ -425,8 +425,9 @@ class Engine:
     def _advance(self, work: _Work, now: datetime, *, allow_io: bool) -> None:
         """Run the policy until it asks for network I/O or for time to pass; record what it decides.
 
-        Decision hooks (routing, address search) run inline. Filing runs inline only when the task's service
-        is already committed (the case-file sink is an after-commit hook); otherwise it waits for
+        Decision hooks (routing, address search) run inline. Filing runs inline when the task's service is
+        already committed (the case-file sink is an after-commit hook) or when no case-file sink is registered
+        (nothing leaves the engine: the filing commits with the service); otherwise it waits for
         :meth:`_file_served`. Sends and status calls are collected in ``work.io`` when ``allow_io``, or
         left for the next step.
         """
@@ -445,7 +446,8 @@ class Engine:
                 if done and action in done:
                     continue
                 if isinstance(action, _INLINE) or (
-                    isinstance(action, File) and not any(isinstance(e, Served) for e in work.events)
+                    isinstance(action, File)
+                    and (not any(isinstance(e, Served) for e in work.events) or not self.host.has_filing_sinks())
                 ):
                     done.append(action)
                     self._guarded(work, action, now)
