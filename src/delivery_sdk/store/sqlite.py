@@ -341,15 +341,21 @@ class SQLiteStore:
         )
 
     def _insert_events(self, rows: list[tuple[Any, ...]]) -> list[tuple[int, int]]:
+        """Append events ``(task_id, task_seq, type, at, body, sv_ref, sv_key, sv_time)``; returns their
+        ``(seq, task_seq)``. SQLite numbers them: ``seq`` is the rowid, and a row inserted without one gets
+        the largest so far plus one, so inside the write transaction they are ``first, first + 1, ...``."""
         if not rows:
             return []
         db = self._db
         first = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0] + 1
         db.executemany(
-            "INSERT INTO events (seq, task_id, task_seq, type, at, body, sv_ref, sv_key, sv_time) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(first + i, *row) for i, row in enumerate(rows)],
+            "INSERT INTO events (task_id, task_seq, type, at, body, sv_ref, sv_key, sv_time) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
         )
+        last = db.execute("SELECT MAX(seq) FROM events").fetchone()[0]
+        if last != first + len(rows) - 1:  # pragma: no cover - SQLite's documented rowid choice
+            raise StoreError(f"events were numbered {first}..{last}, expected {first}..{first + len(rows) - 1}")
         return [(first + i, row[1]) for i, row in enumerate(rows)]
 
     def commit(self, writes: Sequence[TaskWrite], *, returning: bool = True) -> CommitResult:
