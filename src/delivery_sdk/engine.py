@@ -246,7 +246,7 @@ class _Work:
             task_id=self.task.task_id,
             expected_version=self.base_version,
             events=tuple(self.events),
-            state=self.task.state.value,
+            state=self.task.state._value_,  # .value is a Python-level property; _value_ is the member's slot
             due_at=None if self.task.terminal else self.due_at,
             release=release,
             outbox=tuple(self.outbox),

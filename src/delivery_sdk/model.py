@@ -159,14 +159,19 @@ class DispatchStatus(enum.Enum):
     @property
     def settled(self) -> bool:
         """True when nothing more is expected from the provider for the service decision."""
-        return self in {
-            DispatchStatus.DELIVERED,
-            DispatchStatus.READ,
-            DispatchStatus.FAILED,
-            DispatchStatus.TIMED_OUT,
-            DispatchStatus.RETURNED,
-            DispatchStatus.SUPERSEDED,
-        }
+        return self in _SETTLED
+
+
+_SETTLED = frozenset(
+    {
+        DispatchStatus.DELIVERED,
+        DispatchStatus.READ,
+        DispatchStatus.FAILED,
+        DispatchStatus.TIMED_OUT,
+        DispatchStatus.RETURNED,
+        DispatchStatus.SUPERSEDED,
+    }
+)
 
 
 def mask(value: str) -> str:

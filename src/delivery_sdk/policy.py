@@ -290,7 +290,12 @@ def _signature_basis(task: Task, record: DispatchRecord) -> str | None:
 def _electronic_options(task: Task, config: PolicyConfig, channels: Mapping[ChannelKind, str]) -> list[ChannelKind]:
     """The electronic channels that can carry the documents to this party (staff calls carry none)."""
     order = task.request.channels or config.electronic_order
-    return [k for k in order if k is not ChannelKind.PHONE and k in channels and k.contact_kind in task.reachable]
+    reachable = task.reachable
+    return [k for k in order if k is not _PHONE and k in channels and _CONTACT_OF[k] in reachable]
+
+
+_PHONE = ChannelKind.PHONE
+_CONTACT_OF = {kind: kind.contact_kind for kind in ChannelKind}
 
 
 def _consented(task: Task, config: PolicyConfig) -> bool:

@@ -163,10 +163,10 @@ _DISPATCH_REPORTS = (
 )
 # (sv_ref, sv_key, sv_time) of an event, by its type: what SUPERVISION_BACKFILL derives from the body.
 _SUPERVISION: dict[str, Callable[[Any], Supervision]] = {
-    "dispatch.queued": lambda e: (e.dispatch_id, f"{e.kind.value} {e.channel}", None),
+    "dispatch.queued": lambda e: (e.dispatch_id, f"{e.kind._value_} {e.channel}", None),
     **dict.fromkeys(_DISPATCH_REPORTS, lambda e: (e.dispatch_id, None, None)),
     "print.routed": lambda e: (None, e.centre_id, None),
-    "service.served": lambda e: (None, e.method.value, _dt_out(e.effective_at)),
+    "service.served": lambda e: (None, e.method._value_, _dt_out(e.effective_at)),
 }
 
 
