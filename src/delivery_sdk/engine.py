@@ -174,9 +174,7 @@ def _is_news(record: DispatchRecord, event: Event) -> bool:
     """Whether a provider-reported fact tells the dispatch's record anything it does not know yet."""
     if isinstance(event, DispatchSent):
         # the provider's acceptance is evidence even when its delivery report overtook it
-        return record.status is DispatchStatus.QUEUED or (
-            record.provider_ref is None and event.provider_ref is not None
-        )
+        return record.status is _QUEUED or (record.provider_ref is None and event.provider_ref is not None)
     if isinstance(event, DispatchDelivered):
         return record.delivered_at is None or event.delivered_at < record.delivered_at
     if isinstance(event, DispatchRead):
@@ -298,7 +296,7 @@ class Engine:
         return self._kinds
 
     def _adapter(self, dispatch: Dispatch) -> ChannelAdapter:
-        if dispatch.kind is ChannelKind.PRINT:
+        if dispatch.kind is _PRINT:
             if dispatch.waybill is not None and ChannelKind.POST in self.channel_kinds:
                 return self.host.channels.get(self.channel_kinds[ChannelKind.POST])
             return self.host.print_centres.adapter(dispatch.centre_id or dispatch.channel)
@@ -398,7 +396,7 @@ class Engine:
 
     def _queue(self, work: _Work, action: Send, now: datetime) -> Dispatch | None:
         task = work.task
-        if action.kind is ChannelKind.PRINT:
+        if action.kind is _PRINT:
             contact = task.postal_address
         else:
             found = task.request.party.contacts_of(action.kind.contact_kind)
@@ -757,7 +755,7 @@ class Engine:
                 self._receipts(work, name, report.receipts, now)
                 work.outbox_done.append(dispatch.dispatch_id)
                 return
-        if dispatch.kind is ChannelKind.PRINT and dispatch.waybill is None:
+        if dispatch.kind is _PRINT and dispatch.waybill is None:
             ordered = await self._order_waybill(work, dispatch, now)
             if ordered is None:
                 work.outbox_done.append(dispatch.dispatch_id)
@@ -1097,6 +1095,8 @@ class Engine:
 
 
 _POSTAL_KINDS = frozenset({ChannelKind.PRINT, ChannelKind.POST})
+_QUEUED = DispatchStatus.QUEUED  # read once: a member read through its enum class costs an attribute hook
+_PRINT = ChannelKind.PRINT
 _INLINE = (Route, SearchAddress)  # decision hooks the policy's actions run inline
 BASIS_NO_ADDRESS_LEFT = "SPC Opinion 2017 No. 19 (assisted person search: no untried address in any source)"
 

@@ -427,22 +427,26 @@ def _reduce(task: Task, event: Event) -> dict[str, object]:
     return (_REDUCERS.get(cls) or _reducer(cls))(task, event)
 
 
+# Members the fold compares with, read once (a read through the enum class costs an attribute hook).
+_QUEUED, _SENT = DispatchStatus.QUEUED, DispatchStatus.SENT
+_DELIVERED, _READ = DispatchStatus.DELIVERED, DispatchStatus.READ
+_FINAL = frozenset({_DELIVERED, _READ})
+
+
 def _reduce_receipt(task: Task, record: DispatchRecord, event: Event) -> dict[str, object]:
     did = record.dispatch_id
     status = record.status
-    final = status in (DispatchStatus.DELIVERED, DispatchStatus.READ)
+    final = status in _FINAL
     if isinstance(event, DispatchSent):
-        if status is not DispatchStatus.QUEUED:
+        if status is not _QUEUED:
             # a delivery report overtook the send's answer: keep the provider's reference all the same
             return {"dispatches": _update_dispatch(task, did, provider_ref=record.provider_ref or event.provider_ref)}
         return {
-            "dispatches": _update_dispatch(
-                task, did, status=DispatchStatus.SENT, sent_at=event.at, provider_ref=event.provider_ref
-            )
+            "dispatches": _update_dispatch(task, did, status=_SENT, sent_at=event.at, provider_ref=event.provider_ref)
         }
     if isinstance(event, DispatchDelivered):
         at = event.delivered_at if record.delivered_at is None else min(record.delivered_at, event.delivered_at)
-        new = DispatchStatus.READ if status is DispatchStatus.READ else DispatchStatus.DELIVERED
+        new = _READ if status is _READ else _DELIVERED
         return {
             "dispatches": _update_dispatch(
                 task,

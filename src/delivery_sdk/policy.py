@@ -46,7 +46,7 @@ from .law.holidays import CalendarNotCovered
 from .law.service import BASIS_CONFIRMED_WRONG as _LAW_CONFIRMED_WRONG
 from .law.service import BASIS_REFUSED as _LAW_REFUSED
 from .law.service import PUBLICATION_DAYS, electronic_service, postal_signature_basis, publication_service
-from .lifecycle import Task, TaskState
+from .lifecycle import TERMINAL, Task, TaskState
 from .model import ChannelKind, Contact, ContactKind, DispatchRecord, DispatchStatus, PartyKind, ServiceMethod
 
 __all__ = [
@@ -243,8 +243,8 @@ _REACHED = frozenset({DispatchStatus.DELIVERED, DispatchStatus.READ})
 def _awaits_read(task: Task, record: DispatchRecord) -> bool:
     """Delivered to an address the party did not confirm, and not read: no service yet (Rules Art. 31(2))."""
     return (
-        record.kind is not ChannelKind.PHONE
-        and record.status is DispatchStatus.DELIVERED
+        record.status is _DELIVERED
+        and record.kind is not _PHONE
         and record.read_at is None
         and not address_confirmed(task, record)
     )
@@ -257,7 +257,7 @@ def _earliest_service(task: Task, now: datetime) -> Served | None:
     for d in task.dispatches:
         if d.delivered_at is None:
             continue
-        if d.kind is ChannelKind.PHONE:
+        if d.kind is _PHONE:
             continue  # a staff call notifies and seeks consent; it carries no document, so it serves nothing
         if d.kind.electronic:
             deemed = electronic_service(d.delivered_at, address_confirmed=address_confirmed(task, d), read_at=d.read_at)
@@ -294,8 +294,18 @@ def _electronic_options(task: Task, config: PolicyConfig, channels: Mapping[Chan
     return [k for k in order if k is not _PHONE and k in channels and _CONTACT_OF[k] in reachable]
 
 
+# Enum members the hot paths compare with, read once: a member read through its class goes through
+# EnumType's attribute hook, several times slower than a module global.
 _PHONE = ChannelKind.PHONE
+_PRINT = ChannelKind.PRINT
 _CONTACT_OF = {kind: kind.contact_kind for kind in ChannelKind}
+_QUEUED = DispatchStatus.QUEUED
+_DELIVERED = DispatchStatus.DELIVERED
+_CREATED = TaskState.CREATED
+_ELECTRONIC = TaskState.ELECTRONIC
+_SERVED = TaskState.SERVED
+_AT_REST = TERMINAL | {TaskState.NEEDS_ATTENTION}  # the policy has nothing to do
+_IN_POST = frozenset({TaskState.ROUTED, TaskState.PRINTED, TaskState.MAILED})
 
 
 def _consented(task: Task, config: PolicyConfig) -> bool:
@@ -319,20 +329,20 @@ def decide(
 ) -> Decision:
     """The next step for ``task`` at ``now``. ``channels`` maps each available kind to an adapter name."""
     state = task.state
-    if state.terminal or state is TaskState.NEEDS_ATTENTION:
+    if state in _AT_REST:
         return Decision()
-    if state is TaskState.SERVED:
+    if state is _SERVED:
         return Decision(actions=(File(),), due_at=now + config.retry_after_error)
     served = _earliest_service(task, now)
     if served is not None:
         return _emit(served, now)
-    if state is TaskState.CREATED:
+    if state is _CREATED:
         return _created(task, now, config, channels)
-    if state is TaskState.ELECTRONIC:
+    if state is _ELECTRONIC:
         return _electronic(task, now, config, channels)
     if state is TaskState.POSTAL:
         return _postal(task, now, config)
-    if state in (TaskState.ROUTED, TaskState.PRINTED, TaskState.MAILED):
+    if state in _IN_POST:
         return _in_post(task, now, config)
     if state is TaskState.RETURNED:
         return _returned(task, now, config)
@@ -394,7 +404,7 @@ def _electronic(task: Task, now: datetime, config: PolicyConfig, channels: Mappi
         waits = _awaits_read(task, d)
         if d.status.settled and not waits:
             continue
-        if d.status is DispatchStatus.QUEUED:
+        if d.status is _QUEUED:
             actions.append(Reconcile(dispatch_id=d.dispatch_id))
             wake.append(now + config.retry_after_error)
             continue
