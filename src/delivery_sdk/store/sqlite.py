@@ -151,7 +151,8 @@ MIGRATIONS: tuple[str, ...] = (
 
 Supervision = tuple[str | None, str | None, str | None]
 _NO_SUPERVISION: Supervision = (None, None, None)
-_DISPATCH_REPORTS = (
+# Receipt events about one dispatch (what sv_ref carries, beside dispatch.queued); supervision counts them.
+DISPATCH_REPORT_TYPES = (
     "dispatch.delivered",
     "dispatch.read",
     "dispatch.failed",
@@ -164,7 +165,7 @@ _DISPATCH_REPORTS = (
 # (sv_ref, sv_key, sv_time) of an event, by its type: what SUPERVISION_BACKFILL derives from the body.
 _SUPERVISION: dict[str, Callable[[Any], Supervision]] = {
     "dispatch.queued": lambda e: (e.dispatch_id, f"{e.kind._value_} {e.channel}", None),
-    **dict.fromkeys(_DISPATCH_REPORTS, lambda e: (e.dispatch_id, None, None)),
+    **dict.fromkeys(DISPATCH_REPORT_TYPES, lambda e: (e.dispatch_id, None, None)),
     "print.routed": lambda e: (None, e.centre_id, None),
     "service.served": lambda e: (None, e.method._value_, _dt_out(e.effective_at)),
 }

@@ -24,6 +24,7 @@ import attrs
 
 from .._exceptions import StoreError, UnknownTask
 from ..serialization import event_from_dict, loads
+from ..store.sqlite import DISPATCH_REPORT_TYPES
 from .meaning import actor_of, describe
 
 __all__ = [
@@ -46,16 +47,7 @@ T = TypeVar("T")
 ELECTRONIC_KINDS = ("eservice", "sms", "wechat", "email", "phone")
 _DELIVERED = ("dispatch.delivered", "dispatch.read", "post.signed")
 # receipts that move a dispatch on (acceptance, "dispatch.sent", is not counted: it says nothing yet)
-_RECEIPTS = (
-    "dispatch.delivered",
-    "dispatch.read",
-    "dispatch.failed",
-    "dispatch.timed_out",
-    "print.printed",
-    "post.mailed",
-    "post.signed",
-    "post.returned",
-)
+_RECEIPTS = DISPATCH_REPORT_TYPES
 _SETTLED_E = frozenset({"dispatch.delivered", "dispatch.read", "dispatch.failed", "dispatch.timed_out"})
 _PRINT_DONE = frozenset({"print.printed", "post.mailed", "post.signed", "post.returned", "dispatch.failed"})
 # upper edges of the cycle-time histogram, in hours (the last bucket is open-ended)
