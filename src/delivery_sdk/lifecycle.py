@@ -276,7 +276,6 @@ def _replacer(cls: type[T]) -> Callable[..., T]:
     return replace
 
 
-_replace_task = _replacer(Task)
 _replace_record = _replacer(DispatchRecord)
 
 
@@ -313,7 +312,7 @@ _new_task = _builder(Task)
 
 
 def _evolve_task(task: Task, changes: dict[str, object]) -> Task:
-    """``_replace_task(task, **changes)`` without packing the changes into keyword arguments again."""
+    """A task with ``changes`` applied (``_replacer(Task)`` taking the changes as a dict, not as keywords)."""
     new = object.__new__(Task)
     state = new.__dict__
     state.update(task.__dict__)

@@ -297,7 +297,6 @@ def _electronic_options(task: Task, config: PolicyConfig, channels: Mapping[Chan
 # Enum members the hot paths compare with, read once: a member read through its class goes through
 # EnumType's attribute hook, several times slower than a module global.
 _PHONE = ChannelKind.PHONE
-_PRINT = ChannelKind.PRINT
 _CONTACT_OF = {kind: kind.contact_kind for kind in ChannelKind}
 _QUEUED = DispatchStatus.QUEUED
 _DELIVERED = DispatchStatus.DELIVERED
