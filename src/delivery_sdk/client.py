@@ -44,7 +44,7 @@ from .model import (
 )
 from .plugins import PluginHost
 from .policy import PolicyConfig
-from .serialization import dumps, event_to_dict
+from .serialization import event_to_dict
 from .store import STORE_ENV, NewTask, TaskStore, open_store
 
 __all__ = ["AsyncDeliveryClient", "DeliveryClient", "DispatchSummary", "TaskStatus"]
@@ -151,13 +151,13 @@ def _deadlines(task: Task) -> tuple[tuple[Deadline, ...], str | None]:
     return tuple(found.values()), None
 
 
-def _serialise(created: TaskCreated) -> tuple[str, str]:
-    """The created event's stored form (keys sorted, as :func:`~delivery_sdk.serialization.event_body`)
-    and the request's fingerprint (over its wire JSON in field order, as ever), from one pass of the
-    converter."""
+def _serialise(created: TaskCreated) -> tuple[bytes, str]:
+    """The created event's stored form as UTF-8 (keys sorted, as :func:`~delivery_sdk.serialization.event_body`)
+    and the request's fingerprint (over its wire JSON in field order, as ever: the bytes of
+    :func:`~delivery_sdk.serialization.dumps`), from one pass of the converter."""
     data = event_to_dict(created)
-    body = orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
-    return body, hashlib.sha256(dumps(data["request"]).encode()).hexdigest()
+    body = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+    return body, hashlib.sha256(orjson.dumps(data["request"])).hexdigest()
 
 
 class AsyncDeliveryClient:

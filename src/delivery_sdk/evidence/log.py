@@ -98,9 +98,14 @@ class SQLiteNodes:
         return out
 
     def put_nodes(self, nodes: Iterable[Node]) -> None:
-        rows = list(nodes)
         db = self._db
-        if not isinstance(db, sqlite3.Connection) or len(rows) < _ROWS:
+        if not isinstance(db, sqlite3.Connection):
+            db.executemany("INSERT INTO evidence_nodes (level, idx, hash) VALUES (?, ?, ?)", list(nodes))
+            return
+        # The hashes go to sqlite3 as bytearrays: it binds a bytearray directly, but looks a bytes value up
+        # in its adapter registry first (two AttributeErrors formatted and cleared, some 0.7 us a value).
+        rows = [(level, idx, bytearray(digest)) for level, idx, digest in nodes]
+        if len(rows) < _ROWS:
             db.executemany("INSERT INTO evidence_nodes (level, idx, hash) VALUES (?, ?, ?)", rows)
             return
         # Leaves first, then each level (each an append at the end of its part of the index), in
@@ -122,7 +127,7 @@ _COLUMNS = 400  # keys per SELECT (800 parameters: under the 999 of old SQLite b
 _ROWS = 128  # rows per multi-row INSERT (384 parameters: under the 999 of old SQLite builds)
 
 
-def _level(node: Node) -> int:
+def _level(node: tuple[int, int, bytearray]) -> int:
     return node[0]
 
 

@@ -31,9 +31,9 @@ class NewTask:
     case_key: str
     created: TaskCreated
     due_at: datetime
-    # the created event's stored form when the caller already serialised it: exactly
-    # serialization.event_body(created) (keys sorted: the evidence leaf hashes this text)
-    body: str | None = None
+    # the created event's stored form when the caller already serialised it, as UTF-8: exactly
+    # serialization.event_body(created).encode() (keys sorted: the evidence leaf hashes these bytes)
+    body: bytes | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -511,7 +511,7 @@ class PostgresStore:
 
     def create_tasks(self, tasks: Sequence[NewTask]) -> CreateResult:
         evidence = self._evidence_on
-        serialised = [(new.body, new.body.encode()) if new.body else _serialise(new.created) for new in tasks]
+        serialised = [(new.body.decode(), new.body) if new.body else _serialise(new.created) for new in tasks]
         keys = [n.client_key for n in tasks if n.client_key is not None]
         leaves = [_Leaf(TaskCreated, 1, raw) for _, raw in serialised] if evidence else None
         for attempt in range(3):
