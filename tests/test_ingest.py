@@ -492,6 +492,9 @@ def test_mailed_before_printed_is_out_of_order() -> None:
         ({"provider_event_id": ""}, "provider_event_id must be a non-empty string"),
         ({"reason": "x" * 501}, "reason must be a string of at most 500 characters"),
         ({"kind": ReceiptKind.SIGNED, "signer_role": 3}, "signer_role must be a string"),
+        ({"reason": "bad \ud800 text"}, "not valid Unicode (a lone surrogate)"),
+        ({"provider_event_id": "p" * 201}, "provider_event_id must be a non-empty string"),
+        ({"dispatch_id": "T" * 201}, "dispatch_id must be a non-empty string"),
     ],
 )
 def test_malformed_receipt_refused(kwargs: dict[str, Any], fragment: str) -> None:
@@ -504,6 +507,26 @@ def test_malformed_receipt_refused(kwargs: dict[str, Any], fragment: str) -> Non
     with pytest.raises(MalformedReceipt) as info:
         Receipt(**base)
     assert fragment in str(info.value)
+
+
+class _Id(str):
+    pass
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"kind": ReceiptKind.FAILED, "reason": "号码不存在"},  # non-ASCII text: checked, then accepted
+        {"dispatch_id": _Id("T1.1"), "provider_event_id": _Id("p-1")},  # str subclasses
+        {"kind": ReceiptKind.MAILED, "waybill": "EMS1234567890CN"},
+        {"kind": ReceiptKind.RETURNED, "reason": "moved"},
+        {"kind": ReceiptKind.SIGNED, "signer_role": "family_member"},
+    ],
+)
+def test_well_formed_receipts_accepted_on_either_path(kwargs: dict[str, Any]) -> None:
+    """The quick test for the usual receipt and the full checks agree on what is well formed."""
+    receipt = Receipt(**{"dispatch_id": "T1.1", "kind": ReceiptKind.DELIVERED, "at": VirtualClock().now(), **kwargs})
+    receipt._check()  # the full checks pass too
 
 
 BAD_BODIES: list[tuple[str, Callable[[str, datetime], bytes], str]] = [

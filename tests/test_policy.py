@@ -1034,3 +1034,20 @@ def test_decide_is_pure() -> None:
     first = decide(task, h(1), CONFIG, CHANNELS)
     assert decide(task, h(1), CONFIG, CHANNELS) == first
     assert task == before
+
+
+def test_first_contact_is_the_first_of_contacts_of() -> None:
+    """The engine addresses a send to ``Party.first_contact``: the party's own contact first, then its
+    representatives' in order, and None when nobody has one of that kind."""
+    own = Contact(kind=ContactKind.WECHAT, value="wx_own")
+    receiver = Representative(
+        name="李四", role=AgentRole.DESIGNATED_RECEIVER, contacts=(Contact(kind=ContactKind.WECHAT, value="wx_agent"),)
+    )
+    with_own = attrs.evolve(make_party("P-30"), contacts=(*make_party("P-30").contacts, own), agents=(receiver,))
+    only_agent = attrs.evolve(make_party("P-31", wechat=None), agents=(receiver,))
+    for party in (with_own, only_agent, make_party("P-32", wechat=None)):
+        for kind in ContactKind:
+            found = party.contacts_of(kind)
+            assert party.first_contact(kind) == (found[0] if found else None)
+    assert with_own.first_contact(ContactKind.WECHAT) == own
+    assert only_agent.first_contact(ContactKind.WECHAT) == receiver.contacts[0]

@@ -410,3 +410,27 @@ def test_integer_confidence_is_read_as_float() -> None:
     assert isinstance(back, AddressUpdated)
     assert back.confidence == 1.0
     assert isinstance(back.confidence, float)
+
+
+def test_datetime_text_cache_tells_equal_moments_apart_by_zone_and_fold() -> None:
+    """The formatter remembers the last datetime it wrote; an equal moment in another object reuses the text
+    only when the zone and the fold are the same too (the same instant in +08:00 is other text)."""
+    from zoneinfo import ZoneInfo
+
+    utc = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
+    same = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # equal, not identical
+    east8 = utc.astimezone(timezone(timedelta(hours=8)))  # the same instant, other zone
+    assert same is not utc
+    assert same == east8
+    first = DispatchDelivered(task_id="T1", at=utc, dispatch_id="T1.1", delivered_at=same)
+    assert event_to_dict(first)["delivered_at"] == "2026-11-02T01:00:00+00:00"
+    second = DispatchDelivered(task_id="T1", at=utc, dispatch_id="T1.1", delivered_at=east8)
+    assert event_to_dict(second)["delivered_at"] == "2026-11-02T09:00:00+08:00"
+    berlin = ZoneInfo("Europe/Berlin")  # 2026-10-25 02:30 happened twice: +02:00, then +01:00
+    before = datetime(2026, 10, 25, 2, 30, tzinfo=berlin)
+    after = datetime(2026, 10, 25, 2, 30, tzinfo=berlin, fold=1)
+    texts = [
+        event_to_dict(DispatchDelivered(task_id="T1", at=utc, dispatch_id="T1.1", delivered_at=d))["delivered_at"]
+        for d in (before, after)
+    ]
+    assert texts == ["2026-10-25T02:30:00+02:00", "2026-10-25T02:30:00+01:00"]

@@ -60,6 +60,12 @@ class ReceiptKind(enum.Enum):
 
 
 _RETURN_REASONS = {"refused", "address_wrong", "unclaimed", "moved"}
+_MAILED, _RETURNED = ReceiptKind.MAILED, ReceiptKind.RETURNED
+
+
+def _plain(text: str | None) -> bool:
+    """None, or ASCII text of at most 500 characters in a plain str."""
+    return text is None or (type(text) is str and len(text) <= 500 and text.isascii())
 
 
 @attrs.frozen(kw_only=True)
@@ -78,6 +84,27 @@ class Receipt:
     signer_role: str | None = None  # for SIGNED: recipient, family_member, mail_room, agent
 
     def __attrs_post_init__(self) -> None:
+        # The usual receipt (ASCII ids and text of plain str, an aware datetime, a kind that needs nothing
+        # more) passes in one expression; anything else goes through every check, which names the problem.
+        d, pid, at, kind = self.dispatch_id, self.provider_event_id, self.at, self.kind
+        if (
+            type(d) is str
+            and 0 < len(d) <= 200
+            and d.isascii()
+            and (pid is None or (type(pid) is str and 0 < len(pid) <= 200 and pid.isascii()))
+            and type(kind) is ReceiptKind
+            and kind is not _MAILED
+            and kind is not _RETURNED
+            and type(at) is datetime
+            and at.tzinfo is not None
+            and _plain(self.reason)
+            and _plain(self.waybill)
+            and _plain(self.signer_role)
+        ):
+            return
+        self._check()
+
+    def _check(self) -> None:
         if not isinstance(self.dispatch_id, str) or not 1 <= len(self.dispatch_id) <= 200:
             raise MalformedReceipt("receipt dispatch_id must be a non-empty string of at most 200 characters")
         if not isinstance(self.kind, ReceiptKind):

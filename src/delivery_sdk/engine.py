@@ -399,8 +399,7 @@ class Engine:
         if action.kind is _PRINT:
             contact = task.postal_address
         else:
-            found = task.request.party.contacts_of(action.kind.contact_kind)
-            contact = found[0] if found else None
+            contact = task.request.party.first_contact(action.kind.contact_kind)
         if contact is None:
             return None
         dispatch_id = f"{task.task_id}.{len(task.dispatches) + 1}"

@@ -350,6 +350,17 @@ class Party:
         others = tuple(c for a in self.agents for c in a.contacts if c.kind is kind)
         return own + others
 
+    def first_contact(self, kind: ContactKind) -> Contact | None:
+        """``contacts_of(kind)[0]``, or None, without building the tuple."""
+        for contact in self.contacts:
+            if contact.kind is kind:
+                return contact
+        for agent in self.agents:
+            for contact in agent.contacts:
+                if contact.kind is kind:
+                    return contact
+        return None
+
 
 @attrs.frozen(kw_only=True)
 class Document:

@@ -316,8 +316,22 @@ def _can_call(task: Task, config: PolicyConfig, channels: Mapping[ChannelKind, s
     return config.seek_consent_by_phone and ChannelKind.PHONE in channels and ContactKind.MOBILE in task.reachable
 
 
+# Actions are frozen values: the ones the policy asks for again and again are built once. The engine tests
+# whether it already performed an action this step (``in``), which an identical object answers at once.
+_SENDS: dict[tuple[str, ChannelKind], Send] = {}
+_NOTHING = Decision()
+_FILE = (File(),)
+
+
+def _send(channel: str, kind: ChannelKind) -> Send:
+    action = _SENDS.get((channel, kind))
+    if action is None:
+        action = _SENDS[(channel, kind)] = Send(channel=channel, kind=kind)
+    return action
+
+
 def _send_electronic(kinds: list[ChannelKind], channels: Mapping[ChannelKind, str], now: datetime) -> Decision:
-    return Decision(actions=tuple(Send(channel=channels[k], kind=k) for k in kinds), due_at=now)
+    return Decision(actions=tuple(_send(channels[k], k) for k in kinds), due_at=now)
 
 
 def decide(
@@ -329,9 +343,9 @@ def decide(
     """The next step for ``task`` at ``now``. ``channels`` maps each available kind to an adapter name."""
     state = task.state
     if state in _AT_REST:
-        return Decision()
+        return _NOTHING
     if state is _SERVED:
-        return Decision(actions=(File(),), due_at=now + config.retry_after_error)
+        return Decision(actions=_FILE, due_at=now + config.retry_after_error)
     served = _earliest_service(task, now)
     if served is not None:
         return _emit(served, now)

@@ -52,7 +52,12 @@ _last_dt: tuple[datetime | None, str] = (None, "")
 def _dt_out(value: datetime) -> str:
     global _last_dt
     last = _last_dt
-    if value is last[0]:
+    known = last[0]
+    if value is known:
+        return last[1]
+    # the same moment in another object (a receipt's time, the service moment): the same text when the
+    # wall time, the zone and the fold are the same (same tzinfo: == compares the wall time)
+    if known is not None and value.tzinfo is known.tzinfo and value == known and value.fold == known.fold:
         return last[1]
     if value.tzinfo is None:
         raise ValidationError("refusing to serialise a naive datetime: give it a timezone (UTC or +08:00)")
