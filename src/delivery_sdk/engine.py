@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import enum
+import gc
 import logging
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from datetime import datetime, timedelta
@@ -108,6 +109,7 @@ class EngineConfig:
     io_rounds: int = 3  # rounds of sends/status calls per step (each round commits once)
     checkpoint_every_events: int = 10_000  # sign a checkpoint of the evidence log after this many events...
     checkpoint_every: timedelta = timedelta(minutes=1)  # ...or this much time, and whenever the engine is idle
+    pause_gc: bool = True  # hold the cyclic GC off while a step computes (see _GCPause); never across I/O
 
 
 class IngestOutcome(enum.Enum):
@@ -215,6 +217,39 @@ def _out_of_order(record: DispatchRecord, receipt: Receipt) -> bool:
     return False
 
 
+class _GCPause:
+    """Holds Python's cyclic garbage collector off through a stretch of a step that computes and commits
+    (never across an ``await``, so never while the engine waits on a provider).
+
+    A batch keeps hundreds of tasks' objects alive at once (folded tasks, events, writes). With the collector
+    on, every 700 allocations start a collection that walks the young ones, survivors move up, and full
+    collections walk the whole heap again: 10-15% of the engine's time, finding nothing (the engine makes no
+    cycles). Paused, the young objects are examined once, when the stretch ends. Reference counting frees
+    everything else as usual. Re-entrant; leaves the collector as it found it (an application that turned
+    it off keeps it off). ``EngineConfig(pause_gc=False)`` turns this off.
+    """
+
+    __slots__ = ("_depth", "_resume", "on")
+
+    def __init__(self, on: bool) -> None:
+        self.on = on
+        self._depth = 0
+        self._resume = False
+
+    def __enter__(self) -> None:
+        if self.on:
+            if self._depth == 0:
+                self._resume = gc.isenabled()
+                gc.disable()
+            self._depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        if self.on:
+            self._depth -= 1
+            if self._depth == 0 and self._resume:
+                gc.enable()
+
+
 @attrs.define
 class _Work:
     """One task's progress through one engine step."""
@@ -282,6 +317,7 @@ class Engine:
         self._last_checkpoint: datetime | None = None
         self.steps = 0
         self.routed_today = RoutedToday()  # print jobs per centre today, from the store (capacity)
+        self._computing = _GCPause(self.config.pause_gc)
 
     # -- channels ------------------------------------------------------------------------------------
 
@@ -483,22 +519,23 @@ class Engine:
     async def step(self) -> int:
         """Work one batch of due tasks; returns how many were claimed."""
         now = self.clock.now()
-        claimed = self.store.claim_due(now, self.config.batch_size, now + self.config.lease)
-        if not claimed:
-            return 0
-        self.steps += 1
-        tasks = self.load(claimed)
-        works = [_Work(task=tasks[t], base_version=tasks[t].version) for t, _ in claimed if t in tasks]
-        self._prefetch_timelines(works)
-        for work in works:
-            self._advance(work, now, allow_io=True)
-        # One transaction for every intent and decision of the batch; tasks with nothing to record and no
-        # I/O only need their due time moved (and their lease ended).
-        first = self.store.commit(
-            [w.write(release=not w.io) for w in works if w.events or not w.io], returning=self._listening()
-        )
-        self._after_commit(first.stored, works, first.conflicts)
-        busy = [w for w in works if w.io and w.task.task_id not in first.conflicts]
+        with self._computing:
+            claimed = self.store.claim_due(now, self.config.batch_size, now + self.config.lease)
+            if not claimed:
+                return 0
+            self.steps += 1
+            tasks = self.load(claimed)
+            works = [_Work(task=tasks[t], base_version=tasks[t].version) for t, _ in claimed if t in tasks]
+            self._prefetch_timelines(works)
+            for work in works:
+                self._advance(work, now, allow_io=True)
+            # One transaction for every intent and decision of the batch; tasks with nothing to record and no
+            # I/O only need their due time moved (and their lease ended).
+            first = self.store.commit(
+                [w.write(release=not w.io) for w in works if w.events or not w.io], returning=self._listening()
+            )
+            self._after_commit(first.stored, works, first.conflicts)
+            busy = [w for w in works if w.io and w.task.task_id not in first.conflicts]
         # Rounds of I/O: the results of one round (a failure, say) may call for the next send at once; its
         # intent commits with those results, so a task moves through several channels in one step.
         for round_ in range(self.config.io_rounds):
@@ -507,14 +544,16 @@ class Engine:
             for work in busy:
                 work.reset(keep_io=True)
             await self._perform_all(busy, now)
-            last = round_ == self.config.io_rounds - 1
-            for work in busy:
-                work.io = []
-                self._advance(work, now, allow_io=not last)
-            committed = await self._commit_results(busy, now)
-            busy = [w for w in committed if w.io]
-        await self._file_served([w for w in works if w.file_after_commit], now)
-        self._maybe_checkpoint(now)
+            with self._computing:
+                last = round_ == self.config.io_rounds - 1
+                for work in busy:
+                    work.io = []
+                    self._advance(work, now, allow_io=not last)
+                committed = self._commit_results(busy, now)
+                busy = [w for w in committed if w.io]
+        with self._computing:
+            self._file_served([w for w in works if w.file_after_commit], now)
+            self._maybe_checkpoint(now)
         return len(claimed)
 
     # -- evidence checkpoints ------------------------------------------------------------------------
@@ -564,7 +603,7 @@ class Engine:
                 for work in served:
                     work.bundle = bundle_of(work.task.task_id)
 
-    async def _file_served(self, works: list[_Work], now: datetime) -> None:
+    def _file_served(self, works: list[_Work], now: datetime) -> None:
         """File the tasks whose service was committed in this step, then commit the filings."""
         ready = [w for w in works if w.task.state is TaskState.SERVED and w.task.task_id not in self._conflicted]
         if not ready:
@@ -575,7 +614,7 @@ class Engine:
         self._prefetch_timelines(ready)
         for work in ready:
             self._advance(work, now, allow_io=False)
-        await self._commit_results(ready, now)
+        self._commit_results(ready, now)
 
     def _after_commit(self, stored: Sequence[StoredEvent], works: Sequence[_Work], conflicts: frozenset[str]) -> None:
         self._conflicted = conflicts
@@ -602,7 +641,7 @@ class Engine:
                 except Exception:
                     log.exception("an observer failed on event %s", event.seq)
 
-    async def _commit_results(self, works: list[_Work], now: datetime) -> list[_Work]:
+    def _commit_results(self, works: list[_Work], now: datetime) -> list[_Work]:
         """Commit I/O results; a task that moved on meanwhile (an ingest) gets its facts re-applied.
 
         Returns the works as committed. A re-applied work loses the intents it had queued (they were never

@@ -1,0 +1,102 @@
+"""The engine holds the cyclic garbage collector off while a step computes, never across I/O, and always
+leaves it as it found it (EngineConfig.pause_gc)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from delivery_sdk import Dispatch, EngineConfig, StoreError, TaskState
+from delivery_sdk.hookspecs import hookimpl
+from delivery_sdk.store._base import StoredEvent
+from delivery_sdk.testing import Harness, Outcome, make_party, make_request
+
+
+class _Watcher:
+    """Notes whether the collector was on when an observer saw a committed event (inside a step's
+    computing stretch) and when the SMS provider was called (the step's I/O)."""
+
+    def __init__(self) -> None:
+        self.at_commit: list[bool] = []  # events the engine committed (not the submit's task.created)
+        self.at_send: list[bool] = []
+
+    @hookimpl
+    def delivery_task_event(self, event: StoredEvent) -> None:
+        if event.event.TYPE != "task.created":
+            self.at_commit.append(gc.isenabled())
+
+    def outcome(self, dispatch: Dispatch) -> Outcome:
+        self.at_send.append(gc.isenabled())
+        return Outcome.delivered()
+
+
+@pytest.fixture
+def collector_on() -> Iterator[None]:
+    was = gc.isenabled()
+    gc.enable()
+    yield
+    if not was:  # pragma: no cover - pytest runs with the collector on
+        gc.disable()
+
+
+def _run(config: EngineConfig | None, watcher: _Watcher) -> TaskState:
+    async def main() -> TaskState:
+        h = Harness(config=config, extra_plugins=[watcher])
+        h.sms.handler = watcher.outcome
+        task_id = await h.client.submit(make_request(make_party()))
+        await h.client.run_until_idle()
+        state = h.client.status(task_id).state
+        await h.aclose()
+        return state
+
+    return asyncio.run(main())
+
+
+def test_the_collector_is_paused_while_a_step_computes_and_on_during_io(collector_on: None) -> None:
+    watcher = _Watcher()
+    assert _run(None, watcher) is TaskState.FILED
+    assert watcher.at_commit  # observers run right after each commit, inside the stretch
+    assert not any(watcher.at_commit)
+    assert watcher.at_send == [True]  # a provider call never runs with the collector paused
+    assert gc.isenabled()
+
+
+def test_pause_gc_false_leaves_the_collector_alone(collector_on: None) -> None:
+    watcher = _Watcher()
+    assert _run(EngineConfig(pause_gc=False), watcher) is TaskState.FILED
+    assert watcher.at_commit
+    assert all(watcher.at_commit)
+    assert gc.isenabled()
+
+
+def test_an_application_that_turned_the_collector_off_keeps_it_off(collector_on: None) -> None:
+    gc.disable()
+    try:
+        watcher = _Watcher()
+        assert _run(None, watcher) is TaskState.FILED
+        assert watcher.at_send == [False]
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_the_collector_is_back_on_when_a_step_fails(collector_on: None) -> None:
+    async def main() -> None:
+        h = Harness()
+        await h.client.submit(make_request(make_party()))
+
+        def broken(*args: Any, **kwargs: Any) -> Any:
+            assert not gc.isenabled()
+            raise StoreError("disk full")
+
+        h.store.commit = broken  # type: ignore[method-assign]
+        with pytest.raises(StoreError, match="disk full"):
+            await h.client.run_until_idle()
+        assert gc.isenabled()
+        await h.aclose()
+
+    asyncio.run(main())
