@@ -250,22 +250,38 @@ class _GCPause:
                 gc.enable()
 
 
-@attrs.define
 class _Work:
-    """One task's progress through one engine step."""
+    """One task's progress through one engine step (a plain slotted class: one is made per task a step
+    claims, and attrs' generated __init__ with its list factories cost several times this one)."""
 
-    task: Task
-    base_version: int
-    events: list[Event] = attrs.Factory(list)
-    io: list[tuple[Action, Dispatch | None]] = attrs.Factory(list)
-    done: list[Action] = attrs.Factory(list)
-    due_at: datetime | None = None
-    outbox: list[OutboxEntry] = attrs.Factory(list)
-    outbox_done: list[str] = attrs.Factory(list)
-    receipt_keys: list[str] = attrs.Factory(list)
-    timeline: tuple[StoredEvent, ...] = ()
-    bundle: dict[str, Any] | None = None
-    file_after_commit: bool = False
+    __slots__ = (
+        "base_version",
+        "bundle",
+        "done",
+        "due_at",
+        "events",
+        "file_after_commit",
+        "io",
+        "outbox",
+        "outbox_done",
+        "receipt_keys",
+        "task",
+        "timeline",
+    )
+
+    def __init__(self, task: Task, base_version: int) -> None:
+        self.task = task
+        self.base_version = base_version
+        self.events: list[Event] = []
+        self.io: list[tuple[Action, Dispatch | None]] = []
+        self.done: list[Action] = []
+        self.due_at: datetime | None = None
+        self.outbox: list[OutboxEntry] = []
+        self.outbox_done: list[str] = []
+        self.receipt_keys: list[str] = []
+        self.timeline: tuple[StoredEvent, ...] = ()
+        self.bundle: dict[str, Any] | None = None
+        self.file_after_commit = False
 
     def reset(self, *, keep_io: bool = False) -> None:
         """Start a new write on top of what was just committed."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
+import operator
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
@@ -110,11 +112,11 @@ class SQLiteNodes:
             return
         # Leaves first, then each level (each an append at the end of its part of the index), in
         # multi-row INSERTs of _ROWS rows (one prepared statement, kept in the connection's cache).
-        rows.sort(key=_level)
+        rows.sort(key=_LEVEL)
         whole = len(rows) - len(rows) % _ROWS
         sql = _insert_sql()
         for start in range(0, whole, _ROWS):
-            db.execute(sql, [v for row in rows[start : start + _ROWS] for v in row])
+            db.execute(sql, list(_flat(rows[start : start + _ROWS])))
         if whole < len(rows):
             db.executemany("INSERT INTO evidence_nodes (level, idx, hash) VALUES (?, ?, ?)", rows[whole:])
 
@@ -127,8 +129,8 @@ _COLUMNS = 400  # keys per SELECT (800 parameters: under the 999 of old SQLite b
 _ROWS = 128  # rows per multi-row INSERT (384 parameters: under the 999 of old SQLite builds)
 
 
-def _level(node: tuple[int, int, bytearray]) -> int:
-    return node[0]
+_LEVEL = operator.itemgetter(0)  # a node's level (sort key)
+_flat = itertools.chain.from_iterable
 
 
 @functools.cache

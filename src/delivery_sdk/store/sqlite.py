@@ -183,7 +183,8 @@ def _row(event: Event) -> tuple[str, str, bytes, Supervision]:
     """An event's ``at`` text, stored body, that body as bytes (the evidence leaf hashes them) and its
     supervision columns."""
     at, body = encode_event(event)
-    return at, body.decode(), body, _supervision(event)
+    derive = _SUPERVISION.get(event.TYPE)  # _supervision, inlined (every event written runs this)
+    return at, body.decode(), body, _NO_SUPERVISION if derive is None else derive(event)
 
 
 _INSERT_EVENT = (
