@@ -130,32 +130,51 @@ class IngestResult:
 
 def receipt_event(task_id: str, now: datetime, receipt: Receipt) -> Event:
     """The event a provider's receipt becomes."""
-    common: dict[str, Any] = {"task_id": task_id, "at": now, "dispatch_id": receipt.dispatch_id}
+    did = receipt.dispatch_id
     pid = receipt.provider_event_id
     kind = receipt.kind
-    if kind is ReceiptKind.DELIVERED:
-        return DispatchDelivered(**common, delivered_at=receipt.at, provider_event_id=pid)
+    if kind is _R_DELIVERED:
+        return DispatchDelivered(
+            task_id=task_id, at=now, dispatch_id=did, delivered_at=receipt.at, provider_event_id=pid
+        )
+    if kind is _R_FAILED:
+        return DispatchFailed(
+            task_id=task_id, at=now, dispatch_id=did, reason=receipt.reason or "failed", provider_event_id=pid
+        )
     if kind is ReceiptKind.READ:
-        return DispatchRead(**common, read_at=receipt.at, provider_event_id=pid)
-    if kind is ReceiptKind.FAILED:
-        return DispatchFailed(**common, reason=receipt.reason or "failed", provider_event_id=pid)
+        return DispatchRead(task_id=task_id, at=now, dispatch_id=did, read_at=receipt.at, provider_event_id=pid)
     if kind is ReceiptKind.PRINTED:
-        return Printed(**common, provider_event_id=pid)
+        return Printed(task_id=task_id, at=now, dispatch_id=did, provider_event_id=pid)
     if kind is ReceiptKind.ENVELOPED:
-        return Enveloped(**common, enveloped_at=receipt.at, provider_event_id=pid)
+        return Enveloped(task_id=task_id, at=now, dispatch_id=did, enveloped_at=receipt.at, provider_event_id=pid)
     if kind is ReceiptKind.MAILED:
         assert receipt.waybill is not None
-        return Mailed(**common, waybill=receipt.waybill, provider_event_id=pid)
+        return Mailed(task_id=task_id, at=now, dispatch_id=did, waybill=receipt.waybill, provider_event_id=pid)
     if kind is ReceiptKind.CONSENTED:
         return ConsentRecorded(
-            task_id=task_id, at=now, method=ConsentMethod.PHONE, given_at=receipt.at, via_dispatch=receipt.dispatch_id
+            task_id=task_id, at=now, method=ConsentMethod.PHONE, given_at=receipt.at, via_dispatch=did
         )
     if kind is ReceiptKind.SIGNED:
         return PostSigned(
-            **common, signed_at=receipt.at, signer_role=receipt.signer_role or "recipient", provider_event_id=pid
+            task_id=task_id,
+            at=now,
+            dispatch_id=did,
+            signed_at=receipt.at,
+            signer_role=receipt.signer_role or "recipient",
+            provider_event_id=pid,
         )
     assert receipt.reason is not None
-    return PostReturned(**common, returned_at=receipt.at, reason=ReturnReason(receipt.reason), provider_event_id=pid)
+    return PostReturned(
+        task_id=task_id,
+        at=now,
+        dispatch_id=did,
+        returned_at=receipt.at,
+        reason=ReturnReason(receipt.reason),
+        provider_event_id=pid,
+    )
+
+
+_R_DELIVERED, _R_FAILED = ReceiptKind.DELIVERED, ReceiptKind.FAILED  # the usual receipts, read once
 
 
 _IO_FACTS = (
