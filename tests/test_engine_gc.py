@@ -1,5 +1,5 @@
-"""The engine holds the cyclic garbage collector off while a step computes, never across I/O, and always
-leaves it as it found it (EngineConfig.pause_gc)."""
+"""The engine holds the cyclic garbage collector off while a step works, for at most GC_PAUSE_WAIT of
+waiting on providers, and always leaves it as it found it (EngineConfig.pause_gc)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from delivery_sdk import Dispatch, EngineConfig, StoreError, TaskState
+from delivery_sdk import ChannelKind, Dispatch, EngineConfig, MockChannel, SendResult, StoreError, TaskState
+from delivery_sdk.engine import GC_PAUSE_WAIT
 from delivery_sdk.hookspecs import hookimpl
 from delivery_sdk.store._base import StoredEvent
-from delivery_sdk.testing import Harness, Outcome, make_party, make_request
+from delivery_sdk.testing import Harness, Outcome, channels_plugin, make_party, make_request
 
 
 class _Watcher:
@@ -22,12 +23,12 @@ class _Watcher:
 
     def __init__(self) -> None:
         self.at_commit: list[bool] = []  # events the engine committed (not the submit's task.created)
+        self.at_submit: list[bool] = []  # task.created, published by the submit
         self.at_send: list[bool] = []
 
     @hookimpl
     def delivery_task_event(self, event: StoredEvent) -> None:
-        if event.event.TYPE != "task.created":
-            self.at_commit.append(gc.isenabled())
+        (self.at_submit if event.event.TYPE == "task.created" else self.at_commit).append(gc.isenabled())
 
     def outcome(self, dispatch: Dispatch) -> Outcome:
         self.at_send.append(gc.isenabled())
@@ -56,12 +57,36 @@ def _run(config: EngineConfig | None, watcher: _Watcher) -> TaskState:
     return asyncio.run(main())
 
 
-def test_the_collector_is_paused_while_a_step_computes_and_on_during_io(collector_on: None) -> None:
+def test_the_collector_is_paused_while_a_step_works(collector_on: None) -> None:
     watcher = _Watcher()
     assert _run(None, watcher) is TaskState.FILED
-    assert watcher.at_commit  # observers run right after each commit, inside the stretch
+    assert watcher.at_commit  # observers run right after each commit, inside the pause
     assert not any(watcher.at_commit)
-    assert watcher.at_send == [True]  # a provider call never runs with the collector paused
+    assert watcher.at_send == [False]  # a provider that answers at once: still paused
+    assert watcher.at_submit == [False]  # a submit serialises and writes its batch paused too
+    assert gc.isenabled()
+
+
+def test_a_slow_provider_gets_the_collector_back_after_the_pause_limit(collector_on: None) -> None:
+    """The pause covers at most GC_PAUSE_WAIT of waiting: a provider slower than that sees it running."""
+    seen: list[tuple[bool, bool]] = []
+
+    async def slow(dispatch: Dispatch) -> SendResult:
+        before = gc.isenabled()
+        await asyncio.sleep(GC_PAUSE_WAIT * 3)
+        seen.append((before, gc.isenabled()))
+        return SendResult(accepted=False, reason="slow and refused")
+
+    async def main() -> None:
+        h = Harness()
+        h.client.host.register(channels_plugin(MockChannel(slow, name="slow-eservice", kind=ChannelKind.ESERVICE)))
+        await h.client.submit(make_request(make_party(eservice="acct-1")))
+        await h.client.run_until_idle()
+        await h.aclose()
+
+    asyncio.run(main())
+    assert seen
+    assert seen[0] == (False, True)  # paused when the call started, running again while it waited
     assert gc.isenabled()
 
 
@@ -70,6 +95,7 @@ def test_pause_gc_false_leaves_the_collector_alone(collector_on: None) -> None:
     assert _run(EngineConfig(pause_gc=False), watcher) is TaskState.FILED
     assert watcher.at_commit
     assert all(watcher.at_commit)
+    assert watcher.at_send == [True]
     assert gc.isenabled()
 
 
@@ -79,6 +105,7 @@ def test_an_application_that_turned_the_collector_off_keeps_it_off(collector_on:
         watcher = _Watcher()
         assert _run(None, watcher) is TaskState.FILED
         assert watcher.at_send == [False]
+        assert not any(watcher.at_commit)
         assert not gc.isenabled()
     finally:
         gc.enable()

@@ -214,6 +214,10 @@ class AsyncDeliveryClient:
 
     async def submit_many(self, requests: Sequence[ServiceRequest]) -> list[str]:
         """Create many tasks in one transaction: all are created, or none is."""
+        with self.engine.computing:  # the collector paused while the batch is serialised and written
+            return self._submit_many(requests)
+
+    def _submit_many(self, requests: Sequence[ServiceRequest]) -> list[str]:
         now = self.clock.now()
         new: list[NewTask] = []
         for request in requests:

@@ -109,7 +109,7 @@ class EngineConfig:
     io_rounds: int = 3  # rounds of sends/status calls per step (each round commits once)
     checkpoint_every_events: int = 10_000  # sign a checkpoint of the evidence log after this many events...
     checkpoint_every: timedelta = timedelta(minutes=1)  # ...or this much time, and whenever the engine is idle
-    pause_gc: bool = True  # hold the cyclic GC off while a step computes (see _GCPause); never across I/O
+    pause_gc: bool = True  # hold the cyclic GC off while a step works (see _GCPause), up to 50 ms of its I/O
 
 
 class IngestOutcome(enum.Enum):
@@ -236,14 +236,18 @@ def _out_of_order(record: DispatchRecord, receipt: Receipt) -> bool:
     return False
 
 
+# The longest the collector stays paused while a step waits on its providers (see _GCPause).
+GC_PAUSE_WAIT = 0.05
+
+
 class _GCPause:
-    """Holds Python's cyclic garbage collector off through a stretch of a step that computes and commits
-    (never across an ``await``, so never while the engine waits on a provider).
+    """Holds Python's cyclic garbage collector off while a step works, and for at most ``GC_PAUSE_WAIT``
+    seconds of a step's I/O (a slow provider never keeps it off longer).
 
     A batch keeps hundreds of tasks' objects alive at once (folded tasks, events, writes). With the collector
     on, every 700 allocations start a collection that walks the young ones, survivors move up, and full
     collections walk the whole heap again: 10-15% of the engine's time, finding nothing (the engine makes no
-    cycles). Paused, the young objects are examined once, when the stretch ends. Reference counting frees
+    cycles). Paused, the young objects are examined once, when the pause ends. Reference counting frees
     everything else as usual. Re-entrant; leaves the collector as it found it (an application that turned
     it off keeps it off). ``EngineConfig(pause_gc=False)`` turns this off.
     """
@@ -267,6 +271,23 @@ class _GCPause:
             self._depth -= 1
             if self._depth == 0 and self._resume:
                 gc.enable()
+
+    def time_up(self) -> None:
+        """End the pause early (the step has waited ``GC_PAUSE_WAIT`` on its providers)."""
+        if self._depth and self._resume:
+            gc.enable()
+
+    async def waiting(self, io: Coroutine[Any, Any, None]) -> None:
+        """Await ``io`` (a step's provider calls) paused, for at most ``GC_PAUSE_WAIT`` seconds."""
+        if not self.on:
+            await io
+            return
+        with self:
+            timer = asyncio.get_running_loop().call_later(GC_PAUSE_WAIT, self.time_up)
+            try:
+                await io
+            finally:
+                timer.cancel()
 
 
 class _Work:
@@ -352,7 +373,8 @@ class Engine:
         self._last_checkpoint: datetime | None = None
         self.steps = 0
         self.routed_today = RoutedToday()  # print jobs per centre today, from the store (capacity)
-        self._computing = _GCPause(self.config.pause_gc)
+        # while a step (or a submit) computes, the cyclic GC is paused: see _GCPause
+        self.computing = _GCPause(self.config.pause_gc)
 
     # -- channels ------------------------------------------------------------------------------------
 
@@ -554,7 +576,7 @@ class Engine:
     async def step(self) -> int:
         """Work one batch of due tasks; returns how many were claimed."""
         now = self.clock.now()
-        with self._computing:
+        with self.computing:
             claimed = self.store.claim_due(now, self.config.batch_size, now + self.config.lease)
             if not claimed:
                 return 0
@@ -578,15 +600,15 @@ class Engine:
                 break
             for work in busy:
                 work.reset(keep_io=True)
-            await self._perform_all(busy, now)
-            with self._computing:
+            await self.computing.waiting(self._perform_all(busy, now))
+            with self.computing:
                 last = round_ == self.config.io_rounds - 1
                 for work in busy:
                     work.io = []
                     self._advance(work, now, allow_io=not last)
                 committed = self._commit_results(busy, now)
                 busy = [w for w in committed if w.io]
-        with self._computing:
+        with self.computing:
             self._file_served([w for w in works if w.file_after_commit], now)
             self._maybe_checkpoint(now)
         return len(claimed)
