@@ -68,7 +68,7 @@ from .events import (
 )
 from .evidence.keys import Signer
 from .law.addresses import ADDRESS_BASIS
-from .lifecycle import Task, TaskState, apply, fold, new_task
+from .lifecycle import TERMINAL, Task, TaskState, apply, fold, new_task
 from .model import ChannelKind, ConsentMethod, Contact, ContactKind, Dispatch, DispatchRecord, DispatchStatus
 from .plugins import PluginHost
 from .policy import Action, Decision, Emit, File, PolicyConfig, Poll, Reconcile, Route, SearchAddress, Send, decide
@@ -336,7 +336,7 @@ class _Work:
             expected_version=self.base_version,
             events=tuple(self.events),
             state=self.task.state._value_,  # .value is a Python-level property; _value_ is the member's slot
-            due_at=None if self.task.terminal else self.due_at,
+            due_at=None if self.task.state in TERMINAL else self.due_at,
             release=release,
             outbox=tuple(self.outbox),
             outbox_done=tuple(self.outbox_done),
@@ -423,7 +423,7 @@ class Engine:
 
     def _remember(self, task: Task) -> None:
         cache = self._cache
-        if task.terminal:
+        if task.state in TERMINAL:
             cache.pop(task.task_id, None)
             return
         cache[task.task_id] = task

@@ -47,6 +47,7 @@ from .events import (
     TaskCreated,
 )
 from .model import (
+    ELECTRONIC_KINDS,
     ChannelKind,
     Consent,
     Contact,
@@ -128,7 +129,7 @@ class Task:
 
     @property
     def electronic_dispatches(self) -> tuple[DispatchRecord, ...]:
-        return tuple(d for d in self.dispatches[self.electronic_from :] if d.kind.electronic)
+        return tuple(d for d in self.dispatches[self.electronic_from :] if d.kind in ELECTRONIC_KINDS)
 
     @property
     def terminal(self) -> bool:
@@ -166,7 +167,7 @@ _RECEIPTS: tuple[type[Event], ...] = (
 
 def _queued(task: Task, event: Event) -> TaskState:
     assert isinstance(event, DispatchQueued)
-    if event.kind.electronic and task.state in (S.CREATED, S.ELECTRONIC):
+    if event.kind in ELECTRONIC_KINDS and task.state in (S.CREATED, S.ELECTRONIC):
         return S.ELECTRONIC
     if event.kind is ChannelKind.PRINT and task.state is S.ROUTED:
         return S.ROUTED

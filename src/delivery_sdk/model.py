@@ -78,14 +78,14 @@ class ChannelKind(enum.Enum):
 
     @property
     def electronic(self) -> bool:
-        return self in _ELECTRONIC
+        return self in ELECTRONIC_KINDS
 
     @property
     def contact_kind(self) -> ContactKind:
         return _CONTACT_FOR_CHANNEL[self]
 
 
-_ELECTRONIC = frozenset(
+ELECTRONIC_KINDS = frozenset(  # hot paths test membership here: ``kind.electronic`` is a Python-level property
     {ChannelKind.SMS, ChannelKind.WECHAT, ChannelKind.EMAIL, ChannelKind.ESERVICE, ChannelKind.PHONE}
 )
 _CONTACT_FOR_CHANNEL = {

@@ -47,7 +47,16 @@ from .law.service import BASIS_CONFIRMED_WRONG as _LAW_CONFIRMED_WRONG
 from .law.service import BASIS_REFUSED as _LAW_REFUSED
 from .law.service import PUBLICATION_DAYS, electronic_service, postal_signature_basis, publication_service
 from .lifecycle import TERMINAL, Task, TaskState
-from .model import ChannelKind, Contact, ContactKind, DispatchRecord, DispatchStatus, PartyKind, ServiceMethod
+from .model import (
+    ELECTRONIC_KINDS,
+    ChannelKind,
+    Contact,
+    ContactKind,
+    DispatchRecord,
+    DispatchStatus,
+    PartyKind,
+    ServiceMethod,
+)
 
 __all__ = [
     "Action",
@@ -259,7 +268,7 @@ def _earliest_service(task: Task, now: datetime) -> Served | None:
             continue
         if d.kind is _PHONE:
             continue  # a staff call notifies and seeks consent; it carries no document, so it serves nothing
-        if d.kind.electronic:
+        if d.kind in ELECTRONIC_KINDS:
             deemed = electronic_service(d.delivered_at, address_confirmed=address_confirmed(task, d), read_at=d.read_at)
             if deemed is None:
                 continue  # delivered to an unconfirmed address and not read: not service (Rules Art. 31(2))

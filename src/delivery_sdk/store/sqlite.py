@@ -302,9 +302,7 @@ class SQLiteStore:
         # goes to SQLite as it is (CAST in _INSERT_EVENT): a request holds Chinese text, which would cost a
         # decode here and an encode again where sqlite3 binds the str
         serialised = [
-            (new.created.at.isoformat(), bytearray(new.body), new.body, _NO_SUPERVISION)
-            if new.body
-            else _row(new.created)
+            (_dt_out(new.created.at), bytearray(new.body), new.body, _NO_SUPERVISION) if new.body else _row(new.created)
             for new in tasks
         ]
         self._begin()
