@@ -8,9 +8,11 @@ batched sqlite3 loop under the same pragmas. Results go to benchmarks/results/en
 
     python benchmarks/bench_engine.py [--tasks 20000] [--pairs 3] [--memory]
 
-The run has ``--pairs`` rounds. Each runs the engine with the evidence log on and with it off (alternating
-which goes first) and the raw limit over the rows of the "on" run, right after it: ``ratio_engine_to_raw``
-is the median over the rounds of engine / raw, and ``ratio_evidence_on_to_off`` the median of on / off.
+The run has ``--pairs`` rounds, after an untimed warm-up run. Each runs the engine with the evidence log on
+and with it off (alternating which goes first), and the raw limit just before and just after the "on" run
+(over the rows of the previous "on" run, then of this one: the engine is deterministic, so they have the
+same shape); the round's raw limit is the mean of the two. ``ratio_engine_to_raw`` is the median over the
+rounds of engine / raw, and ``ratio_evidence_on_to_off`` the median of on / off.
 ``evidence_on_off`` has all of them, the same ratio over CPU seconds, and the CPU the evidence log's own
 work (staging the leaves and nodes inside the commits) takes per task and as a share of the engine's CPU:
 on a machine shared with other work the wall-clock ratios swing with that work, the share does not.
@@ -187,19 +189,29 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     RESULTS.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        # Rounds: each runs the engine with the evidence log on and off, and the raw limit over the rows the
-        # "on" run wrote right after it; the order alternates, so that a machine whose speed drifts during the
-        # run (shared CPUs) weighs on every side alike. Ratios are taken per round and reported as medians.
+        # Rounds: each runs the engine with the evidence log on and off, and the raw limit over the engine's
+        # rows just before and just after the "on" run (the engine is deterministic under the virtual clock,
+        # so every "on" run writes the same rows; a warm-up run writes the first ones). The raw limit of a
+        # round is the mean of the two, which brackets the engine run in time; the on/off order alternates.
+        # So a machine whose speed drifts during the run (shared CPUs) weighs on every side alike. Ratios are
+        # taken per round and reported as medians.
+        rows = Path(tmp) / "warmup.sqlite3"
+        asyncio.run(run_engine(rows, args.tasks))
         pairs = []
         raws = []
         for i in range(args.pairs):
             runs: dict[str, Any] = {}
             for what in ("on", "off") if i % 2 == 0 else ("off", "on"):
+                if what == "on":
+                    before = run_raw(rows, Path(tmp) / f"raw{i}-before.sqlite3")
                 runs[what] = asyncio.run(
                     run_engine(Path(tmp) / f"round{i}-{what}.sqlite3", args.tasks, evidence=what == "on")
                 )
-                if what == "on":  # the raw limit of the rows this run wrote, right after it
-                    raws.append(run_raw(Path(tmp) / f"round{i}-on.sqlite3", Path(tmp) / f"raw{i}.sqlite3"))
+                if what == "on":
+                    rows = Path(tmp) / f"round{i}-on.sqlite3"
+                    after = run_raw(rows, Path(tmp) / f"raw{i}-after.sqlite3")
+                    seconds = (before["seconds"] + after["seconds"]) / 2
+                    raws.append({"seconds": seconds, "tasks_per_s": args.tasks / seconds})
             pairs.append((runs["on"], runs["off"]))
         engine, plain = pairs[0]
         raw = raws[0]
