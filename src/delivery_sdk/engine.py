@@ -290,6 +290,38 @@ class _GCPause:
                 timer.cancel()
 
 
+class _Limit:
+    """At most ``n`` calls in flight (an asyncio.Semaphore whose uncontended acquire costs no coroutine: the
+    engine takes a slot for every provider call)."""
+
+    __slots__ = ("free", "waiting")
+
+    def __init__(self, n: int) -> None:
+        self.free = max(1, n)
+        self.waiting: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def wait(self) -> None:
+        """Take a slot once one is free (first come, first served)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting.append(future)
+        try:
+            await future  # release() hands its slot over by resolving the future
+        except BaseException:
+            if future.done() and not future.cancelled():
+                self.release()  # the slot was handed over just as the wait was cancelled: pass it on
+            elif future in self.waiting:
+                self.waiting.remove(future)
+            raise
+
+    def release(self) -> None:
+        while self.waiting:
+            future = self.waiting.popleft()
+            if not future.done():
+                future.set_result(None)
+                return
+        self.free += 1
+
+
 class _Work:
     """One task's progress through one engine step (a plain slotted class: one is made per task a step
     claims, and attrs' generated __init__ with its list factories cost several times this one)."""
@@ -362,7 +394,7 @@ class Engine:
         self.policy = policy or PolicyConfig()
         self.config = config or EngineConfig()
         self._cache: collections.OrderedDict[str, Task] = collections.OrderedDict()
-        self._semaphores: dict[str, asyncio.Semaphore] = {}
+        self._limits: dict[str, _Limit] = {}
         self._wake = asyncio.Event()
         self._kinds: dict[ChannelKind, str] | None = None
         self._errors: dict[str, int] = {}
@@ -395,11 +427,11 @@ class Engine:
             return self.host.print_centres.adapter(dispatch.centre_id or dispatch.channel)
         return self.host.channels.get(dispatch.channel)
 
-    def _semaphore(self, name: str) -> asyncio.Semaphore:
-        sem = self._semaphores.get(name)
-        if sem is None:
-            sem = self._semaphores[name] = asyncio.Semaphore(self.config.channel_concurrency)
-        return sem
+    def _limit(self, name: str) -> _Limit:
+        limit = self._limits.get(name)
+        if limit is None:
+            limit = self._limits[name] = _Limit(self.config.channel_concurrency)
+        return limit
 
     async def aclose(self) -> None:
         seen: set[int] = set()
@@ -732,11 +764,18 @@ class Engine:
     # -- I/O -----------------------------------------------------------------------------------------
 
     async def _call(self, name: str, fn: Callable[[], Any]) -> Any:
-        async with self._semaphore(name):
+        limit = self._limit(name)
+        if limit.free > 0 and not limit.waiting:  # a free slot: taken without a coroutine
+            limit.free -= 1
+        else:
+            await limit.wait()
+        try:
             try:  # call_with_retries, its first attempt inlined (one coroutine less per provider call)
                 return await fn()
             except TransientChannelError as error:
                 return await retry_after(name, fn, error, config=self.config.retry, sleep=self.clock.sleep)
+        finally:
+            limit.release()
 
     def _failed(self, work: _Work, action: Action, now: datetime, exc: BaseException) -> None:
         """Never guess after a failure: the policy looks again after ``retry_after_error``, and an in-doubt
