@@ -68,7 +68,7 @@ from .events import (
 )
 from .evidence.keys import Signer
 from .law.addresses import ADDRESS_BASIS
-from .lifecycle import TERMINAL, Task, TaskState, apply, fold, new_task
+from .lifecycle import TERMINAL, Task, TaskState, _builder, apply, fold, new_task
 from .model import ChannelKind, ConsentMethod, Contact, ContactKind, Dispatch, DispatchRecord, DispatchStatus
 from .plugins import PluginHost
 from .policy import Action, Decision, Emit, File, PolicyConfig, Poll, Reconcile, Route, SearchAddress, Send, decide
@@ -290,6 +290,9 @@ class _GCPause:
                 timer.cancel()
 
 
+_new_write = _builder(TaskWrite)  # TaskWrite(...) without attrs' __init__ (it has no validator to run)
+
+
 class _Limit:
     """At most ``n`` calls in flight (an asyncio.Semaphore whose uncontended acquire costs no coroutine: the
     engine takes a slot for every provider call)."""
@@ -363,7 +366,7 @@ class _Work:
             self.io = []
 
     def write(self, *, release: bool) -> TaskWrite:
-        return TaskWrite(
+        return _new_write(
             task_id=self.task.task_id,
             expected_version=self.base_version,
             events=tuple(self.events),

@@ -107,6 +107,21 @@ def _is_tuple(t: Any) -> bool:
     return typing.get_origin(t) is tuple
 
 
+def _is_variadic_tuple(t: Any) -> bool:
+    args = typing.get_args(t)
+    return typing.get_origin(t) is tuple and len(args) == 2 and args[1] is Ellipsis
+
+
+def _list_of(hook: Any) -> Any:
+    if hook is identity:
+        return list
+
+    def unstructure(values: Any) -> list[Any]:
+        return [hook(v) for v in values]
+
+    return unstructure
+
+
 def configure_converter(conv: cattrs.Converter) -> None:
     """Install delivery-sdk's wire rules on ``conv``."""
     conv.register_unstructure_hook(datetime, _dt_out)
@@ -120,6 +135,11 @@ def configure_converter(conv: cattrs.Converter) -> None:
     # ``X | None`` where X passes through as is (str, int...): pass it through too, so the generated
     # unstructure functions read the attribute inline instead of calling a wrapper per field.
     conv.register_unstructure_hook_factory(lambda t: _optional_identity(conv, t), lambda _: identity)
+    # ``tuple[X, ...]`` to a JSON array through one list comprehension (cattrs' hook feeds a generator to
+    # list(): two frames more per element list, and a request holds three of them).
+    conv.register_unstructure_hook_factory(
+        _is_variadic_tuple, lambda t: _list_of(conv.get_unstructure_hook(t.__args__[0]))
+    )
 
     # Generated per event class on first use: generating all of them at import costs ~10 ms.
     unstructure_fns: dict[type[Event], Any] = {}

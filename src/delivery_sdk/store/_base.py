@@ -52,7 +52,7 @@ class OutboxEntry:
     channel: str
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False)  # dict-based: the engine builds three per task through its dict
 class TaskWrite:
     """New events for one task, written only if the task is still at ``expected_version``."""
 
