@@ -30,7 +30,7 @@ from ._base import CommitResult, CreateResult, NewTask, OutboxEntry, TaskRow, Ta
 __all__ = ["MIGRATIONS", "SUPERVISION_BACKFILL", "SQLiteStore"]
 
 # The supervision columns of events written before migration 5 (or by a tool that wrote bodies only),
-# derived from the JSON bodies exactly as migration 2's virtual columns were; _supervision() is the same in
+# derived from the JSON bodies exactly as migration 2's virtual columns were; _SUPERVISION is the same in
 # Python for the rows the store writes.
 SUPERVISION_BACKFILL = """
     UPDATE events SET
@@ -174,16 +174,11 @@ _SUPERVISION: dict[str, Callable[[Any], Supervision]] = {
 }
 
 
-def _supervision(event: Event) -> Supervision:
-    derive = _SUPERVISION.get(event.TYPE)
-    return _NO_SUPERVISION if derive is None else derive(event)
-
-
 def _row(event: Event) -> tuple[str, str, bytes, Supervision]:
     """An event's ``at`` text, stored body, that body as bytes (the evidence leaf hashes them) and its
     supervision columns."""
     at, body = encode_event(event)
-    derive = _SUPERVISION.get(event.TYPE)  # _supervision, inlined (every event written runs this)
+    derive = _SUPERVISION.get(event.TYPE)
     return at, body.decode(), body, _NO_SUPERVISION if derive is None else derive(event)
 
 
