@@ -421,12 +421,6 @@ def _reducer(cls: type[Event]) -> Reducer:
     return _no_changes
 
 
-def _reduce(task: Task, event: Event) -> dict[str, object]:
-    """The non-state fields an event changes (state itself comes from TRANSITIONS)."""
-    cls = type(event)
-    return (_REDUCERS.get(cls) or _reducer(cls))(task, event)
-
-
 # Members the fold compares with, read once (a read through the enum class costs an attribute hook).
 _QUEUED, _SENT = DispatchStatus.QUEUED, DispatchStatus.SENT
 _DELIVERED, _READ = DispatchStatus.DELIVERED, DispatchStatus.READ
@@ -532,14 +526,6 @@ def _reduce_receipt(task: Task, record: DispatchRecord, event: Event) -> dict[st
             )
         return changes
     return {}
-
-
-def next_state(task: Task, event: Event) -> TaskState:
-    """The state ``task`` moves to on ``event``; raises :class:`IllegalTransition` if it may not."""
-    row = TRANSITIONS.get((task.state, event.TYPE))
-    if row is None:
-        raise IllegalTransition(task.state.value, event.TYPE, task.task_id)
-    return row if isinstance(row, TaskState) else row(task, event)
 
 
 def apply(task: Task, event: Event) -> Task:
