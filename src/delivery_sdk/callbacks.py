@@ -20,6 +20,11 @@ Three layers keep a callback from being recorded twice or forged:
    past layer 2 (a replay to another worker, an entry evicted from a full cache, a provider retrying with a
    fresh nonce) is recorded once.
 
+Past the three layers, the engine judges every receipt it parses (:mod:`delivery_sdk.trust`): a receipt
+about a dispatch that the channel it came through did not carry, or that channel cannot report, is
+refused (403, ``refused``), and one whose time is before the dispatch was queued or after now is not
+applied (422, ``implausible_time``; the task goes to needs-attention). Both are counted in supervision.
+
 The generic scheme (for adapters without ``verify_callback``, and for integrators' own pushes)::
 
     X-Delivery-Timestamp: <Unix seconds>
@@ -72,7 +77,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
-from ._exceptions import CallbackRejected, MalformedReceipt, UnknownChannel
+from ._exceptions import CallbackRejected, MalformedReceipt, StoreError, UnknownChannel, ValidationError
 
 if TYPE_CHECKING:
     from .channels import ChannelAdapter, Receipt
@@ -83,6 +88,8 @@ __all__ = [
     "HEADER_NONCE",
     "HEADER_SIGNATURE",
     "HEADER_TIMESTAMP",
+    "MAX_HEADER_BYTES",
+    "MAX_HEADER_FIELDS",
     "MAX_QUERY_FIELDS",
     "CallbackReceiver",
     "CallbackResponse",
@@ -95,7 +102,9 @@ __all__ = [
     "lower_headers",
     "parse_callback_with_query",
     "parse_query",
+    "require_secret",
     "sign_callback",
+    "signature_matches",
     "takes_query",
     "verify_hmac_sha256",
     "verify_signed_callback",
@@ -111,6 +120,12 @@ DEFAULT_MAX_BODY = 1 << 20  # 1 MiB: a delivery report is a few hundred bytes
 _NONCE = re.compile(r"[A-Za-z0-9_.:-]{1,128}", re.ASCII)
 _CHANNEL = re.compile(r"[A-Za-z0-9_.:-]{1,100}", re.ASCII)
 MAX_QUERY_FIELDS = 64  # a provider's query carries a handful of parameters
+MAX_HEADER_FIELDS = 128  # a provider's push carries a few dozen headers at most
+MAX_HEADER_BYTES = 64 * 1024  # names and values together
+MAX_SIGNATURE_LENGTH = 512  # a hex SHA-512 HMAC is 128 characters; anything much longer is not a signature
+MAX_TIMESTAMP_DIGITS = 16  # Unix milliseconds have 13 digits until the year 2286
+_DIGITS = re.compile(r"[0-9]+", re.ASCII)
+_BLANK = " \t\r\n"  # the whitespace a header value may be padded with (ASCII only)
 
 
 def lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -206,20 +221,59 @@ def hmac_sha256_hex(secret: bytes | str, *parts: bytes | str) -> str:
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
+def signature_matches(expected: str | bytes, given: str | bytes | None) -> bool:
+    """Whether ``given`` is the hex signature ``expected``, compared in constant time **as bytes**.
+
+    ``given`` comes from the request: it is stripped of ASCII blanks and lower-cased (hex is
+    case-insensitive). One that is missing, longer than :data:`MAX_SIGNATURE_LENGTH` or not ASCII does
+    not match (no hex digest is anything else, so it is forged); this never raises, unlike
+    ``hmac.compare_digest`` on a ``str`` that is not ASCII.
+    """
+    if given is None:
+        return False
+    if isinstance(given, str):
+        if not given.isascii():
+            return False
+        given = given.encode("ascii")
+    if not isinstance(given, bytes | bytearray) or len(given) > MAX_SIGNATURE_LENGTH:
+        return False
+    given = bytes(given).strip(_BLANK.encode()).lower()
+    if isinstance(expected, str):
+        if not expected.isascii():
+            return False
+        expected = expected.encode("ascii")
+    return bool(given) and hmac.compare_digest(bytes(expected).lower(), given)
+
+
 def verify_hmac_sha256(secret: bytes | str, signature: str | None, *parts: bytes | str) -> None:
-    """Raise ``CallbackRejected("forged")`` unless ``signature`` is the HMAC of ``parts`` (constant time)."""
+    """Raise ``CallbackRejected("forged")`` unless ``signature`` is the hex HMAC-SHA256 of ``parts``.
+
+    Compared in constant time as bytes (:func:`signature_matches`): a signature that is not ASCII, or a
+    signed field that is not encodable text (a lone surrogate), is ``forged``, never an exception. An empty
+    ``secret`` is refused as ``unsigned`` (anyone can compute an HMAC under the empty key).
+    """
+    if not secret:
+        raise CallbackRejected("unsigned", "no callback secret is configured")
     if not signature:
         raise CallbackRejected("forged", "no signature")
-    expected = hmac_sha256_hex(secret, *parts)
-    if not hmac.compare_digest(expected, signature.strip().lower()):
+    try:
+        expected = hmac_sha256_hex(secret, *parts)
+    except UnicodeEncodeError:
+        raise CallbackRejected("forged", "a signed field is not text") from None
+    if not signature_matches(expected, signature):
         raise CallbackRejected("forged", "signature does not match")
 
 
 def check_timestamp(value: str | None, now: datetime, window: timedelta = DEFAULT_WINDOW) -> datetime:
-    """Parse a callback timestamp (Unix seconds or milliseconds) and refuse one outside ``now ± window``."""
-    if value is None or not value.strip().isdigit():
+    """Parse a callback timestamp (Unix seconds or milliseconds) and refuse one outside ``now ± window``.
+
+    Only ASCII digits count (``str.isdigit`` also takes ``"١٢٣"`` and ``"²"``), at most
+    :data:`MAX_TIMESTAMP_DIGITS` of them, optionally padded with ASCII blanks; anything else is ``forged``.
+    """
+    text = value.strip(_BLANK) if isinstance(value, str) else ""
+    if not 0 < len(text) <= MAX_TIMESTAMP_DIGITS or not _DIGITS.fullmatch(text):
         raise CallbackRejected("forged", "missing or unreadable timestamp")
-    number = int(value.strip())
+    number = int(text)
     if number > 10**11:  # milliseconds
         number //= 1000
     try:
@@ -237,13 +291,37 @@ Secret = bytes | str
 Secrets = Secret | Sequence[Secret]
 
 
-def _secret_list(value: Secrets) -> list[Secret]:
+def require_secret(value: object, what: str) -> Secret:
+    """``value`` if it can key an HMAC: a ``str`` or ``bytes`` with something besides whitespace.
+
+    Otherwise raises :class:`~delivery_sdk.ValidationError` (a ``ValueError``) naming ``what`` (the
+    setting, say ``"callback_secret"`` or an environment variable) and how to fix it, never the value.
+    Adapters call it in their constructors, so an empty secret fails at start-up rather than on every
+    callback (or, worse, verifies signatures anyone can make under the empty key).
+    """
+    if not isinstance(value, str | bytes):
+        raise ValidationError(
+            f"{what} must be a non-empty str or bytes, not {type(value).__name__}: "
+            "set it to the secret the provider signs its callbacks with"
+        )
+    if not value.strip():
+        raise ValidationError(
+            f"{what} is empty: set it to the secret the provider signs its callbacks with "
+            "(a long random string, the same on both sides); an empty key would let anyone sign"
+        )
+    return value
+
+
+def _secret_list(value: Secrets, what: str = "a callback secret") -> list[Secret]:
     if isinstance(value, str | bytes):
-        return [value]
-    items = list(value)
-    if not items or not all(isinstance(s, str | bytes) and s for s in items):
-        raise ValueError("a callback secret must be a non-empty str or bytes, or a non-empty sequence of them")
-    return items
+        return [require_secret(value, what)]
+    try:
+        items: list[object] = list(value)
+    except TypeError:
+        items = [value]  # not a sequence: require_secret says what it is
+    if not items:
+        raise ValidationError(f"{what}: give a non-empty str or bytes, or a non-empty sequence of them")
+    return [require_secret(item, what) for item in items]
 
 
 def sign_callback(
@@ -363,8 +441,9 @@ class CallbackResponse:
     """What to answer the provider: an HTTP status and a JSON body without personal data.
 
     ``reason`` says why a callback was refused (``forged``, ``stale``, ``replayed``, ``unsigned``,
-    ``unknown_channel``, ``malformed``, ``too_large``); it is for logs and tests, the body does not carry
-    it beyond a generic error.
+    ``unknown_channel``, ``malformed``, ``too_large``; ``refused`` and ``implausible_time`` for receipts the
+    engine would not apply; ``store_unavailable`` and ``internal`` for 5xx answers); it is for logs and
+    tests, the body does not carry it beyond a generic error.
     """
 
     status: int
@@ -376,6 +455,48 @@ class CallbackResponse:
 
 
 _REJECTED_STATUS = {"unknown_channel": 403}
+
+
+def _where(exc: BaseException) -> str:
+    """Where ``exc`` was raised (``file.py:line in function``): for logs, without its message."""
+    tb = exc.__traceback__
+    if tb is None:
+        return "unknown place"
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    code = tb.tb_frame.f_code
+    return f"{code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno} in {code.co_name}"
+
+
+def _malformed(channel: object, why: str) -> CallbackResponse:
+    log.warning("callback on channel %r is malformed: %s", str(channel)[:100], why)
+    return CallbackResponse(status=400, body={"error": "malformed"}, reason="malformed")
+
+
+def _unavailable(reason: str) -> CallbackResponse:
+    return CallbackResponse(status=503, body={"error": "unavailable"}, reason=reason)
+
+
+def _checked_headers(headers: object) -> dict[str, str]:
+    """The request's headers as a plain ``dict`` of text (names as given; ``bytes`` decoded as Latin-1, as
+    HTTP carries them), or ``ValueError`` for more than :data:`MAX_HEADER_FIELDS` of them, more than
+    :data:`MAX_HEADER_BYTES` characters in all, or a name or value that is neither text nor bytes."""
+    if not isinstance(headers, Mapping):
+        raise ValueError("the headers are not a mapping")
+    checked: dict[str, str] = {}
+    size = 0
+    for name, value in headers.items():
+        if len(checked) >= MAX_HEADER_FIELDS:
+            raise ValueError(f"more than {MAX_HEADER_FIELDS} headers")
+        name = name.decode("latin-1") if isinstance(name, bytes) else name
+        value = value.decode("latin-1") if isinstance(value, bytes) else value
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise ValueError("a header name or value is neither text nor bytes")
+        size += len(name) + len(value)
+        if size > MAX_HEADER_BYTES:
+            raise ValueError(f"the headers exceed {MAX_HEADER_BYTES} characters")
+        checked[name] = value
+    return checked
 
 
 def _engine_of(target: object) -> Engine:
@@ -420,7 +541,10 @@ class CallbackReceiver:
         if max_body < 1:
             raise ValueError("max_body must be at least 1 byte")
         self.engine = _engine_of(target)
-        self.secrets: dict[str, list[Secret]] = {name: _secret_list(value) for name, value in (secrets or {}).items()}
+        self.secrets: dict[str, list[Secret]] = {
+            name: _secret_list(value, f"the callback secret of channel {name!r}")
+            for name, value in (secrets or {}).items()
+        }
         self.window = window
         self.replay: ReplayGuard = replay if replay is not None else ReplayCache(retention=2 * window)
         self.clock: Clock = clock or self.engine.clock
@@ -466,33 +590,91 @@ class CallbackReceiver:
         return f"{channel}\n{key}"
 
     def handle(self, channel: str, headers: Mapping[str, str], body: bytes, *, query: Query = None) -> CallbackResponse:
-        """Verify ``body`` as a callback on ``channel`` and ingest its receipts; never raises for bad input.
+        """Verify ``body`` as a callback on ``channel`` and ingest its receipts; never raises.
 
         ``query`` is the request's URL query (a mapping or the raw query string), for adapters that declare
         a ``query`` parameter (see the module docstring); a malformed one is answered 400.
+
+        Whatever the request holds, the answer is a :class:`CallbackResponse`: 413 (too large), 400
+        (malformed: unusable headers, query or payload), 401/403 (refused: see ``reason``), 200, or 503
+        when the store or the replay guard is unavailable (nothing was recorded: the provider should retry).
+        An adapter's ``verify_callback`` that raises ``MalformedReceipt`` (a signed payload whose replay key
+        cannot be read) counts as ``malformed``, anything else but ``CallbackRejected`` as ``forged`` (what
+        cannot be verified is not trusted); its ``parse_callback`` raising anything counts as ``malformed``.
+        Only the exception's type and where it was raised are logged, never its message (it may quote the
+        payload). A bug in the SDK itself answers 500, logged the same way.
         """
+        name = channel[:100] if isinstance(channel, str) else f"<{type(channel).__name__}>"
+        try:
+            return self._handle(channel, headers, body, query)
+        except Exception as exc:  # the last line: an SDK bug, never a traceback to the provider
+            log.error("callback on channel %r failed: %s (%s)", name, type(exc).__name__, _where(exc))
+            return CallbackResponse(status=500, body={"error": "internal"}, reason="internal")
+
+    def _handle(self, channel: object, raw_headers: object, raw_body: object, query: Query) -> CallbackResponse:
+        # typed callers pass str, a mapping and bytes; an ASGI bridge or a framework might not: check, never trust
+        if isinstance(raw_body, bytearray | memoryview):
+            raw_body = bytes(raw_body)
+        if not isinstance(raw_body, bytes):
+            return _malformed(channel, "the body is not bytes")
+        body = raw_body
         if len(body) > self.max_body:
             return CallbackResponse(status=413, body={"error": "payload_too_large"}, reason="too_large")
+        if not isinstance(channel, str) or not _CHANNEL.fullmatch(channel):
+            return self._rejected(str(channel)[:100], CallbackRejected("unknown_channel", "not a channel name"))
+        try:
+            headers = _checked_headers(raw_headers)
+        except ValueError as exc:
+            return _malformed(channel, str(exc))
         try:
             params = parse_query(query)
         except (ValueError, TypeError) as exc:
-            log.warning("callback on channel %r has an unusable query: %s", channel[:100], exc)
-            return CallbackResponse(status=400, body={"error": "malformed"}, reason="malformed")
+            return _malformed(channel, f"unusable query: {exc}")
         now = self.clock.now()
         try:
             replay_key = self._verify(channel, headers, body, now, params)
         except CallbackRejected as exc:
             return self._rejected(channel, exc)
-        if not self.replay.claim(replay_key, now):
+        except (MalformedReceipt, ValidationError) as exc:  # signed, but its replay key cannot be read
+            return _malformed(channel, f"verify_callback raised {type(exc).__name__}")
+        except Exception as exc:  # the adapter could not verify it: not trusted
+            log.warning(
+                "callback on channel %r: verify_callback raised %s (%s); refused as forged",
+                channel,
+                type(exc).__name__,
+                _where(exc),
+            )
+            return CallbackResponse(status=401, body={"error": "rejected"}, reason="forged")
+        try:
+            fresh = self.replay.claim(replay_key, now)
+        except Exception as exc:
+            log.error("callback on channel %r: the replay guard failed (%s)", channel, type(exc).__name__)
+            return _unavailable("replay_guard_unavailable")
+        if not fresh:
             return self._rejected(channel, CallbackRejected("replayed", "seen within the window"))
         try:
             response = self._ingest(channel, headers, body, params)
+        except StoreError as exc:
+            # The SDK cannot record what the provider told it: a 5xx, so the provider retries (a 4xx would
+            # make it give up, and the fact would be lost). Not a traceback: the type is logged.
+            self._release(replay_key)
+            log.error("callback on channel %r not recorded: the store failed (%s)", channel, type(exc).__name__)
+            return _unavailable("store_unavailable")
+        except (MalformedReceipt, ValidationError) as exc:
+            self._release(replay_key)
+            return _malformed(channel, f"{type(exc).__name__} while ingesting")
         except BaseException:
-            self.replay.release(replay_key)  # not processed: the provider's retry must get through
+            self._release(replay_key)  # not processed: the provider's retry must get through
             raise
         if response.status != 200:
-            self.replay.release(replay_key)
+            self._release(replay_key)
         return response
+
+    def _release(self, replay_key: str) -> None:
+        try:
+            self.replay.release(replay_key)
+        except Exception as exc:  # a shared guard that is down: the key expires on its own
+            log.error("could not release a replay key (%s)", type(exc).__name__)
 
     async def ahandle(
         self, channel: str, headers: Mapping[str, str], body: bytes, *, query: Query = None
@@ -514,13 +696,34 @@ class CallbackReceiver:
         except Exception as exc:  # a parser that tripped over odd input: the payload is at fault
             log.warning("callback on channel %r could not be parsed (%s)", channel, type(exc).__name__)
             return CallbackResponse(status=400, body={"error": "malformed"}, reason="malformed")
+        # Every receipt is ingested on its own: one the engine refuses (not from the dispatch's own adapter, or
+        # with a time outside the dispatch's life) changes nothing, and the others of the same push, which
+        # their own adapter reported, are recorded as usual. The provider hears of a refusal by a 4xx: 403
+        # when any receipt was refused for its provenance (an attack, or a misconfigured channel), else 422
+        # when any claimed an implausible time. Both are counted in the store (supervision).
         counts = dict.fromkeys(("recorded", "duplicate", "late", "unknown_dispatch"), 0)
+        refused = dict.fromkeys(("refused", "implausible_time"), 0)
         for receipt in receipts:
             outcome = self.engine.ingest(receipt, channel=channel).outcome
             if outcome in (IngestOutcome.ACCEPTED, IngestOutcome.OUT_OF_ORDER):
                 counts["recorded"] += 1
+            elif outcome in (IngestOutcome.REFUSED, IngestOutcome.IMPLAUSIBLE_TIME):
+                refused[outcome.value] += 1
             else:
                 counts[outcome.value] += 1
+        if refused["refused"] or refused["implausible_time"]:
+            why = "refused" if refused["refused"] else "implausible_time"
+            log.warning(
+                "callback on channel %r: %d receipt(s) refused, %d with an implausible time",
+                channel,
+                refused["refused"],
+                refused["implausible_time"],
+            )
+            return CallbackResponse(
+                status=403 if why == "refused" else 422,
+                body={"error": why, "receipts": len(receipts), **counts, **refused},
+                reason=why,
+            )
         return CallbackResponse(status=200, body={"ok": True, "receipts": len(receipts), **counts})
 
 
@@ -587,13 +790,23 @@ def asgi_app(receiver: CallbackReceiver, *, prefix: str = "/callbacks") -> ASGIA
         if scope["method"] != "POST":
             await _respond(send, 405, b'{"error":"method_not_allowed"}', [(b"allow", b"POST")])
             return
-        headers: dict[str, str] = {}
-        for raw_name, raw_value in scope["headers"]:
-            headers[raw_name.decode("latin-1").lower()] = raw_value.decode("latin-1")
-        declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > receiver.max_body:
-            await _respond(send, 413, b'{"error":"payload_too_large"}', [(b"connection", b"close")])
+        raw_headers = scope.get("headers") or []
+        if len(raw_headers) > MAX_HEADER_FIELDS:
+            await _respond(send, 400, b'{"error":"malformed"}', [(b"connection", b"close")])
             return
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in raw_headers:
+            # latin-1 decodes any bytes: a header can never make this fail (a name given twice: the last wins)
+            headers[bytes(raw_name).decode("latin-1").lower()] = bytes(raw_value).decode("latin-1")
+        declared = headers.get("content-length")
+        if declared is not None:
+            length = declared.strip(_BLANK)
+            if not _DIGITS.fullmatch(length):  # "²" and "١٢" are str.isdigit() but no length
+                await _respond(send, 400, b'{"error":"malformed"}', [(b"connection", b"close")])
+                return
+            if len(length) > 18 or int(length) > receiver.max_body:  # 18 digits: no int() of a huge string
+                await _respond(send, 413, b'{"error":"payload_too_large"}', [(b"connection", b"close")])
+                return
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -612,10 +825,11 @@ def asgi_app(receiver: CallbackReceiver, *, prefix: str = "/callbacks") -> ASGIA
             response = await receiver.ahandle(
                 channel, headers, b"".join(chunks), query=bytes(scope.get("query_string") or b"")
             )
-        except Exception:
-            log.exception("callback on channel %r failed while it was ingested", channel[:100])
+        except Exception as exc:  # handle never raises; should it ever, no traceback leaves this app
+            log.error("callback on channel %r failed: %s (%s)", channel[:100], type(exc).__name__, _where(exc))
             await _respond(send, 500, b'{"error":"internal"}')
             return
-        await _respond(send, response.status, response.json())
+        extra = [(b"retry-after", b"5")] if response.status == 503 else []
+        await _respond(send, response.status, response.json(), extra)
 
     return app

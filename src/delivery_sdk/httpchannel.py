@@ -8,7 +8,22 @@ and an integrator's own adapter should too, so that every adapter fails the same
   :mod:`delivery_sdk.retry` and, when a send stays in doubt, asks the provider's status instead of
   sending again) or a permanent :class:`~delivery_sdk.ChannelError` (any other 4xx);
 - :func:`translate_errors` does the same for transport errors raised by httpx;
-- :class:`RateLimiter` is an asyncio token bucket for a provider's per-channel rate limit.
+- :class:`RateLimiter` is an asyncio token bucket for a provider's per-channel rate limit;
+- :func:`redact_url` and :class:`RedactSecretsFilter` keep credentials that a provider insists on in the
+  URL (``access_token``, ``secret``, ``sign``...) out of log lines.
+
+**Secrets and logs.** httpx logs every request line at INFO (``HTTP Request: POST https://... "HTTP/1.1 200
+OK"``), URL and query included. An adapter must therefore never put a secret in a URL where the provider
+offers another way (a header, a JSON body: the WeChat plugin fetches its token by POST and adds the access
+token below httpx's log, in its own transport). For URLs that must carry one, :class:`RedactSecretsFilter`
+rewrites such query parameters to ``REDACTED`` in log records. It is **opt-in**: a library must not change
+its host's logging behind its back, so delivery-sdk never attaches it itself. Attach it where your
+application configures logging, to the *handlers* (a filter on a handler sees every record it emits,
+including those propagated from ``httpx`` and ``httpcore``)::
+
+    from delivery_sdk.httpchannel import RedactSecretsFilter
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactSecretsFilter())
 """
 
 from __future__ import annotations
@@ -16,6 +31,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -24,9 +41,77 @@ import httpx
 
 from ._exceptions import ChannelError, TransientChannelError
 
-__all__ = ["RateLimiter", "check_base_url", "check_response", "parse_retry_after", "translate_errors"]
+__all__ = [
+    "SECRET_QUERY_PARAMETERS",
+    "RateLimiter",
+    "RedactSecretsFilter",
+    "check_base_url",
+    "check_response",
+    "parse_retry_after",
+    "redact_url",
+    "translate_errors",
+]
+
+SECRET_QUERY_PARAMETERS = re.compile(
+    r"(?:access|refresh|id)?_?token|(?:app|client)?_?secret|secret_?key|sign(?:ature)?|sig|"
+    r"password|passwd|pwd|api_?key|access_?key(?:_?secret)?|auth(?:orization)?|credential|ticket|code",
+    re.IGNORECASE,
+)
+"""Query parameter names whose values :func:`redact_url` hides (matched in full, case-insensitively)."""
+
+_QUERY_PAIR = re.compile(r"(?P<sep>[?&;])(?P<name>[^=&#\s\"'<>]{1,64})=(?P<value>[^&#\s\"'<>]*)")
+REDACTED = "REDACTED"
 
 _TRANSIENT_STATUS = frozenset({408, 425, 429})
+
+
+def redact_url(text: str, names: re.Pattern[str] = SECRET_QUERY_PARAMETERS) -> str:
+    """``text`` with the value of every query parameter named like a secret replaced by ``REDACTED``.
+
+    Works on a bare URL or any text holding URLs (a log line): ``...send?access_token=AT12&x=1`` becomes
+    ``...send?access_token=REDACTED&x=1``. Names are matched in full against ``names``
+    (:data:`SECRET_QUERY_PARAMETERS`: ``access_token``, ``secret``, ``sign``, ``signature``, ``api_key``...).
+    """
+
+    def hide(match: re.Match[str]) -> str:
+        if not names.fullmatch(match["name"]) or not match["value"]:
+            return match[0]
+        return f"{match['sep']}{match['name']}={REDACTED}"
+
+    return _QUERY_PAIR.sub(hide, text)
+
+
+class RedactSecretsFilter(logging.Filter):
+    """A logging filter that hides secret-looking query parameters (:func:`redact_url`) in the records of
+    the loggers named in ``loggers`` (default ``httpx`` and ``httpcore``, and their children; ``None``: every
+    record). It formats the record's message with its arguments, redacts, and keeps the result as the
+    message (``args`` emptied); a record it does not touch is passed on unchanged. It never drops a record.
+
+    Opt-in (see the module docstring): attach it to your handlers, or to a logger of your own; delivery-sdk
+    never installs it process-wide.
+    """
+
+    def __init__(
+        self, loggers: tuple[str, ...] | None = ("httpx", "httpcore"), names: re.Pattern[str] = SECRET_QUERY_PARAMETERS
+    ) -> None:
+        super().__init__()
+        self.loggers = loggers
+        self.names = names
+
+    def _applies(self, name: str) -> bool:
+        return self.loggers is None or any(name == n or name.startswith(n + ".") for n in self.loggers)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._applies(record.name):
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a record whose arguments do not format: leave it to the handler's own error path
+            return True
+        redacted = redact_url(message, self.names)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
 
 
 def check_base_url(base_url: str, *, what: str = "base_url") -> str:

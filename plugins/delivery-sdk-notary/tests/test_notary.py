@@ -588,3 +588,17 @@ def test_the_env_plugin_is_configured_from_the_environment(server: NotaryServer,
         assert queue.exists()
     finally:
         plugin.close()
+
+
+def test_no_secret_or_personal_data_in_any_log_record_at_debug(server: NotaryServer, queue: Path) -> None:
+    """Every logger at DEBUG (httpx and httpcore included): a checkpoint anchored, then one kept queued
+    through an outage, log no API key, phone number, ID number or address."""
+    from delivery_sdk.testing.logcheck import LogLeakCheck
+
+    with LogLeakCheck(secrets=[TOKEN, ID_NUMBER, NAME], addresses=[HOME]) as check:
+        with _anchor(server.url, queue) as anchor:
+            assert anchor.delivery_record_evidence(cp(5))
+        with _anchor(_dead_url(), queue, attempts=2) as anchor:
+            assert not anchor.delivery_record_evidence(cp(6))
+    assert any(r.name.startswith("httpx") for r in check.records)
+    assert check.leaks() == []

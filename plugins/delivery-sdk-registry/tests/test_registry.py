@@ -677,3 +677,24 @@ def test_equally_ranked_registry_addresses_go_to_a_person(server: RegistryServer
 
     asyncio.run(scenario())
     assert server.errors == []
+
+
+def test_no_secret_or_personal_data_in_any_log_record_at_debug() -> None:
+    """Every logger at DEBUG (httpx's request lines and httpcore's traces included): lookups that succeed,
+    are retried after a 5xx, are refused, and find nothing log no token, name, address, phone or ID number."""
+    from delivery_sdk.testing.logcheck import LogLeakCheck
+
+    with (
+        RegistryServer(expect_id_number=ID_NUMBER) as server,
+        LogLeakCheck(secrets=[TOKEN, ID_NUMBER, NAME], addresses=[HOME, YICHANG, XIANGYANG]) as check,
+    ):
+        lookup = _lookup(server, send_id_number=True)
+        assert lookup.delivery_address_candidates(_party(), KNOWN)
+        server.script.append(("status", 503, {}))
+        assert lookup.delivery_address_candidates(_party(), KNOWN)
+        server.script.append(("status", 403, {}))
+        assert lookup.delivery_address_candidates(_party(), KNOWN) == []
+        server.script.append(("raw", b'{"candidates": [{"address": "' + HOME.encode() + b'", "x": 1}'))
+        lookup.delivery_address_candidates(_party(), KNOWN)
+    assert any(r.name.startswith("httpx") for r in check.records)  # the lookups were logged, and checked
+    assert check.leaks() == []

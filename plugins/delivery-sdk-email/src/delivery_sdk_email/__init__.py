@@ -77,6 +77,16 @@ ENV_PREFIX = "DELIVERY_SDK_EMAIL_"
 DEFAULT_SENT_LOG = "./delivery-sdk-email-sent.sqlite3"
 
 
+def _optional_secret(env: Mapping[str, str], key: str) -> str | None:
+    """A secret variable: unset means none; set but blank is a mistake (an unexpanded ``${...}``, say)."""
+    value = env.get(ENV_PREFIX + key)
+    if value is None:
+        return None
+    if not value.strip():
+        raise ValueError(f"{ENV_PREFIX}{key} is set but empty: set it to the secret, or unset it")
+    return value.strip()
+
+
 def channel_from_env(environ: Mapping[str, str] | None = None) -> EmailChannel | None:
     """The channel the ``DELIVERY_SDK_EMAIL_*`` variables describe, or ``None`` when ``..._HOST`` is unset.
 
@@ -123,7 +133,7 @@ def channel_from_env(environ: Mapping[str, str] | None = None) -> EmailChannel |
             mode=mode,  # type: ignore[arg-type]  # checked above
             link_template=get("LINK_TEMPLATE"),
             link_secret=get("LINK_SECRET"),
-            callback_secret=get("CALLBACK_SECRET"),
+            callback_secret=_optional_secret(env, "CALLBACK_SECRET"),
             rate=float(rate) if rate else None,
             timeout=float(timeout) if timeout else 30.0,
         )

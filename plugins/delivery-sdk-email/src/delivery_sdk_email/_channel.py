@@ -33,7 +33,7 @@ from delivery_sdk import (
     SystemClock,
     TransientChannelError,
 )
-from delivery_sdk.callbacks import check_timestamp, link_token, lower_headers, verify_hmac_sha256
+from delivery_sdk.callbacks import check_timestamp, link_token, lower_headers, require_secret, verify_hmac_sha256
 from delivery_sdk.httpchannel import RateLimiter
 from delivery_sdk.model import mask
 
@@ -139,6 +139,8 @@ class EmailChannel(BaseChannel):
                 raise ValueError("link_template must contain {token} and no other {field}")
             if not link_secret:
                 raise ValueError("link_template needs link_secret (the key of the opaque token)")
+        if callback_secret is not None:
+            require_secret(callback_secret, "callback_secret")  # None: no pushes; empty: a mistake
         if (username is None) != (password is None):
             raise ValueError("give both username and password for SMTP AUTH, or neither")
         if timeout <= 0 or max_attachment_bytes < 0:
@@ -220,7 +222,7 @@ class EmailChannel(BaseChannel):
         return bounce_receipts(bounce, now=self.clock.now())
 
     def verify_callback(self, headers: Mapping[str, str], body: bytes, now: datetime) -> str:
-        """Check a pushed bounce's signature and timestamp; return its replay key.
+        """Check a pushed bounce's signature, then its timestamp; return its replay key.
 
         The forwarder (the process that reads the bounce mailbox) signs each push with the
         ``callback_secret``: ``X-Delivery-Timestamp`` (Unix seconds), ``X-Delivery-Nonce`` (unique per push)
@@ -234,8 +236,9 @@ class EmailChannel(BaseChannel):
         nonce = h.get("x-delivery-nonce", "").strip()
         if not nonce or len(nonce) > 128:
             raise CallbackRejected("forged", "missing or oversized nonce")
-        check_timestamp(timestamp, now, self.callback_window)
+        # the signature first: nothing of the push (its timestamp included) is interpreted before it holds
         verify_hmac_sha256(self._callback_secret, h.get("x-delivery-signature"), timestamp or "", nonce, body)
+        check_timestamp(timestamp, now, self.callback_window)
         return f"nonce:{nonce}"
 
     async def aclose(self) -> None:

@@ -80,7 +80,7 @@ from delivery_sdk import (
     StatusReport,
     hookimpl,
 )
-from delivery_sdk.callbacks import check_timestamp, lower_headers, verify_hmac_sha256
+from delivery_sdk.callbacks import check_timestamp, lower_headers, require_secret, verify_hmac_sha256
 from delivery_sdk.httpchannel import RateLimiter, check_base_url, check_response, translate_errors
 from delivery_sdk.model import mask
 
@@ -245,6 +245,8 @@ class EmsCarrier(BaseChannel):
             raise ValueError("the carrier needs a token (DELIVERY_SDK_EMS_TOKEN)")
         if timeout <= 0:
             raise ValueError("timeout must be positive")
+        if callback_secret is not None:  # None: pushes are refused as unsigned; empty: a mistake
+            require_secret(callback_secret, f"callback_secret ({ENV_CALLBACK_SECRET})")
         self.name = name
         self.base_url = base_url.rstrip("/")
         self.sender = sender
@@ -406,6 +408,16 @@ class EmsCarrier(BaseChannel):
         return traces_to_receipts(order_no, waybill, payload.get("traces"))
 
 
+def _optional_secret(env: Mapping[str, str], variable: str) -> str | None:
+    """A secret variable: unset means none; set but blank is a mistake (an unexpanded ``${...}``, say)."""
+    value = env.get(variable)
+    if value is None:
+        return None
+    if not value.strip():
+        raise ValueError(f"{variable} is set but empty: set it to the carrier's push secret, or unset it")
+    return value
+
+
 class EnvEmsPlugin:
     """The entry-point plugin: registers an :class:`EmsCarrier` configured from the environment, or nothing.
 
@@ -432,7 +444,7 @@ class EnvEmsPlugin:
             url,
             token=env.get(ENV_TOKEN, ""),
             partner_id=env.get(ENV_PARTNER) or None,
-            callback_secret=env.get(ENV_CALLBACK_SECRET) or None,
+            callback_secret=_optional_secret(env, ENV_CALLBACK_SECRET),
             sender=Sender(address=address, phone=phone) if address and phone else None,
             name=env.get(ENV_NAME) or "ems",
             rate=float(rate) if rate else None,

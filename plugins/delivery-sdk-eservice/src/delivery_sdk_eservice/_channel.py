@@ -31,7 +31,7 @@ from delivery_sdk import (
     StatusReport,
     TransientChannelError,
 )
-from delivery_sdk.callbacks import check_timestamp, hmac_sha256_hex, lower_headers, verify_hmac_sha256
+from delivery_sdk.callbacks import check_timestamp, hmac_sha256_hex, lower_headers, require_secret, verify_hmac_sha256
 from delivery_sdk.httpchannel import RateLimiter, check_base_url, check_response, translate_errors
 from delivery_sdk.model import mask
 
@@ -114,6 +114,7 @@ class EServiceChannel(BaseChannel):
         base_url = check_base_url(base_url)
         if not app_key or not app_secret:
             raise ValueError("app_key and app_secret are required (the platform signs both ways)")
+        require_secret(app_secret, "app_secret")  # ValidationError (a ValueError) when blank
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         self.name = name
@@ -259,13 +260,17 @@ class EServiceChannel(BaseChannel):
         )
 
     def verify_callback(self, headers: Mapping[str, str], body: bytes, now: datetime) -> str:
-        """Check a callback's app key, timestamp and signature; return the platform's event id (replay key)."""
+        """Check a callback's app key, signature, then timestamp; return the platform's event id (replay key).
+
+        Nothing of the callback is interpreted before its signature holds: not the timestamp, not the body
+        (whose event id is the replay key; a signed body without one is ``MalformedReceipt``).
+        """
         h = lower_headers(headers)
         if h.get("x-app-key") != self.app_key:
             raise CallbackRejected("forged", "unknown app key")
         timestamp = h.get("x-timestamp")
-        check_timestamp(timestamp, now, self.callback_window)
         verify_hmac_sha256(self._secret, h.get("x-signature"), timestamp or "", h.get("x-nonce", ""), body)
+        check_timestamp(timestamp, now, self.callback_window)
         event = self._event_body(body)
         return str(event["event_id"])
 

@@ -78,7 +78,7 @@ from delivery_sdk import (
     UnsendableDispatch,
     hookimpl,
 )
-from delivery_sdk.callbacks import verify_signed_callback
+from delivery_sdk.callbacks import require_secret, verify_signed_callback
 from delivery_sdk.clock import Clock, SystemClock
 from delivery_sdk.httpchannel import RateLimiter, check_base_url, check_response, translate_errors
 from delivery_sdk.printing.batch import BatchSpool, Manifest
@@ -152,7 +152,8 @@ def events_to_receipts(dispatch_id: str, events: Any) -> list[Receipt]:
         event_id = item.get("event_id")
         if not isinstance(event_id, str) or not _CODE.fullmatch(event_id):
             raise MalformedReceipt("a centre event needs an 'event_id' of 1-200 letters, digits or _.:-")
-        kind = EVENT_KINDS.get(item.get("type"))  # type: ignore[arg-type]
+        event_type = item.get("type")
+        kind = EVENT_KINDS.get(event_type) if isinstance(event_type, str) else None  # a list is no type
         if kind is None:
             continue  # progress without legal effect (queued, reprinted...)
         waybill = item.get("waybill") if kind is ReceiptKind.MAILED else None
@@ -251,6 +252,10 @@ class HttpPrintCentre(BaseChannel):
         base = check_base_url(base, what=f"print centre {config.centre_id!r}: the endpoint")
         if not token:
             raise ValueError(f"print centre {config.centre_id!r} needs a token ({ENV_TOKEN})")
+        if callback_secret is not None:  # None: pushes are refused as unsigned; empty: a mistake
+            require_secret(
+                callback_secret, f"print centre {config.centre_id!r}: callback_secret ({ENV_CALLBACK_SECRET})"
+            )
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         if down_after < timedelta(0):
@@ -570,6 +575,16 @@ def _duration(value: str, what: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+def _optional_secret(env: Mapping[str, str], variable: str) -> str | None:
+    """A secret variable: unset means none; set but blank is a mistake (an unexpanded ``${...}``, say)."""
+    value = env.get(variable)
+    if value is None:
+        return None
+    if not value.strip():
+        raise ValueError(f"{variable} is set but empty: set it to the centres' push secret, or unset it")
+    return value
+
+
 class EnvPrintCentrePlugin:
     """The entry-point plugin: registers one :class:`HttpPrintCentre` per centre with an ``endpoint``.
 
@@ -614,7 +629,7 @@ class EnvPrintCentrePlugin:
                 spool=spool,
                 renderer=renderer,
                 token=env.get(ENV_TOKEN, ""),
-                callback_secret=env.get(ENV_CALLBACK_SECRET) or None,
+                callback_secret=_optional_secret(env, ENV_CALLBACK_SECRET),
                 clock=clock,
                 rate=float(rate) if rate else None,
                 down_after=_duration(down_after, ENV_DOWN_AFTER) if down_after else timedelta(minutes=30),

@@ -62,7 +62,14 @@ from delivery_sdk import (
     TransientChannelError,
     hookimpl,
 )
-from delivery_sdk.callbacks import check_timestamp, hmac_sha256_hex, link_token, lower_headers, verify_hmac_sha256
+from delivery_sdk.callbacks import (
+    check_timestamp,
+    hmac_sha256_hex,
+    link_token,
+    lower_headers,
+    require_secret,
+    verify_hmac_sha256,
+)
 from delivery_sdk.httpchannel import RateLimiter, check_base_url, check_response, parse_retry_after, translate_errors
 
 __all__ = [
@@ -216,10 +223,10 @@ class SmsChannel(BaseChannel):
             ("access_key_secret", access_key_secret),
             ("sign_name", sign_name),
             ("template_code", template_code),
-            ("callback_secret", callback_secret),
         ):
             if not value:
                 raise ValueError(f"{what} must not be empty")
+        require_secret(callback_secret, "callback_secret")  # ValidationError (a ValueError) when empty
         if "{token}" not in link_template:
             raise ValueError("link_template must contain '{token}', e.g. 'https://court.example/s/{token}'")
         if timeout <= 0 or max_connections < 1 or callback_window <= 0:
@@ -352,7 +359,10 @@ class SmsChannel(BaseChannel):
         )
 
     def verify_callback(self, headers: Mapping[str, str], body: bytes, now: datetime) -> str:
-        """Check a delivery report's signature and timestamp; return its nonce (the replay key)."""
+        """Check a delivery report's signature, then its timestamp; return its nonce (the replay key).
+
+        The body is not read here: nothing of a callback is interpreted before its signature holds.
+        """
         h = lower_headers(headers)
         timestamp, nonce = h.get(H_TIMESTAMP.lower(), ""), h.get(H_NONCE.lower(), "")
         if not nonce or len(nonce) > 128:

@@ -2,7 +2,8 @@
 
 WeChat's own request and response shapes (see ``docs/plugins/wechat.md``)::
 
-    GET  /cgi-bin/token?grant_type=client_credential&appid=APPID&secret=APPSECRET
+    POST /cgi-bin/stable_token                 (getStableAccessToken: the secret in the JSON body, not the URL)
+         {"grant_type": "client_credential", "appid": "APPID", "secret": "APPSECRET", "force_refresh": false}
          {"access_token": "...", "expires_in": 7200}          or {"errcode": 40125, "errmsg": "..."}
     POST /cgi-bin/message/template/send?access_token=TOKEN
          {"touser": "<openid>", "template_id": "...", "url": "<document page link>",
@@ -11,8 +12,17 @@ WeChat's own request and response shapes (see ``docs/plugins/wechat.md``)::
 
 The access token is cached until a little before it expires (``refresh_margin``), fetched once for all
 concurrent sends, and refreshed once, with the send retried, when WeChat says it expired or is invalid
-(errcodes 40001, 42001, 40014). ``client_msg_id`` is the dispatch id: WeChat sends one message per openid
-and ``client_msg_id`` (within its de-duplication window).
+(errcodes 40001, 42001, 40014). The stable token is shared by every server of the account: in normal mode
+WeChat answers the token it holds, so one server never invalidates another's. Only when WeChat answers
+the very token it just refused does the adapter ask with ``force_refresh`` (WeChat allows that 20 times a
+day, 30 s apart; the adapter forces at most once per 30 s). ``client_msg_id`` is the dispatch id: WeChat
+sends one message per openid and ``client_msg_id`` (within its de-duplication window).
+
+Secrets stay out of logs: the app secret travels in the token request's JSON body (httpx logs URLs, never
+bodies), and the access token, which the message API takes only in the URL query, is added to the URL by
+the adapter's own transport (:class:`AccessTokenTransport`), below the point where httpx logs the request:
+the line httpx logs at INFO has no ``access_token``. (With your own ``http=`` client the token is in the
+URL httpx logs: attach :class:`delivery_sdk.httpchannel.RedactSecretsFilter` to your log handlers.)
 
 Callbacks, both to :meth:`WeChatChannel.parse_callback` under the channel's name:
 
@@ -42,6 +52,7 @@ import logging
 import os
 import sqlite3
 import time
+import urllib.request
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
@@ -69,7 +80,15 @@ from delivery_sdk import (
     TransientChannelError,
     hookimpl,
 )
-from delivery_sdk.callbacks import check_timestamp, hmac_sha256_hex, link_token, lower_headers, verify_hmac_sha256
+from delivery_sdk.callbacks import (
+    check_timestamp,
+    hmac_sha256_hex,
+    link_token,
+    lower_headers,
+    require_secret,
+    signature_matches,
+    verify_hmac_sha256,
+)
 from delivery_sdk.httpchannel import RateLimiter, check_base_url, check_response, translate_errors
 
 from .sentlog import SentEntry, SentLog
@@ -77,9 +96,11 @@ from .sentlog import SentEntry, SentLog
 __all__ = [
     "ENV",
     "ERRCODES",
+    "FORCE_REFRESH_SPACING",
     "SEND_PATH",
     "TOKEN_ERRCODES",
     "TOKEN_PATH",
+    "AccessTokenTransport",
     "EnvWeChatPlugin",
     "SentLog",
     "WeChatChannel",
@@ -93,7 +114,9 @@ __version__ = "0.1.0"
 
 log = logging.getLogger("delivery_sdk_wechat")
 
-TOKEN_PATH = "/cgi-bin/token"
+TOKEN_PATH = "/cgi-bin/stable_token"
+FORCE_REFRESH_SPACING = 30.0  # seconds between two force_refresh calls (WeChat refuses them closer)
+_TOKEN_EXTENSION = "delivery_sdk_wechat.access_token"
 SEND_PATH = "/cgi-bin/message/template/send"
 TOKEN_ERRCODES = frozenset({40001, 42001, 40014})  # invalid credential, access token expired, invalid token
 # errcode -> (what it means, transient?). Codes not listed are refusals for good.
@@ -183,6 +206,51 @@ def _default_data(dispatch: Dispatch) -> dict[str, str]:
     }
 
 
+# -- the transport that adds the access token --------------------------------------------------------
+
+
+class AccessTokenTransport(httpx.AsyncBaseTransport):
+    """Adds ``access_token`` to a request's URL query just before it leaves, from the request extension
+    ``"delivery_sdk_wechat.access_token"``.
+
+    httpx logs ``request.url`` of the request the client built, so the URL in httpx's INFO line (and in
+    ``response.request``) never carries the token; the wire request does, as WeChat requires.
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        token = request.extensions.get(_TOKEN_EXTENSION)
+        if isinstance(token, str):
+            extensions = {k: v for k, v in request.extensions.items() if k != _TOKEN_EXTENSION}
+            url = request.url.copy_merge_params({"access_token": token})
+            try:  # a body given as bytes stays readable (request.content) for the transports below
+                content = request.content
+            except httpx.RequestNotRead:
+                request = httpx.Request(
+                    request.method, url, headers=request.headers, stream=request.stream, extensions=extensions
+                )
+            else:
+                request = httpx.Request(
+                    request.method, url, headers=request.headers, content=content, extensions=extensions
+                )
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _env_proxy(base_url: str) -> str | None:
+    """The proxy the environment names for ``base_url`` (``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``), as
+    httpx itself would use it: the adapter builds its own transport, which would otherwise ignore them."""
+    url = httpx.URL(base_url)
+    if urllib.request.proxy_bypass(url.host):
+        return None
+    proxies = urllib.request.getproxies()
+    return proxies.get(url.scheme) or proxies.get("all") or None
+
+
 # -- the adapter -------------------------------------------------------------------------------------
 
 
@@ -234,15 +302,11 @@ class WeChatChannel(BaseChannel):
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         base_url = check_base_url(base_url)
-        for what, value in (
-            ("appid", appid),
-            ("secret", secret),
-            ("template_id", template_id),
-            ("server_token", server_token),
-            ("read_secret", read_secret),
-        ):
+        for what, value in (("appid", appid), ("template_id", template_id)):
             if not value:
                 raise ValueError(f"{what} must not be empty")
+        for what, value in (("secret", secret), ("server_token", server_token), ("read_secret", read_secret)):
+            require_secret(value, what)  # ValidationError (a ValueError) when empty or blank
         if "{token}" not in link_template:
             raise ValueError("link_template must contain '{token}', e.g. 'https://court.example/w/{token}'")
         if timeout <= 0 or max_connections < 1 or refresh_margin < 0 or callback_window <= 0:
@@ -271,14 +335,19 @@ class WeChatChannel(BaseChannel):
         self._token: str | None = None
         self._token_expires = 0.0
         self._token_lock = asyncio.Lock()
+        self._forced_at: float | None = None
         self.token_fetches = 0
         self._owns_http = http is None
-        self._http = http or httpx.AsyncClient(
-            base_url=self.base_url,
-            transport=transport,
-            timeout=timeout,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-        )
+        # Our own client: the access token is added by AccessTokenTransport, below httpx's request log.
+        # A client given to us: the token goes in params (the host's client, the host's logging).
+        self._token_by_transport = http is None
+        if http is None:
+            limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+            inner = transport or httpx.AsyncHTTPTransport(limits=limits, proxy=_env_proxy(self.base_url))
+            http = httpx.AsyncClient(
+                base_url=self.base_url, transport=AccessTokenTransport(inner), timeout=timeout, limits=limits
+            )
+        self._http = http
 
     def __repr__(self) -> str:
         return f"WeChatChannel(appid={self.appid!r}, name={self.name!r}, base_url={self.base_url!r})"
@@ -302,28 +371,47 @@ class WeChatChannel(BaseChannel):
         """The cached token, fetched when missing, about to expire, or equal to ``stale`` (refused by WeChat).
 
         Concurrent callers share one fetch; a token another caller already replaced is not fetched again.
+        The fetch is WeChat's stable token (``POST /cgi-bin/stable_token``, the secret in the JSON body). When
+        WeChat answers the ``stale`` token itself again, the adapter asks once more with ``force_refresh``
+        (at most once per :data:`FORCE_REFRESH_SPACING` seconds; sooner, the stale token is a transient error).
         """
         async with self._token_lock:
             if self._token is not None and self._token != stale and self._monotonic() < self._token_expires:
                 return self._token
-            data = await self._request(
-                "GET",
-                TOKEN_PATH,
-                what=f"{self.name}.token",
-                params={"grant_type": "client_credential", "appid": self.appid, "secret": self._secret},
-            )
-            errcode = _errcode(data)
-            token, expires_in = data.get("access_token"), data.get("expires_in")
-            if errcode or not isinstance(token, str) or not token or not isinstance(expires_in, int | float):
-                meaning, transient = ERRCODES.get(errcode, ("no token in the answer", errcode == 0))
-                message = f"{self.name}: access token refused (errcode {errcode}, {meaning})"
-                if transient:
-                    raise TransientChannelError(message)
-                raise ChannelError(message)
-            self.token_fetches += 1
+            token, expires_in = await self._fetch_token(force=False)
+            if stale is not None and token == stale:
+                now = self._monotonic()
+                if self._forced_at is not None and now - self._forced_at < FORCE_REFRESH_SPACING:
+                    raise TransientChannelError(f"{self.name}: WeChat keeps answering a refused access token")
+                self._forced_at = now
+                log.info("%s: WeChat answered the refused access token again; forcing a refresh", self.name)
+                token, expires_in = await self._fetch_token(force=True)
             margin = min(self.refresh_margin, float(expires_in) / 2)
             self._token, self._token_expires = token, self._monotonic() + float(expires_in) - margin
             return token
+
+    async def _fetch_token(self, *, force: bool) -> tuple[str, float]:
+        payload: dict[str, Any] = {"grant_type": "client_credential", "appid": self.appid, "secret": self._secret}
+        if force:
+            payload["force_refresh"] = True
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        data = await self._request(
+            "POST",
+            TOKEN_PATH,
+            what=f"{self.name}.token",
+            content=body,
+            headers={"Content-Type": "application/json; charset=utf-8"},
+        )
+        errcode = _errcode(data)
+        token, expires_in = data.get("access_token"), data.get("expires_in")
+        if errcode or not isinstance(token, str) or not token or not isinstance(expires_in, int | float):
+            meaning, transient = ERRCODES.get(errcode, ("no token in the answer", errcode == 0))
+            message = f"{self.name}: access token refused (errcode {errcode}, {meaning})"
+            if transient:
+                raise TransientChannelError(message)
+            raise ChannelError(message)
+        self.token_fetches += 1
+        return token, float(expires_in)
 
     async def _request(self, method: str, path: str, *, what: str, **kwargs: Any) -> dict[str, Any]:
         await self.limiter.acquire()
@@ -338,17 +426,22 @@ class WeChatChannel(BaseChannel):
             raise TransientChannelError(f"{what}: WeChat's answer is not a JSON object")
         return data
 
+    def _with_token(self, token: str) -> dict[str, Any]:
+        """How a request carries the access token: a request extension our transport turns into the query
+        parameter below httpx's log, or (with a client given to us) the query parameter itself."""
+        if self._token_by_transport:
+            return {"extensions": {_TOKEN_EXTENSION: token}}
+        return {"params": {"access_token": token}}
+
     async def _post_with_token(self, path: str, body: bytes, *, what: str) -> dict[str, Any]:
         token = await self.access_token()
         headers = {"Content-Type": "application/json; charset=utf-8"}
-        data = await self._request(
-            "POST", path, what=what, params={"access_token": token}, content=body, headers=headers
-        )
+        data = await self._request("POST", path, what=what, content=body, headers=headers, **self._with_token(token))
         if _errcode(data) in TOKEN_ERRCODES:
             log.info("%s: access token refused (errcode %d); fetching a new one", self.name, _errcode(data))
             token = await self.access_token(stale=token)
             data = await self._request(
-                "POST", path, what=what, params={"access_token": token}, content=body, headers=headers
+                "POST", path, what=what, content=body, headers=headers, **self._with_token(token)
             )
             if _errcode(data) in TOKEN_ERRCODES:
                 raise TransientChannelError(f"{what}: a fresh access token was refused too (errcode {_errcode(data)})")
@@ -400,20 +493,25 @@ class WeChatChannel(BaseChannel):
     def verify_callback(
         self, headers: Mapping[str, str], body: bytes, now: datetime, *, query: Mapping[str, str] | None = None
     ) -> str:
-        """Check a callback's signature and timestamp; return its replay key (timestamp and nonce).
+        """Check a callback's signature, then its timestamp; return its replay key (timestamp and nonce).
 
         A WeChat event (XML) is signed in the URL query (``signature``, ``timestamp``, ``nonce``): pass the
         request's query parameters as ``query``. A read callback (JSON) is signed in its ``X-Court-*`` headers.
+        Signatures are compared as bytes (one that is not ASCII is forged); the body is not parsed here.
         """
         h = lower_headers(headers)
         window = timedelta(seconds=self.callback_window)
         if body.lstrip().startswith(b"<"):
             q = query or {}
             timestamp, nonce = q.get("timestamp", ""), q.get("nonce", "")
-            signature = q.get("signature", "").lower()
-            if not signature or not nonce:
+            signature = q.get("signature", "")
+            if not signature or not nonce or len(nonce) > 128 or len(timestamp) > 32:
                 raise CallbackRejected("forged", "no signature")
-            if not hmac.compare_digest(wechat_signature(self._server_token, timestamp, nonce), signature):
+            try:
+                expected = wechat_signature(self._server_token, timestamp, nonce)
+            except UnicodeEncodeError:  # a lone surrogate: nothing WeChat could have signed
+                raise CallbackRejected("forged", "signature does not match") from None
+            if not signature_matches(expected, signature):
                 raise CallbackRejected("forged", "signature does not match")
             check_timestamp(timestamp, now, window)
             return f"{self.name}:{timestamp}:{nonce}"
@@ -452,13 +550,18 @@ class WeChatChannel(BaseChannel):
         if fields.get("MsgType") != "event" or fields.get("Event") != "TEMPLATESENDJOBFINISH":
             return []  # subscribe, menu clicks...: nothing the service needs
         msgid, status, created = fields.get("MsgID", ""), fields.get("Status", ""), fields.get("CreateTime", "")
-        if not msgid or not status or not created.isdigit():
+        if not msgid or not status or not (created.isascii() and created.isdigit() and len(created) <= 12):
             raise MalformedReceipt(f"{self.name} callback: TEMPLATESENDJOBFINISH needs MsgID, Status, CreateTime")
+        try:
+            at = datetime.fromtimestamp(int(created), UTC)
+        except (OverflowError, OSError, ValueError):
+            raise MalformedReceipt(f"{self.name} callback: CreateTime is out of range") from None
         dispatch_id = self.sent_log.by_msgid(msgid, fields.get("FromUserName") or None)
         if dispatch_id is None:
-            log.warning("%s: delivery event for msgid %s, which this adapter never sent; ignored", self.name, msgid)
+            log.warning(
+                "%s: delivery event for msgid %r, which this adapter never sent; ignored", self.name, msgid[:40]
+            )
             return []
-        at = datetime.fromtimestamp(int(created), UTC)
         if status == "success":
             return [
                 Receipt(dispatch_id=dispatch_id, kind=ReceiptKind.DELIVERED, at=at, provider_event_id=f"tmpl:{msgid}")
@@ -489,7 +592,11 @@ class WeChatChannel(BaseChannel):
         assert isinstance(dispatch_id, str)
         assert isinstance(token, str)
         assert isinstance(opened, str)
-        if not hmac.compare_digest(link_token(self._link_key, dispatch_id), token):
+        try:
+            expected = link_token(self._link_key, dispatch_id).encode("ascii")
+        except UnicodeEncodeError:  # a lone surrogate from a "\ud800" escape: no dispatch id has one
+            raise MalformedReceipt(f"{self.name} read callback: the dispatch_id is not text") from None
+        if not token.isascii() or not hmac.compare_digest(expected, token.encode("ascii")):
             raise MalformedReceipt(f"{self.name} read callback: the token is not this dispatch's link")
         try:
             at = datetime.fromisoformat(opened)

@@ -1,9 +1,13 @@
-"""A local WeChat API for tests, end-to-end runs and benchmarks: ``/cgi-bin/token`` and
+"""A local WeChat API for tests, end-to-end runs and benchmarks: ``POST /cgi-bin/stable_token`` and
 ``/cgi-bin/message/template/send`` with WeChat's shapes, over a real socket (``ThreadingHTTPServer`` on
 ``127.0.0.1``, an ephemeral port, in a thread), and ``TEMPLATESENDJOBFINISH`` event pushes.
 
-Access tokens live ``token_ttl`` seconds; :meth:`WeChatEmulator.expire_tokens` ends every token now (the
-next send gets errcode 42001, as WeChat answers). A template message is kept per ``(touser,
+The token endpoint speaks getStableAccessToken: a JSON body ``{"grant_type": "client_credential", "appid",
+"secret", "force_refresh"}`` (a query string on it is refused: the secret belongs in the body). In normal
+mode it answers the account's current token while more than 5 minutes of it are left (with the seconds
+left as ``expires_in``), a new one otherwise; ``force_refresh`` ends the current token and issues a new one
+(counted in ``forced_refreshes``). Tokens live ``token_ttl`` seconds; :meth:`WeChatEmulator.expire_tokens`
+ends every token now (the next send gets errcode 42001, as WeChat answers). A template message is kept per ``(touser,
 client_msg_id)``: a second send answers with the first ``msgid``. Scripting::
 
     with WeChatEmulator() as wechat:
@@ -107,6 +111,8 @@ class WeChatEmulator(EmulatorServer):
         self.attempts: list[str] = []
         self.messages: dict[tuple[str, str], EmulatedTemplateMessage] = {}
         self.token_requests = 0
+        self.forced_refreshes = 0
+        self._current: str | None = None  # the stable token normal mode answers
         self.refused_tokens: list[int] = []  # errcodes given to sends with a bad token
         self.pushes: list[int] = []
         self._tokens: dict[str, float] = {}  # token -> expiry (monotonic)
@@ -198,26 +204,47 @@ class WeChatEmulator(EmulatorServer):
         query = dict(parse_qsl(parts.query))
         if self.latency:
             time.sleep(self.latency)
-        if method == "GET" and parts.path == TOKEN_PATH:
-            self._token(handler, query)
+        if method == "POST" and parts.path == TOKEN_PATH:
+            self._token(handler, parts.query, body)
         elif method == "POST" and parts.path == SEND_PATH:
             self._send(handler, query, body)
         else:
             json_reply(handler, 404, {"errcode": 404, "errmsg": "not found"})
 
-    def _token(self, handler: BaseHTTPRequestHandler, query: dict[str, str]) -> None:
-        if query.get("grant_type") != "client_credential":
+    def _token(self, handler: BaseHTTPRequestHandler, raw_query: str, body: bytes) -> None:
+        try:
+            payload = json.loads(body)
+            if not isinstance(payload, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            json_reply(handler, 200, {"errcode": 47001, "errmsg": "data format error"})
+            return
+        force = payload.get("force_refresh", False)
+        if raw_query:  # getStableAccessToken takes no query string: nothing (the secret least) goes in the URL
+            json_reply(handler, 200, {"errcode": 40097, "errmsg": "invalid args: no query string here"})
+        elif payload.get("grant_type") != "client_credential":
             json_reply(handler, 200, {"errcode": 40002, "errmsg": "invalid grant_type"})
-        elif query.get("appid") != self.appid:
+        elif payload.get("appid") != self.appid:
             json_reply(handler, 200, {"errcode": 40013, "errmsg": "invalid appid"})
-        elif query.get("secret") != self.secret:
+        elif payload.get("secret") != self.secret:
             json_reply(handler, 200, {"errcode": 40125, "errmsg": "invalid appsecret"})
+        elif not isinstance(force, bool):
+            json_reply(handler, 200, {"errcode": 40097, "errmsg": "invalid args: force_refresh"})
         else:
             with self._lock:
                 self.token_requests += 1
-                token = f"AT{self.token_requests:04d}{self._random.getrandbits(64):016x}"
-                self._tokens[token] = time.monotonic() + self.token_ttl
-            json_reply(handler, 200, {"access_token": token, "expires_in": self.token_ttl})
+                now = time.monotonic()
+                current = self._current
+                left = self._tokens.get(current, 0.0) - now if current is not None else 0.0
+                if force or left <= 300:  # WeChat renews the stable token in its last 5 minutes
+                    if force and current is not None:
+                        self.forced_refreshes += 1
+                        self._tokens[current] = 0.0  # force_refresh ends the previous token
+                    current = f"AT{self.token_requests:04d}{self._random.getrandbits(64):016x}"
+                    self._tokens[current] = now + self.token_ttl
+                    self._current = current
+                    left = float(self.token_ttl)
+            json_reply(handler, 200, {"access_token": current, "expires_in": int(left)})
 
     def _send(self, handler: BaseHTTPRequestHandler, query: dict[str, str], body: bytes) -> None:
         token = query.get("access_token", "")
