@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Mapping
+from contextvars import ContextVar
 from datetime import datetime
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
 
 import attrs
 
-from ._exceptions import InvalidContact, InvalidRequest
+from ._exceptions import InvalidContact, InvalidRequest, ValidationError
 
 __all__ = [
+    "LIMITS",
     "AgentRole",
     "Case",
     "CaseType",
@@ -36,6 +40,9 @@ __all__ = [
     "Representative",
     "ServiceMethod",
     "ServiceRequest",
+    "case_key",
+    "check_note",
+    "check_source",
     "mask",
 ]
 
@@ -195,6 +202,137 @@ def _masked_repr(value: Any) -> str:
     return repr(mask(str(value)))
 
 
+# -- limits ----------------------------------------------------------------------------------------------
+
+LIMITS: Final[Mapping[str, int]] = MappingProxyType(
+    {
+        # strings: the most characters a field may hold
+        "Case.court": 200,
+        "Case.case_number": 100,
+        "Party.party_id": 128,
+        "Party.name": 200,
+        "Party.id_number": 64,
+        "Representative.name": 200,
+        "Contact.value (mobile, as given)": 32,
+        "Contact.value (email)": 254,
+        "Contact.value (wechat, eservice)": 128,
+        "Contact.value (postal)": 300,
+        "Contact.source": 64,
+        "Document.document_id": 128,
+        "Document.title": 300,
+        "ServiceRequest.client_key": 200,
+        "note": 2000,  # free text a person gives: a cancel reason, a resume note
+        # collections: the most items
+        "Party.contacts": 32,
+        "Party.agents": 16,
+        "Representative.contacts": 32,
+        "ServiceRequest.documents": 200,
+        "ServiceRequest.channels": 5,
+    }
+)
+"""Every limit of the public model in one place: field -> maximum length (strings) or count (collections).
+
+Documented in the user guide ("Limits"). Input over a limit raises a
+:class:`~delivery_sdk.ValidationError` naming the field, its size and the limit.
+"""
+
+_L = LIMITS  # module-level aliases below are read on the construction hot path
+_MAX_COURT, _MAX_CASE_NUMBER = _L["Case.court"], _L["Case.case_number"]
+_MAX_NAME, _MAX_ID_NUMBER, _MAX_AGENT_NAME = _L["Party.name"], _L["Party.id_number"], _L["Representative.name"]
+_MAX_MOBILE_INPUT, _MAX_EMAIL = _L["Contact.value (mobile, as given)"], _L["Contact.value (email)"]
+_MAX_POSTAL, _MAX_SOURCE = _L["Contact.value (postal)"], _L["Contact.source"]
+_MAX_TITLE, _MAX_CLIENT_KEY, _MAX_NOTE = _L["Document.title"], _L["ServiceRequest.client_key"], _L["note"]
+_MAX_CONTACTS, _MAX_AGENTS = _L["Party.contacts"], _L["Party.agents"]
+_MAX_AGENT_CONTACTS, _MAX_DOCUMENTS = _L["Representative.contacts"], _L["ServiceRequest.documents"]
+
+
+def _over(field: str, size: int, unit: str = "characters") -> str:
+    return f"{field} is {size:,} {unit}, over its limit of {LIMITS[field]:,} (delivery_sdk.LIMITS)"
+
+
+def _size_note(field: str, value: object) -> str:
+    """`` (FIELD is N characters, over its limit of L)`` for a string over its limit, else empty."""
+    return f" ({_over(field, len(value))})" if isinstance(value, str) and len(value) > LIMITS[field] else ""
+
+
+# Identifiers and names take no control (Cc) or format (Cf) character, nor a line or paragraph separator:
+# they reach terminals, logs, waybills and PostgreSQL (which refuses NUL). The Cf ranges are Unicode 15's
+# (tests/test_limits.py checks them against unicodedata).
+_CF = (
+    "\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064"
+    "\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f"
+)
+_UNSAFE = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f\u2028\u2029{_CF}]")
+# court and case number also refuse '|', which separates them in the case key (see case_key)
+_UNSAFE_KEY = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f\u2028\u2029|{_CF}]")
+# free text (a note, a postal address): no control character but tab and line breaks; format characters pass
+_UNSAFE_TEXT = re.compile("[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]")
+_UNSAFE_NOTE = re.compile("[\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]")  # a note: tab and newline only
+
+# True while a stored event is read back (serialization.event_from_dict, on its second try): the rules
+# added after a store may have been written (control characters, '|', the new limits) let old data through
+# there, so every store written before them still reads. Input from callers always meets every rule.
+_READING_STORED: ContextVar[bool] = ContextVar("delivery_sdk_reading_stored", default=False)
+
+
+def _later_rule(error: Exception) -> None:
+    """Raise ``error`` (a rule stores may predate: a new limit, control characters, '|') unless reading a
+    stored event."""
+    if not _READING_STORED.get():
+        raise error
+
+
+def _unsafe_at(field: str, match: re.Match[str]) -> str:
+    if match.group() == "|":
+        return (
+            f"{field} holds '|' at position {match.start()}: the case key is court|case_number, so neither "
+            "part may hold it (Chinese case numbers never do)"
+        )
+    return (
+        f"{field} holds control or format character U+{ord(match.group()):04X} at position {match.start()}; "
+        "give it as plain text"
+    )
+
+
+def _check_plain(error: type[Exception], field: str, value: str, pattern: re.Pattern[str] = _UNSAFE) -> None:
+    """Refuse a character of ``pattern`` in ``value``. Callers test ``value.isprintable()`` first (no Cc, Cf,
+    Zl or Zp character then, in C), so the usual text never reaches the regex."""
+    found = pattern.search(value)
+    if found is not None:
+        _later_rule(error(_unsafe_at(field, found)))
+
+
+def check_note(what: str, value: str) -> None:
+    """Refuse free text a person gives (a cancel reason, a resume note) over ``LIMITS['note']`` characters or
+    holding a control character other than tab and newline."""
+    if len(value) > _MAX_NOTE:
+        raise ValidationError(f"{what}: " + _over("note", len(value)))
+    found = _UNSAFE_NOTE.search(value)
+    if found is not None:
+        raise ValidationError(
+            f"{what} holds control character U+{ord(found.group()):04X} at position {found.start()}; "
+            "only tab and newline may break the text"
+        )
+
+
+def check_source(value: Any) -> None:
+    """Refuse an address source (``set_address(..., source=...)``) that is not 1-64 characters of plain text."""
+    if not isinstance(value, str) or not value:
+        raise ValidationError("an address source must be a non-empty string, e.g. 'staff'")
+    if len(value) > _MAX_SOURCE:
+        raise ValidationError("address source: " + _over("Contact.source", len(value)))
+    found = _UNSAFE.search(value)
+    if found is not None:
+        raise ValidationError(_unsafe_at("address source", found))
+
+
+def case_key(court: str, case_number: str) -> str:
+    """The stores' key of a case: ``court|case_number``. Neither part may hold ``|`` (refused by :class:`Case`),
+    so the key splits at its first ``|`` and every key of a court lies in ``[court|, court})``."""
+    return f"{court}|{case_number}"
+
+
 _MOBILE = re.compile(r"1[3-9]\d{9}", re.ASCII)  # ASCII: \d would also take full-width and Arabic-Indic digits
 _EMAIL = re.compile(
     r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
@@ -235,6 +373,11 @@ class Contact:
             raise InvalidContact(f"{self.kind.value} contact value must be a string, got {type(self.value).__name__}")
         value = self.value
         if self.kind is ContactKind.MOBILE:
+            if len(value) > _MAX_MOBILE_INPUT:
+                raise InvalidContact(
+                    f"mobile number {mask(value[:20])!r}... is not an 11-digit mainland number: "
+                    + _over("Contact.value (mobile, as given)", len(value))
+                )
             normal = normalise_mobile(value)
             if not _MOBILE.fullmatch(normal):
                 raise InvalidContact(
@@ -243,23 +386,36 @@ class Contact:
                 )
             object.__setattr__(self, "value", normal)
         elif self.kind is ContactKind.EMAIL:
-            if len(value) > 254 or not _EMAIL.fullmatch(value):
+            if len(value) > _MAX_EMAIL:
+                raise InvalidContact(
+                    f"e-mail address {mask(value[:20])!r}... is too long: " + _over("Contact.value (email)", len(value))
+                )
+            if not _EMAIL.fullmatch(value):
                 raise InvalidContact(f"e-mail address {mask(value)!r} is not of the form name@domain.tld")
         elif self.kind in (ContactKind.WECHAT, ContactKind.ESERVICE):
             if not _ACCOUNT.fullmatch(value):
+                shown = f"of {len(value):,} characters" if len(value) > 128 else repr(mask(value))
+                raise InvalidContact(f"{self.kind.value} account {shown} must be 1-128 letters, digits or _.:@-")
+        elif self.kind is ContactKind.POSTAL:
+            if not value.strip() or len(value) > _MAX_POSTAL or "\x00" in value:
                 raise InvalidContact(
-                    f"{self.kind.value} account {mask(value)!r} must be 1-128 letters, digits or _.:@-"
+                    "postal address must be 1-300 characters of text" + _size_note("Contact.value (postal)", value)
                 )
-        elif self.kind is ContactKind.POSTAL and (not value.strip() or len(value) > 300 or "\x00" in value):
-            raise InvalidContact("postal address must be 1-300 characters of text")
+            if not value.isprintable():
+                _check_plain(InvalidContact, "postal address", value, _UNSAFE_TEXT)
         if self.division_code is not None and (
             not isinstance(self.division_code, str) or not _DIVISION.fullmatch(self.division_code)
         ):
             raise InvalidContact(f"division code {self.division_code!r} must be 6 digits (GB/T 2260)")
         if not isinstance(self.confirmed, bool):
             raise InvalidContact("confirmed must be True or False")
-        if not isinstance(self.source, str) or not self.source:
+        source = self.source
+        if not isinstance(source, str) or not source:
             raise InvalidContact("contact source must be a non-empty string")
+        if len(source) > _MAX_SOURCE:
+            _later_rule(InvalidContact("contact source: " + _over("Contact.source", len(source))))
+        if not source.isprintable():
+            _check_plain(InvalidContact, "Contact.source", source)
 
 
 @attrs.frozen(kw_only=True)
@@ -276,14 +432,24 @@ class Consent:
             raise InvalidRequest("consent given_at must be a timezone-aware datetime")
 
 
-def _contacts(value: Any) -> tuple[Contact, ...]:
+def _contact_tuple(value: Any, field: str, limit: int) -> tuple[Contact, ...]:
     if isinstance(value, Contact) or not hasattr(value, "__iter__"):
         raise InvalidRequest("contacts must be a sequence of Contact")
     items = tuple(value)
+    if len(items) > limit:
+        _later_rule(InvalidRequest(_over(field, len(items), "contacts")))
     for c in items:
         if not isinstance(c, Contact):
             raise InvalidRequest(f"contacts must be Contact instances, got {type(c).__name__}")
     return items
+
+
+def _contacts(value: Any) -> tuple[Contact, ...]:
+    return _contact_tuple(value, "Party.contacts", _MAX_CONTACTS)
+
+
+def _agent_contacts(value: Any) -> tuple[Contact, ...]:
+    return _contact_tuple(value, "Representative.contacts", _MAX_AGENT_CONTACTS)
 
 
 @attrs.frozen(kw_only=True)
@@ -292,12 +458,17 @@ class Representative:
 
     name: str = attrs.field(repr=_masked_repr)
     role: AgentRole
-    contacts: tuple[Contact, ...] = attrs.field(default=(), converter=_contacts)
+    contacts: tuple[Contact, ...] = attrs.field(default=(), converter=_agent_contacts)
 
     def __attrs_post_init__(self) -> None:
         _encodable(InvalidRequest, self.name)
-        if not isinstance(self.name, str) or not self.name.strip():
+        name = self.name
+        if not isinstance(name, str) or not name.strip():
             raise InvalidRequest("a representative needs a name")
+        if len(name) > _MAX_AGENT_NAME:
+            _later_rule(InvalidRequest("representative name: " + _over("Representative.name", len(name))))
+        if not name.isprintable():
+            _check_plain(InvalidRequest, "Representative.name", name)
         if not isinstance(self.role, AgentRole):
             raise InvalidRequest("representative role must be an AgentRole")
 
@@ -306,6 +477,8 @@ def _representatives(value: Any) -> tuple[Representative, ...]:
     if isinstance(value, Representative) or not hasattr(value, "__iter__"):
         raise InvalidRequest("agents must be a sequence of Representative")
     items = tuple(value)
+    if len(items) > _MAX_AGENTS:
+        _later_rule(InvalidRequest(_over("Party.agents", len(items), "representatives")))
     for r in items:
         if not isinstance(r, Representative):
             raise InvalidRequest(f"agents must be Representative instances, got {type(r).__name__}")
@@ -317,7 +490,8 @@ _ID = re.compile(r"[A-Za-z0-9_.:/()（）\-\u4e00-\u9fff]{1,128}")
 
 def _check_id(what: str, value: Any) -> None:
     if not isinstance(value, str) or not _ID.fullmatch(value):
-        raise InvalidRequest(f"{what} must be 1-128 letters, digits, CJK characters or _.:/()- ; got {value!r}")
+        shown = f"a string of {len(value):,} characters" if isinstance(value, str) and len(value) > 128 else repr(value)
+        raise InvalidRequest(f"{what} must be 1-128 letters, digits, CJK characters or _.:/()- ; got {shown}")
 
 
 @attrs.frozen(kw_only=True)
@@ -335,12 +509,21 @@ class Party:
     def __attrs_post_init__(self) -> None:
         _encodable(InvalidRequest, self.name, self.id_number)
         _check_id("party_id", self.party_id)
-        if not isinstance(self.name, str) or not self.name.strip() or len(self.name) > 200:
-            raise InvalidRequest(f"party {self.party_id} needs a name of 1-200 characters")
+        name, id_number = self.name, self.id_number
+        if not isinstance(name, str) or not name.strip() or len(name) > _MAX_NAME:
+            raise InvalidRequest(
+                f"party {self.party_id} needs a name of 1-200 characters{_size_note('Party.name', name)}"
+            )
         if not isinstance(self.kind, PartyKind):
             raise InvalidRequest("party kind must be a PartyKind")
-        if self.id_number is not None and (not isinstance(self.id_number, str) or not 1 <= len(self.id_number) <= 64):
-            raise InvalidRequest(f"party {self.party_id} id_number must be a string of 1-64 characters or None")
+        if id_number is not None and (not isinstance(id_number, str) or not 1 <= len(id_number) <= _MAX_ID_NUMBER):
+            raise InvalidRequest(
+                f"party {self.party_id} id_number must be a string of 1-64 characters or None"
+                + _size_note("Party.id_number", id_number)
+            )
+        if not (name.isprintable() and (id_number is None or id_number.isprintable())):
+            _check_plain(InvalidRequest, f"party {self.party_id} name", name)
+            _check_plain(InvalidRequest, f"party {self.party_id} id_number", id_number or "")
         if self.consent is not None and not isinstance(self.consent, Consent):
             raise InvalidRequest("party consent must be a Consent or None")
 
@@ -374,8 +557,13 @@ class Document:
     def __attrs_post_init__(self) -> None:
         _encodable(InvalidRequest, self.title)
         _check_id("document_id", self.document_id)
-        if not isinstance(self.title, str) or not self.title.strip() or len(self.title) > 300:
-            raise InvalidRequest(f"document {self.document_id} needs a title of 1-300 characters")
+        title = self.title
+        if not isinstance(title, str) or not title.strip() or len(title) > _MAX_TITLE:
+            raise InvalidRequest(
+                f"document {self.document_id} needs a title of 1-300 characters{_size_note('Document.title', title)}"
+            )
+        if not title.isprintable():
+            _check_plain(InvalidRequest, f"document {self.document_id} title", title)
         if not isinstance(self.kind, DocumentKind):
             raise InvalidRequest("document kind must be a DocumentKind")
         if not isinstance(self.sha256, str) or not _SHA256.fullmatch(self.sha256):
@@ -394,15 +582,25 @@ class Case:
 
     def __attrs_post_init__(self) -> None:
         _encodable(InvalidRequest, self.court, self.case_number)
-        if not isinstance(self.court, str) or not self.court.strip() or len(self.court) > 200:
-            raise InvalidRequest("case court must be 1-200 characters")
-        if not isinstance(self.case_number, str) or not self.case_number.strip() or len(self.case_number) > 100:
-            raise InvalidRequest("case number must be 1-100 characters, e.g. '(2026)鄂0106民初1234号'")
+        court, number = self.court, self.case_number
+        if not isinstance(court, str) or not court.strip() or len(court) > _MAX_COURT:
+            raise InvalidRequest(f"case court must be 1-200 characters{_size_note('Case.court', court)}")
+        if not isinstance(number, str) or not number.strip() or len(number) > _MAX_CASE_NUMBER:
+            raise InvalidRequest(
+                "case number must be 1-100 characters, e.g. '(2026)鄂0106民初1234号'"
+                + _size_note("Case.case_number", number)
+            )
+        both = court + number
+        if not both.isprintable() or "|" in both:
+            _check_plain(InvalidRequest, "case court", court, _UNSAFE_KEY)
+            _check_plain(InvalidRequest, "case number", number, _UNSAFE_KEY)
         if not isinstance(self.case_type, CaseType):
             raise InvalidRequest("case type must be a CaseType")
 
     @property
     def key(self) -> str:
+        """The stores' key of the case (:func:`case_key`): ``court|case_number``, unambiguous since neither
+        part may hold ``|``."""
         return f"{self.court}|{self.case_number}"
 
 
@@ -412,6 +610,8 @@ def _documents(value: Any) -> tuple[Document, ...]:
     items = tuple(value)
     if not items:
         raise InvalidRequest("a service request needs at least one document; pass documents=[Document(...)]")
+    if len(items) > _MAX_DOCUMENTS:
+        _later_rule(InvalidRequest(_over("ServiceRequest.documents", len(items), "documents")))
     ids = set()
     for d in items:
         if not isinstance(d, Document):
@@ -457,10 +657,14 @@ class ServiceRequest:
             raise InvalidRequest("case must be a Case")
         if not isinstance(self.party, Party):
             raise InvalidRequest("party must be a Party")
-        if self.client_key is not None and (
-            not isinstance(self.client_key, str) or not 1 <= len(self.client_key) <= 200
-        ):
-            raise InvalidRequest("client_key must be a string of 1-200 characters")
+        key = self.client_key
+        if key is not None:
+            if not isinstance(key, str) or not 1 <= len(key) <= _MAX_CLIENT_KEY:
+                raise InvalidRequest(
+                    "client_key must be a string of 1-200 characters" + _size_note("ServiceRequest.client_key", key)
+                )
+            if not key.isprintable():
+                _check_plain(InvalidRequest, "client_key", key)
 
 
 @attrs.frozen(kw_only=True)

@@ -16,6 +16,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from .meaning import scrub
 from .query import CostRates, OverdueItem, ServiceLevels, Statistics, Supervisor, TimelineEntry, _sv
 from .svg import bar_chart, hbar_chart, stacked_bar
 
@@ -83,11 +84,19 @@ def report_data(
         "print_not_printed_hours": levels.print_not_printed_hours,
         "needs_attention": levels.needs_attention,
     }
-    data["overdue_list"] = [o.to_dict() for o in overdue]
+    data["overdue_list"] = [_scrubbed(o.to_dict()) for o in overdue]
     data["timelines"] = {
         task_id: [e.to_dict() for e in sup.timeline(task_id)] for task_id in _example_tasks(sup, overdue, timelines)
     }
     return stats, data
+
+
+def _scrubbed(item: dict[str, Any]) -> dict[str, Any]:
+    """An overdue item with its texts through :func:`~delivery_sdk.supervision.scrub` (the timelines' meanings
+    are scrubbed where they are written, in :func:`~delivery_sdk.supervision.describe`)."""
+    for key in ("court", "case_number", "detail"):
+        item[key] = scrub(item[key])
+    return item
 
 
 def _kpi(metric: str, value: float, label: str, shown: str) -> str:
@@ -224,7 +233,7 @@ def render_html(sup: Supervisor, stats: Statistics, data: dict[str, Any], *, tit
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head>
 <body>
 <h1>{escape(title)}</h1>
-<div class="sub">store {escape(sup.path.name)} &middot; as of {s.as_of:%Y-%m-%d %H:%M %Z}</div>
+<div class="sub">store {escape(scrub(sup.path.name))} &middot; as of {s.as_of:%Y-%m-%d %H:%M %Z}</div>
 <div class="kpis">{kpis}</div>
 <div class="grid">
 <section id="volume"><h2>Volume over time</h2>{volume}</section>
@@ -285,9 +294,13 @@ def write_report(
     levels: ServiceLevels | None = None,
     costs: CostRates | None = None,
     as_of: datetime | None = None,
+    upgrade: bool = True,
 ) -> Statistics:
-    """Write the dashboard for ``store`` to ``out`` (and the JSON/CSV exports); returns its statistics."""
-    with Supervisor(store) as sup:
+    """Write the dashboard for ``store`` to ``out`` (and the JSON/CSV exports); returns its statistics.
+
+    ``upgrade`` is :class:`Supervisor`'s: ``False`` never writes to the store (the ``report`` command).
+    """
+    with Supervisor(store, upgrade=upgrade) as sup:
         stats, data = report_data(sup, levels=levels, costs=costs, as_of=as_of)
         Path(out).write_text(render_html(sup, stats, data), encoding="utf-8")
     if json_path is not None:
