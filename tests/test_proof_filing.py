@@ -325,11 +325,12 @@ def test_verify_record_fails_on_an_inconsistent_summary(record_file: Path, tmp_p
 def test_the_case_folder_sink_is_registered_from_the_environment(tmp_path: Path) -> None:
     import asyncio
 
-    from delivery_sdk import AsyncDeliveryClient, ChannelKind, SQLiteStore
+    from delivery_sdk import AsyncDeliveryClient, ChannelKind, SQLiteStore, SystemClock
     from delivery_sdk.testing import FakeChannel, Outcome, channels_plugin, make_party, make_request
 
     async def main() -> None:
-        sms = FakeChannel("sms", ChannelKind.SMS, default=Outcome.delivered())
+        # on the wall clock, as the client: the engine believes no report dated before its dispatch
+        sms = FakeChannel("sms", ChannelKind.SMS, clock=SystemClock(), default=Outcome.delivered())
         client = AsyncDeliveryClient(
             SQLiteStore(),
             plugins=[channels_plugin(sms)],

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from delivery_sdk import AsyncDeliveryClient, ChannelKind
+from delivery_sdk import AsyncDeliveryClient, ChannelKind, SystemClock
 from delivery_sdk._exceptions import StoreError
 from delivery_sdk.store import CommitResult, SQLiteStore, TaskWrite
 from delivery_sdk.testing import FakeChannel, Outcome, channels_plugin, make_party, make_request
@@ -54,7 +54,8 @@ class FlakyStore(SQLiteStore):
 def test_a_store_outage_mid_step_is_retried_without_a_second_send(tmp_path: Path) -> None:
     """The results commit of the first batch fails after the sends: the intents are committed, so the
     next try reconciles them through the provider's status instead of sending again."""
-    sms = FakeChannel("sms", ChannelKind.SMS, default=Outcome.delivered())
+    # the fake reports on the wall clock, as the worker runs (the engine believes no report before its dispatch)
+    sms = FakeChannel("sms", ChannelKind.SMS, clock=SystemClock(), default=Outcome.delivered())
     store = FlakyStore(tmp_path / "s.sqlite3", fail_claims=(3, 4), fail_commits=(2,))
 
     async def scenario() -> Worker:

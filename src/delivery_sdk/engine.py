@@ -27,12 +27,14 @@ import gc
 import logging
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import attrs
 
 from ._exceptions import (
     ChannelError,
+    EvidenceForkError,
     IllegalTransition,
     MalformedReceipt,
     TransientChannelError,
@@ -67,6 +69,7 @@ from .events import (
     TaskCreated,
 )
 from .evidence.keys import Signer
+from .evidence.witness import default_witness_path, read_witness, write_witness
 from .law.addresses import ADDRESS_BASIS
 from .lifecycle import TERMINAL, Task, TaskState, _builder, apply, fold, new_task
 from .model import ChannelKind, ConsentMethod, Contact, ContactKind, Dispatch, DispatchRecord, DispatchStatus
@@ -75,7 +78,8 @@ from .policy import Action, Decision, Emit, File, PolicyConfig, Poll, Reconcile,
 from .printing.load import RoutedToday
 from .records import AddressCandidate, EvidenceBatch, PrintJob, ServiceRecord
 from .retry import RetryConfig, retry_after
-from .store import OutboxEntry, TaskStore, TaskWrite
+from .store import OutboxEntry, RefusedReceipt, TaskStore, TaskWrite
+from .trust import Refusal, Reporter, allowed_reports, implausible_time, provenance_refusal
 
 _ROUTABLE = frozenset({ResolutionStatus.RESOLVED, ResolutionStatus.ASSUMED_HOME_PROVINCE, ResolutionStatus.FUZZY})
 
@@ -110,6 +114,9 @@ class EngineConfig:
     checkpoint_every_events: int = 10_000  # sign a checkpoint of the evidence log after this many events...
     checkpoint_every: timedelta = timedelta(minutes=1)  # ...or this much time, and whenever the engine is idle
     pause_gc: bool = True  # hold the cyclic GC off while a step works (see _GCPause), up to 50 ms of its I/O
+    # how far a provider's clock may be from ours: a reported time is believed from this much before the
+    # dispatch was queued to this much after now (delivery_sdk.trust.implausible_time)
+    clock_skew: timedelta = timedelta(minutes=5)
 
 
 class IngestOutcome(enum.Enum):
@@ -118,6 +125,12 @@ class IngestOutcome(enum.Enum):
     DUPLICATE = "duplicate"  # this provider event (or this exact fact) was recorded before; nothing written
     LATE = "late"  # recorded for the evidence, but the task had already moved on; no effect on service
     UNKNOWN_DISPATCH = "unknown_dispatch"  # no such dispatch in this store; nothing written
+    # not the dispatch's own adapter, or a report that adapter cannot make: no task changed; the refusal is
+    # counted (supervision's refused receipts)
+    REFUSED = "refused"
+    # a time before the dispatch was queued or after now (give or take EngineConfig.clock_skew): not applied;
+    # the task goes to a person (needs attention) unless it was already served; counted like a refusal
+    IMPLAUSIBLE_TIME = "implausible_time"
 
 
 @attrs.frozen(kw_only=True)
@@ -126,6 +139,7 @@ class IngestResult:
     task_id: str | None = None
     event_type: str | None = None
     message: str = ""
+    refusal: str | None = None  # REFUSED / IMPLAUSIBLE_TIME: the reason code (a delivery_sdk.trust.Refusal value)
 
 
 def receipt_event(task_id: str, now: datetime, receipt: Receipt) -> Event:
@@ -209,7 +223,8 @@ def _is_news(record: DispatchRecord, event: Event) -> bool:
     if isinstance(event, Mailed):
         return record.waybill is None
     if isinstance(event, PostSigned):
-        return record.status is not DispatchStatus.DELIVERED
+        # a signature after the item came back is no service (the sender signing for the returned item)
+        return record.status is not DispatchStatus.DELIVERED and record.status is not DispatchStatus.RETURNED
     if isinstance(event, PostReturned):
         return record.status not in (DispatchStatus.RETURNED, DispatchStatus.DELIVERED)
     return True
@@ -226,6 +241,18 @@ def event_is_news(task: Task, event: Event) -> bool:
 def receipt_is_news(record: DispatchRecord, receipt: Receipt) -> bool:
     """Whether a receipt tells the task anything it does not know (status polls repeat old news)."""
     return _is_news(record, receipt_event(record.dispatch_id, record.queued_at, receipt))
+
+
+def _contradicts(record: DispatchRecord, kind: ReceiptKind) -> bool:
+    """Whether a report contradicts the settled outcome of its dispatch (recorded as late evidence only)."""
+    status = record.status
+    if kind is ReceiptKind.FAILED:
+        return status is DispatchStatus.DELIVERED or status is DispatchStatus.READ
+    if kind is ReceiptKind.RETURNED:
+        return status is DispatchStatus.DELIVERED
+    if kind is ReceiptKind.SIGNED:
+        return status is DispatchStatus.RETURNED
+    return False
 
 
 def _out_of_order(record: DispatchRecord, receipt: Receipt) -> bool:
@@ -403,13 +430,16 @@ class Engine:
         self._errors: dict[str, int] = {}
         self._conflicted: frozenset[str] = frozenset()
         self.signers: Sequence[Signer] = ()  # evidence checkpoint keys; none: no checkpoints are signed
-        self.origin = "delivery-sdk"  # the evidence log's name in its checkpoints
+        self.origin: str | None = None  # the evidence log's name in its checkpoints; None: the first key's name
+        # the last checkpoint signed, kept outside the store (evidence/witness.py); None: not kept
+        self.witness: Path | None = default_witness_path(store)
         self._unsigned_events = 0
         self._last_checkpoint: datetime | None = None
         self.steps = 0
         self.routed_today = RoutedToday()  # print jobs per centre today, from the store (capacity)
         # while a step (or a submit) computes, the cyclic GC is paused: see _GCPause
         self.computing = _GCPause(self.config.pause_gc)
+        self._refusals: list[RefusedReceipt] = []  # refused receipts not yet handed to the store
 
     # -- channels ------------------------------------------------------------------------------------
 
@@ -646,6 +676,11 @@ class Engine:
         with self.computing:
             self._file_served([w for w in works if w.file_after_commit], now)
             self._maybe_checkpoint(now)
+            if self._refusals:
+                try:
+                    self._keep_refusals()
+                except Exception:
+                    log.exception("could not record refused receipts; they are in the log")
         return len(claimed)
 
     # -- evidence checkpoints ------------------------------------------------------------------------
@@ -655,14 +690,48 @@ class Engine:
         if self._unsigned_events >= self.config.checkpoint_every_events or (due and self._unsigned_events):
             self.checkpoint(now)
 
+    @property
+    def log_origin(self) -> str:
+        """The evidence log's name in its checkpoints: :attr:`origin` if set, else the first signer key's name."""
+        if self.origin:
+            return self.origin
+        return self.signers[0].name if self.signers else "delivery-sdk"
+
+    def _latest_checkpoint(self) -> str | None:
+        evidence = getattr(self.store, "evidence", None)
+        found = evidence.checkpoints() if evidence is not None else []
+        return str(found[-1][1]) if found else None
+
     def checkpoint(self, now: datetime | None = None) -> str | None:
         """Sign a checkpoint of the evidence log now (if there is anything new and a key is configured) and
-        hand it to the evidence sinks; returns the signed note."""
+        hand it to the evidence sinks; returns the signed note.
+
+        The new checkpoint must extend the last one signed: the one in :attr:`witness` (a file outside the
+        store, replaced after each checkpoint) and the store's latest. If it does not (the database was rolled
+        back or rewritten, the log renamed), :class:`~delivery_sdk.EvidenceForkError` is raised, nothing is
+        signed, and the error stops the engine's step: see ``docs/evidence.md``."""
         sign = getattr(self.store, "checkpoint", None)
         if sign is None or not self.signers:
             return None
         now = now or self.clock.now()
-        note: str | None = sign(self.origin, self.signers, now)
+        witness = self.witness
+        # never sign a fork: the log must extend the last checkpoint signed (kept outside the store)
+        kept = read_witness(witness) if witness is not None else None
+        try:
+            note: str | None = sign(
+                self.log_origin,
+                self.signers,
+                now,
+                extends=None if kept is None else kept[1],
+                extends_from=None if kept is None else str(witness),
+            )
+        except EvidenceForkError as exc:
+            log.critical("evidence checkpoints stopped: %s", exc)
+            raise
+        if witness is not None and (note is not None or kept is None):
+            latest = note if note is not None else self._latest_checkpoint()
+            if latest is not None:
+                write_witness(witness, latest)
         self._last_checkpoint = now
         self._unsigned_events = 0
         if note is not None and self.host.has_evidence_sinks():
@@ -852,13 +921,36 @@ class Engine:
                 if self._errors:
                     self._errors.pop(work.task.task_id, None)
 
-    def _receipts(self, work: _Work, channel: str, receipts: Sequence[Receipt], now: datetime) -> None:
+    def _receipts(
+        self, work: _Work, adapter: ChannelAdapter, dispatch: Dispatch, receipts: Sequence[Receipt], now: datetime
+    ) -> None:
+        """Apply what ``adapter`` answered to a send or status call about ``dispatch``: only receipts about that
+        dispatch, of the kinds that adapter reports (delivery_sdk.trust); the rest are refused and counted."""
+        if not receipts:
+            return
+        channel = adapter.name
+        dispatch_id = dispatch.dispatch_id
+        kind = dispatch.kind
+        if kind is _PRINT:  # the engine asked the carrier (a waybill to track) or the print centre
+            allowed = allowed_reports(kind, Reporter.CARRIER if adapter.kind is _POST else Reporter.CENTRE)
+        else:
+            allowed = allowed_reports(kind, Reporter.CHANNEL)
+        skew = self.config.clock_skew
         for receipt in receipts:
-            record = work.task.dispatch(receipt.dispatch_id)
+            if receipt.dispatch_id != dispatch_id or receipt.kind not in allowed:
+                self._refused_answer(channel, dispatch, receipt, now)
+                continue
+            record = work.task.dispatch(dispatch_id)
             if record is None:
                 continue
             event = receipt_event(work.task.task_id, now, receipt)
             if not _is_news(record, event):
+                continue
+            wrong_time = implausible_time(receipt.kind, receipt.at, record.queued_at, now, skew)
+            if wrong_time is not None:
+                reason = self._implausible(channel, dispatch_id, wrong_time, now)
+                if work.task.attention_reason != reason and work.task.state not in _SETTLED:
+                    self._apply(work, NeedsAttention(task_id=work.task.task_id, at=now, reason=reason))
                 continue
             key = f"{channel}:{receipt.provider_event_id}" if receipt.provider_event_id else None
             if key is not None and key in work.receipt_keys:
@@ -889,7 +981,7 @@ class Engine:
                         provider_ref=report.provider_ref,
                     ),
                 )
-                self._receipts(work, name, report.receipts, now)
+                self._receipts(work, adapter, dispatch, report.receipts, now)
                 work.outbox_done.append(dispatch.dispatch_id)
                 return
         if dispatch.kind is _PRINT and dispatch.waybill is None:
@@ -928,7 +1020,7 @@ class Engine:
                     provider_ref=result.provider_ref,
                 ),
             )
-            self._receipts(work, name, result.receipts, now)
+            self._receipts(work, adapter, dispatch, result.receipts, now)
         else:
             self._apply(
                 work,
@@ -973,7 +1065,7 @@ class Engine:
     async def _poll(self, work: _Work, dispatch: Dispatch, now: datetime) -> None:
         adapter = self._adapter(dispatch)
         report: StatusReport = await self._call(f"{adapter.name}.status", lambda: adapter.status(dispatch))
-        self._receipts(work, adapter.name, report.receipts, now)
+        self._receipts(work, adapter, dispatch, report.receipts, now)
 
     def _route(self, work: _Work, now: datetime) -> None:
         task = work.task
@@ -1093,6 +1185,18 @@ class Engine:
         """Record a provider's receipt (delivery report, read receipt, print/carrier progress).
 
         Idempotent on ``receipt.provider_event_id``; see :class:`IngestOutcome` for what can come back.
+
+        ``channel`` names the adapter the receipt came through (a channel adapter's name, or a print centre's
+        id): its *source*. Code that relays a provider's report (a callback handler, a queue consumer) must
+        name it; only the dispatch's own adapters may report on it, each what it can know
+        (:mod:`delivery_sdk.trust`), and anything else is :attr:`IngestOutcome.REFUSED`. ``channel=None``
+        is a trusted in-process caller (the application itself, a test) speaking for the dispatch's own
+        adapter: only the kind is checked against what that dispatch's adapters report.
+
+        A time outside the dispatch's life (before it was queued, or after now, give or take
+        :attr:`EngineConfig.clock_skew`) is not applied: :attr:`IngestOutcome.IMPLAUSIBLE_TIME`, and the task
+        goes to a person unless its service is already decided. Refusals of both kinds are counted in the
+        store (``refused_receipts``, shown by supervision); nothing of the receipt's content is kept.
         """
         if not isinstance(receipt, Receipt):
             raise MalformedReceipt(f"ingest takes a Receipt, got {type(receipt).__name__}")
@@ -1106,6 +1210,12 @@ class Engine:
             record = task.dispatch(receipt.dispatch_id)
             if record is None:  # intent committed by a crashed engine before its event? cannot happen
                 return IngestResult(outcome=IngestOutcome.UNKNOWN_DISPATCH, task_id=task_id)
+            refused = provenance_refusal(record, receipt.kind, channel, self.channel_kinds.get(_POST))
+            if refused is not None:
+                why, message = refused
+                self._refuse(why, channel, record.dispatch_id, message, self.clock.now())
+                self._keep_refusals()
+                return IngestResult(outcome=IngestOutcome.REFUSED, task_id=task_id, message=message, refusal=why.value)
             source = channel or record.channel
             key = f"{source}:{receipt.provider_event_id}" if receipt.provider_event_id else None
             if key is not None and self.store.receipt_seen(key):
@@ -1114,17 +1224,20 @@ class Engine:
                     task_id=task_id,
                     message=f"provider event {receipt.provider_event_id!r} was recorded before",
                 )
-            contradicts = receipt.kind is ReceiptKind.FAILED and record.status in (
-                DispatchStatus.DELIVERED,
-                DispatchStatus.READ,
-            )
+            now = self.clock.now()
+            wrong_time = implausible_time(receipt.kind, receipt.at, record.queued_at, now, self.config.clock_skew)
+            if wrong_time is not None:
+                implausible = self._ingest_implausible(task, source, record.dispatch_id, wrong_time, now)
+                if implausible is None:  # the task moved on meanwhile: look again
+                    continue
+                return implausible
+            contradicts = _contradicts(record, receipt.kind)
             if not receipt_is_news(record, receipt) and not (contradicts and key is not None):
                 return IngestResult(
                     outcome=IngestOutcome.DUPLICATE,
                     task_id=task_id,
                     message=f"dispatch {receipt.dispatch_id} already shows this",
                 )
-            now = self.clock.now()
             event = receipt_event(task_id, now, receipt)
             before = task.state
             try:
@@ -1133,9 +1246,7 @@ class Engine:
                 return IngestResult(
                     outcome=IngestOutcome.LATE, task_id=task_id, event_type=event.TYPE, message=str(exc)
                 )
-            late = before in (TaskState.SERVED, TaskState.FILED, TaskState.CANCELLED) or (
-                receipt.kind is ReceiptKind.FAILED and record.status.settled
-            )
+            late = before in _SETTLED or contradicts or (receipt.kind is ReceiptKind.FAILED and record.status.settled)
             out_of_order = _out_of_order(record, receipt)
             write = TaskWrite(
                 task_id=task_id,
@@ -1160,6 +1271,80 @@ class Engine:
             )
             return IngestResult(outcome=outcome, task_id=task_id, event_type=event.TYPE)
         raise RuntimeError(f"task {task_id} kept changing while a receipt was ingested")  # pragma: no cover
+
+    def _ingest_implausible(
+        self, task: Task, source: str, dispatch_id: str, wrong_time: str, now: datetime
+    ) -> IngestResult | None:
+        """A receipt whose time cannot be a fact of its dispatch: nothing of it is applied; the task goes to a
+        person (once per reason) unless its service is decided already. None: the task moved on (retry)."""
+        reason = _implausible_reason(source, dispatch_id, wrong_time)
+        result = IngestResult(
+            outcome=IngestOutcome.IMPLAUSIBLE_TIME,
+            task_id=task.task_id,
+            message=reason,
+            refusal=Refusal.IMPLAUSIBLE_TIME.value,
+        )
+        if task.state not in _SETTLED and task.attention_reason != reason:
+            event = NeedsAttention(task_id=task.task_id, at=now, reason=reason)
+            after = apply(task, event)
+            write = TaskWrite(
+                task_id=task.task_id,
+                expected_version=task.version,
+                events=(event,),
+                state=after.state.value,
+                due_at=now,
+                release=False,
+            )
+            committed = self.store.commit([write])
+            if task.task_id in committed.conflicts:
+                self._cache.pop(task.task_id, None)
+                return None
+            self._remember(after)
+            self._publish(committed.stored)
+            self.wake()
+            result = attrs.evolve(result, event_type=event.TYPE)
+        self._refuse(Refusal.IMPLAUSIBLE_TIME, source, dispatch_id, wrong_time, now)
+        self._keep_refusals()
+        return result
+
+    # -- refused receipts ----------------------------------------------------------------------------
+
+    def _refuse(self, why: Refusal, source: str | None, dispatch_id: str, detail: str, now: datetime) -> None:
+        """Count a refused receipt (handed to the store by :meth:`_keep_refusals`). Only the adapter's name,
+        the reason and the dispatch id named are kept: never the report's content."""
+        log.warning("refused a receipt on dispatch %s from %r (%s): %s", dispatch_id, source, why.value, detail)
+        self._refusals.append(
+            RefusedReceipt(
+                at=now,
+                source=(source or "")[:100],
+                reason=why.value,
+                dispatch_id=dispatch_id[:200],
+                detail=detail[:300],
+            )
+        )
+
+    def _refused_answer(self, channel: str, dispatch: Dispatch, receipt: Receipt, now: datetime) -> None:
+        """An adapter's answer about ``dispatch`` carried a receipt it may not give: about another dispatch,
+        or of a kind that adapter does not report."""
+        if receipt.dispatch_id != dispatch.dispatch_id:
+            detail = f"asked about dispatch {dispatch.dispatch_id}, {channel!r} answered about another dispatch"
+            self._refuse(Refusal.OTHER_DISPATCH, channel, dispatch.dispatch_id, detail, now)
+        else:
+            detail = f"{channel!r} does not report {receipt.kind.value!r} on a {dispatch.kind.value} dispatch"
+            self._refuse(Refusal.NOT_ITS_REPORT, channel, dispatch.dispatch_id, detail, now)
+
+    def _implausible(self, source: str, dispatch_id: str, wrong_time: str, now: datetime) -> str:
+        """Count a receipt (from a send or a poll) whose time was not believed; returns the attention reason."""
+        self._refuse(Refusal.IMPLAUSIBLE_TIME, source, dispatch_id, wrong_time, now)
+        return _implausible_reason(source, dispatch_id, wrong_time)
+
+    def _keep_refusals(self) -> None:
+        """Hand the refused receipts counted so far to the store (stores without ``record_refusals`` keep
+        none: the log has them)."""
+        refusals, self._refusals = self._refusals, []
+        keep = getattr(self.store, "record_refusals", None)
+        if keep is not None:
+            keep(refusals)
 
     def record(self, task_id: str, event: Event) -> StoredEvent:
         """Record an event decided by a person (cancel, resume, a new address); the lifecycle must allow it."""
@@ -1232,10 +1417,22 @@ class Engine:
 
 
 _POSTAL_KINDS = frozenset({ChannelKind.PRINT, ChannelKind.POST})
+_POST = ChannelKind.POST
+# A task whose service is decided (or that was cancelled): a late report is evidence only, never a person's work.
+_SETTLED = frozenset({TaskState.SERVED, TaskState.FILED, TaskState.CANCELLED})
 _QUEUED = DispatchStatus.QUEUED  # read once: a member read through its enum class costs an attribute hook
 _PRINT = ChannelKind.PRINT
 _INLINE = (Route, SearchAddress)  # decision hooks the policy's actions run inline
 BASIS_NO_ADDRESS_LEFT = "SPC Opinion 2017 No. 19 (assisted person search: no untried address in any source)"
+
+
+def _implausible_reason(source: str, dispatch_id: str, wrong_time: str) -> str:
+    """Why a task waits for a person after a report with an unbelievable time (the same report, the same
+    reason: a retried report asks nobody twice)."""
+    return (
+        f"a report on dispatch {dispatch_id} from {source!r} was not applied: it claims {wrong_time}; "
+        "check the provider's clock or the report, then resume the task"
+    )
 
 
 def _postal_phone(task: Task) -> str | None:

@@ -439,7 +439,15 @@ def _reduce_receipt(task: Task, record: DispatchRecord, event: Event) -> dict[st
             "dispatches": _update_dispatch(task, did, status=_SENT, sent_at=event.at, provider_ref=event.provider_ref)
         }
     if isinstance(event, DispatchDelivered):
-        at = event.delivered_at if record.delivered_at is None else min(record.delivered_at, event.delivered_at)
+        at = record.delivered_at
+        if at is None:
+            at = event.delivered_at
+        elif task.served_at is not None or task.state is S.CANCELLED:
+            # Settled: the service stands on the facts it was decided on; a later report (an earlier arrival
+            # among them) is recorded as evidence and rewrites nothing.
+            return {}
+        elif event.delivered_at < at:
+            at = event.delivered_at  # before service, the earliest reported arrival counts (Rules Art. 31)
         new = _READ if status is _READ else _DELIVERED
         return {
             "dispatches": _update_dispatch(
@@ -460,7 +468,7 @@ def _reduce_receipt(task: Task, record: DispatchRecord, event: Event) -> dict[st
                 task,
                 did,
                 status=DispatchStatus.READ,
-                read_at=event.read_at,
+                read_at=record.read_at or event.read_at,  # the first reading stands
                 delivered_at=delivered,
                 settled_at=record.settled_at or event.at,
                 sent_at=record.sent_at or event.at,
@@ -500,6 +508,10 @@ def _reduce_receipt(task: Task, record: DispatchRecord, event: Event) -> dict[st
             )
         }
     if isinstance(event, PostSigned):
+        if final or status is DispatchStatus.RETURNED:
+            # the first signature stands; a signature after the item came back (the sender signing for the
+            # returned mail) serves nothing: both are recorded as evidence only
+            return {}
         return {
             "dispatches": _update_dispatch(
                 task,

@@ -13,14 +13,24 @@ with ``release=True`` ends the lease. An implementation for many workers (Postgr
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
 import attrs
 
 from ..events import Event, StoredEvent, TaskCreated
 
-__all__ = ["CommitResult", "CreateResult", "NewTask", "OutboxEntry", "TaskRow", "TaskStore", "TaskWrite"]
+__all__ = [
+    "CommitResult",
+    "CreateResult",
+    "NewTask",
+    "OutboxEntry",
+    "RefusalCount",
+    "RefusedReceipt",
+    "TaskRow",
+    "TaskStore",
+    "TaskWrite",
+]
 
 
 @attrs.frozen(kw_only=True)
@@ -68,6 +78,45 @@ class TaskWrite:
     # True for an ingest: a receipt key seen before makes the whole write a duplicate (nothing written).
     # False for the engine's own polls: known keys are simply not recorded twice.
     strict_receipts: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class RefusedReceipt:
+    """A receipt the engine refused (see :mod:`delivery_sdk.trust`): what an operator needs to see an attack or
+    a misconfiguration, and nothing of the report itself (no body, no personal data).
+
+    Stores that keep refusals have ``record_refusals(refusals)`` and ``refusals()``: counts per UTC day,
+    source and reason (a bounded table, however many arrive), with the last one's dispatch id and detail.
+    """
+
+    at: datetime
+    source: str  # the adapter the receipt came through ("" for a trusted in-process caller)
+    reason: str  # a delivery_sdk.trust.Refusal value
+    dispatch_id: str  # the dispatch the receipt named
+    detail: str  # why, in words (adapter names, kinds, times; no content of the report)
+
+
+@attrs.frozen(kw_only=True)
+class RefusalCount:
+    """Refused receipts of one UTC day, one source and one reason."""
+
+    day: str  # YYYY-MM-DD (UTC)
+    source: str
+    reason: str
+    count: int
+    first_at: datetime
+    last_at: datetime
+    dispatch_id: str  # the last one's
+    detail: str  # the last one's
+
+
+def refusal_rows(refusals: Sequence[RefusedReceipt]) -> list[tuple[str, str, str, str, str, str]]:
+    """(day, source, reason, at, dispatch_id, detail) of each refusal, ``at`` in UTC ISO 8601."""
+    rows = []
+    for r in refusals:
+        at = r.at.astimezone(UTC)
+        rows.append((at.date().isoformat(), r.source, r.reason, at.isoformat(), r.dispatch_id, r.detail))
+    return rows
 
 
 @attrs.frozen(kw_only=True)

@@ -101,6 +101,7 @@ class _Scripted(BaseChannel):
         self.name = name
         self.kind = kind
         self.clock: Clock = clock or VirtualClock()
+        self._follows_host = clock is None  # registered through a plugin, it takes the client's clock
         self.handler = handler
         self.default = default
         self._queue: deque[Outcome] = deque()
@@ -246,6 +247,7 @@ class FakePrintCentre(BaseChannel):
         self.info = info
         self.name = info.centre_id
         self.clock: Clock = clock or VirtualClock()
+        self._follows_host = clock is None  # registered through a plugin, it takes the client's clock
         self.print_after = print_after
         self.mail_after = mail_after
         self.refuse = refuse
@@ -397,13 +399,21 @@ class RecordingSink:
         self.observed.append(event)
 
 
+def _follow(adapter: object, clock: Clock) -> None:
+    """A fake made without a clock reports times on the client's clock, as a real provider reports on the
+    same wall clock as the engine (the engine believes no report dated before its dispatch, nor after now)."""
+    if getattr(adapter, "_follows_host", False):
+        adapter.clock = clock  # type: ignore[attr-defined]
+
+
 class _ChannelsPlugin:
     def __init__(self, adapters: Sequence[BaseChannel]) -> None:
         self.adapters = list(adapters)
 
     @hookimpl
-    def delivery_register_channels(self, register: ChannelRegistry) -> None:
+    def delivery_register_channels(self, register: ChannelRegistry, clock: Clock) -> None:
         for adapter in self.adapters:
+            _follow(adapter, clock)
             register(adapter)
 
 
@@ -412,8 +422,9 @@ class _CentresPlugin:
         self.centres = list(centres)
 
     @hookimpl
-    def delivery_register_print_centres(self, register: PrintCentreRegistry) -> None:
+    def delivery_register_print_centres(self, register: PrintCentreRegistry, clock: Clock) -> None:
         for centre in self.centres:
+            _follow(centre, clock)
             register(centre.info, centre)
 
 
