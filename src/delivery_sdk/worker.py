@@ -48,7 +48,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 
-from ._exceptions import PluginError, StoreError
+from ._exceptions import EvidenceForkError, PluginError, StoreError
 
 if TYPE_CHECKING:  # the engine is imported when a worker is built, not when the CLI parses its arguments
     from .clock import Clock
@@ -398,6 +398,8 @@ class Worker:
                         self.last_step_at = datetime.now(UTC)
                     else:
                         wait = self._idle_wait()
+                except EvidenceForkError:
+                    raise  # the log no longer extends what this worker signed: stop, never sign a fork (evidence.md)
                 except Exception as exc:
                     delay = self._failed(exc)
                     self._release_held()

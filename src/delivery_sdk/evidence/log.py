@@ -155,6 +155,32 @@ CACHED_FROM = 0
 CACHED_NODES = 1 << 16
 
 
+def check_signing(
+    origin: str,
+    size: int,
+    new_root: bytes,
+    nodes: NodeStore,
+    latest: Sequence[Any] | None,
+    extends: Checkpoint | None,
+    extends_from: str | None,
+) -> None:
+    """Before signing the tree of ``size`` leaves: it must extend the engine's witness ``extends`` (if any)
+    and the store's own latest checkpoint (``latest``: its ``(size, note)`` row, if any)."""
+    from .._exceptions import EvidenceForkError
+    from .verify import VerificationError, parse_note
+    from .witness import check_extends
+
+    if extends is not None:
+        what = f"the last checkpoint this engine signed ({extends_from})" if extends_from else "the given checkpoint"
+        check_extends(extends, origin, size, new_root, nodes, what=what, witness=extends_from)
+    if latest is not None:
+        try:
+            stored = Checkpoint.parse(parse_note(str(latest[1])).text)
+        except VerificationError as exc:
+            raise EvidenceForkError(f"refusing to sign: the store's latest checkpoint cannot be read: {exc}") from None
+        check_extends(stored, origin, size, new_root, nodes, what="the store's latest checkpoint", witness=None)
+
+
 def stored_nodes(nodes: NodeStore) -> SparseNodeStore:
     """The node store as the evidence log lays it out in the ``evidence_nodes`` table."""
     return SparseNodeStore(nodes, dense_from=DENSE_FROM)
@@ -224,11 +250,23 @@ class EvidenceLog:
 
     # -- checkpoints ---------------------------------------------------------------------------------
 
-    def checkpoint(self, origin: str, signers: Sequence[Signer], now: datetime) -> str | None:
-        """Sign the current root (C2SP checkpoint) and keep it; None when nothing new since the last one."""
+    def checkpoint(
+        self,
+        origin: str,
+        signers: Sequence[Signer],
+        now: datetime,
+        *,
+        extends: Checkpoint | None = None,
+        extends_from: str | None = None,
+    ) -> str | None:
+        """Sign the current root (C2SP checkpoint) and keep it; None when nothing new since the last one.
+
+        Raises :class:`~delivery_sdk.EvidenceForkError`, signing nothing, unless the tree extends the store's
+        latest checkpoint and ``extends`` (the engine's witness, kept in the file ``extends_from``)."""
         size = self.size
-        last = self._db.execute("SELECT MAX(size) FROM evidence_checkpoints").fetchone()[0]
-        if size == 0 or (last is not None and last >= size):
+        row = self._db.execute("SELECT size, note FROM evidence_checkpoints ORDER BY size DESC LIMIT 1").fetchone()
+        check_signing(origin, size, self.root(size), self.nodes, row, extends, extends_from)
+        if size == 0 or (row is not None and row[0] >= size):
             return None
         note = sign_checkpoint(Checkpoint(origin=origin, size=size, root=self.root(size)), signers)
         self._db.execute(
