@@ -73,6 +73,19 @@ def test_demo_refuses_an_existing_store(tmp_path: Path, capsys: pytest.CaptureFi
     assert "already exists" in capsys.readouterr().err
 
 
+def test_demo_refuses_to_start_a_log_beside_an_earlier_stores_witness(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A store deleted while its witness checkpoint stayed: a new log at that path would fork the kept one."""
+    path = tmp_path / "gone.sqlite3"
+    witness = tmp_path / "gone.sqlite3.checkpoint"
+    witness.write_text("court.example/demo\n7\nAAAA\n", encoding="utf-8")
+    assert main(["demo", "--tasks", "5", "--store", str(path), "--no-progress"]) == 2
+    assert "last checkpoint of an earlier store" in capsys.readouterr().err
+    assert not path.exists()
+    assert witness.read_text(encoding="utf-8") == "court.example/demo\n7\nAAAA\n"
+
+
 def test_demo_rejects_zero_tasks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--tasks", "0", "--store", str(tmp_path / "x.sqlite3")]) == 2
     assert "--tasks" in capsys.readouterr().err

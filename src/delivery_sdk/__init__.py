@@ -15,11 +15,13 @@ if TYPE_CHECKING:
         CallbackRejected,
         ChannelError,
         DeliveryError,
+        EvidenceForkError,
         IdempotencyConflict,
         IllegalTransition,
         InvalidContact,
         InvalidRequest,
         MalformedReceipt,
+        NotAStore,
         PluginError,
         SchemaVersionError,
         StoreError,
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
     from .hookspecs import hookimpl
     from .lifecycle import Task, TaskState
     from .model import (
+        LIMITS,
         AgentRole,
         Case,
         CaseType,
@@ -92,11 +95,13 @@ _LAZY: dict[str, str] = {
     "ContactKind": ".model",
     "DeliveryClient": ".client",
     "DeliveryError": "._exceptions",
+    "EvidenceForkError": "._exceptions",
     "Dispatch": ".model",
     "DispatchStatus": ".model",
     "DispatchSummary": ".client",
     "Document": ".model",
     "DocumentKind": ".model",
+    "LIMITS": ".model",
     "EngineConfig": ".engine",
     "Event": ".events",
     "EvidenceBatch": ".records",
@@ -122,6 +127,7 @@ _LAZY: dict[str, str] = {
     "RouteDecision": ".records",
     "SQLiteStore": ".store",
     "SchemaVersionError": "._exceptions",
+    "NotAStore": "._exceptions",
     "SendResult": ".channels",
     "ServiceMethod": ".model",
     "ServiceRecord": ".records",
@@ -158,6 +164,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "LIMITS",
     "AddressCandidate",
     "AgentRole",
     "AnchorReceipt",
@@ -185,6 +192,7 @@ __all__ = [
     "EngineConfig",
     "Event",
     "EvidenceBatch",
+    "EvidenceForkError",
     "IdempotencyConflict",
     "IllegalTransition",
     "IngestOutcome",
@@ -193,6 +201,7 @@ __all__ = [
     "InvalidRequest",
     "MalformedReceipt",
     "MockChannel",
+    "NotAStore",
     "Party",
     "PartyKind",
     "PluginError",

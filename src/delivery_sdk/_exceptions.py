@@ -13,8 +13,10 @@ The tree::
     ├── UnknownChannel                 no channel adapter registered under that name
     ├── IllegalTransition              an event that the lifecycle forbids in the task's state
     ├── PluginError                    a plugin registered something twice or broke the hook contract
+    ├── EvidenceForkError              the evidence log no longer extends the last checkpoint signed
     ├── StoreError                     the store cannot be opened, migrated or written
-    │   └── SchemaVersionError         the file was written by a newer SDK
+    │   ├── SchemaVersionError         the file's schema is not this SDK's (newer; older, to a reader)
+    │   └── NotAStore                  the path is no delivery-sdk store (a folder, another app's file)
     └── ChannelError                   an adapter failed to talk to its provider
         ├── TransientChannelError      ...in a way worth retrying (timeouts, 5xx, 429)
         └── UnsendableDispatch         ...because of the dispatch itself: no adapter could send it
@@ -29,11 +31,13 @@ __all__ = [
     "CallbackRejected",
     "ChannelError",
     "DeliveryError",
+    "EvidenceForkError",
     "IdempotencyConflict",
     "IllegalTransition",
     "InvalidContact",
     "InvalidRequest",
     "MalformedReceipt",
+    "NotAStore",
     "PluginError",
     "SchemaVersionError",
     "StoreError",
@@ -131,12 +135,33 @@ class PluginError(DeliveryError):
     """A plugin broke the hook contract (duplicate registration, wrong return type, ...)."""
 
 
+class EvidenceForkError(DeliveryError):
+    """The evidence log no longer extends the last checkpoint the engine signed (its witness): the database
+    was rolled back, restored from an older backup or rewritten, or the log was renamed. Signing now would
+    sign a fork, which a log must never do (C2SP tlog-checkpoint), so the engine stops.
+
+    ``witness`` is the kept checkpoint's file (None: the store's own latest checkpoint disagreed). Restore
+    the database to a state that includes that checkpoint, or, to start a new log on purpose, move the
+    witness file aside and sign under a new origin (``docs/evidence.md``, "When the engine refuses to sign").
+    """
+
+    def __init__(self, message: str, *, witness: str | None = None) -> None:
+        self.witness = witness
+        super().__init__(message)
+
+
 class StoreError(DeliveryError):
     """The store cannot be opened, migrated or written."""
 
 
 class SchemaVersionError(StoreError):
-    """The store was written by a newer version of delivery-sdk."""
+    """The store was written by a newer version of delivery-sdk (or, to a read-only command, by an older
+    one whose schema must be upgraded by a command that writes: ``delivery-sdk migrate``)."""
+
+
+class NotAStore(StoreError):
+    """What a read-only command was pointed at is not a delivery-sdk store: a folder, an empty file, a file
+    that is not SQLite, another application's database. Nothing was written to it."""
 
 
 class ChannelError(DeliveryError):

@@ -4,14 +4,17 @@
 
     delivery-sdk demo [--tasks N] [--seed S] [--store PATH] [--no-progress]
     delivery-sdk status TASK_ID --store PATH
-    delivery-sdk verify STORE [--key VKEY]... [--trusted-checkpoint FILE] [--origin NAME]
+    delivery-sdk verify STORE [--key VKEY]... [--trusted-checkpoint FILE] [--origin NAME] [--require-signed]
     delivery-sdk proof TASK_ID --store PATH [--out FILE]
+    delivery-sdk proof --consistency OLD_NOTE [--to NEW_NOTE] --store PATH [--out FILE]
+    delivery-sdk verify-consistency PROOF --trusted-checkpoint OLD_NOTE --key VKEY... [--update]
     delivery-sdk verify-record FILE [--key VKEY]... [--origin NAME] [--document PATH]...
     delivery-sdk keygen NAME
     delivery-sdk tasks --case CASE_NUMBER --store PATH [--court COURT]
     delivery-sdk resolve-address [ADDRESS... | - | --file PATH] [--home-province CODE]
     delivery-sdk report --store PATH [--out report.html] [--json PATH] [--csv PATH]
     delivery-sdk stats --store PATH [--json]
+    delivery-sdk migrate --store PATH_OR_DSN
     delivery-sdk worker --store PATH_OR_DSN [--health-file FILE] [--health-port PORT] [--lease S]
 
 Plugins add subcommands through the ``delivery_sdk.cli`` entry-point group: each entry point names a
@@ -28,9 +31,12 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from ._exceptions import StoreError
+
+if TYPE_CHECKING:
+    from .store import PostgresStore, SQLiteStore
 
 __all__ = ["CLI_ENTRY_POINT_GROUP", "main"]
 
@@ -99,7 +105,24 @@ def _open(path: str) -> object:
 
     if not is_dsn(path) and not Path(path).exists():
         raise FileNotFoundError(f"no store at {path}; give the path the demo printed (--store PATH)")
-    return DeliveryClient(open_store(path), load_entry_points=False)
+    # a command that reads opens the store read-only: nothing is created, migrated or written
+    return DeliveryClient(open_store(path, readonly=True), load_entry_points=False)
+
+
+def _shown(value: object) -> str:
+    """``value`` as text safe for a terminal: control and format characters (an escape sequence, a carriage
+    return, a bidi override stored before the model refused them) are shown as ``\\x1b``, ``\\u202e``..."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    import unicodedata
+
+    return "".join(
+        c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) in _UNSHOWN else c for c in text
+    )
+
+
+_UNSHOWN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -114,18 +137,21 @@ def _status(args: argparse.Namespace) -> int:
         except UnknownTask as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-        print(f"task {st.task_id}  {st.court} {st.case_number}  party {st.party_id}")
+        print(f"task {_shown(st.task_id)}  {_shown(st.court)} {_shown(st.case_number)}  party {_shown(st.party_id)}")
         print(f"  state     {st.state.value}")
         if st.method is not None:
-            print(f"  served    {st.method.value} on {st.served_at:%Y-%m-%d %H:%M %Z} ({st.basis})")
+            print(f"  served    {st.method.value} on {st.served_at:%Y-%m-%d %H:%M %Z} ({_shown(st.basis)})")
         for deadline in st.deadlines:
-            print(f"  deadline  {deadline.name} by {deadline.due:%Y-%m-%d} ({deadline.basis})")
+            print(f"  deadline  {_shown(deadline.name)} by {deadline.due:%Y-%m-%d} ({_shown(deadline.basis)})")
         if st.deadlines_note:
-            print(f"  deadlines {st.deadlines_note}")
+            print(f"  deadlines {_shown(st.deadlines_note)}")
         if st.attention_reason:
-            print(f"  attention {st.attention_reason}")
+            print(f"  attention {_shown(st.attention_reason)}")
         for d in st.dispatches:
-            print(f"  dispatch  {d.dispatch_id:<14} {d.kind.value:<9} {d.channel:<20} {d.status.value:<10} {d.contact}")
+            print(
+                f"  dispatch  {_shown(d.dispatch_id):<14} {d.kind.value:<9} {_shown(d.channel):<20} "
+                f"{d.status.value:<10} {_shown(d.contact)}"
+            )
         print("  timeline")
         for stored in client.timeline(args.task_id):
             ev = stored.event
@@ -150,7 +176,7 @@ def _tasks(args: argparse.Namespace) -> int:
             return 1
         for st in rows:
             served = f"{st.method.value} {st.served_at:%Y-%m-%d %H:%M}" if st.method and st.served_at else ""
-            print(f"{st.task_id}  {st.court}  {st.party_id:<10} {st.state.value:<16} {served}")
+            print(f"{_shown(st.task_id)}  {_shown(st.court)}  {_shown(st.party_id):<10} {st.state.value:<16} {served}")
         store.close()
     return 0
 
@@ -225,7 +251,7 @@ def _report(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"no store at {args.store}; give the path the demo printed (--store PATH)")
     out = Path(args.out) if args.out else Path(args.store).with_suffix(".html")
     options = _supervision_options(args)
-    write_report(args.store, out, json_path=args.json, csv_path=args.csv, **options)
+    write_report(args.store, out, json_path=args.json, csv_path=args.csv, upgrade=False, **options)
     print(f"report written to {out.resolve()}")
     for extra in (args.json, args.csv):
         if extra:
@@ -242,7 +268,9 @@ def _stats(args: argparse.Namespace) -> int:
     if not is_dsn(args.store) and not Path(args.store).exists():
         raise FileNotFoundError(f"no store at {args.store}; give the path the demo printed (--store PATH)")
     options = _supervision_options(args)
-    with Supervisor(args.store) as sup:
+    with Supervisor(args.store, upgrade=False) as sup:
+        if not sup.indexed:
+            _note_unindexed(args.store)
         s = sup.statistics(**options)
     if args.json:
         print(json.dumps(s.to_dict(), ensure_ascii=False, indent=1, sort_keys=True))
@@ -275,6 +303,41 @@ def _stats(args: argparse.Namespace) -> int:
         f"  cost {cost['actual_yuan']:,.0f} yuan vs all-postal {cost['baseline_all_postal_yuan']:,.0f}: "
         f"saved {cost['savings_yuan']:,.0f} yuan"
     )
+    # provider reports the engine would not apply (an attack, or a misconfigured adapter): see docs/security.md
+    print(f"  refused provider reports  {s.refused:>10,}")
+    for row in s.refused_receipts:
+        print(f"    {_shown(row.source):<20}{row.reason:<18}{row.count:>9,}  last {row.last_at:%Y-%m-%d %H:%M %Z}")
+    return 0
+
+
+def _note_unindexed(store: str) -> None:
+    print(
+        f"note: {store} has no supervision indexes, so large stores answer slowly; "
+        f"'delivery-sdk migrate --store {store}' creates them (that writes)",
+        file=sys.stderr,
+    )
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    """The one maintenance command that writes to a store on purpose: schema upgrade and supervision indexes."""
+    from .store import is_dsn, open_store
+
+    dsn = is_dsn(args.store)
+    if not dsn and not Path(args.store).exists():
+        raise FileNotFoundError(f"no store at {args.store}; migrate upgrades an existing store")
+    # opening to write migrates; another application's file is refused
+    store = cast("SQLiteStore | PostgresStore", open_store(args.store))
+    try:
+        version = store.schema_version
+    finally:
+        store.close()
+    if dsn:
+        print(f"store at schema version {version}")
+        return 0
+    from .supervision.query import _create_indexes
+
+    _create_indexes(Path(args.store))
+    print(f"store {args.store}: schema version {version}, supervision indexes in place")
     return 0
 
 
@@ -292,34 +355,84 @@ def _verify(args: argparse.Namespace) -> int:
 
     trusted = Path(args.trusted_checkpoint).read_text(encoding="utf-8") if args.trusted_checkpoint else None
     report = verify_store(args.store, args.key or (), trusted_checkpoint=trusted, origin=args.origin)
-    if report.ok:
-        signed = "signatures checked" if args.key else "signatures not checked: give --key"
-        print(
-            f"ok: {report.events} events, {report.checkpoints} checkpoints; every leaf, node and checkpoint "
-            f"matches ({signed})"
-        )
-        return 0
     for problem in report.problems:
         print(f"FAIL: {problem}")
-    return 1
+    unsigned = f"{report.unsigned} events not covered by any signed checkpoint"
+    if report.unsigned and args.require_signed:
+        print(f"FAIL: {unsigned} (--require-signed)")
+    if not report.ok or (report.unsigned and args.require_signed):
+        return 1
+    signed = "signatures checked" if args.key else "signatures not checked: give --key"
+    print(
+        f"ok: {report.events} events, {report.tasks} tasks, {report.nodes} tree nodes, {report.checkpoints} "
+        f"checkpoints; every event, column, task row, tree node and checkpoint matches ({signed})"
+    )
+    if report.unsigned:
+        print(f"note: {unsigned} yet")
+    return 0
+
+
+def _read_note(path: str) -> str:
+    file = Path(path)
+    if not file.exists():
+        raise FileNotFoundError(f"no checkpoint file at {path}")
+    return file.read_text(encoding="utf-8")
 
 
 def _proof(args: argparse.Namespace) -> int:
     import json
 
-    from .evidence.audit import export_bundle
+    from .evidence.audit import export_bundle, export_consistency
 
+    if (args.task_id is None) == (args.consistency is None):
+        print("error: give a TASK_ID (inclusion proofs) or --consistency OLD (a consistency proof)", file=sys.stderr)
+        return 2
+    if args.to and not args.consistency:
+        print("error: --to goes with --consistency", file=sys.stderr)
+        return 2
     try:
-        bundle = export_bundle(args.store, args.task_id)
-    except LookupError as exc:
+        if args.consistency:
+            old = _read_note(args.consistency)
+            bundle = export_consistency(args.store, old, _read_note(args.to) if args.to else None)
+            proof = bundle["proof"]
+            what = f"consistency proof from size {proof['size1']} to {proof['size2']}"
+        else:
+            bundle = export_bundle(args.store, args.task_id)
+            what = f"proof bundle for {args.task_id} ({len(bundle['events'])} events)"
+    except (LookupError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     text = json.dumps(bundle, ensure_ascii=False, indent=2)
     if args.out:
         Path(args.out).write_text(text + "\n", encoding="utf-8")
-        print(f"proof bundle for {args.task_id} ({len(bundle['events'])} events) written to {args.out}")
+        print(f"{what} written to {args.out}")
     else:
         print(text)
+    return 0
+
+
+def _verify_consistency(args: argparse.Namespace) -> int:
+    import json
+
+    from .evidence.audit import verify_consistency_bundle
+    from .evidence.verify import VerificationError
+    from .evidence.witness import write_witness
+
+    trusted = _read_note(args.trusted_checkpoint)
+    path = Path(args.file)
+    if not path.exists():
+        raise FileNotFoundError(f"no consistency proof at {path}")
+    try:
+        bundle = json.loads(path.read_text(encoding="utf-8"))
+        new = verify_consistency_bundle(bundle, args.key or (), trusted_checkpoint=trusted, origin=args.origin)
+    except (ValueError, KeyError, TypeError) as exc:  # VerificationError and unreadable JSON are ValueErrors
+        reason = str(exc) if isinstance(exc, VerificationError) else f"unreadable proof: {exc}"
+        print(f"FAIL: {reason}")
+        return 1
+    print(f"ok: log {new.origin!r} at size {new.size} extends the trusted checkpoint; nothing before it changed")
+    if args.update:
+        write_witness(args.trusted_checkpoint, bundle["new_checkpoint"])
+        print(f"kept the new checkpoint in {args.trusted_checkpoint}")
     return 0
 
 
@@ -422,19 +535,43 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("store")
     verify.add_argument("--key", action="append", help="a trusted verifier key (name+hash+base64); repeatable")
     verify.add_argument("--trusted-checkpoint", help="a signed checkpoint trusted earlier: refuse a rewritten history")
-    verify.add_argument("--origin", help="the log's name in its checkpoints")
+    verify.add_argument("--origin", help="the log's name in its checkpoints (default: the name of the key that signed)")
+    verify.add_argument(
+        "--require-signed", action="store_true", help="fail when events are not yet covered by a signed checkpoint"
+    )
     verify.set_defaults(func=_verify)
-    proof = sub.add_parser("proof", help="export a task's events with inclusion proofs against a signed checkpoint")
-    proof.add_argument("task_id")
+    proof = sub.add_parser(
+        "proof",
+        help="export a task's events with inclusion proofs, or a consistency proof between two checkpoints",
+    )
+    proof.add_argument("task_id", nargs="?", help="the task whose events to prove (or give --consistency)")
     proof.add_argument("--store", required=True)
-    proof.add_argument("--out", help="write the JSON bundle here (default: standard output)")
+    proof.add_argument(
+        "--consistency", metavar="OLD", help="a signed checkpoint (file) kept earlier: prove the log extends it"
+    )
+    proof.add_argument("--to", metavar="NEW", help="with --consistency: the later checkpoint (default: the latest)")
+    proof.add_argument("--out", help="write the JSON here (default: standard output)")
     proof.set_defaults(func=_proof)
+    vcon = sub.add_parser(
+        "verify-consistency", help="check offline that a later checkpoint extends the one kept (proof --consistency)"
+    )
+    vcon.add_argument("file", help="the consistency proof (JSON) from delivery-sdk proof --consistency")
+    vcon.add_argument("--trusted-checkpoint", required=True, help="the signed checkpoint kept from before (file)")
+    vcon.add_argument("--key", action="append", help="the log's verifier key (name+hash+base64); repeatable")
+    vcon.add_argument("--origin", help="the log's name (default: the trusted checkpoint's)")
+    vcon.add_argument("--update", action="store_true", help="on success, keep the new checkpoint in its place")
+    vcon.set_defaults(func=_verify_consistency)
     vrec = sub.add_parser("verify-record", help="check a proof-of-service record (JSON) offline")
     vrec.add_argument("file")
     vrec.add_argument("--key", action="append", help="a trusted verifier key for its proof bundle; repeatable")
     vrec.add_argument("--origin", help="the evidence log's name in the bundle's checkpoint")
     vrec.add_argument("--document", action="append", help="a served document's file: its SHA-256 must be listed")
     vrec.set_defaults(func=_verify_record)
+    migrate = sub.add_parser(
+        "migrate", help="upgrade a store to this SDK's schema and add the supervision indexes (writes to it)"
+    )
+    migrate.add_argument("--store", required=True)
+    migrate.set_defaults(func=_migrate)
     keygen = sub.add_parser("keygen", help="make an Ed25519 key pair for signing evidence checkpoints")
     keygen.add_argument("name", help="the key's name, usually the log's origin, e.g. court.example/delivery")
     keygen.set_defaults(func=_keygen)
@@ -456,6 +593,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except PermissionError as exc:  # a store (or an output file) this user may not read or write
+        print(f"error: {exc.strerror or 'permission denied'}: {exc.filename or ''}", file=sys.stderr)
         return 2
     except StoreError as exc:  # cannot connect, newer schema, supervision on PostgreSQL...
         print(f"error: {exc}", file=sys.stderr)

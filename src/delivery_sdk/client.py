@@ -29,6 +29,7 @@ from .clock import Clock, SystemClock
 from .engine import Engine, EngineConfig, IngestResult
 from .events import AddressUpdated, Cancelled, Event, ResumedByStaff, StoredEvent, TaskCreated
 from .evidence.keys import DEFAULT_KEY_ENV, Signer, load_signers
+from .evidence.witness import resolve_witness
 from .law.periods import Deadline
 from .lifecycle import Task, TaskState
 from .model import (
@@ -41,6 +42,8 @@ from .model import (
     Party,
     ServiceMethod,
     ServiceRequest,
+    check_note,
+    check_source,
 )
 from .plugins import PluginHost
 from .policy import PolicyConfig
@@ -175,7 +178,8 @@ class AsyncDeliveryClient:
         environ: Mapping[str, str] | None = None,
         id_factory: Callable[[], str] | None = None,
         evidence_signers: Sequence[Signer] | None = None,
-        evidence_origin: str = "delivery-sdk",
+        evidence_origin: str | None = None,
+        evidence_witness: str | os.PathLike[str] | bool | None = None,
     ) -> None:
         if store is None or isinstance(store, str | os.PathLike):
             # a SQLite path or a postgresql:// DSN; none: $DELIVERY_SDK_STORE, else the default SQLite file
@@ -194,7 +198,10 @@ class AsyncDeliveryClient:
             env = os.environ if environ is None else environ
             evidence_signers = load_signers(environ=env) if env.get(DEFAULT_KEY_ENV) else []
         self.engine.signers = tuple(evidence_signers)
+        # the log's name: given, else the (first) signer key's name; the witness: given, else
+        # $DELIVERY_SDK_EVIDENCE_WITNESS, else <file>.checkpoint beside a SQLite store (evidence/witness.py)
         self.engine.origin = evidence_origin
+        self.engine.witness = resolve_witness(evidence_witness, self.store, environ)
         self._closed = False
 
     # -- submitting ----------------------------------------------------------------------------------
@@ -301,22 +308,33 @@ class AsyncDeliveryClient:
         """Cancel a task (not once it is in the post or served: the lifecycle refuses then)."""
         if not isinstance(reason, str) or not reason.strip():
             raise ValidationError("cancel needs a reason (it goes into the evidence)")
+        check_note("cancel reason", reason)
         self._record(task_id, Cancelled(task_id=task_id, at=self.clock.now(), reason=reason))
 
     async def resume(self, task_id: str, note: str = "") -> None:
         """Send a task that needs attention back to electronic-first service."""
+        if not isinstance(note, str):
+            raise ValidationError(f"resume note must be a string, got {type(note).__name__}")
+        check_note("resume note", note)
         self._record(task_id, ResumedByStaff(task_id=task_id, at=self.clock.now(), note=note))
 
     async def set_address(self, task_id: str, contact: Contact, *, source: str = "staff") -> None:
         """Give a task a (better) postal address, e.g. after a person found one."""
         if not isinstance(contact, Contact) or contact.kind is not ContactKind.POSTAL:
             raise ValidationError("set_address takes a postal Contact")
+        check_source(source)
         self._record(task_id, AddressUpdated(task_id=task_id, at=self.clock.now(), contact=contact, source=source))
 
     # -- inbound -------------------------------------------------------------------------------------
 
     async def ingest(self, receipt: Receipt, *, channel: str | None = None) -> IngestResult:
-        """Record a delivery report, read receipt or print/carrier progress; idempotent on its event id."""
+        """Record a delivery report, read receipt or print/carrier progress; idempotent on its event id.
+
+        ``channel`` names the adapter the receipt came through (a channel adapter, or a print centre's id):
+        a receipt from an adapter that is not the dispatch's own is refused (:attr:`IngestOutcome.REFUSED`,
+        nothing changes). Code relaying a provider's report must name it; ``None`` means the application
+        itself vouches for the receipt. See :meth:`Engine.ingest <delivery_sdk.engine.Engine.ingest>`.
+        """
         return self.engine.ingest(receipt, channel=channel)
 
     async def ingest_callback(
@@ -326,7 +344,8 @@ class AsyncDeliveryClient:
 
         ``query`` (the request's URL query parameters) goes to adapters whose ``parse_callback`` declares
         it (see :mod:`delivery_sdk.callbacks`). Nothing is verified against replays here: that is
-        :class:`~delivery_sdk.callbacks.CallbackReceiver`'s job.
+        :class:`~delivery_sdk.callbacks.CallbackReceiver`'s job. Every receipt is ingested as having come
+        through ``channel``: one about a dispatch of another adapter is refused.
         """
         adapter = self.host.channels.get(channel)
         try:

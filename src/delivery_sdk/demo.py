@@ -22,6 +22,7 @@ import attrs
 
 from .client import AsyncDeliveryClient
 from .clock import VirtualClock
+from .evidence.witness import WITNESS_SUFFIX
 from .lifecycle import Task
 from .model import (
     Case,
@@ -267,6 +268,13 @@ async def run_demo(
     """Run the simulated day to completion on a fresh SQLite store and summarise it."""
     if store_path.exists():
         raise FileExistsError(f"{store_path} already exists; the demo writes a fresh store (choose another --store)")
+    witness = Path(str(store_path) + WITNESS_SUFFIX)
+    if witness.exists():
+        # the kept checkpoint of an earlier store of that name: a new log there would be a fork of it
+        raise FileExistsError(
+            f"{witness} holds the last checkpoint of an earlier store at {store_path}; the demo writes a fresh "
+            "store (choose another --store, or remove that file if the earlier store is gone for good)"
+        )
     rng = random.Random(seed)
     start = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)  # 08:00 in Hubei (UTC+8)
     clock = VirtualClock(start)

@@ -12,7 +12,17 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import StoreError
-from ._base import CommitResult, CreateResult, NewTask, OutboxEntry, TaskRow, TaskStore, TaskWrite
+from ._base import (
+    CommitResult,
+    CreateResult,
+    NewTask,
+    OutboxEntry,
+    RefusalCount,
+    RefusedReceipt,
+    TaskRow,
+    TaskStore,
+    TaskWrite,
+)
 from .sqlite import SQLiteStore
 
 if TYPE_CHECKING:
@@ -25,6 +35,8 @@ __all__ = [
     "NewTask",
     "OutboxEntry",
     "PostgresStore",
+    "RefusalCount",
+    "RefusedReceipt",
     "SQLiteStore",
     "TaskRow",
     "TaskStore",
@@ -47,20 +59,26 @@ def open_store(
     *,
     evidence: bool = True,
     environ: Mapping[str, str] | None = None,
+    readonly: bool = False,
     **options: Any,
 ) -> TaskStore:
     """A :class:`PostgresStore` for a ``postgresql://`` / ``postgres://`` DSN, else a :class:`SQLiteStore`.
 
     Without ``spec`` the store named by ``$DELIVERY_SDK_STORE`` is opened. ``options`` go to the store's
     constructor (``schema``, ``pool_size``, ``owner``... for PostgreSQL; ``synchronous`` for SQLite).
+
+    ``readonly=True`` opens an existing store for reading only, as every command that reads does: nothing
+    is created, migrated or written (SQLite opens the file ``mode=ro``, PostgreSQL's sessions are
+    ``default_transaction_read_only``), and a path that is no delivery-sdk store raises :class:`NotAStore`
+    (see :func:`~delivery_sdk.store.sqlite.connect_readonly`) before anything touches it.
     """
     if spec is None:
         spec = (os.environ if environ is None else environ).get(STORE_ENV)
         if not spec:
             raise StoreError(f"no store given: pass a SQLite path or a postgresql:// DSN, or set {STORE_ENV}")
     if is_dsn(spec):
-        return _postgres()(str(spec), evidence=evidence, **options)
-    return SQLiteStore(spec, evidence=evidence, **options)
+        return _postgres()(str(spec), evidence=evidence, readonly=readonly, **options)
+    return SQLiteStore(spec, evidence=evidence, readonly=readonly, **options)
 
 
 def _postgres() -> type[PostgresStore]:

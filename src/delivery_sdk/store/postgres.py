@@ -51,18 +51,28 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from .._exceptions import IdempotencyConflict, SchemaVersionError, StoreError, UnknownTask
+from .._exceptions import IdempotencyConflict, NotAStore, SchemaVersionError, StoreError, UnknownTask
 from ..events import Event, StoredEvent, TaskCreated
 from ..evidence.canonical import body_leaf_hash, body_leaf_state
 from ..evidence.checkpoint import sign_checkpoint
 from ..evidence.keys import Signer
-from ..evidence.log import stored_nodes
+from ..evidence.log import check_signing, stored_nodes
 from ..evidence.merkle import CompactRange, Node, NodeKey, consistency_proof, inclusion_proof, root
 from ..evidence.verify import HASH_SIZE, Checkpoint, ConsistencyProof, InclusionProof
 from ..records import AnchorReceipt
 from ..serialization import encode_event, event_from_dict, loads
 from . import STORE_ENV, is_dsn
-from ._base import CommitResult, CreateResult, NewTask, OutboxEntry, TaskRow, TaskWrite
+from ._base import (
+    CommitResult,
+    CreateResult,
+    NewTask,
+    OutboxEntry,
+    RefusalCount,
+    RefusedReceipt,
+    TaskRow,
+    TaskWrite,
+    refusal_rows,
+)
 
 if TYPE_CHECKING:
     from psycopg.cursor import Cursor
@@ -144,6 +154,20 @@ MIGRATIONS: tuple[str, ...] = (
         receipt     TEXT NOT NULL,
         anchored_at TIMESTAMPTZ NOT NULL,
         PRIMARY KEY (size, notary)
+    );
+    """,
+    # 2: receipts the engine refused (SQLite's migration 6): counts per UTC day, source and reason.
+    """
+    CREATE TABLE refused_receipts (
+        day         TEXT NOT NULL,
+        source      TEXT NOT NULL,
+        reason      TEXT NOT NULL,
+        count       BIGINT NOT NULL,
+        first_at    TIMESTAMPTZ NOT NULL,
+        last_at     TIMESTAMPTZ NOT NULL,
+        dispatch_id TEXT NOT NULL,
+        detail      TEXT NOT NULL,
+        PRIMARY KEY (day, source, reason)
     );
     """,
 )
@@ -320,6 +344,7 @@ class PostgresStore:
         connect_timeout: float = 10.0,
         owner: str | None = None,
         environ: Mapping[str, str] | None = None,
+        readonly: bool = False,
     ) -> None:
         if dsn is None:
             dsn = (os.environ if environ is None else environ).get(STORE_ENV)
@@ -338,7 +363,11 @@ class PostgresStore:
         self._conninfo = conninfo
         self._timeout = connect_timeout
         self._set_session = sql.SQL("SET search_path TO {}; SET TIME ZONE 'UTC'").format(sql.Identifier(self.schema))
-        self._migrate()
+        self.readonly = readonly
+        if readonly:
+            self._check_schema()
+        else:
+            self._migrate()
         self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             conninfo,
             min_size=1,
@@ -357,7 +386,7 @@ class PostgresStore:
             self._pool.close()
             raise StoreError(f"cannot open a connection pool to PostgreSQL at {self.label}: {exc}") from exc
         self.evidence: PostgresEvidence | None = PostgresEvidence(self) if evidence else None
-        if evidence:
+        if evidence and not readonly:  # a reader leaves uncovered events to `verify`, which counts them
             try:
                 self._backfill_evidence()
             except BaseException:
@@ -371,6 +400,9 @@ class PostgresStore:
         if "application_name" not in conninfo_to_dict(self._conninfo):
             # pg_stat_activity then shows which connections are this store's (unless the DSN names them)
             kwargs["application_name"] = f"delivery-sdk:{self.schema}"[:63]
+        if self.readonly:
+            # the server itself refuses any write on these connections, whatever a caller tries
+            kwargs["options"] = "-c default_transaction_read_only=on"
         return kwargs
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
@@ -386,6 +418,8 @@ class PostgresStore:
         """One write transaction on a pooled connection; psycopg errors become :class:`StoreError`."""
         if self._closed:
             raise StoreError(f"{what}: the store is closed")
+        if self.readonly:
+            raise StoreError(f"{what}: the store {self.label} was opened read-only; open it without readonly=True")
         try:
             with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
                 yield cur
@@ -436,6 +470,41 @@ class PostgresStore:
             raise StoreError(f"cannot migrate the store {self.label} (schema {self.schema!r}): {exc}") from exc
         finally:
             conn.close()
+
+    def _check_schema(self) -> None:
+        """What :meth:`_migrate` is to a writer, for a reader: the schema must be there and current."""
+        try:
+            conn = psycopg.connect(self._conninfo, **self._connect_kwargs())
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to PostgreSQL at {self.label}: {str(exc).strip()}") from exc
+        try:
+            conn.read_only = True
+            exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,)).fetchone()
+            if exists is None:
+                raise NotAStore(f"no store at {self.label}: schema {self.schema!r} does not exist; nothing was created")
+            found = conn.execute(
+                "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = 'schema_version'", (self.schema,)
+            ).fetchone()
+            if found is None:
+                raise NotAStore(f"schema {self.schema!r} at {self.label} holds no delivery-sdk store")
+            conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
+            row = conn.execute("SELECT version FROM schema_version").fetchone()
+            version = 0 if row is None else int(row[0])
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot read the store {self.label} (schema {self.schema!r}): {exc}") from exc
+        finally:
+            conn.close()
+        if version != len(MIGRATIONS):
+            newer = version > len(MIGRATIONS)
+            raise SchemaVersionError(
+                f"store {self.label} (schema {self.schema!r}) has schema version {version}, "
+                + (
+                    f"newer than this SDK knows ({len(MIGRATIONS)}); upgrade delivery-sdk to read it"
+                    if newer
+                    else f"older than this SDK's {len(MIGRATIONS)}: upgrade it once with 'delivery-sdk migrate' "
+                    "(that writes), then read it"
+                )
+            )
 
     @property
     def schema_version(self) -> int:
@@ -711,8 +780,19 @@ class PostgresStore:
 
     # -- the evidence log: checkpoints, anchors, bundles ---------------------------------------------------
 
-    def checkpoint(self, origin: str, signers: Sequence[Signer], now: datetime) -> str | None:
-        """Sign and keep a checkpoint of the evidence log; None when there is nothing new to sign."""
+    def checkpoint(
+        self,
+        origin: str,
+        signers: Sequence[Signer],
+        now: datetime,
+        *,
+        extends: Checkpoint | None = None,
+        extends_from: str | None = None,
+    ) -> str | None:
+        """Sign and keep a checkpoint of the evidence log; None when there is nothing new to sign.
+
+        Raises :class:`~delivery_sdk.EvidenceForkError` (nothing signed) when the log does not extend its
+        latest stored checkpoint, or ``extends`` (the engine's witness, from the file ``extends_from``)."""
         if not self._evidence_on or not signers:
             return None
         with self._tx("cannot sign a checkpoint") as cur:
@@ -721,10 +801,11 @@ class PostgresStore:
             tree = self._catch_up(cur, int(leaves), bytes(edge), int(last))
             if tree.size != int(leaves):
                 cur.execute("UPDATE log_head SET leaves = %s, edge = %s", (tree.size, b"".join(tree.hashes)))
-            cur.execute("SELECT MAX(size) FROM evidence_checkpoints")
-            latest = (cur.fetchone() or (None,))[0]
+            cur.execute("SELECT size, note FROM evidence_checkpoints ORDER BY size DESC LIMIT 1")
+            row = cur.fetchone()
             size = tree.size
-            if size == 0 or (latest is not None and latest >= size):
+            check_signing(origin, size, tree.root(), stored_nodes(PostgresNodes(cur)), row, extends, extends_from)
+            if size == 0 or (row is not None and row[0] >= size):
                 return None
             note = sign_checkpoint(Checkpoint(origin=origin, size=size, root=tree.root()), signers)
             cur.execute(
@@ -742,6 +823,43 @@ class PostgresStore:
                 "ON CONFLICT (size, notary) DO NOTHING",
                 [(r.size, r.notary, r.receipt, r.anchored_at) for r in receipts],
             )
+
+    def record_refusals(self, refusals: Sequence[RefusedReceipt]) -> None:
+        """Count receipts the engine refused (see :class:`~delivery_sdk.store.RefusedReceipt`)."""
+        if not refusals:
+            return
+        with self._tx("cannot record refused receipts") as cur:
+            cur.executemany(
+                "INSERT INTO refused_receipts AS r (day, source, reason, count, first_at, last_at, dispatch_id, "
+                "detail) VALUES (%(day)s, %(source)s, %(reason)s, 1, %(at)s, %(at)s, %(dispatch_id)s, %(detail)s) "
+                "ON CONFLICT (day, source, reason) DO UPDATE SET count = r.count + 1, last_at = excluded.last_at, "
+                "dispatch_id = excluded.dispatch_id, detail = excluded.detail",
+                [
+                    {"day": d, "source": s, "reason": r, "at": refused.at, "dispatch_id": did, "detail": detail}
+                    for (d, s, r, _, did, detail), refused in zip(refusal_rows(refusals), refusals, strict=True)
+                ],
+            )
+
+    def refusals(self) -> list[RefusalCount]:
+        """The refused receipts, counted per UTC day, source and reason (oldest day first)."""
+        with self._read() as cur:
+            cur.execute(
+                "SELECT day, source, reason, count, first_at, last_at, dispatch_id, detail FROM refused_receipts "
+                "ORDER BY day, source, reason"
+            )
+            return [
+                RefusalCount(
+                    day=day,
+                    source=source,
+                    reason=reason,
+                    count=int(count),
+                    first_at=first,
+                    last_at=last,
+                    dispatch_id=dispatch_id,
+                    detail=detail,
+                )
+                for day, source, reason, count, first, last, dispatch_id, detail in cur.fetchall()
+            ]
 
     def anchors(self) -> list[AnchorReceipt]:
         with self._read() as cur:

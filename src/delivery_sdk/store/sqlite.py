@@ -19,15 +19,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .._exceptions import IdempotencyConflict, SchemaVersionError, StoreError, UnknownTask
+from .._exceptions import IdempotencyConflict, NotAStore, SchemaVersionError, StoreError, UnknownTask
 from ..events import Event, StoredEvent, TaskCreated
 from ..evidence.keys import Signer
 from ..evidence.log import EvidenceLog
+from ..evidence.verify import Checkpoint
 from ..records import AnchorReceipt
 from ..serialization import _dt_out, encode_event, event_from_dict, loads
-from ._base import CommitResult, CreateResult, NewTask, OutboxEntry, TaskRow, TaskWrite
+from ._base import (
+    CommitResult,
+    CreateResult,
+    NewTask,
+    OutboxEntry,
+    RefusalCount,
+    RefusedReceipt,
+    TaskRow,
+    TaskWrite,
+    refusal_rows,
+)
 
-__all__ = ["MIGRATIONS", "SUPERVISION_BACKFILL", "SQLiteStore"]
+__all__ = ["MIGRATIONS", "SUPERVISION_BACKFILL", "SQLiteStore", "connect_readonly"]
 
 # The supervision columns of events written before migration 5 (or by a tool that wrote bodies only),
 # derived from the JSON bodies exactly as migration 2's virtual columns were; _SUPERVISION is the same in
@@ -146,6 +157,22 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE events ADD COLUMN sv_time TEXT;
     """
     + SUPERVISION_BACKFILL,
+    # 6: receipts the engine refused (delivery_sdk.trust: not the dispatch's own adapter, a report that adapter
+    # cannot make, an implausible time), counted per UTC day, source and reason: bounded however many arrive.
+    # Nothing of the report is kept but the dispatch id it named and why it was refused.
+    """
+    CREATE TABLE refused_receipts (
+        day         TEXT NOT NULL,
+        source      TEXT NOT NULL,
+        reason      TEXT NOT NULL,
+        count       INTEGER NOT NULL,
+        first_at    TEXT NOT NULL,
+        last_at     TEXT NOT NULL,
+        dispatch_id TEXT NOT NULL,
+        detail      TEXT NOT NULL,
+        PRIMARY KEY (day, source, reason)
+    )
+    """,
 )
 
 
@@ -204,31 +231,131 @@ def _from_ts(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
+# The first 16 bytes of every SQLite 3 database file.
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+# Tables every delivery-sdk store has had since migration 3; a file without them is someone else's.
+_STORE_TABLES = frozenset({"tasks", "events", "outbox", "receipts", "evidence_nodes", "evidence_checkpoints"})
+
+
+def connect_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection:
+    """A read-only connection to the delivery-sdk store at ``path``, after checking that it is one.
+
+    Nothing is written to the file, whatever it holds: the file's kind is checked from its first bytes
+    before SQLite opens it, the connection is ``mode=ro`` with ``query_only`` on, and no migration runs.
+    A store in a folder the reader cannot write (a copy on read-only media, a file owned by another user)
+    is still read: SQLite then opens it ``immutable`` when no write-ahead log is pending.
+
+    Raises :class:`FileNotFoundError` (nothing at ``path``), :class:`NotAStore` (a folder, an empty file,
+    not SQLite, another application's database) or :class:`SchemaVersionError` (a store of another schema
+    version: a newer SDK wrote it, or an older one that ``delivery-sdk migrate`` must upgrade first).
+    """
+    where = Path(path)
+    shown = str(path)
+    if shown == ":memory:":
+        raise NotAStore("':memory:' is a new, empty database, not a store to read: give the store's file")
+    if not where.exists():
+        raise FileNotFoundError(f"no store at {shown}; give the path of a delivery-sdk store (the demo prints it)")
+    if where.is_dir():
+        raise NotAStore(f"{shown} is a folder, not a delivery-sdk store: give the store's file")
+    try:
+        with where.open("rb") as handle:
+            head = handle.read(len(_SQLITE_MAGIC))
+    except OSError as exc:
+        raise NotAStore(f"cannot read {shown}: {exc.strerror or exc}") from None
+    if not head:
+        raise NotAStore(f"{shown} is an empty file, not a delivery-sdk store")
+    if head != _SQLITE_MAGIC:
+        raise NotAStore(f"{shown} is not a SQLite database, so not a delivery-sdk store")
+    uri = where.resolve().as_uri()
+    try:
+        db = _connect_ro(uri, where)
+    except sqlite3.Error as exc:
+        raise NotAStore(f"cannot read {shown} as a SQLite database: {exc}") from None
+    try:
+        db.execute("PRAGMA query_only=ON")
+        db.execute("PRAGMA busy_timeout=10000")
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error as exc:
+        db.close()
+        raise NotAStore(f"cannot read {shown} as a SQLite database: {exc}") from None
+    if version == 0 or not {"tasks", "events"} <= tables:
+        db.close()
+        raise NotAStore(
+            f"{shown} is a SQLite database but not a delivery-sdk store (it lacks the store's tables); "
+            "nothing was changed"
+        )
+    if version > len(MIGRATIONS):
+        db.close()
+        raise SchemaVersionError(
+            f"store {shown!r} has schema version {version}, newer than this SDK knows ({len(MIGRATIONS)}); "
+            "upgrade delivery-sdk to read it"
+        )
+    if version < len(MIGRATIONS):
+        db.close()
+        raise SchemaVersionError(
+            f"store {shown!r} has schema version {version}, older than this SDK's {len(MIGRATIONS)}: "
+            f"upgrade it once with 'delivery-sdk migrate --store {shown}' (that writes), then read it"
+        )
+    missing = _STORE_TABLES - tables
+    if missing:
+        db.close()
+        raise NotAStore(f"{shown} claims the store's schema but lacks its tables {', '.join(sorted(missing))}")
+    return db
+
+
+def _connect_ro(uri: str, where: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+    try:
+        db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+    except sqlite3.OperationalError:
+        # A WAL store whose folder this process cannot write (no -shm to create): without a pending log,
+        # the file alone is the whole database and may be read as immutable.
+        db.close()
+        wal = where.with_name(where.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            raise
+        db = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, isolation_level=None, check_same_thread=False)
+        db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+    return db
+
+
 class SQLiteStore:
     """A :class:`~delivery_sdk.store.TaskStore` on one SQLite file (or ``":memory:"``)."""
 
     def __init__(
-        self, path: str | os.PathLike[str] = ":memory:", *, synchronous: str = "FULL", evidence: bool = True
+        self,
+        path: str | os.PathLike[str] = ":memory:",
+        *,
+        synchronous: str = "FULL",
+        evidence: bool = True,
+        readonly: bool = False,
     ) -> None:
         self.path = str(path)
+        self.readonly = readonly
         if synchronous not in {"FULL", "NORMAL", "EXTRA"}:
             raise StoreError("synchronous must be FULL, NORMAL or EXTRA (OFF would lose committed events)")
-        try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={synchronous}")
-            self._db.execute("PRAGMA busy_timeout=10000")
-            self._migrate()
-        except sqlite3.Error as exc:
-            self._close_quietly()
-            raise StoreError(f"cannot open SQLite store {self.path!r}: {exc}") from exc
-        except StoreError:
-            self._close_quietly()
-            raise
+        if readonly:
+            self._db = connect_readonly(self.path)
+        else:
+            try:
+                self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                self._refuse_foreign()  # before journal_mode, which rewrites the file's header
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute(f"PRAGMA synchronous={synchronous}")
+                self._db.execute("PRAGMA busy_timeout=10000")
+                self._migrate()
+            except sqlite3.Error as exc:
+                self._close_quietly()
+                raise StoreError(f"cannot open SQLite store {self.path!r}: {exc}") from exc
+            except StoreError:
+                self._close_quietly()
+                raise
         self.evidence: EvidenceLog | None = None
         if evidence:
             self.evidence = EvidenceLog(self._db)
-            self._backfill_evidence()
+            if not readonly:  # a reader leaves uncovered events to `verify`, which counts them
+                self._backfill_evidence()
         self._leases: dict[str, float] = {}
         self._lock_file: Any = None
         self.transactions = 0  # write transactions committed through this object (for benchmarks)
@@ -239,6 +366,16 @@ class SQLiteStore:
             db.close()
 
     # -- schema ------------------------------------------------------------------------------------
+
+    def _refuse_foreign(self) -> None:
+        db = self._db
+        if db.execute("PRAGMA user_version").fetchone()[0] != 0:
+            return
+        if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' LIMIT 1").fetchone():
+            raise NotAStore(
+                f"{self.path!r} is a SQLite database of another application (it has tables but no delivery-sdk "
+                "schema): delivery-sdk will not add its tables to it; give a new file or an existing store"
+            )
 
     def _migrate(self) -> None:
         db = self._db
@@ -284,6 +421,8 @@ class SQLiteStore:
     # -- writing -----------------------------------------------------------------------------------
 
     def _begin(self) -> None:
+        if self.readonly:
+            raise StoreError(f"store {self.path!r} was opened read-only: open it without readonly=True to write")
         self._db.execute("BEGIN IMMEDIATE")
 
     def create_tasks(self, tasks: Sequence[NewTask]) -> CreateResult:
@@ -480,6 +619,43 @@ class SQLiteStore:
             self._db.execute("ROLLBACK")
             raise
 
+    def record_refusals(self, refusals: Sequence[RefusedReceipt]) -> None:
+        """Count receipts the engine refused (see :class:`~delivery_sdk.store.RefusedReceipt`)."""
+        if not refusals:
+            return
+        self._begin()
+        try:
+            self._db.executemany(
+                "INSERT INTO refused_receipts (day, source, reason, count, first_at, last_at, dispatch_id, detail) "
+                "VALUES (?1, ?2, ?3, 1, ?4, ?4, ?5, ?6) ON CONFLICT (day, source, reason) DO UPDATE SET "
+                "count = count + 1, last_at = excluded.last_at, dispatch_id = excluded.dispatch_id, "
+                "detail = excluded.detail",
+                refusal_rows(refusals),
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def refusals(self) -> list[RefusalCount]:
+        """The refused receipts, counted per UTC day, source and reason (oldest day first)."""
+        return [
+            RefusalCount(
+                day=day,
+                source=source,
+                reason=reason,
+                count=int(count),
+                first_at=datetime.fromisoformat(first),
+                last_at=datetime.fromisoformat(last),
+                dispatch_id=dispatch_id,
+                detail=detail,
+            )
+            for day, source, reason, count, first, last, dispatch_id, detail in self._db.execute(
+                "SELECT day, source, reason, count, first_at, last_at, dispatch_id, detail FROM refused_receipts "
+                "ORDER BY day, source, reason"
+            )
+        ]
+
     def anchors(self) -> list[AnchorReceipt]:
         return [
             AnchorReceipt(size=size, notary=notary, receipt=receipt, anchored_at=datetime.fromisoformat(at))
@@ -500,13 +676,24 @@ class SQLiteStore:
         except LookupError:
             return None
 
-    def checkpoint(self, origin: str, signers: Sequence[Signer], now: datetime) -> str | None:
-        """Sign and keep a checkpoint of the evidence log; None when there is nothing new to sign."""
+    def checkpoint(
+        self,
+        origin: str,
+        signers: Sequence[Signer],
+        now: datetime,
+        *,
+        extends: Checkpoint | None = None,
+        extends_from: str | None = None,
+    ) -> str | None:
+        """Sign and keep a checkpoint of the evidence log; None when there is nothing new to sign.
+
+        Raises :class:`~delivery_sdk.EvidenceForkError` (nothing signed) when the log does not extend its
+        latest stored checkpoint, or ``extends`` (the engine's witness, from the file ``extends_from``)."""
         if self.evidence is None or not signers:
             return None
         self._begin()
         try:
-            note = self.evidence.checkpoint(origin, signers, now)
+            note = self.evidence.checkpoint(origin, signers, now, extends=extends, extends_from=extends_from)
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")

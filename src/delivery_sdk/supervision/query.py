@@ -34,6 +34,7 @@ __all__ = [
     "CostRates",
     "Distribution",
     "OverdueItem",
+    "RefusedReceipts",
     "Scope",
     "ServiceLevels",
     "Statistics",
@@ -273,6 +274,32 @@ class CentreLoad:
 
 
 @attrs.frozen(kw_only=True)
+class RefusedReceipts:
+    """Receipts the engine refused from one source for one reason (delivery_sdk.trust): wrong adapter, a report
+    that adapter cannot make, an answer about another dispatch, an implausible time. Many from one source are
+    an attack with that provider's credentials, or a misconfigured channel."""
+
+    source: str  # the adapter the receipts came through ("" for a trusted in-process caller)
+    reason: str  # a delivery_sdk.trust.Refusal value
+    count: int
+    first_at: datetime
+    last_at: datetime
+    dispatch_id: str  # the dispatch the last one named
+    detail: str  # why the last one was refused
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "reason": self.reason,
+            "count": self.count,
+            "first_at": self.first_at.isoformat(),
+            "last_at": self.last_at.isoformat(),
+            "dispatch_id": self.dispatch_id,
+            "detail": self.detail,
+        }
+
+
+@attrs.frozen(kw_only=True)
 class Statistics:
     as_of: datetime
     tasks: int
@@ -290,6 +317,13 @@ class Statistics:
     centres: tuple[CentreLoad, ...]
     overdue: dict[str, int]
     cost: dict[str, float]
+    # refused receipts of the whole store (they may name no task of the scope), by source and reason
+    refused_receipts: tuple[RefusedReceipts, ...] = ()
+
+    @property
+    def refused(self) -> int:
+        """How many receipts were refused in all."""
+        return sum(r.count for r in self.refused_receipts)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -309,7 +343,19 @@ class Statistics:
             "centres": [c.to_dict() for c in self.centres],
             "overdue": dict(sorted(self.overdue.items())),
             "cost": {k: round(v, 2) for k, v in self.cost.items()},
+            "refused_receipts": {
+                "total": self.refused,
+                "by_reason": _by_reason(self.refused_receipts),
+                "sources": [r.to_dict() for r in self.refused_receipts],
+            },
         }
+
+
+def _by_reason(rows: Sequence[RefusedReceipts]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.reason] = counts.get(row.reason, 0) + row.count
+    return dict(sorted(counts.items()))
 
 
 def _dt(value: str) -> datetime:
@@ -317,6 +363,8 @@ def _dt(value: str) -> datetime:
 
 
 def _split_case(case_key: str) -> tuple[str, str]:
+    """Court and case number of a case key; the first ``|`` splits it, since a court never holds one
+    (:func:`delivery_sdk.model.case_key`)."""
     court, _, number = case_key.partition("|")
     return court, number
 
@@ -345,11 +393,15 @@ def _create_indexes(path: Path) -> None:
 
 
 class Supervisor:
-    """Read-only queries over a SQLite store (schema version 2 or later).
+    """Read-only queries over a SQLite store (of this SDK's schema version).
 
-    ``Supervisor(path)`` opens the file with ``mode=ro``; a store of schema version 1 is first upgraded
-    by opening it once as a :class:`~delivery_sdk.store.SQLiteStore`, and a store never supervised gets the
-    :data:`SUPERVISION_INDEXES` (pass ``upgrade=False`` to refuse instead). Day boundaries for the volume
+    ``Supervisor(path)`` reads the file through a ``mode=ro`` connection. With ``upgrade=True`` (the
+    default, for the code that owns the store) a store of an older schema version is first upgraded by
+    opening it once as a :class:`~delivery_sdk.store.SQLiteStore`, and a store never supervised gets the
+    :data:`SUPERVISION_INDEXES`. With ``upgrade=False`` (what the ``stats`` and ``report`` commands use)
+    nothing is ever written: an older store is refused with :class:`~delivery_sdk.SchemaVersionError`, a file
+    that is no store with :class:`~delivery_sdk.NotAStore`, and a store without the indexes is read without
+    them (the same answers, found by scans; :attr:`indexed` says which). Day boundaries for the volume
     chart are taken at ``utc_offset`` (China Standard Time).
     """
 
@@ -363,34 +415,47 @@ class Supervisor:
         if not self.path.exists():
             raise FileNotFoundError(f"no store at {self.path}")
         self.utc_offset = utc_offset
+        if upgrade:
+            self._upgrade()
         db = self._connect()
-        if not self._has_schema(db):
+        try:
+            self.indexed = self._has_schema(db)
+        except BaseException:
             db.close()
-            if not upgrade:
-                raise StoreError(
-                    f"store {str(self.path)!r} lacks the supervision schema or indexes; open it with upgrade=True once"
-                )
-            from ..store.sqlite import SQLiteStore
-
-            SQLiteStore(self.path).close()
-            _create_indexes(self.path)
-            db = self._connect()
+            raise
         self._db = db
 
     def _connect(self) -> sqlite3.Connection:
-        try:
-            db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
-            db.execute("PRAGMA busy_timeout=10000")
-            db.execute("PRAGMA temp_store=MEMORY")
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open SQLite store {str(self.path)!r} read-only: {exc}") from exc
+        from ..store.sqlite import connect_readonly
+
+        db = connect_readonly(self.path)
+        db.execute("PRAGMA temp_store=MEMORY")
         return db
+
+    def _upgrade(self) -> None:
+        """Migrate an older store and create the supervision indexes, where either is missing."""
+        from .._exceptions import SchemaVersionError
+        from ..store.sqlite import SQLiteStore, connect_readonly
+
+        try:
+            db = connect_readonly(self.path)
+        except SchemaVersionError as exc:
+            if "older" not in str(exc):
+                raise
+            SQLiteStore(self.path).close()
+            db = connect_readonly(self.path)
+        try:
+            current = self._has_schema(db)
+        finally:
+            db.close()
+        if not current:
+            _create_indexes(self.path)
 
     @staticmethod
     def _has_schema(db: sqlite3.Connection) -> bool:
-        columns = {row[1] for row in db.execute("PRAGMA table_xinfo(events)")}
+        """Whether the supervision indexes are there (the columns come with the current schema)."""
         indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-        return {"sv_ref", "sv_key", "sv_time"} <= columns and set(SUPERVISION_INDEXES) <= indexes
+        return set(SUPERVISION_INDEXES) <= indexes
 
     def close(self) -> None:
         self._db.close()
@@ -705,7 +770,35 @@ class Supervisor:
             centres=tuple(centres),
             overdue=counts,
             cost=cost,
+            refused_receipts=tuple(self.refused_receipts()),
         )
+
+    def refused_receipts(self) -> list[RefusedReceipts]:
+        """Receipts the engine refused, per source and reason, over the store's life (kept per UTC day in the
+        store's ``refused_receipts`` table); the most frequent first."""
+        table = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'refused_receipts'"
+        if not self._db.execute(table).fetchone():
+            return []  # a store from before schema version 6
+        rows = self._db.execute(
+            "SELECT source, reason, SUM(count), MIN(first_at), MAX(last_at), "
+            "(SELECT r2.dispatch_id FROM refused_receipts r2 WHERE r2.source = r.source AND r2.reason = r.reason "
+            "ORDER BY r2.last_at DESC LIMIT 1), "
+            "(SELECT r2.detail FROM refused_receipts r2 WHERE r2.source = r.source AND r2.reason = r.reason "
+            "ORDER BY r2.last_at DESC LIMIT 1) "
+            "FROM refused_receipts r GROUP BY source, reason ORDER BY SUM(count) DESC, source, reason"
+        ).fetchall()
+        return [
+            RefusedReceipts(
+                source=source,
+                reason=reason,
+                count=int(count),
+                first_at=_dt(first),
+                last_at=_dt(last),
+                dispatch_id=dispatch_id,
+                detail=detail,
+            )
+            for source, reason, count, first, last, dispatch_id, detail in rows
+        ]
 
     def _on_own_connection(self, job: Callable[[Supervisor], T]) -> T:
         """Run ``job`` on a view of this supervisor with its own read-only connection (for a worker thread)."""
