@@ -218,7 +218,9 @@ def test_every_test_the_threat_model_names_exists() -> None:
         or not re.search(rf"^(async )?def {name}\(", (ROOT / path).read_text(encoding="utf-8"), flags=re.M)
     ]
     assert not missing, f"docs/security.md names tests that do not exist: {missing}"
-    assert "rollback" in text and "trusted checkpoint" in text  # the one class left undetected is said
+    # the one class left undetected is said
+    assert "rollback" in text
+    assert "trusted checkpoint" in text
 
 
 def test_user_guide_describes_the_cli_commands() -> None:
