@@ -333,7 +333,10 @@ def test_claimed_task_is_not_claimed_again_until_released(store_factory: Any) ->
     store.release(["A"])
     store.release([])
     assert store.claim_due(later, 10, later + LEASE) == [("A", 1)]
-    assert store.next_due_at() == NOW  # leased tasks still count for the next due time
+    # a leased task is claimable when its lease ends: an idle worker sleeps until then instead of spinning
+    assert store.next_due_at(later) == NOW + LEASE  # C's lease, taken at NOW, ends first
+    assert store.next_due_at(NOW + LEASE) == NOW  # ...and then C is due at once
+    assert store.next_due_at(later + LEASE) == NOW
 
 
 def test_claim_respects_the_limit_earliest_due_first(store_factory: Any) -> None:

@@ -1380,8 +1380,8 @@ class Engine:
             steps += 1 if worked else 0
             if worked:
                 continue
-            nxt = self.store.next_due_at()
             now = self.clock.now()
+            nxt = self.store.next_due_at(now)
             if self._unsigned_events:
                 self.checkpoint(now)  # idle: every committed event gets under a signed checkpoint
             if nxt is None or nxt <= now or not self.clock.virtual:
@@ -1398,8 +1398,8 @@ class Engine:
         while not stop.is_set():
             if await self.step():
                 continue
-            nxt = self.store.next_due_at()
             now = self.clock.now()
+            nxt = self.store.next_due_at(now)
             if self._unsigned_events:
                 self.checkpoint(now)
             wait = idle_poll if nxt is None else max(0.0, min(idle_poll, (nxt - now).total_seconds()))

@@ -150,8 +150,8 @@ class _LeaseTracker:
     def pending_outbox(self) -> list[OutboxEntry]:
         return self.inner.pending_outbox()
 
-    def next_due_at(self) -> datetime | None:
-        return self.inner.next_due_at()
+    def next_due_at(self, now: datetime | None = None) -> datetime | None:
+        return self.inner.next_due_at(now)
 
     def count_by_state(self) -> dict[str, int]:
         return self.inner.count_by_state()
@@ -425,8 +425,8 @@ class Worker:
         engine = self.engine
         if getattr(engine, "_unsigned_events", 0):
             engine.checkpoint()
-        nxt = self.store.next_due_at()
         now = engine.clock.now()
+        nxt = self.store.next_due_at(now)
         idle = self.config.idle_poll
         return idle if nxt is None else max(0.0, min(idle, (nxt - now).total_seconds()))
 

@@ -185,8 +185,10 @@ class TaskStore(Protocol):
         """Dispatches whose intent is committed but whose send result is not (in doubt after a crash)."""
         ...
 
-    def next_due_at(self) -> datetime | None:
-        """The earliest due time of any task, leased or not; None when no task waits for time."""
+    def next_due_at(self, now: datetime | None = None) -> datetime | None:
+        """The earliest moment a task becomes claimable: its due time, or for a due task that another owner
+        holds a lease on (at ``now``, default the wall clock), the end of that lease; None when no task waits
+        for time. An idle worker sleeps until then, so it never spins on another worker's leased tasks."""
         ...
 
     def count_by_state(self) -> dict[str, int]: ...

@@ -340,10 +340,11 @@ class SQLiteStore:
         else:
             try:
                 self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                # first, so that processes opening a new file at once wait for each other's locks
+                self._db.execute("PRAGMA busy_timeout=10000")
                 self._refuse_foreign()  # before journal_mode, which rewrites the file's header
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute(f"PRAGMA synchronous={synchronous}")
-                self._db.execute("PRAGMA busy_timeout=10000")
                 self._migrate()
             except sqlite3.Error as exc:
                 self._close_quietly()
@@ -389,6 +390,8 @@ class SQLiteStore:
             return
         db.execute("BEGIN IMMEDIATE")
         try:
+            # another process may have migrated while this one waited for the write lock: read it again
+            version = db.execute("PRAGMA user_version").fetchone()[0]
             for number in range(version, len(MIGRATIONS)):
                 for statement in MIGRATIONS[number].split(";"):
                     if statement.strip():
@@ -808,9 +811,18 @@ class SQLiteStore:
             for d, t, c in self._db.execute("SELECT dispatch_id, task_id, channel FROM outbox WHERE done = 0")
         ]
 
-    def next_due_at(self) -> datetime | None:
-        value = self._db.execute("SELECT MIN(due_at) FROM tasks WHERE due_at IS NOT NULL").fetchone()[0]
-        return _from_ts(value)
+    def next_due_at(self, now: datetime | None = None) -> datetime | None:
+        leases = self._leases  # this process's own (one engine per SQLite store); an idle engine holds none
+        if not leases:
+            value = self._db.execute("SELECT MIN(due_at) FROM tasks WHERE due_at IS NOT NULL").fetchone()[0]
+            return _from_ts(value)
+        now_ts = (now or datetime.now(UTC)).timestamp()
+        # the earliest tasks by due time, enough of them to get past every leased one
+        rows = self._db.execute(
+            "SELECT task_id, due_at FROM tasks WHERE due_at IS NOT NULL ORDER BY due_at LIMIT ?", (len(leases) + 1,)
+        ).fetchall()
+        moments = [max(due, leases[task_id]) if leases.get(task_id, 0.0) > now_ts else due for task_id, due in rows]
+        return _from_ts(min(moments)) if moments else None
 
     def count_by_state(self) -> dict[str, int]:
         return dict(self._db.execute("SELECT state, COUNT(*) FROM tasks GROUP BY state"))
