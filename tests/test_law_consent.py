@@ -16,11 +16,18 @@ from delivery_sdk.law import (
     ADDRESS_BASIS,
     ADDRESS_ORDER,
     ADDRESS_RANK,
+    BASIS_ACCEPTED_SERVICE,
+    BASIS_ACCEPTED_SERVICE_ARRIVAL,
+    BASIS_OBJECTED,
     CONSENT_BASIS,
+    CONSENT_GROUNDS,
     EVIDENCE,
+    ConsentTiming,
     Evidence,
     LawConfig,
+    accepted_service,
     address_rank,
+    consent_covers,
     consent_status,
     electronic_documents,
     missing_evidence,
@@ -255,3 +262,233 @@ def test_address_order_matches_the_engine(source: str) -> None:
     # SPC 2017 Opinion: the engine ranks candidates with the same order
     assert SOURCE_RANK[source] == ADDRESS_RANK[source]
     assert address_rank(source) == ADDRESS_RANK[source]
+
+
+# -- Art. 29's four grounds and their timing (issue 16, part 3) -------------------------------------------
+
+T1 = datetime(2025, 3, 4, 9, 0, tzinfo=UTC)  # a day after T0
+ARTICLE_OF = {
+    ConsentMethod.EXPRESS: ("Rules Art. 29(1)", ConsentTiming.BEFORE_SERVICE),
+    ConsentMethod.PRE_SUIT_AGREEMENT: ("Rules Art. 29(2)", ConsentTiming.BEFORE_SERVICE),
+    ConsentMethod.PLEADING_ADDRESS: ("Rules Art. 29(3)", ConsentTiming.BEFORE_SERVICE),
+    ConsentMethod.ACCEPTED_WITHOUT_OBJECTION: ("Rules Art. 29(4)", ConsentTiming.BY_ACCEPTANCE),
+    ConsentMethod.PHONE: ("Rules Art. 30", ConsentTiming.BEFORE_SERVICE),
+    ConsentMethod.PLATFORM: ("Rules Art. 30", ConsentTiming.BEFORE_SERVICE),
+    ConsentMethod.CONFIRMATION_FORM: ("Interpretation Art. 136", ConsentTiming.BEFORE_SERVICE),
+}
+
+
+@pytest.mark.parametrize("method", list(ConsentMethod))
+def test_every_ground_has_its_article_and_timing(method: ConsentMethod) -> None:
+    ground = CONSENT_GROUNDS[method]
+    article, timing = ARTICLE_OF[method]
+    assert ground.method is method
+    assert article in ground.article
+    assert ground.timing is timing
+    assert ground.basis == CONSENT_BASIS[method]
+
+
+# (consent, service sent at, accepted_at, objected_at, config, covered, reason fragment, citation)
+TIMING_CASES = [
+    (
+        Consent(method=ConsentMethod.EXPRESS, given_at=T0),
+        T1,
+        None,
+        None,
+        LawConfig(),
+        True,
+        None,
+        "Rules Art. 29(1): express consent before the service covers it",
+    ),
+    (
+        Consent(method=ConsentMethod.PRE_SUIT_AGREEMENT),
+        T0,
+        None,
+        None,
+        LawConfig(),
+        True,
+        None,
+        "Rules Art. 29(2): a pre-suit agreement (undated) exists before the suit",
+    ),
+    (
+        Consent(method=ConsentMethod.PLEADING_ADDRESS, given_at=T0),
+        T0,
+        None,
+        None,
+        LawConfig(),
+        True,
+        None,
+        "Rules Art. 29(3): an e-address in a pleading covers service at the same moment",
+    ),
+    (
+        Consent(method=ConsentMethod.EXPRESS, given_at=T1),
+        T0,
+        None,
+        None,
+        LawConfig(),
+        False,
+        "after the service",
+        "Rules Art. 29(1): consent given after the sending does not cover it",
+    ),
+    (
+        Consent(method=ConsentMethod.ACCEPTED_WITHOUT_OBJECTION, given_at=T1),
+        T0,
+        None,
+        None,
+        LawConfig(),
+        False,
+        "covers that service and later ones",
+        "Rules Art. 29(4): an acceptance cannot justify sending the service before it",
+    ),
+    (
+        Consent(method=ConsentMethod.ACCEPTED_WITHOUT_OBJECTION, given_at=T0),
+        T1,
+        None,
+        None,
+        LawConfig(),
+        True,
+        None,
+        "Rules Art. 29(4): an earlier acceptance covers later services",
+    ),
+    (
+        None,
+        T0,
+        T1,
+        None,
+        LawConfig(),
+        True,
+        None,
+        "Rules Art. 29(4): the accepted service itself is covered, the acceptance coming after it",
+    ),
+    (
+        None,
+        T0,
+        T1,
+        T1,
+        LawConfig(),
+        False,
+        "objected",
+        "Rules Art. 29(4): an objection at the acceptance: not accepted without objecting",
+    ),
+    (
+        None,
+        T0,
+        T1,
+        T0,
+        LawConfig(),
+        False,
+        "objected",
+        "Rules Art. 29(4): an objection before the acceptance defeats it",
+    ),
+    (
+        None,
+        T0,
+        T0,
+        T1,
+        LawConfig(),
+        True,
+        None,
+        "Rules Art. 29(4): an objection after the acceptance leaves the accepted service covered",
+    ),
+    (
+        Consent(method=ConsentMethod.EXPRESS, given_at=T0),
+        T1,
+        None,
+        T0,
+        LawConfig(),
+        False,
+        "objected",
+        "CPL Art. 90: an objection bars e-service sent after it",
+    ),
+    (
+        Consent(method=ConsentMethod.EXPRESS, given_at=T0),
+        T0,
+        None,
+        T1,
+        LawConfig(),
+        True,
+        None,
+        "CPL Art. 90: a service sent before the objection stays covered",
+    ),
+    (
+        Consent(method=ConsentMethod.EXPRESS, given_at=T1),
+        T0,
+        None,
+        None,
+        LawConfig(consent_must_precede=False),
+        True,
+        None,
+        "Rules Arts. 29-30: unless so configured",
+    ),
+    (None, T0, None, None, LawConfig(), False, "no consent", "CPL Art. 90: no consent, no e-service"),
+]
+
+
+@pytest.mark.parametrize(
+    ("consent", "at", "accepted_at", "objected_at", "config", "covered", "reason", "cite"), TIMING_CASES
+)
+def test_consent_timing(
+    consent: Consent | None,
+    at: datetime,
+    accepted_at: datetime | None,
+    objected_at: datetime | None,
+    config: LawConfig,
+    covered: bool,
+    reason: str | None,
+    cite: str,
+) -> None:
+    assert consent_covers(consent, at, accepted_at=accepted_at, objected_at=objected_at, config=config) is covered, cite
+    status = consent_status(
+        consent, DocumentKind.SUMMONS, at=at, accepted_at=accepted_at, objected_at=objected_at, config=config
+    )
+    assert status.allowed is covered, cite
+    assert "Art" in status.basis, cite
+    if reason is not None:
+        assert reason in status.reason, cite
+    if accepted_at is not None and covered:
+        assert status.method is ConsentMethod.ACCEPTED_WITHOUT_OBJECTION, cite
+        assert "Art. 29(4)" in status.basis, cite
+    if objected_at is not None and not covered:
+        assert status.basis == BASIS_OBJECTED, cite
+
+
+def test_an_accepted_judgment_still_follows_the_document_rule() -> None:
+    # CPL 2017 Art. 87 (configured): the acceptance is consent, but a judgment is not served electronically
+    config = LawConfig(judgments_electronic=False)
+    status = consent_status(None, DocumentKind.JUDGMENT, at=T0, accepted_at=T1, config=config)
+    assert not status.allowed
+    assert "2017 Art. 87" in status.basis
+
+
+# (arrived, accepted, config, effective, basis, citation)
+ACCEPTED_SERVICE_CASES = [
+    (T0, T1, LawConfig(), T1, BASIS_ACCEPTED_SERVICE, "Rules Arts. 29(4), 31(2)(1): effective at the acceptance"),
+    (None, T1, LawConfig(), T1, BASIS_ACCEPTED_SERVICE, "Rules Art. 29(4): the acceptance presumes arrival"),
+    (
+        T0,
+        T1,
+        LawConfig(accepted_service_from_arrival=True),
+        T0,
+        BASIS_ACCEPTED_SERVICE_ARRIVAL,
+        "Rules Arts. 29(4), 31(1): configured, the acceptance ratifies the service from its arrival",
+    ),
+    (
+        None,
+        T1,
+        LawConfig(accepted_service_from_arrival=True),
+        T1,
+        BASIS_ACCEPTED_SERVICE,
+        "Rules Art. 29(4): no known arrival: the acceptance it is",
+    ),
+]
+
+
+@pytest.mark.parametrize(("arrived", "accepted", "config", "effective", "basis", "cite"), ACCEPTED_SERVICE_CASES)
+def test_accepted_service(
+    arrived: datetime | None, accepted: datetime, config: LawConfig, effective: datetime, basis: str, cite: str
+) -> None:
+    deemed = accepted_service(arrived, accepted, config=config, channel="d-1")
+    assert deemed.method is ServiceMethod.ELECTRONIC, cite
+    assert (deemed.effective_at, deemed.basis, deemed.channel) == (effective, basis, "d-1"), cite
+    assert "Rules Arts. 29(4) and 31" in deemed.basis, cite
+    assert deemed.served_on == effective.date(), cite  # 09:00 UTC: the same Beijing date

@@ -1,6 +1,7 @@
 """When service takes effect, per method, and which of several services counts (delivery_sdk.law.service).
 
-Electronic: CPL Art. 90, SPC Interpretation Art. 135, Online Litigation Rules Art. 31. Postal: CPL Art. 91.
+Electronic: CPL Art. 90, SPC Interpretation Art. 135, Online Litigation Rules Art. 31. Postal: CPL Art. 91;
+who may sign for the party: CPL Art. 88.
 Returned mail: SPC 2017 Opinion, SPC Provisions on Court Express Post Art. 11. Publication: CPL Art. 95,
 Interpretation Art. 138; abroad CPL Art. 283. Earliest effective service: Rules Art. 31.
 """
@@ -22,15 +23,23 @@ from delivery_sdk.law import (
     BASIS_ELECTRONIC_REPLY,
     BASIS_POSTAL,
     BASIS_POSTAL_ABROAD,
+    BASIS_POSTAL_AGENT,
+    BASIS_POSTAL_FAMILY,
+    BASIS_POSTAL_LEGAL_REPRESENTATIVE,
+    BASIS_POSTAL_MAIL_ROOM,
     BASIS_PUBLICATION,
     BASIS_PUBLICATION_ABROAD,
     BASIS_REFUSED,
     BASIS_RETAINED,
     BEIJING,
+    SIGNER_ROLES,
     DeemedService,
     LawConfig,
     ReturnGround,
+    SignerRole,
+    beijing_date,
     deadlines_after_service,
+    deemed_moment,
     direct_service,
     earliest_effective,
     electronic_service,
@@ -40,7 +49,7 @@ from delivery_sdk.law import (
     retained_service,
     returned_mail_service,
 )
-from delivery_sdk.model import DocumentKind
+from delivery_sdk.model import AgentRole, DocumentKind
 
 
 def bj(y: int, m: int, d: int, h: int = 12, mi: int = 0) -> datetime:
@@ -150,8 +159,12 @@ def test_electronic_service(
     assert served.basis == basis, cite
 
 
+def _signed_by_recipient(moment: datetime, *, channel: str | None = None) -> DeemedService | None:
+    return postal_service(moment, SignerRole.RECIPIENT, channel=channel)
+
+
 ARRIVALS = [
-    (postal_service, ServiceMethod.POSTAL, BASIS_POSTAL, "CPL Art. 91: the receipt date on the return receipt"),
+    (_signed_by_recipient, ServiceMethod.POSTAL, BASIS_POSTAL, "CPL Art. 91: the receipt date on the return receipt"),
     (direct_service, ServiceMethod.DIRECT, BASIS_DIRECT, "CPL Arts. 87-88: the signing date"),
     (retained_service, ServiceMethod.RETAINED, BASIS_RETAINED, "CPL Art. 89: deemed served when left"),
 ]
@@ -220,8 +233,11 @@ def test_publication(posted: date | datetime, abroad: bool, config: LawConfig, s
     assert served.method is ServiceMethod.PUBLICATION, cite
     assert served.basis == (BASIS_PUBLICATION_ABROAD if abroad else BASIS_PUBLICATION), cite
     assert served.served_on == served_on, cite
-    # effective once the last day is over: 00:00 Beijing time the next day
-    assert served.effective_at == datetime.combine(served_on + timedelta(days=1), datetime.min.time(), BEIJING), cite
+    # the moment that stands for "served on that day": 00:00 Beijing time of the day itself, so the task, the
+    # proof of service and the deadlines (from the next day, CPL Art. 85) all show the day the law deems
+    assert served.effective_at == datetime.combine(served_on, datetime.min.time(), BEIJING), cite
+    assert beijing_date(served.effective_at) == served.served_on, cite
+    assert served.by_period, cite
 
 
 POST_ABROAD = [
@@ -238,6 +254,8 @@ def test_post_abroad(mailed: date, served_on: date, cite: str) -> None:
     assert (served.method, served.basis, served.served_on) == (ServiceMethod.POSTAL, BASIS_POSTAL_ABROAD, served_on), (
         cite
     )
+    assert served.effective_at == datetime.combine(served_on, datetime.min.time(), BEIJING), cite
+    assert beijing_date(served.effective_at) == served_on, cite
     no_roll = postal_abroad_service(mailed, config=LawConfig(postal_abroad_rolls_over=False))
     assert no_roll.served_on <= served_on, cite
 
@@ -249,8 +267,16 @@ def _e(at: datetime, channel: str) -> DeemedService | None:
 # (services, winning channel or None, citation)
 PARALLEL = [
     ([_e(bj(2025, 3, 3, 10), "sms"), _e(bj(2025, 3, 3, 9), "platform")], "platform", "Rules Art. 31: earliest"),
-    ([_e(bj(2025, 3, 3, 9), "sms"), postal_service(bj(2025, 3, 5), channel="ems")], "sms", "Rules Art. 31"),
-    ([_e(bj(2025, 3, 3, 9), "sms"), postal_service(bj(2025, 3, 1), channel="ems")], "ems", "Rules Art. 31; CPL 91"),
+    (
+        [_e(bj(2025, 3, 3, 9), "sms"), postal_service(bj(2025, 3, 5), "recipient", channel="ems")],
+        "sms",
+        "Rules Art. 31",
+    ),
+    (
+        [_e(bj(2025, 3, 3, 9), "sms"), postal_service(bj(2025, 3, 1), "recipient", channel="ems")],
+        "ems",
+        "Rules Art. 31; CPL 91",
+    ),
     (
         [
             electronic_service(None, address_confirmed=False, read_at=bj(2025, 3, 3, 8), channel="wechat"),
@@ -275,7 +301,34 @@ PARALLEL = [
     (
         [publication_service(date(2025, 9, 1), channel="notice"), _e(bj(2025, 10, 9, 23), "sms")],
         "sms",
-        "Rules Art. 31: arrival on the publication's last day precedes its end",
+        "Rules Art. 31; CPL Art. 95: arrival on the publication's service day (9 Oct) is an actual service "
+        "that day: it counts before the deemed one",
+    ),
+    (
+        [_e(bj(2025, 10, 9, 0, 0), "sms"), publication_service(date(2025, 9, 1), channel="notice")],
+        "sms",
+        "Rules Art. 31: the same day and the same moment (00:00): the actual service still counts",
+    ),
+    (
+        [publication_service(date(2025, 9, 1), channel="notice"), _e(bj(2025, 10, 10, 0, 5), "sms")],
+        "notice",
+        "Rules Art. 31; CPL Arts. 95, 85: publication served on 9 Oct; an arrival just after midnight is later",
+    ),
+    (
+        [
+            postal_abroad_service(date(2025, 7, 1), channel="abroad"),
+            postal_service(bj(2025, 10, 9, 16), "recipient", channel="ems"),
+        ],
+        "ems",
+        "Rules Art. 31; CPL Arts. 283, 91: the receipt signed on the day post abroad is deemed: the receipt counts",
+    ),
+    (
+        [
+            postal_service(bj(2025, 10, 10, 9), "recipient", channel="ems"),
+            postal_abroad_service(date(2025, 7, 1), channel="abroad"),
+        ],
+        "abroad",
+        "Rules Art. 31; CPL Art. 283: deemed served on 9 Oct, before the receipt signed on 10 Oct",
     ),
     ([_e(bj(2025, 3, 3, 9), "sms"), _e(bj(2025, 3, 3, 9), "email")], "sms", "Rules Art. 31: a tie keeps the first"),
     ([None, None], None, "Rules Art. 31: nothing effective"),
@@ -291,7 +344,7 @@ def test_earliest_effective_service_counts(services: list[DeemedService | None],
 
 def test_deadline_runs_from_the_earliest_service() -> None:
     # Rules Art. 31 + CPL Art. 171: the SMS arrived on 13 Jan 2025, the post was signed on 20 Jan
-    best = earliest_effective([postal_service(bj(2025, 1, 20)), _e(bj(2025, 1, 13), "sms")])
+    best = earliest_effective([postal_service(bj(2025, 1, 20), "recipient"), _e(bj(2025, 1, 13), "sms")])
     assert best is not None
     [appeal] = deadlines_after_service(DocumentKind.JUDGMENT, best.served_on)
     assert appeal.due == date(2025, 2, 5)  # day 15 = 28 Jan, Spring Festival 2025 to 4 Feb
@@ -302,7 +355,8 @@ def test_deadline_runs_from_the_earliest_service() -> None:
     [
         lambda: electronic_service(datetime(2025, 3, 3, 9)),
         lambda: electronic_service(None, address_confirmed=False, read_at=datetime(2025, 3, 3)),
-        lambda: postal_service(datetime(2025, 3, 3)),
+        lambda: postal_service(datetime(2025, 3, 3), "recipient"),
+        lambda: postal_service(datetime(2025, 3, 3), "other:NEIGHBOUR"),
         lambda: returned_mail_service(datetime(2025, 3, 3), ReturnGround.REFUSED),
         lambda: publication_service(datetime(2025, 3, 3)),
     ],
@@ -336,3 +390,94 @@ def test_publication_is_never_earlier_than_its_period(posted: date, abroad: bool
     # CPL Arts. 95, 283, 85
     served = publication_service(posted, abroad=abroad)
     assert served.served_on >= posted + timedelta(days=60 if abroad else 30)
+    # CPL Art. 85: the periods that follow start the day after the service day, and the moment agrees
+    assert beijing_date(served.effective_at) == served.served_on
+    assert served.effective_at == deemed_moment(served.served_on)
+    [appeal] = deadlines_after_service(DocumentKind.RULING, served.effective_at, config=LawConfig())
+    assert appeal.start == served.served_on
+
+
+LITIGATION = (AgentRole.LITIGATION_AGENT,)
+RECEIVER = (AgentRole.DESIGNATED_RECEIVER,)
+NOT_AGENTS = (AgentRole.LEGAL_REPRESENTATIVE, AgentRole.MAIL_HANDLER)
+
+# (signer as reported, organisation?, the party's representatives' roles, basis or None (no service), citation)
+SIGNERS: list[tuple[SignerRole | str | None, bool, tuple[AgentRole, ...], str | None, str]] = [
+    ("recipient", False, (), BASIS_POSTAL, "CPL Arts. 88, 91: the recipient signs"),
+    (SignerRole.RECIPIENT, True, (), BASIS_POSTAL, "CPL Arts. 88, 91: the entity signs (its stamp)"),
+    ("family_member", False, (), BASIS_POSTAL_FAMILY, "CPL Art. 88: a co-resident adult family member of a person"),
+    ("family_member", True, (), None, "CPL Art. 88: an entity has no family members"),
+    ("mail_room", True, (), BASIS_POSTAL_MAIL_ROOM, "CPL Art. 88: the entity's mail handler (负责收件的人)"),
+    ("mail_room", False, (), None, "CPL Art. 88: a mail room does not receive for a natural person"),
+    (
+        "legal_representative",
+        True,
+        (),
+        BASIS_POSTAL_LEGAL_REPRESENTATIVE,
+        "CPL Art. 88: the legal representative or principal person in charge of an entity",
+    ),
+    ("legal_representative", False, (), None, "CPL Art. 88: names no legal representative for a natural person"),
+    ("agent", False, LITIGATION, BASIS_POSTAL_AGENT, "CPL Art. 88: the party's litigation agent"),
+    ("agent", True, RECEIVER, BASIS_POSTAL_AGENT, "CPL Art. 88: the receiver the party designated (代收人)"),
+    ("agent", False, (), None, "CPL Art. 88: an agent the party never appointed"),
+    ("agent", True, NOT_AGENTS, None, "CPL Art. 88: a legal representative or mail handler on file is no agent"),
+    ("agent", False, (AgentRole.MAIL_HANDLER, AgentRole.LITIGATION_AGENT), BASIS_POSTAL_AGENT, "CPL Art. 88"),
+    ("other:NEIGHBOUR", False, LITIGATION, None, "CPL Art. 88: a neighbour may not receive for the party"),
+    ("other:PROPERTY", True, (), None, "CPL Art. 88: property management is not the entity's mail handler"),
+    ("neighbour", False, (), None, "CPL Art. 88: a role Art. 88 does not name"),
+    (None, False, (), None, "CPL Art. 88: the carrier did not say who signed: nobody is presumed"),
+    (SignerRole.UNKNOWN, True, RECEIVER, None, "CPL Art. 88: an unknown signer serves nobody"),
+    ("", False, (), None, "CPL Art. 88: an empty role is no signer"),
+    ("RECIPIENT", False, (), None, "CPL Art. 88: roles are the carrier's exact values, not guessed"),
+]
+
+
+@pytest.mark.parametrize(("signer", "organisation", "agents", "basis", "cite"), SIGNERS)
+def test_postal_service_applies_who_may_sign(
+    signer: SignerRole | str | None, organisation: bool, agents: tuple[AgentRole, ...], basis: str | None, cite: str
+) -> None:
+    signed_at = datetime(2025, 3, 4, 17, 30, tzinfo=UTC)  # 01:30 on 5 Mar 2025 in Beijing
+    served = postal_service(signed_at, signer, organisation=organisation, agents=agents, channel="ems-1")
+    if basis is None:
+        assert served is None, cite
+        return
+    assert served is not None, cite
+    assert (served.method, served.basis, served.effective_at, served.channel) == (
+        ServiceMethod.POSTAL,
+        basis,
+        signed_at,
+        "ems-1",
+    ), cite
+    assert served.served_on == date(2025, 3, 5), cite  # CPL Art. 91: the receipt date, in Beijing
+    assert not served.by_period, cite
+
+
+def test_every_role_that_may_sign_has_its_words() -> None:
+    # CPL Art. 88: SIGNER_ROLES describes every role that can serve, and nothing else
+    assert set(SIGNER_ROLES) == {r.value for r in SignerRole} - {SignerRole.UNKNOWN.value}
+    for role in SIGNER_ROLES:
+        for basis in (
+            BASIS_POSTAL_FAMILY,
+            BASIS_POSTAL_MAIL_ROOM,
+            BASIS_POSTAL_LEGAL_REPRESENTATIVE,
+            BASIS_POSTAL_AGENT,
+        ):
+            if SIGNER_ROLES[role] in basis:
+                assert basis == f"CPL Arts. 88 and 91 (signed for by {SIGNER_ROLES[role]})"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dates(min_value=date(2025, 1, 1), max_value=date(2026, 8, 1)),
+    st.booleans(),
+    st.booleans(),
+)
+def test_deemed_moments_agree_with_their_service_day(posted: date, abroad: bool, rolls: bool) -> None:
+    # CPL Arts. 95, 283, 85: served_on is the Beijing date of effective_at, for every config
+    config = LawConfig(publication_rolls_over=rolls, postal_abroad_rolls_over=rolls)
+    for served in (
+        publication_service(posted, config=config, abroad=abroad),
+        postal_abroad_service(posted, config=config),
+    ):
+        assert served.effective_at == deemed_moment(served.served_on)
+        assert beijing_date(served.effective_at) == served.served_on

@@ -27,6 +27,7 @@ from delivery_sdk import (
     TaskState,
 )
 from delivery_sdk.events import Mailed, PostReturned, PostSigned, PublicationStarted, Served
+from delivery_sdk.law.holidays import beijing_date
 from delivery_sdk.law.service import publication_service
 from delivery_sdk.policy import BASIS_CONFIRMED_WRONG, BASIS_ELECTRONIC, BASIS_POSTAL, BASIS_PUBLICATION, BASIS_REFUSED
 from delivery_sdk.testing import Harness, Outcome, make_party, make_request
@@ -314,9 +315,11 @@ def check_published(h: Harness, task_id: str) -> PublicationStarted:
     assert status.state is TaskState.FILED
     assert status.method is ServiceMethod.PUBLICATION
     assert status.basis == BASIS_PUBLICATION
-    # CPL Arts. 95 and 85: 30 days from the day after posting, rolled over a rest day, effective when it ends
-    assert status.served_at == publication_service(published.published_at).effective_at
-    assert status.served_at >= published.published_at + timedelta(days=30)
+    # CPL Arts. 95 and 85: 30 days from the day after posting, rolled over a rest day; served on the last day
+    # (00:00 Beijing time of it), so the Beijing date of served_at is the service date
+    deemed = publication_service(published.published_at)
+    assert status.served_at == deemed.effective_at
+    assert beijing_date(status.served_at) == deemed.served_on >= beijing_date(published.published_at) + timedelta(30)
     served = served_event(h, task_id)
     assert served.effective_at == publication_service(published.published_at).effective_at
     assert served.dispatch_id is None

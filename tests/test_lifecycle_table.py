@@ -29,6 +29,7 @@ from delivery_sdk.events import (
     AddressSearchFailed,
     AddressUpdated,
     Cancelled,
+    ConsentObjected,
     ConsentRecorded,
     DispatchDelivered,
     DispatchFailed,
@@ -74,6 +75,7 @@ RECEIPTS: tuple[type[Event], ...] = (
     PostSigned,
     PostReturned,
     ConsentRecorded,  # a call's outcome: a fact like the receipts, recorded in every state
+    ConsentObjected,  # the party refused e-service (Rules Art. 29(4)): a fact, recorded in every state
 )
 NON_RECEIPTS = tuple(cls for cls in EVENT_TYPES if cls not in RECEIPTS)
 
@@ -118,6 +120,7 @@ FACTORIES: dict[type[Event], Factory] = {
     ConsentRecorded: lambda t, d: ConsentRecorded(
         task_id=TASK, at=t, method=ConsentMethod.PHONE, given_at=t, via_dispatch=d
     ),
+    ConsentObjected: lambda t, d: ConsentObjected(task_id=TASK, at=t, objected_at=t, via_dispatch=d),
 }
 
 

@@ -18,6 +18,7 @@ from delivery_sdk.events import (
     AddressSearchFailed,
     AddressUpdated,
     Cancelled,
+    ConsentObjected,
     ConsentRecorded,
     DispatchDelivered,
     DispatchFailed,
@@ -40,9 +41,10 @@ from delivery_sdk.events import (
     Served,
     TaskCreated,
 )
-from delivery_sdk.law.service import BASIS_ELECTRONIC_READ
+from delivery_sdk.law import BASIS_ACCEPTED_SERVICE, LawConfig
+from delivery_sdk.law.service import BASIS_ELECTRONIC_READ, BASIS_PUBLICATION_ABROAD
 from delivery_sdk.lifecycle import Task, fold
-from delivery_sdk.model import AgentRole, ConsentMethod, DispatchRecord, Representative
+from delivery_sdk.model import AgentRole, Consent, ConsentMethod, DispatchRecord, DocumentKind, Representative
 from delivery_sdk.policy import (
     BASIS_CONFIRMED_WRONG,
     BASIS_ELECTRONIC,
@@ -895,16 +897,27 @@ def publishing_task() -> Task:
 
 
 # Posted Fri 6 Nov 2026 (13:00 Beijing). CPL Art. 85: the posting day is not counted, so day 30 is Sun 6 Dec,
-# a rest day, and the period ends on Mon 7 Dec; CPL Art. 95: deemed served when that day is over.
-PUBLICATION_EFFECTIVE = datetime(2026, 12, 8, 0, 0, tzinfo=timezone(timedelta(hours=8)))
+# a rest day, and the period ends on Mon 7 Dec; CPL Art. 95: deemed served on that day, whose moment is 00:00
+# Beijing time of 7 Dec (law.deemed_moment), so the Beijing date of served_at is the service date.
+BJ = timezone(timedelta(hours=8))
+PUBLICATION_EFFECTIVE = datetime(2026, 12, 7, 0, 0, tzinfo=BJ)
+# Without roll-over (LawConfig.publication_rolls_over=False): the 30th day itself, Sun 6 Dec.
+PUBLICATION_NO_ROLL = datetime(2026, 12, 6, 0, 0, tzinfo=BJ)
+# Abroad (CPL Art. 283): day 60 is Tue 5 Jan 2027, a year the shipped calendar does not cover: not rolled over.
+PUBLICATION_ABROAD = datetime(2027, 1, 5, 0, 0, tzinfo=BJ)
+ABROAD_BASIS = f"{BASIS_PUBLICATION_ABROAD} (no holiday calendar for that year: the period was not rolled over)"
+NO_ROLL = PolicyConfig(law=LawConfig(publication_rolls_over=False))
+ABROAD = PolicyConfig(publication_period=timedelta(days=60))
 
 
-def deemed_published(now: datetime, effective: datetime = PUBLICATION_EFFECTIVE) -> Decision:
+def deemed_published(
+    now: datetime, effective: datetime = PUBLICATION_EFFECTIVE, basis: str = BASIS_PUBLICATION
+) -> Decision:
     served = Served(
         task_id=TASK,
         at=now,
         method=ServiceMethod.PUBLICATION,
-        basis=BASIS_PUBLICATION,
+        basis=basis,
         effective_at=effective,
     )
     return emits(served, now)
@@ -918,7 +931,7 @@ def deemed_published(now: datetime, effective: datetime = PUBLICATION_EFFECTIVE)
             PUBLICATION_EFFECTIVE - PUBLISHED_AT - timedelta(minutes=1),
             CONFIG,
             Decision(due_at=PUBLICATION_EFFECTIVE),
-            id="a-minute-early",
+            id="a-minute-before-the-service-day",
         ),
         pytest.param(
             timedelta(days=30), CONFIG, Decision(due_at=PUBLICATION_EFFECTIVE), id="day-30-is-a-sunday-art-85"
@@ -927,20 +940,22 @@ def deemed_published(now: datetime, effective: datetime = PUBLICATION_EFFECTIVE)
             PUBLICATION_EFFECTIVE - PUBLISHED_AT,
             CONFIG,
             deemed_published(PUBLICATION_EFFECTIVE),
-            id="after-the-rolled-over-last-day",
+            id="on-the-rolled-over-last-day-art-95",
         ),
         pytest.param(timedelta(days=41), CONFIG, deemed_published(PUBLISHED_AT + timedelta(days=41)), id="looked-late"),
+        pytest.param(timedelta(days=29), NO_ROLL, Decision(due_at=PUBLICATION_NO_ROLL), id="no-roll-over-early"),
         pytest.param(
-            timedelta(days=30),
-            PolicyConfig(publication_period=timedelta(days=60)),
-            Decision(due_at=PUBLISHED_AT + timedelta(days=60)),
-            id="abroad-60-days-early",
+            PUBLICATION_NO_ROLL - PUBLISHED_AT,
+            NO_ROLL,
+            deemed_published(PUBLICATION_NO_ROLL, PUBLICATION_NO_ROLL),
+            id="no-roll-over-day-30-itself",
         ),
+        pytest.param(timedelta(days=30), ABROAD, Decision(due_at=PUBLICATION_ABROAD), id="abroad-60-days-early"),
         pytest.param(
-            timedelta(days=60),
-            PolicyConfig(publication_period=timedelta(days=60)),
-            deemed_published(PUBLISHED_AT + timedelta(days=60), PUBLISHED_AT + timedelta(days=60)),
-            id="abroad-60-days",
+            PUBLICATION_ABROAD - PUBLISHED_AT,
+            ABROAD,
+            deemed_published(PUBLICATION_ABROAD, PUBLICATION_ABROAD, ABROAD_BASIS),
+            id="abroad-60-days-art-283",
         ),
     ],
 )
@@ -1051,3 +1066,135 @@ def test_first_contact_is_the_first_of_contacts_of() -> None:
             assert party.first_contact(kind) == (found[0] if found else None)
     assert with_own.first_contact(ContactKind.WECHAT) == own
     assert only_agent.first_contact(ContactKind.WECHAT) == receiver.contacts[0]
+
+
+# -- consent decides e-service through law.consent_status (issue 16, part 3) ---------------------------------
+
+SUBJECT_TO_ACCEPTANCE = PolicyConfig(serve_subject_to_acceptance=True)
+
+
+def _with_consent(party: Party, consent: Consent | None) -> Party:
+    return attrs.evolve(party, consent=consent)
+
+
+def objected(at: datetime) -> ConsentObjected:
+    return ConsentObjected(task_id=TASK, at=at, objected_at=at)
+
+
+def accepted(dispatch_id: str, at: datetime, given_at: datetime | None = None) -> ConsentRecorded:
+    return ConsentRecorded(
+        task_id=TASK,
+        at=at,
+        method=ConsentMethod.ACCEPTED_WITHOUT_OBJECTION,
+        given_at=given_at or at,
+        via_dispatch=dispatch_id,
+    )
+
+
+@pytest.mark.parametrize(
+    ("party", "events", "config", "reason"),
+    [
+        pytest.param(
+            _with_consent(make_party("P-40"), Consent(method=ConsentMethod.EXPRESS, given_at=h(24))),
+            [],
+            CONFIG,
+            "consent given after the service moment (CPL Art. 90; SPC Online Litigation Rules Art. 29(1) "
+            "(express consent))",
+            id="consent-after-sending-rules-29-1",
+        ),
+        pytest.param(
+            _with_consent(make_party("P-41"), Consent(method=ConsentMethod.ACCEPTED_WITHOUT_OBJECTION, given_at=h(24))),
+            [],
+            CONFIG,
+            "consent by accepting a completed e-service (Rules Art. 29(4)) covers that service and later ones, "
+            "not one sent before the acceptance (CPL Art. 90; SPC Online Litigation Rules Art. 29(4) "
+            "(accepted a completed e-service without objecting))",
+            id="acceptance-cannot-justify-sending-rules-29-4",
+        ),
+        pytest.param(
+            make_party("P-42"),
+            [objected(T0)],
+            SUBJECT_TO_ACCEPTANCE,
+            "the recipient objected to electronic service (CPL Art. 90; SPC Online Litigation Rules Art. 29(4) "
+            "(the recipient objected to electronic service))",
+            id="objection-bars-e-service-cpl-90",
+        ),
+        pytest.param(
+            make_party("P-43"),
+            [],
+            PolicyConfig(law=LawConfig(judgments_electronic=False)),
+            "judgment documents are not served electronically under the configured rule (CPL 2017 Art. 87 "
+            "(judgments, rulings and mediation documents not served electronically))",
+            id="judgment-excluded-cpl-2017-87",
+        ),
+    ],
+)
+def test_created_asks_consent_status(party: Party, events: list[Event], config: PolicyConfig, reason: str) -> None:
+    request = make_request(party)
+    if party.party_id == "P-43":
+        judgment = attrs.evolve(request.documents[0], document_id="J1", kind=DocumentKind.JUDGMENT)
+        request = attrs.evolve(request, documents=(*request.documents, judgment))
+    task = task_of(TaskCreated(task_id=TASK, at=T0, request=request), events)
+    assert decide(task, T0, config, CHANNELS) == emits(FellBackToPost(task_id=TASK, at=T0, reason=reason), T0)
+
+
+def test_created_without_consent_serves_subject_to_acceptance() -> None:
+    # Rules Art. 29(4): the court may send; the service takes effect only on the party's acceptance
+    task = task_of(created(make_party("P-44", consent=False)))
+    assert decide(task, T0, SUBJECT_TO_ACCEPTANCE, CHANNELS) == Decision(
+        actions=(Send(channel="fake-sms", kind=SMS),), due_at=T0
+    )
+    assert decide(task, T0, attrs.evolve(SUBJECT_TO_ACCEPTANCE, parallel=True), CHANNELS).actions == (
+        Send(channel="fake-sms", kind=SMS),
+    )
+
+
+def test_sent_without_consent_serves_only_on_the_acceptance() -> None:
+    """Rules Arts. 29(4), 31(2)(1): delivered and read, no service; accepted, service at the acceptance."""
+    events: list[Event] = [created(make_party("P-45", consent=False)), *attempt("T-1.1", SMS, T0)]
+    read = DispatchRead(task_id=TASK, at=h(1), dispatch_id="T-1.1", read_at=h(1))
+    task = task_of(events, delivered("T-1.1", h(0.1)), read)
+    decision = decide(task, h(2), SUBJECT_TO_ACCEPTANCE, CHANNELS)
+    assert decision.due_at is not None
+    assert not any(isinstance(a, Emit) for a in decision.actions)  # waiting for the acceptance
+    window_over = decide(task, T0 + SUBJECT_TO_ACCEPTANCE.acceptance_window, SUBJECT_TO_ACCEPTANCE, CHANNELS)
+    [action] = window_over.actions
+    assert isinstance(action, Emit)
+    assert isinstance(action.event, FellBackToPost)
+    assert "Art. 29(4)" in action.event.reason
+
+    task = task_of(events, delivered("T-1.1", h(0.1)), read, accepted("T-1.1", h(5), h(4)))
+    assert task.consent == Consent(method=ConsentMethod.ACCEPTED_WITHOUT_OBJECTION, given_at=h(4))
+    assert decide(task, h(5), SUBJECT_TO_ACCEPTANCE, CHANNELS) == emits(
+        Served(
+            task_id=TASK,
+            at=h(5),
+            method=ServiceMethod.ELECTRONIC,
+            basis=BASIS_ACCEPTED_SERVICE,
+            effective_at=h(4),
+            dispatch_id="T-1.1",
+        ),
+        h(5),
+    )
+    # an objection at or before the acceptance: not "without objecting", no service, and no more waiting
+    task = task_of(events, delivered("T-1.1", h(0.1)), objected(h(3)), accepted("T-1.1", h(5), h(4)))
+    [action] = decide(task, h(5), SUBJECT_TO_ACCEPTANCE, CHANNELS).actions
+    assert isinstance(action, Emit)
+    assert isinstance(action.event, FellBackToPost)
+    assert "objected" in action.event.reason
+
+
+def test_a_later_consent_does_not_replace_the_first() -> None:
+    # the first consent covers the most: a later acceptance adds a dispatch fact, not a new ground
+    task = task_of(created(everyone()), *attempt("T-1.1", SMS, T0), accepted("T-1.1", h(1)))
+    assert task.consent == everyone().consent
+    assert task.dispatches[0].accepted_at == h(1)
+
+
+def test_a_consent_is_not_given_after_it_was_recorded() -> None:
+    # a provider's clock ahead of ours: the consent existed when it was recorded (the dispatch after it is covered)
+    call = DispatchQueued(task_id=TASK, at=T0, dispatch_id="T-1.1", channel="calls", kind=PHONE, contact=CONTACTS[SMS])
+    phone = ConsentRecorded(task_id=TASK, at=h(1), method=ConsentMethod.PHONE, given_at=h(1.01), via_dispatch="T-1.1")
+    task = task_of(created(make_party("P-46", consent=False)), call, phone)
+    assert task.consent == Consent(method=ConsentMethod.PHONE, given_at=h(1))
+    assert decide(task, h(1), CONFIG, CHANNELS).actions == (Send(channel="fake-sms", kind=SMS),)

@@ -35,6 +35,7 @@ from delivery_sdk.events import (
     Served,
 )
 from delivery_sdk.law.addresses import ADDRESS_BASIS
+from delivery_sdk.law.holidays import beijing_date
 from delivery_sdk.law.service import publication_service
 from delivery_sdk.policy import (
     BASIS_CONFIRMED_WRONG,
@@ -267,9 +268,11 @@ def test_returned_until_no_address_is_left_then_publication_then_deemed_served()
         served = only(h, task_id, Served)
         assert served.method is ServiceMethod.PUBLICATION
         assert served.basis == BASIS_PUBLICATION
-        # CPL Arts. 95 and 85: 30 days from the day after posting, rolled over a rest day
-        assert served.effective_at == publication_service(published.published_at).effective_at
-        assert served.effective_at >= published.published_at + timedelta(days=30)
+        # CPL Arts. 95 and 85: 30 days from the day after posting, rolled over a rest day; served on the last day
+        deemed = publication_service(published.published_at)
+        assert served.effective_at == deemed.effective_at
+        assert beijing_date(served.effective_at) == deemed.served_on
+        assert deemed.served_on >= beijing_date(published.published_at) + timedelta(days=30)
         assert h.client.status(task_id).state is TaskState.FILED
 
     run(scenario, policy=PolicyConfig(max_postal_rounds=3))
@@ -337,3 +340,37 @@ def test_a_carrier_that_refuses_the_waybill_order_asks_a_person_and_nothing_is_p
         assert all(c.jobs == [] for c in h.centres)
 
     run(scenario)
+
+
+def test_supervision_does_not_count_a_carrier_refusal_against_the_print_centre(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The job never reached the centre: it is the carrier's refusal (counted as such), not a job the centre
+    failed to print (issue 23: the centre showed 'not printed' and a 50% success rate)."""
+    from delivery_sdk import SQLiteStore
+    from delivery_sdk.supervision import Supervisor
+
+    path = tmp_path / "refused.sqlite3"
+
+    async def scenario(h: Harness) -> None:
+        h.carrier.refuse_orders = "receiver phone required"
+        await h.client.submit(make_request(make_party("P-refused", consent=False)))
+        await h.client.run_until_idle()
+        h.carrier.refuse_orders = None
+        h.carrier.enqueue(Outcome.signed(timedelta(days=2)))
+        await h.client.submit(make_request(make_party("P-printed", consent=False)))
+        await h.client.run_until_idle()
+
+    run(scenario, store=SQLiteStore(path))
+    with Supervisor(path) as sup:
+        stats = sup.statistics()
+    (centre,) = [c for c in stats.centres if c.jobs or c.carrier_refused]
+    assert (centre.jobs, centre.printed, centre.open, centre.carrier_refused) == (1, 1, 0, 1)
+    (row,) = [c for c in stats.channels if c.kind == "print"]
+    assert (row.dispatches, row.attempts, row.delivered, row.carrier_refused) == (1, 1, 1, 1)
+    assert row.success_rate == 1.0
+    assert {c["kind"]: c["carrier_refused"] for c in stats.to_dict()["channels"]} == {"print": 1}
+    from delivery_sdk.cli import main
+
+    assert main(["stats", "--store", str(path)]) == 0
+    assert "(carrier refused 1 before the centre)" in capsys.readouterr().out

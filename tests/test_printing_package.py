@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 from pypdf import PdfReader
 
+from delivery_sdk import _fonts as fonts
 from delivery_sdk.model import Case, Contact, ContactKind, Document, DocumentKind
-from delivery_sdk.printing import package
 from delivery_sdk.printing.package import (
     DocumentDigestMismatch,
     DocumentMissing,
@@ -94,6 +94,11 @@ def test_package_pages_text_and_order(source: FolderDocumentSource) -> None:
         assert text in front
     for blank in ("受送达人签名或盖章", "签收日期", "代收人及代收理由", "送达人"):
         assert blank in front
+    # the receipt form cites the law in Chinese, for the court staff who read it (not "CPL Art. 91")
+    flat = re.sub(r"\s+", "", front)
+    assert "邮寄送达，依据《中华人民共和国民事诉讼法》第九十一条" in flat
+    assert "签收日期为送达日期，依据《中华人民共和国民事诉讼法》第八十七条" in flat
+    assert not re.search(r"Arts?\.|CPL", front)
     markers = [re.findall(r"[A-Z]+-PAGE-\d", p.extract_text()) for p in reader.pages[1:]]
     assert markers == [["SUMMONS-PAGE-1"], ["COMPLAINT-PAGE-1"], ["COMPLAINT-PAGE-2"]]
     # the reverse order of documents gives the reverse order of pages
@@ -193,13 +198,13 @@ def test_digests_are_checked_before_anything_is_printed(source: FolderDocumentSo
 def test_fallback_font_warns_once_and_logs_no_personal_data(
     source: FolderDocumentSource, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(package, "_fonts", {})
-    monkeypatch.setattr(package, "_warned", False)
+    monkeypatch.setattr(fonts, "_fonts", {})
+    monkeypatch.setattr(fonts, "_warned", False)
     caplog.set_level(logging.DEBUG, logger="delivery_sdk")
     missing = "/nonexistent/font.ttf"
     first = cjk_font(missing)
     assert (first.name, first.embedded) == ("STSong-Light", False)
-    monkeypatch.setattr(package, "_fonts", {})
+    monkeypatch.setattr(fonts, "_fonts", {})
     cjk_font(missing)
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
+import subprocess
 from datetime import UTC, datetime
+from pathlib import Path
 
 import attrs
 import pypdf
 import pytest
 
-from delivery_sdk import Contact, ContactKind, ValidationError
+from delivery_sdk import Contact, ContactKind, DeliveryError, ValidationError
 from delivery_sdk.events import DispatchQueued, PublicationStarted, StoredEvent
 from delivery_sdk.law.evidence import Evidence
 from delivery_sdk.law.service import BASIS_ELECTRONIC_READ, BASIS_PUBLICATION
@@ -20,12 +23,14 @@ from delivery_sdk.proof import (
     PROOF_FORMAT,
     TITLE_ELECTRONIC,
     TITLE_PAPER,
+    CJKFontMissing,
     ProofOfService,
     build_record,
     canonical_digest,
     record_from_json,
     record_to_json,
     render_pdf,
+    verify_record,
 )
 from delivery_sdk.records import AddressCandidate, ServiceRecord
 from delivery_sdk.serialization import unstructure
@@ -240,14 +245,41 @@ def _pdf_text(data: bytes) -> str:
     return "\n".join(page.extract_text() for page in reader.pages)
 
 
-def test_electronic_pdf_renders_chinese_with_the_builtin_cid_font(electronic: ServiceRecord) -> None:
+def _unwrapped(data: bytes) -> str:
+    """The PDF's text without the line breaks a table cell puts into a long citation."""
+    return re.sub(r"\s+", "", _pdf_text(data))
+
+
+def _embedded_fonts(data: bytes) -> list[str]:
+    """The base names of the page fonts whose program is embedded (a TrueType FontFile2)."""
+    reader = pypdf.PdfReader(io.BytesIO(data))
+    out = []
+    for page in reader.pages:
+        for ref in page["/Resources"]["/Font"].values():
+            font = ref.get_object()
+            descendants = font.get("/DescendantFonts")
+            described = descendants[0].get_object() if descendants else font
+            descriptor = described.get("/FontDescriptor")
+            if descriptor is not None and "/FontFile2" in descriptor.get_object():
+                out.append(str(font["/BaseFont"]))
+    return out
+
+
+def test_electronic_pdf_embeds_its_cjk_font_and_cites_the_law_in_chinese(electronic: ServiceRecord) -> None:
     proof = build_record(electronic)
     data = render_pdf(proof)
     assert data.startswith(b"%PDF-")
     assert data.rstrip().endswith(b"%%EOF")
     reader = pypdf.PdfReader(io.BytesIO(data))
-    fonts = reader.pages[0]["/Resources"]["/Font"]
-    assert any(str(f.get_object()["/BaseFont"]).startswith("/STSong-Light") for f in fonts.values())
+    fonts = [str(f.get_object()["/BaseFont"]) for f in reader.pages[0]["/Resources"]["/Font"].values()]
+    assert not any(f.startswith("/STSong-Light") for f in fonts), fonts  # no font the reader must supply
+    assert _embedded_fonts(data), fonts
+    assert all(re.match(r"/[A-Z]{6}\+", f) for f in _embedded_fonts(data))  # subsets
+    flat = _unwrapped(data)
+    assert "《中华人民共和国民事诉讼法》第九十条；《人民法院在线诉讼规则》第三十一条" in flat
+    assert "CPL Art." not in flat  # the English basis stays in the JSON record, not on the page for staff
+    assert proof.basis == "CPL Art. 90; SPC Online Litigation Rules Art. 31"  # the record is unchanged
+    assert proof.basis_zh == "《中华人民共和国民事诉讼法》第九十条；《人民法院在线诉讼规则》第三十一条"
     text = _pdf_text(data)
     for expected in (
         "电子送达凭证",
@@ -257,7 +289,6 @@ def test_electronic_pdf_renders_chinese_with_the_builtin_cid_font(electronic: Se
         "传票",
         "电子送达",
         "2026-11-03 09:00:00（北京时间）",
-        "CPL Art. 90; SPC Online Litigation Rules Art. 31",
         "短信",
         "13*******00",
         "no such number",
@@ -270,6 +301,46 @@ def test_electronic_pdf_renders_chinese_with_the_builtin_cid_font(electronic: Se
     assert "存证" not in text  # no bundle, no evidence-log section
 
 
+def test_pdffonts_lists_the_cjk_font_embedded(electronic: ServiceRecord, tmp_path: Path) -> None:
+    path = tmp_path / "proof.pdf"
+    path.write_bytes(render_pdf(build_record(electronic)))
+    listing = subprocess.run(["pdffonts", str(path)], capture_output=True, text=True, check=True).stdout
+    rows = [line.split() for line in listing.splitlines()[2:]]
+    assert rows, listing
+    for row in rows:  # every font (the CJK TrueType one, whatever its family) embedded as a subset
+        name, emb, sub = row[0], row[-5], row[-4]
+        assert (emb, sub) == ("yes", "yes"), listing
+        assert re.match(r"[A-Z]{6}\+", name), listing
+    # and poppler reads the Chinese citation back
+    text = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True, check=True).stdout
+    assert "第九十条" in text
+
+
+def test_evidence_rows_cite_the_law_in_chinese(postal: ServiceRecord) -> None:
+    proof = build_record(postal)
+    flat = _unwrapped(render_pdf(proof))
+    for check in proof.evidence:
+        assert re.sub(r"\s+", "", check.basis_zh) in flat
+        assert check.basis_zh.startswith("《")
+    assert "《中华人民共和国民事诉讼法》第九十一条" in flat
+
+
+def test_no_embeddable_cjk_font_is_a_typed_error_that_says_what_to_install(electronic: ServiceRecord) -> None:
+    proof = build_record(electronic)
+    with pytest.raises(CJKFontMissing, match="fonts-wqy-microhei") as caught:
+        render_pdf(proof, font_path="/nonexistent/font.ttf")
+    assert isinstance(caught.value, DeliveryError)
+    assert "DELIVERY_SDK_CJK_FONT" in str(caught.value)
+
+
+def test_the_json_record_keeps_the_english_basis_and_verifies(electronic: ServiceRecord) -> None:
+    proof = build_record(electronic)
+    data = json.loads(record_to_json(proof))
+    assert data["basis"] == "CPL Art. 90; SPC Online Litigation Rules Art. 31"
+    assert "basis_zh" not in data  # derived for display, not part of the signed format
+    assert verify_record(record_to_json(proof)).ok
+
+
 def test_postal_pdf_is_a_songda_huizheng_and_rendering_is_deterministic(postal: ServiceRecord) -> None:
     proof = build_record(postal)
     data = render_pdf(proof)
@@ -279,12 +350,12 @@ def test_postal_pdf_is_a_songda_huizheng_and_rendering_is_deterministic(postal: 
         "送达回证",
         "邮寄送达",
         "2026-11-08 21:00:00（北京时间）",
-        "CPL Art. 91",
         "退回",
         "已送达",
         "邮件回执",
     ):
         assert expected in text, expected
+    assert "《中华人民共和国民事诉讼法》第九十一条" in _unwrapped(data)
     assert "电子送达凭证" not in text.split("\n")[0]
 
 

@@ -27,6 +27,7 @@ from delivery_sdk.events import (
     AddressSearchFailed,
     AddressUpdated,
     Cancelled,
+    ConsentObjected,
     ConsentRecorded,
     DispatchDelivered,
     DispatchFailed,
@@ -141,6 +142,8 @@ SAMPLES: list[Event] = [
     ResumedByStaff(task_id="T1", at=T0),
     ConsentRecorded(task_id="T1", at=T0, method=ConsentMethod.PHONE, given_at=T0, via_dispatch="T1.1"),
     ConsentRecorded(task_id="T1", at=T0, method=ConsentMethod.CONFIRMATION_FORM, given_at=T0),
+    ConsentObjected(task_id="T1", at=T0, objected_at=T0, via_dispatch="T1.1"),
+    ConsentObjected(task_id="T1", at=T0, objected_at=T0),
 ]
 
 

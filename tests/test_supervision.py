@@ -26,6 +26,7 @@ import pytest
 from delivery_sdk import StoreError, UnknownTask
 from delivery_sdk.cli import main
 from delivery_sdk.demo import DemoResult, run_demo
+from delivery_sdk.law.citations import chinese
 from delivery_sdk.lifecycle import Task, fold
 from delivery_sdk.model import ChannelKind, ContactKind, DispatchStatus
 from delivery_sdk.store import SQLiteStore
@@ -251,7 +252,10 @@ def test_timeline_has_actor_and_meaning_and_masks_personal_data(demo: DemoResult
     assert actors["dispatch.sent"] == "provider"
     served = next(e for e in timeline if e.type == "service.served")
     assert sample.served_basis is not None
-    assert sample.served_basis in served.meaning
+    # the meaning cites the law in Chinese, for court staff; the event keeps the English basis
+    assert chinese(sample.served_basis) in served.meaning
+    assert "《中华人民共和国民事诉讼法》" in served.meaning
+    assert sample.served_basis not in served.meaning
     text = " ".join(e.meaning for e in timeline)
     for contact in sample.request.party.contacts:
         assert contact.value not in text

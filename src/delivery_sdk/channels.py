@@ -81,7 +81,9 @@ class Receipt:
     provider_event_id: str | None = None
     reason: str | None = None  # failure detail, or the return reason (refused/address_wrong/unclaimed/moved)
     waybill: str | None = None  # for MAILED
-    signer_role: str | None = None  # for SIGNED: recipient, family_member, mail_room, agent
+    # for SIGNED: who signed (law.SignerRole: recipient, family_member, mail_room, legal_representative, agent;
+    # anything else, e.g. "other:<code>", and None, "not said", serve nothing: CPL Art. 88, law.postal_service)
+    signer_role: str | None = None
 
     def __attrs_post_init__(self) -> None:
         # The usual receipt (ASCII ids and text of plain str, an aware datetime, a kind that needs nothing

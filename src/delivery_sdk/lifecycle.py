@@ -23,6 +23,7 @@ from .events import (
     AddressSearchFailed,
     AddressUpdated,
     Cancelled,
+    ConsentObjected,
     ConsentRecorded,
     DispatchDelivered,
     DispatchFailed,
@@ -50,6 +51,7 @@ from .model import (
     ELECTRONIC_KINDS,
     ChannelKind,
     Consent,
+    ConsentMethod,
     Contact,
     ContactKind,
     DispatchRecord,
@@ -99,7 +101,8 @@ class Task:
     version: int  # number of events folded in
     created_at: datetime
     updated_at: datetime
-    consent: Consent | None = None  # to electronic service: from the request, or recorded later
+    consent: Consent | None = None  # to electronic service: from the request, or recorded later (the first stands)
+    objected_at: datetime | None = None  # the party expressly refused e-service then (Rules Art. 29(4))
     reachable: frozenset[ContactKind] = frozenset()  # contact kinds the party (or its agents) can be reached by
     dispatches: tuple[DispatchRecord, ...] = ()
     electronic_from: int = 0  # index into dispatches where the current electronic round starts
@@ -215,6 +218,7 @@ for _receipt in _RECEIPTS:
     _rows((*_ACTIVE, S.SERVED, S.FILED, S.CANCELLED), _receipt)
 _rows((S.CREATED, S.ELECTRONIC, S.ROUTED), DispatchQueued, _queued)
 _rows((*_ACTIVE, S.SERVED, S.FILED, S.CANCELLED), ConsentRecorded)  # a fact: recorded in every state
+_rows((*_ACTIVE, S.SERVED, S.FILED, S.CANCELLED), ConsentObjected)  # a fact: recorded in every state
 _rows((S.CREATED,), FellBackToPost, S.POSTAL)
 _rows((S.ELECTRONIC,), FellBackToPost, S.POSTAL)
 _rows((S.NEEDS_ATTENTION,), FellBackToPost, S.POSTAL)
@@ -344,18 +348,49 @@ def _queued_changes(task: Task, event: Event) -> dict[str, object]:
 
 def _consent_changes(task: Task, event: Event) -> dict[str, object]:
     assert isinstance(event, ConsentRecorded)
-    changes: dict[str, object] = {"consent": Consent(method=event.method, given_at=event.given_at)}
+    changes: dict[str, object] = {}
+    # The first consent stands: it covers the most (a later one adds nothing to what it covers). A consent
+    # cannot have been given after it was recorded: a provider's clock ahead of ours is clamped.
+    given = event.given_at if event.given_at <= event.at else event.at
+    if task.consent is None:
+        changes["consent"] = Consent(method=event.method, given_at=given)
     reached = task.dispatch(event.via_dispatch) if event.via_dispatch else None
     if event.via_dispatch and reached is None:
         raise IllegalTransition(
             task.state.value, f"{event.TYPE} for unknown dispatch {event.via_dispatch}", task.task_id
         )
-    if reached is not None and not reached.status.settled:
+    if (
+        reached is not None
+        and event.method is ConsentMethod.ACCEPTED_WITHOUT_OBJECTION
+        and reached.kind in ELECTRONIC_KINDS
+        and reached.kind is not ChannelKind.PHONE
+    ):
+        # the party accepted this e-service (replied, acted; Rules Art. 29(4)): it reached the party, and the
+        # first acceptance stands
+        changes["dispatches"] = _update_dispatch(
+            task,
+            reached.dispatch_id,
+            accepted_at=reached.accepted_at or given,
+            status=reached.status if reached.status in _FINAL else _DELIVERED,
+            delivered_at=reached.delivered_at or given,
+            settled_at=reached.settled_at or event.at,
+            sent_at=reached.sent_at or event.at,
+        )
+    elif reached is not None and not reached.status.settled:
         # the call that obtained consent reached the party: it is settled, though it served nothing
         changes["dispatches"] = _update_dispatch(
             task, reached.dispatch_id, status=DispatchStatus.DELIVERED, settled_at=event.at
         )
     return changes
+
+
+def _objection_changes(task: Task, event: Event) -> dict[str, object]:
+    assert isinstance(event, ConsentObjected)
+    if event.via_dispatch and task.dispatch(event.via_dispatch) is None:
+        raise IllegalTransition(
+            task.state.value, f"{event.TYPE} for unknown dispatch {event.via_dispatch}", task.task_id
+        )
+    return {"objected_at": task.objected_at or event.objected_at}  # the first objection stands
 
 
 def _served_changes(task: Task, event: Event) -> dict[str, object]:
@@ -394,6 +429,7 @@ _REDUCERS: dict[type[Event], Reducer] = {
         "centre_id": None,
     },
     ConsentRecorded: _consent_changes,
+    ConsentObjected: _objection_changes,
     FellBackToPost: lambda task, event: {"fallback_reason": event.reason},
     AddressUpdated: lambda task, event: {
         "postal_address": event.contact,

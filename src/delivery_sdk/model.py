@@ -707,3 +707,6 @@ class DispatchRecord:
     waybill: str | None = None
     detail: str | None = None
     enveloped_at: datetime | None = None  # when the print centre enveloped the package
+    # when the recipient accepted this e-service: replied that it received it or acted on it (SPC Online
+    # Litigation Rules Arts. 29(4), 31(2)(1)); from consent.recorded (accepted_without_objection, via_dispatch)
+    accepted_at: datetime | None = None

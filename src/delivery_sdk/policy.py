@@ -8,7 +8,11 @@ address, file the proof of service).
 
 The rules it applies, with their sources:
 
-- electronic service needs consent (CPL Art. 90; Online Litigation Rules Arts. 29-30);
+- electronic service needs consent that covers it (CPL Art. 90; Online Litigation Rules Arts. 29-30), as
+  ``delivery_sdk.law.consent_status`` decides for every document kind of the request (given before the
+  sending, not objected to, the document kind allowed electronically); without it, staff phone the party
+  (Rules Art. 30) or, with ``serve_subject_to_acceptance``, the e-service is sent anyway and takes effect only
+  when the party's acceptance of it is recorded (Rules Art. 29(4); ``law.accepted_service``); otherwise post;
 - the service moment of e-service is the arrival at the recipient's system (CPL Art. 90) when the party
   gave or confirmed the electronic address (Rules Art. 31(1)); at an address it did not, arrival is not
   service: the "read" report is, as a rebuttable presumption (Rules Art. 31(2)), and a dispatch that was
@@ -22,12 +26,15 @@ The rules it applies, with their sources:
   to assisted person search and another postal round, up to ``max_postal_rounds``;
 - publication (CPL Art. 95) when no address is left (whereabouts unknown) or the rounds are used up (the
   other methods failed), if ``auto_publication``; otherwise a person decides;
-- publication is deemed served when 30 days, counted from the day after the (last) posting and rolled over
-  a last day that is a rest day, are over (CPL Arts. 95 and 85; computed by ``delivery_sdk.law``).
+- publication is deemed served on the last day of 30 days (60 for a party abroad, CPL Art. 283) counted
+  from the day after the (last) posting, rolled over a rest day with ``LawConfig.publication_rolls_over``
+  (CPL Arts. 95 and 85; computed by ``delivery_sdk.law``); the service moment is 00:00 Beijing time of that
+  day, so the task, its status, the proof of service and the deadlines all show that day.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
@@ -42,10 +49,27 @@ from .events import (
     ReturnReason,
     Served,
 )
-from .law.holidays import CalendarNotCovered
+from .law.config import LawConfig
+from .law.consent import (
+    BASIS_EXCLUDED,
+    BASIS_NO_CONSENT,
+    ConsentStatus,
+    accepted_service,
+    consent_covers,
+    consent_status,
+)
+from .law.holidays import CalendarNotCovered, beijing_date
 from .law.service import BASIS_CONFIRMED_WRONG as _LAW_CONFIRMED_WRONG
 from .law.service import BASIS_REFUSED as _LAW_REFUSED
-from .law.service import PUBLICATION_DAYS, electronic_service, postal_signature_basis, publication_service
+from .law.service import (
+    PUBLICATION_DAYS,
+    PUBLICATION_DAYS_ABROAD,
+    SignerRole,
+    deemed_moment,
+    electronic_service,
+    postal_service,
+    publication_service,
+)
 from .lifecycle import TERMINAL, Task, TaskState
 from .model import (
     ELECTRONIC_KINDS,
@@ -54,6 +78,7 @@ from .model import (
     ContactKind,
     DispatchRecord,
     DispatchStatus,
+    DocumentKind,
     PartyKind,
     ServiceMethod,
 )
@@ -94,6 +119,13 @@ def _default_windows() -> dict[ChannelKind, timedelta]:
     }
 
 
+def _check_poll_offsets(offsets: tuple[timedelta, ...]) -> None:
+    if not offsets or any(not isinstance(o, timedelta) or o <= timedelta(0) for o in offsets):
+        raise ValueError("poll_offsets must be one or more positive timedeltas")
+    if any(b <= a for a, b in itertools.pairwise(offsets)):
+        raise ValueError("poll_offsets must increase (the last one repeats)")
+
+
 @attrs.frozen(kw_only=True)
 class PolicyConfig:
     """How the policy behaves; every field has a default a service centre can live with."""
@@ -105,20 +137,33 @@ class PolicyConfig:
         ChannelKind.EMAIL,
     )
     parallel: bool = False  # try all electronic channels at once instead of one after the other
+    # electronic service only where consent covers it (law.consent_status); False: the integrator vouches for
+    # consent, the policy does not ask (nor looks for acceptance: every e-service is taken as consented)
     require_consent: bool = True
     seek_consent_by_phone: bool = True  # without consent, staff phone the party first (when a PHONE channel exists)
+    # Without consent (and no objection), send the e-service anyway, to the first electronic channel (all of them
+    # with ``parallel``): it takes effect only if the party accepts it without objecting (SPC Online Litigation
+    # Rules Art. 29(4)), recorded with ``client.record_acceptance``; if no acceptance comes within
+    # ``acceptance_window`` (from sending), the task goes by post. False: no e-service without prior consent.
+    serve_subject_to_acceptance: bool = False
+    acceptance_window: timedelta = timedelta(days=3)
     response_window: Mapping[ChannelKind, timedelta] = attrs.field(factory=_default_windows)
-    poll_offsets: tuple[timedelta, ...] = (
-        timedelta(minutes=5),
-        timedelta(minutes=30),
-        timedelta(hours=2),
-        timedelta(hours=6),
+    # the status-poll schedule: a dispatch's status is asked this long after its send (the last offset repeats);
+    # `delivery-sdk worker --poll-after` / DELIVERY_SDK_POLL_AFTER. Callbacks make polls a fallback.
+    poll_offsets: tuple[timedelta, ...] = attrs.field(
+        default=(timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2), timedelta(hours=6)),
+        validator=lambda _self, _attr, value: _check_poll_offsets(value),
     )
     print_window: timedelta = timedelta(days=2)
     mail_window: timedelta = timedelta(days=20)
     max_postal_rounds: int = 2
     auto_publication: bool = True
+    # CPL Art. 95: 30 days; 60 days (CPL Art. 283) for parties abroad; any other whole number of days is
+    # applied as given (no roll-over). Counted in days from the day after the posting (CPL Art. 85).
     publication_period: timedelta = timedelta(days=30)
+    # The interpretive choices of the service law (publication roll-over, weekends, consent, reads), applied by
+    # the policy wherever it calls delivery_sdk.law: docs/legal-reference.md, "Interpretive choices".
+    law: LawConfig = attrs.field(factory=LawConfig)
     retry_after_error: timedelta = timedelta(minutes=10)
     home_province: str = "420000"  # breaks ties when an address without a division code is resolved
 
@@ -249,35 +294,73 @@ def address_confirmed(task: Task, record: DispatchRecord) -> bool:
 _REACHED = frozenset({DispatchStatus.DELIVERED, DispatchStatus.READ})
 
 
-def _awaits_read(task: Task, record: DispatchRecord) -> bool:
-    """Delivered to an address the party did not confirm, and not read: no service yet (Rules Art. 31(2))."""
+def _pending_acceptance(task: Task, record: DispatchRecord, config: PolicyConfig) -> bool:
+    """Whether ``record``'s e-service went out without consent that covered it when it was sent (CPL Art. 90;
+    ``law.consent_covers``): it can then take effect only by the party's acceptance (Rules Art. 29(4)).
+    Never, when the policy does not require consent. Cheap: comparisons only (asked per decision)."""
+    return config.require_consent and not consent_covers(
+        task.consent, record.queued_at, objected_at=task.objected_at, config=config.law
+    )
+
+
+def _awaits(task: Task, record: DispatchRecord, pending: bool) -> bool:
+    """Delivered, but no service yet: sent without consent and not accepted (Rules Art. 29(4)), or at an
+    address the party did not confirm and not read (Rules Art. 31(2))."""
+    status = record.status
+    if pending:
+        return (status is _DELIVERED or status is _READ) and record.accepted_at is None
     return (
-        record.status is _DELIVERED
+        status is _DELIVERED
         and record.kind is not _PHONE
         and record.read_at is None
+        and record.accepted_at is None
         and not address_confirmed(task, record)
     )
 
 
-def _earliest_service(task: Task, now: datetime) -> Served | None:
+def _earliest_service(task: Task, now: datetime, config: PolicyConfig) -> Served | None:
     """The earliest effective service among everything that reached the recipient (Rules Art. 31), as the
     event recorded at ``now``."""
     best: tuple[datetime, ServiceMethod, str, str] | None = None
+    law = config.law
     for d in task.dispatches:
         if d.delivered_at is None:
             continue
         if d.kind is _PHONE:
             continue  # a staff call notifies and seeks consent; it carries no document, so it serves nothing
         if d.kind in ELECTRONIC_KINDS:
-            deemed = electronic_service(d.delivered_at, address_confirmed=address_confirmed(task, d), read_at=d.read_at)
-            if deemed is None:
-                continue  # delivered to an unconfirmed address and not read: not service (Rules Art. 31(2))
+            accepted = d.accepted_at
+            if _pending_acceptance(task, d, config):
+                # sent without consent: only the party's acceptance without objection makes it service
+                # (Rules Art. 29(4)), at the moment law.accepted_service fixes
+                if accepted is None or not consent_covers(
+                    None, d.queued_at, accepted_at=accepted, objected_at=task.objected_at, config=law
+                ):
+                    continue
+                deemed = accepted_service(d.delivered_at, accepted, config=law)
+            else:
+                found = electronic_service(
+                    d.delivered_at,
+                    address_confirmed=address_confirmed(task, d),
+                    read_at=d.read_at,
+                    replied_at=accepted,  # a recorded acceptance is the reply or act of Rules Art. 31(2)(1)
+                    config=law,
+                )
+                if found is None:
+                    continue  # delivered to an unconfirmed address and not read: not service (Rules Art. 31(2))
+                deemed = found
             candidate = (deemed.effective_at, ServiceMethod.ELECTRONIC, deemed.basis, d.dispatch_id)
         elif d.kind is ChannelKind.PRINT and d.status is DispatchStatus.DELIVERED:
-            basis = _signature_basis(task, d)
-            if basis is None:
+            party = task.request.party
+            signed = postal_service(
+                d.delivered_at,
+                d.detail,  # the signer's role as the carrier reported it (PostSigned.signer_role)
+                organisation=party.kind is PartyKind.ORGANISATION,
+                agents=[a.role for a in party.agents],
+            )
+            if signed is None:
                 continue  # signed by someone who may not receive for the party: not service (CPL Art. 88)
-            candidate = (d.delivered_at, ServiceMethod.POSTAL, basis, d.dispatch_id)
+            candidate = (signed.effective_at, ServiceMethod.POSTAL, signed.basis, d.dispatch_id)
         else:
             continue
         if best is None or candidate[0] < best[0]:
@@ -286,14 +369,6 @@ def _earliest_service(task: Task, now: datetime) -> Served | None:
         return None
     at, method, basis, dispatch_id = best
     return Served(task_id=task.task_id, at=now, method=method, basis=basis, effective_at=at, dispatch_id=dispatch_id)
-
-
-def _signature_basis(task: Task, record: DispatchRecord) -> str | None:
-    """The basis of a signed return receipt, by who signed (CPL Arts. 88 and 91); None: not service."""
-    party = task.request.party
-    return postal_signature_basis(
-        record.detail, organisation=party.kind is PartyKind.ORGANISATION, has_agent=bool(party.agents)
-    )
 
 
 def _electronic_options(task: Task, config: PolicyConfig, channels: Mapping[ChannelKind, str]) -> list[ChannelKind]:
@@ -309,15 +384,47 @@ _PHONE = ChannelKind.PHONE
 _CONTACT_OF = {kind: kind.contact_kind for kind in ChannelKind}
 _QUEUED = DispatchStatus.QUEUED
 _DELIVERED = DispatchStatus.DELIVERED
+_READ = DispatchStatus.READ
 _CREATED = TaskState.CREATED
 _ELECTRONIC = TaskState.ELECTRONIC
 _SERVED = TaskState.SERVED
+_PUBLISHING = TaskState.PUBLISHING
+_SIGNER_UNKNOWN = SignerRole.UNKNOWN.value
 _AT_REST = TERMINAL | {TaskState.NEEDS_ATTENTION}  # the policy has nothing to do
 _IN_POST = frozenset({TaskState.ROUTED, TaskState.PRINTED, TaskState.MAILED})
 
 
-def _consented(task: Task, config: PolicyConfig) -> bool:
-    return task.consent is not None or not config.require_consent
+_CONSENT_NOT_ASKED = ConsentStatus(
+    allowed=True, basis="PolicyConfig(require_consent=False)", reason="consent not required by the policy"
+)
+
+
+def _consent(task: Task, now: datetime, config: PolicyConfig) -> ConsentStatus:
+    """Whether consent covers e-service of every document of the task sent at ``now``: ``law.consent_status``
+    (CPL Art. 90; Rules Arts. 29-30; ``LawConfig``), once per document kind, the first refusal answering.
+    Asked only when the policy is about to send (once per task and electronic round), not per poll."""
+    if not config.require_consent:
+        return _CONSENT_NOT_ASKED
+    documents = task.request.documents
+    consent, law, objected = task.consent, config.law, task.objected_at
+    if len(documents) == 1:  # the usual request: no set to build
+        return consent_status(consent, documents[0].kind, at=now, config=law, objected_at=objected)
+    status = _CONSENT_NOT_ASKED
+    seen: set[DocumentKind] = set()
+    for document in documents:
+        kind = document.kind
+        if kind in seen:
+            continue
+        seen.add(kind)
+        status = consent_status(consent, kind, at=now, config=law, objected_at=objected)
+        if not status.allowed:
+            return status
+    return status
+
+
+def _why_not(status: ConsentStatus) -> str:
+    """The fallback reason for a refusal of ``law.consent_status``, with its basis unless there is no consent."""
+    return status.reason if status.basis == BASIS_NO_CONSENT else f"{status.reason} ({status.basis})"
 
 
 def _can_call(task: Task, config: PolicyConfig, channels: Mapping[ChannelKind, str]) -> bool:
@@ -355,7 +462,9 @@ def decide(
         return _NOTHING
     if state is _SERVED:
         return Decision(actions=_FILE, due_at=now + config.retry_after_error)
-    served = _earliest_service(task, now)
+    served = _earliest_service(task, now, config)
+    if state is _PUBLISHING:
+        return _publishing(task, now, config, served)
     if served is not None:
         return _emit(served, now)
     if state is _CREATED:
@@ -368,71 +477,101 @@ def decide(
         return _in_post(task, now, config)
     if state is TaskState.RETURNED:
         return _returned(task, now, config)
-    if state is TaskState.PUBLISHING:
-        assert task.published_at is not None
-        effective, basis = publication_effective(task.published_at, config)
-        if now >= effective:
-            return _emit(
-                Served(
-                    task_id=task.task_id,
-                    at=now,
-                    method=ServiceMethod.PUBLICATION,
-                    basis=basis,
-                    effective_at=effective,
-                ),
-                now,
-            )
-        return Decision(due_at=effective)
     raise AssertionError(f"no policy for state {state}")  # pragma: no cover - every state is handled
 
 
-def publication_effective(published_at: datetime, config: PolicyConfig) -> tuple[datetime, str]:
-    """When publication takes effect, and on which basis (CPL Arts. 95 and 85, by ``delivery_sdk.law``).
+def _publishing(task: Task, now: datetime, config: PolicyConfig, served: Served | None) -> Decision:
+    """Publication is deemed served on its day (CPL Art. 95); a service that reached the party meanwhile
+    counts if it took effect on an earlier day, or on the same day, as an actual service (Rules Art. 31)."""
+    assert task.published_at is not None
+    effective, basis = publication_effective(task.published_at, config)
+    if now < effective or (served is not None and beijing_date(served.effective_at) <= beijing_date(effective)):
+        return Decision(due_at=effective) if served is None else _emit(served, now)
+    publication = Served(
+        task_id=task.task_id, at=now, method=ServiceMethod.PUBLICATION, basis=basis, effective_at=effective
+    )
+    return _emit(publication, now)
 
-    The period is counted from the day after the (last) posting; a last day on a rest day moves to the next
-    working day; service takes effect when that day is over. For a year the holiday calendar does not
-    cover, the period is not rolled over, and the basis says so. A configured period other than the
-    statutory 30 days is applied as given.
+
+def publication_effective(published_at: datetime, config: PolicyConfig) -> tuple[datetime, str]:
+    """The moment publication is deemed served, and on which basis (CPL Arts. 95, 283 and 85, by
+    ``delivery_sdk.law``): 00:00 Beijing time of the period's last day, the service date.
+
+    The period is counted from the day after the (last) posting; 30 days (CPL Art. 95), or 60 for parties
+    abroad (``publication_period`` of 60 days, CPL Art. 283); a last day on a rest day moves to the next
+    working day when ``config.law.publication_rolls_over``. For a year the holiday calendar does not cover,
+    the period is not rolled over, and the basis says so. Any other ``publication_period`` is applied as
+    given, in whole days, without roll-over.
     """
-    if config.publication_period != timedelta(days=PUBLICATION_DAYS):
-        return published_at + config.publication_period, BASIS_PUBLICATION
+    period = config.publication_period
+    law = config.law
+    if period not in _STATUTORY_PUBLICATION:
+        day = beijing_date(published_at) + timedelta(days=max(period.days, 1))
+        return deemed_moment(day), f"{BASIS_PUBLICATION} (period of {max(period.days, 1)} days as configured)"
+    abroad = period == _PUBLICATION_ABROAD
     try:
-        deemed = publication_service(published_at)
+        deemed = publication_service(published_at, config=law, abroad=abroad)
     except CalendarNotCovered:
+        deemed = publication_service(
+            published_at, config=attrs.evolve(law, publication_rolls_over=False), abroad=abroad
+        )
         return (
-            published_at + config.publication_period,
-            f"{BASIS_PUBLICATION} (no holiday calendar for that year: the period was not rolled over)",
+            deemed.effective_at,
+            f"{deemed.basis} (no holiday calendar for that year: the period was not rolled over)",
         )
     return deemed.effective_at, deemed.basis
 
 
+_PUBLICATION_ABROAD = timedelta(days=PUBLICATION_DAYS_ABROAD)
+_STATUTORY_PUBLICATION = frozenset({timedelta(days=PUBLICATION_DAYS), _PUBLICATION_ABROAD})
+
+
 def _created(task: Task, now: datetime, config: PolicyConfig, channels: Mapping[ChannelKind, str]) -> Decision:
     options = _electronic_options(task, config, channels)
-    if options and _consented(task, config):
+    if not options:
+        reason = "no usable electronic channel or contact"
+        return _emit(FellBackToPost(task_id=task.task_id, at=now, reason=reason), now)
+    status = _consent(task, now, config)
+    if status.allowed:
         return _send_electronic(options if config.parallel else options[:1], channels, now)
-    if options and _can_call(task, config, channels):
-        # no electronic service without consent (CPL Art. 90): seek it by phone first
-        return _send_electronic([ChannelKind.PHONE], channels, now)
-    reason = "no consent to electronic service" if options else "no usable electronic channel or contact"
-    return _emit(FellBackToPost(task_id=task.task_id, at=now, reason=reason), now)
+    if status.basis != BASIS_EXCLUDED and task.objected_at is None:
+        # no electronic service without consent (CPL Art. 90): seek it by phone first (Rules Art. 30) ...
+        if _can_call(task, config, channels):
+            return _send_electronic([ChannelKind.PHONE], channels, now)
+        # ... or serve subject to the party's acceptance (Rules Art. 29(4))
+        if config.serve_subject_to_acceptance:
+            return _send_electronic(options if config.parallel else options[:1], channels, now)
+    return _emit(FellBackToPost(task_id=task.task_id, at=now, reason=_why_not(status)), now)
 
 
 def _electronic(task: Task, now: datetime, config: PolicyConfig, channels: Mapping[ChannelKind, str]) -> Decision:
     actions: list[Action] = []
     wake: list[datetime] = []
     round_ = task.electronic_dispatches
-    awaited_read = False
+    awaited_read = awaited_acceptance = False
+    objected = task.objected_at is not None
     for d in round_:
-        waits = _awaits_read(task, d)
+        pending = d.kind is not _PHONE and _pending_acceptance(task, d, config)
+        if pending and objected:
+            continue  # sent without consent, and the party objected: it can never take effect (Rules Art. 29(4))
+        waits = _awaits(task, d, pending)
         if d.status.settled and not waits:
             continue
         if d.status is _QUEUED:
             actions.append(Reconcile(dispatch_id=d.dispatch_id))
             wake.append(now + config.retry_after_error)
             continue
-        deadline = (d.sent_at or d.queued_at) + config.response_window.get(d.kind, timedelta(hours=24))
+        if waits and pending:
+            window = config.acceptance_window  # delivered without consent: the party may yet accept it
+        else:
+            window = config.response_window.get(d.kind, timedelta(hours=24))
+        deadline = (d.sent_at or d.queued_at) + window
         if waits and now >= deadline:
-            awaited_read = True  # delivered, never read: it served nothing, and no more is expected of it
+            # delivered, never read (or never accepted): it served nothing, and no more is expected of it
+            if pending:
+                awaited_acceptance = True
+            else:
+                awaited_read = True
             continue
         if now >= deadline:
             actions.append(Emit(event=DispatchTimedOut(task_id=task.task_id, at=now, dispatch_id=d.dispatch_id)))
@@ -445,11 +584,24 @@ def _electronic(task: Task, now: datetime, config: PolicyConfig, channels: Mappi
         return Decision(actions=tuple(actions), due_at=min(wake))
     tried = {d.kind for d in round_}
     remaining = [k for k in _electronic_options(task, config, channels) if k not in tried]
-    if not _consented(task, config):
-        reason = "no consent to electronic service (the staff call did not obtain it)"
+    started = any(k is not ChannelKind.PHONE for k in tried)
+    status = _consent(task, now, config)
+    if not status.allowed:
+        subject_to_acceptance = config.serve_subject_to_acceptance and not objected and status.basis != BASIS_EXCLUDED
+        if subject_to_acceptance and not started and remaining:
+            # the staff call did not obtain consent: serve subject to the party's acceptance (Rules Art. 29(4))
+            return _send_electronic(remaining if config.parallel else remaining[:1], channels, now)
+        if awaited_acceptance:
+            reason = (
+                "no electronic service took effect: the party did not accept the e-service sent without its "
+                "consent within the acceptance window (SPC Online Litigation Rules Art. 29(4))"
+            )
+        elif not started and status.basis == BASIS_NO_CONSENT:
+            reason = "no consent to electronic service (the staff call did not obtain it)"
+        else:
+            reason = _why_not(status)
         return _emit(FellBackToPost(task_id=task.task_id, at=now, reason=reason), now)
     if remaining:
-        started = any(k is not ChannelKind.PHONE for k in tried)
         if not config.parallel:
             return _send_electronic(remaining[:1], channels, now)
         if not started:  # consent just came from a call: now every channel at once
@@ -484,11 +636,18 @@ def _in_post(task: Task, now: datetime, config: PolicyConfig) -> Decision:
         )
     if record.status is DispatchStatus.QUEUED:
         return Decision(actions=(Reconcile(dispatch_id=record.dispatch_id),), due_at=now + config.retry_after_error)
-    if record.status is DispatchStatus.DELIVERED:  # signed, but _earliest_service found it no service
-        reason = (
-            f"the return receipt was signed by {record.detail or 'someone'}, who may not receive for this party "
-            "(CPL Art. 88): confirm receipt with the party or serve again"
-        )
+    if record.status is DispatchStatus.DELIVERED:  # signed, but law.postal_service found it no service
+        signer = record.detail
+        if not signer or signer == _SIGNER_UNKNOWN:
+            reason = (
+                "the carrier did not report who signed the return receipt, so it does not show service on the "
+                "party (CPL Art. 88): check the receipt, confirm receipt with the party or serve again"
+            )
+        else:
+            reason = (
+                f"the return receipt was signed by {signer}, who may not receive for this party "
+                "(CPL Art. 88): confirm receipt with the party or serve again"
+            )
         return _emit(NeedsAttention(task_id=task.task_id, at=now, reason=reason), now)
     if task.state is TaskState.MAILED:
         window, what = config.mail_window, "the carrier reported no outcome"

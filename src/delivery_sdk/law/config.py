@@ -20,7 +20,9 @@ class LawConfig:
     # over only on the official holidays of the calendar.
     weekends_roll_over: bool = True
     # CPL Art. 95 / Art. 283: the publication period is a statutory period (法定期间, Art. 85), so by default
-    # its last day rolls over a rest day like any other period. False: deemed served on the 30th (60th) day.
+    # its last day rolls over a rest day like any other period; it is also the safe reading, as it can only make
+    # service later, never cut a party's periods short. False: deemed served on the 30th (60th) day. Either way
+    # the service day is the last day, from 00:00 Beijing time (law.service.deemed_moment). Engine: PolicyConfig.law.
     publication_rolls_over: bool = True
     # CPL Art. 283: post abroad is deemed served when three months from mailing have passed; roll-over as above.
     postal_abroad_rolls_over: bool = True
@@ -36,3 +38,7 @@ class LawConfig:
     hearing_notice_days: int = 3
     # Online Litigation Rules Art. 29-30: consent given after the service moment does not cover that service.
     consent_must_precede: bool = True
+    # Online Litigation Rules Art. 29(4): an e-service sent without prior consent that the recipient accepts
+    # (replies that it received it, takes part) takes effect at the acceptance (Art. 31(2)(1): the address was
+    # not the recipient's confirmed one). True: the acceptance ratifies the completed service from its arrival.
+    accepted_service_from_arrival: bool = False

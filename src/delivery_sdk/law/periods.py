@@ -18,6 +18,12 @@ complaint (CPL Art. 128), appeal 15 days from service of a judgment and 10 days 
 notice at least 3 days before the hearing (CPL Art. 139): :func:`latest_notice_service`.
 
 Every date here is a Beijing date (Asia/Shanghai); aware datetimes are converted first.
+
+Calendars: :func:`period_end` and its kin use, when given none, the official notices only
+(:func:`~delivery_sdk.law.holidays.default_calendar`: a year without a notice raises ``CalendarNotCovered``),
+since a bare date cannot say it is provisional. :func:`deadlines_after_service` uses
+:func:`~delivery_sdk.law.holidays.effective_calendar`, provisional calendars included, and every
+:class:`Deadline` says whether its last day rests on one (``provisional``, ``calendar``).
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import attrs
 from .._exceptions import ValidationError
 from ..model import DocumentKind
 from .config import LawConfig
-from .holidays import BEIJING, HolidayCalendar, beijing_date, default_calendar
+from .holidays import BEIJING, HolidayCalendar, beijing_date, default_calendar, effective_calendar
 
 __all__ = [
     "BASIS_APPEAL_JUDGMENT",
@@ -70,13 +76,24 @@ _DEFAULT_CONFIG = LawConfig()
 
 @attrs.frozen(kw_only=True)
 class Deadline:
-    """A period that service started: what it is, its last day (Beijing date, rolled over) and its basis."""
+    """A period that service started: what it is, its last day (Beijing date, rolled over) and its basis.
+
+    ``provisional``: the last day was fixed on a provisional calendar (a year whose State Council notice is
+    not loaded: statutory holidays and weekends only), so it may move when the notice is loaded; ``calendar``
+    says what the calendar of the last day's year(s) rests on (the notice, or the provisional rule)."""
 
     name: str
     due: date
     basis: str
     start: date  # the day the period started (service day, not counted)
     days: int
+    provisional: bool = False
+    calendar: str = ""
+
+    @property
+    def label(self) -> str:
+        """``"暂定 provisional"`` for a provisional deadline, else ``""``: for a screen or a report."""
+        return "暂定 provisional" if self.provisional else ""
 
 
 def _cal(calendar: HolidayCalendar | None) -> HolidayCalendar:
@@ -152,10 +169,13 @@ def is_timely(posted_at: datetime | date, deadline: date | Deadline) -> bool:
     return beijing_date(posted_at) <= due
 
 
-def _deadline(
-    name: str, days: int, basis: str, start: date, calendar: HolidayCalendar | None, config: LawConfig
-) -> Deadline:
-    return Deadline(name=name, due=period_end(start, days, calendar, config), basis=basis, start=start, days=days)
+def _deadline(name: str, days: int, basis: str, start: date, calendar: HolidayCalendar, config: LawConfig) -> Deadline:
+    due = period_end(start, days, calendar, config)
+    # The roll-over looked at the days from the nominal end to the last day: their years decide.
+    years = range((start + timedelta(days=days)).year, due.year + 1)
+    provisional = any(calendar.is_provisional(y) for y in years)
+    sources = "; ".join(dict.fromkeys(calendar.source(y) for y in years))
+    return Deadline(name=name, due=due, basis=basis, start=start, days=days, provisional=provisional, calendar=sources)
 
 
 def deadlines_after_service(
@@ -176,8 +196,13 @@ def deadlines_after_service(
       period and the court decides); 30 days without PRC domicile (CPL Art. 286);
     - anything else (summons, notice, mediation document, other): none. A mediation document takes effect on
       signature and cannot be appealed (CPL Art. 100).
+
+    ``calendar`` defaults to :func:`~delivery_sdk.law.holidays.effective_calendar`: the official notices, and
+    provisional calendars for the other years to 2099 (the deadline then says ``provisional``). Raises
+    ``CalendarNotCovered`` only for a last day beyond every calendar.
     """
     start = beijing_date(served_at)
+    calendar = effective_calendar() if calendar is None else calendar
     if document_kind is DocumentKind.COMPLAINT:
         if domiciled_abroad:
             return [_deadline("defence", FOREIGN_DAYS, BASIS_FOREIGN_DEFENCE, start, calendar, config)]

@@ -17,11 +17,12 @@ Layout (A4 portrait, 210 x 297 mm):
   :class:`~delivery_sdk.model.Document` digest: a mismatch raises :class:`DocumentDigestMismatch` and
   nothing is printed.
 
-Chinese text is set in an embedded CJK TrueType font (subset-embedded by reportlab), found through the
-environment variable ``DELIVERY_SDK_CJK_FONT`` (a .ttf/.ttc path) or the usual Debian paths
-(fonts-wqy-microhei, fonts-wqy-zenhei, fonts-arphic-uming/ukai; Noto CJK is CFF-based, which reportlab
-cannot embed). Without one, reportlab's CID font ``STSong-Light`` is used (not embedded: the reader
-must supply it) and a warning is logged once.
+Chinese text is set in an embedded CJK TrueType font (subset-embedded by reportlab), found by
+:func:`delivery_sdk._fonts.cjk_font`: the environment variable ``DELIVERY_SDK_CJK_FONT`` (a .ttf/.ttc path)
+or the usual Debian paths (fonts-wqy-microhei, fonts-wqy-zenhei, fonts-arphic-uming/ukai; Noto CJK is
+CFF-based, which reportlab cannot embed). Without one, reportlab's CID font ``STSong-Light`` is used (not
+embedded: the reader must supply it) and a warning is logged once. The receipt form cites the law in
+Chinese (:func:`delivery_sdk.law.citations.chinese`).
 
 Where the documents' bytes come from is a :class:`DocumentSource` (``fetch(document) -> bytes``);
 :class:`FolderDocumentSource` reads ``<folder>/<sha256>.pdf``. Logs never carry the name or the address.
@@ -41,6 +42,9 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import attrs
 
 from .._exceptions import DeliveryError
+from .._fonts import FALLBACK_FONT, FONT_CANDIDATES, FONT_ENV, FontChoice, cjk_font
+from ..law.citations import chinese
+from ..law.service import BASIS_POSTAL
 from ..model import Case, Contact, Document
 
 if TYPE_CHECKING:
@@ -48,6 +52,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ADDRESS_WINDOW_MM",
+    "FALLBACK_FONT",
+    "FONT_CANDIDATES",
+    "FONT_ENV",
     "DocumentDigestMismatch",
     "DocumentMissing",
     "DocumentSource",
@@ -64,19 +71,9 @@ __all__ = [
 
 log = logging.getLogger("delivery_sdk.printing")
 
-FONT_ENV = "DELIVERY_SDK_CJK_FONT"
-FONT_CANDIDATES = (
-    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
-    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
-    "/usr/share/fonts/truetype/arphic/uming.ttc",
-    "/usr/share/fonts/truetype/arphic/ukai.ttc",
-    "/usr/share/fonts/truetype/arphic-gbsn00lp/gbsn00lp.ttf",
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc",
-    "/System/Library/Fonts/STHeiti Light.ttc",
-    "C:/Windows/Fonts/simsun.ttc",
-)
-FALLBACK_FONT = "STSong-Light"
+# The receipt form's note: the law of postal service and of the receipt, cited in Chinese for court staff.
+BASIS_RECEIPT = "CPL Art. 87"
+RECEIPT_NOTE = f"邮寄送达，依据{chinese(BASIS_POSTAL)}；签收日期为送达日期，依据{chinese(BASIS_RECEIPT)}"
 # x, y from the top-left corner, width, height (mm): DIN 5008 form B address field
 ADDRESS_WINDOW_MM = (20.0, 45.0, 85.0, 45.0)
 
@@ -133,74 +130,6 @@ class FolderDocumentSource:
             raise DocumentMissing(
                 f"document {document.document_id}: no file {document.sha256}.pdf in the document folder"
             ) from None
-
-
-# -- the font -----------------------------------------------------------------------------------------
-
-
-@attrs.frozen
-class FontChoice:
-    name: str  # the reportlab font name
-    path: str | None  # the embedded font file; None for the non-embedded CID fallback
-
-    @property
-    def embedded(self) -> bool:
-        return self.path is not None
-
-
-_font_lock = threading.Lock()
-_fonts: dict[str | None, FontChoice] = {}
-_warned = False
-
-
-def _register_ttf(path: str) -> str | None:
-    from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.ttfonts import TTFError, TTFont
-
-    name = "DeliveryCJK-" + hashlib.sha256(path.encode()).hexdigest()[:8]
-    if name in pdfmetrics.getRegisteredFontNames():
-        return name
-    try:
-        pdfmetrics.registerFont(TTFont(name, path, subfontIndex=0))
-    except (TTFError, OSError, ValueError, KeyError) as exc:
-        log.debug("font %s cannot be embedded: %s", path, type(exc).__name__)
-        return None
-    return name
-
-
-def cjk_font(path: str | None = None) -> FontChoice:
-    """The CJK font for print packages: ``path``, else ``$DELIVERY_SDK_CJK_FONT``, else a system font,
-    else the non-embedded CID font ``STSong-Light`` (with one warning per process)."""
-    global _warned
-    wanted = path or os.environ.get(FONT_ENV) or None
-    with _font_lock:
-        cached = _fonts.get(wanted)
-        if cached is not None:
-            return cached
-        candidates = [wanted] if wanted else [p for p in FONT_CANDIDATES if os.path.exists(p)]
-        choice: FontChoice | None = None
-        for candidate in candidates:
-            name = _register_ttf(candidate) if candidate and os.path.exists(candidate) else None
-            if name is not None:
-                choice = FontChoice(name, candidate)
-                break
-        if choice is None:
-            from reportlab.pdfbase import pdfmetrics
-            from reportlab.pdfbase.cidfonts import UnicodeCIDFont
-
-            if FALLBACK_FONT not in pdfmetrics.getRegisteredFontNames():
-                pdfmetrics.registerFont(UnicodeCIDFont(FALLBACK_FONT))
-            if not _warned:
-                _warned = True
-                log.warning(
-                    "no embeddable CJK TrueType font found (set %s or install fonts-wqy-microhei); print packages "
-                    "use the non-embedded CID font %s, which the printer's PDF reader must supply",
-                    FONT_ENV,
-                    FALLBACK_FONT,
-                )
-            choice = FontChoice(FALLBACK_FONT, None)
-        _fonts[wanted] = choice
-        return choice
 
 
 # -- the package ---------------------------------------------------------------------------------------
@@ -339,7 +268,7 @@ def _front_page(
         ("签收日期", "        年      月      日", 12),
         ("代收人及代收理由", "", 18),
         ("送达人", "", 12),
-        ("备注", "邮寄送达（民事诉讼法第九十一条）；签收日期为送达日期（第八十七条）", 14),
+        ("备注", RECEIPT_NOTE, 14),
     ]
     x_left, x_mid, x_right = 20 * mm, 62 * mm, width - 20 * mm
     y = height - 120 * mm

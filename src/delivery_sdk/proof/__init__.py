@@ -10,13 +10,14 @@ See ``docs/proof-of-service.md``.
 
 from __future__ import annotations
 
-from .pdf import render_pdf, write_pdf
+from .pdf import CJKFontMissing, render_pdf, write_pdf
 from .record import (
     PROOF_FORMAT,
     TITLE_ELECTRONIC,
     TITLE_PAPER,
     Attempt,
     CheckpointRef,
+    DeadlineEntry,
     EvidenceCheck,
     ProofOfService,
     Recipient,
@@ -33,7 +34,9 @@ __all__ = [
     "TITLE_ELECTRONIC",
     "TITLE_PAPER",
     "Attempt",
+    "CJKFontMissing",
     "CheckpointRef",
+    "DeadlineEntry",
     "EvidenceCheck",
     "ProofOfService",
     "Recipient",

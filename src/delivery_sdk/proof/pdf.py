@@ -1,7 +1,11 @@
 """The proof of service as a PDF (reportlab): 送达回证, or 电子送达凭证 for electronic service.
 
-Chinese is set in reportlab's built-in CID font ``STSong-Light`` (Adobe-GB1), which needs no font file:
-the PDF names the font and the reader supplies it. Times are shown in Beijing time. The PDF is rendered
+Chinese is set in an embedded CJK TrueType font (subset-embedded; found by
+:func:`delivery_sdk._fonts.embedded_cjk_font`: ``font_path``, ``$DELIVERY_SDK_CJK_FONT`` or a system font such
+as Debian's fonts-wqy-microhei), so the archived PDF looks the same in every reader; without one,
+:class:`~delivery_sdk._fonts.CJKFontMissing` says what to install. The legal basis is cited in Chinese
+(:func:`delivery_sdk.law.citations.chinese`); the JSON record keeps the English basis the events recorded.
+Times are shown in Beijing time. The PDF is rendered
 with reportlab's *invariant* mode (no creation date, a fixed document id), so the same record always
 gives the same bytes.
 """
@@ -13,14 +17,14 @@ from datetime import datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+from .._fonts import CJKFontMissing, embedded_cjk_font
+from ..law.citations import chinese
 from ..law.evidence import Evidence
 from ..law.holidays import BEIJING
 from ..model import CaseType, ChannelKind, DispatchStatus, DocumentKind, ServiceMethod
 from .record import ProofOfService
 
-__all__ = ["FONT", "render_pdf", "write_pdf"]
-
-FONT = "STSong-Light"
+__all__ = ["CJKFontMissing", "render_pdf", "write_pdf"]
 
 METHOD_LABEL = {
     ServiceMethod.DIRECT: "直接送达",
@@ -85,6 +89,10 @@ EVIDENCE_LABEL = {
 }
 
 
+# The periods of law.periods.deadlines_after_service, by name.
+DEADLINE_LABEL = {"defence": "答辩期", "appeal": "上诉期"}
+
+
 def _bj(moment: datetime | None) -> str:
     return "" if moment is None else moment.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -96,19 +104,17 @@ def _outcome(value: str) -> str:
         return value
 
 
-def render_pdf(proof: ProofOfService) -> bytes:
-    """The PDF bytes of ``proof``."""
+def render_pdf(proof: ProofOfService, *, font_path: str | None = None) -> bytes:
+    """The PDF bytes of ``proof``, its CJK font embedded (``font_path``: a .ttf/.ttc to use instead of the
+    one found); raises :class:`CJKFontMissing` when no CJK TrueType font can be embedded."""
     from reportlab.lib import colors
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.styles import ParagraphStyle
     from reportlab.lib.units import mm
-    from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
     from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-    if FONT not in pdfmetrics.getRegisteredFontNames():
-        pdfmetrics.registerFont(UnicodeCIDFont(FONT))
-    body = ParagraphStyle("body", fontName=FONT, fontSize=9, leading=12, wordWrap="CJK")
+    font = embedded_cjk_font(font_path).name
+    body = ParagraphStyle("body", fontName=font, fontSize=9, leading=12, wordWrap="CJK")
     small = ParagraphStyle("small", parent=body, fontSize=7, leading=9)
     head = ParagraphStyle("head", parent=body, fontSize=11, leading=15, spaceBefore=6, spaceAfter=3)
     title = ParagraphStyle("title", parent=body, fontSize=18, leading=24, alignment=1, spaceAfter=2)
@@ -119,6 +125,7 @@ def render_pdf(proof: ProofOfService) -> bytes:
 
     grid = TableStyle(
         [
+            ("FONTNAME", (0, 0), (-1, -1), font),  # the tables' default font is Helvetica (not embedded)
             ("GRID", (0, 0), (-1, -1), 0.4, colors.black),
             ("VALIGN", (0, 0), (-1, -1), "TOP"),
             ("LEFTPADDING", (0, 0), (-1, -1), 3),
@@ -146,7 +153,7 @@ def render_pdf(proof: ProofOfService) -> bytes:
                 [p("受送达人"), p(recipient.name), p("当事人编号"), p(recipient.party_id)],
                 [p("送达方式"), p(METHOD_LABEL[proof.method]), p("送达日期"), p(proof.served_on)],
                 [p("生效时间"), p(f"{_bj(proof.effective_at)}（北京时间）"), p("送达记录"), p(proof.dispatch_id or "")],
-                [p("法律依据"), p(proof.basis), p("任务编号"), p(proof.task_id)],
+                [p("法律依据"), p(proof.basis_zh), p("任务编号"), p(proof.task_id)],
             ],
             [0.14, 0.40, 0.14, 0.32],
             header=False,
@@ -182,7 +189,7 @@ def render_pdf(proof: ProofOfService) -> bytes:
             + [
                 [
                     p("；".join(EVIDENCE_LABEL[e] for e in c.any_of)),
-                    p(c.basis, small),
+                    p(c.basis_zh, small),
                     p("具备：" + "；".join(EVIDENCE_LABEL[e] for e in c.present) if c.present else "缺"),
                 ]
                 for c in proof.evidence
@@ -190,6 +197,26 @@ def render_pdf(proof: ProofOfService) -> bytes:
             [0.35, 0.40, 0.25],
         ),
     ]
+    if proof.deadlines or proof.deadlines_note:
+        story += [p("法定期间", head)]
+        if proof.deadlines:
+            story += [
+                table(
+                    [[p("期间"), p("届满日期"), p("依据"), p("节假日安排")]]
+                    + [
+                        [
+                            p(f"{DEADLINE_LABEL.get(d.name, d.name)}（{d.days} 日）"),
+                            p(f"{d.due}{'（暂定）' if d.provisional else ''}"),
+                            p(chinese(d.basis), small),
+                            p(d.calendar.split(" (provisional", 1)[0] if d.provisional else d.calendar, small),
+                        ]
+                        for d in proof.deadlines
+                    ],
+                    [0.16, 0.18, 0.33, 0.33],
+                )
+            ]
+        if proof.deadlines_note:
+            story += [p(proof.deadlines_note, small)]
     if proof.checkpoint is not None:
         cp = proof.checkpoint
         events = len(proof.bundle.get("events", [])) if proof.bundle else 0
@@ -223,6 +250,7 @@ def render_pdf(proof: ProofOfService) -> bytes:
         author=case.court,
         creator="delivery-sdk",
         invariant=1,
+        initialFontName=font,  # not Helvetica: every font on the page is the embedded one
     )
     doc.build(story)
     return out.getvalue()

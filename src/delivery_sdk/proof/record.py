@@ -16,7 +16,9 @@ Personal data, decided once here (``docs/proof-of-service.md`` explains why):
   events in clear (that is what its proofs prove): hand such a record only to those entitled to the file.
 
 The record is deterministic (built from the service record alone, no clock), so filing it twice gives
-the same bytes. ``digest`` is the SHA-256 of the record's canonical JSON without the digest itself.
+the same bytes — as long as the holiday calendar is the same: the ``deadlines`` it lists are computed on
+the notices loaded when it is built, and an entry on a provisional calendar says so.
+``digest`` is the SHA-256 of the record's canonical JSON without the digest itself.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from ..events import (
     PublicationStarted,
     TaskCreated,
 )
+from ..law.citations import chinese
+from ..law.consent import BASIS_ACCEPTED_SERVICE, BASIS_ACCEPTED_SERVICE_ARRIVAL
 from ..law.evidence import Evidence, required_evidence
 from ..law.holidays import beijing_date
 from ..law.service import BASIS_ELECTRONIC_READ, BASIS_ELECTRONIC_REPLY
@@ -53,6 +57,7 @@ __all__ = [
     "TITLE_PAPER",
     "Attempt",
     "CheckpointRef",
+    "DeadlineEntry",
     "EvidenceCheck",
     "ProofOfService",
     "Recipient",
@@ -67,7 +72,10 @@ PROOF_FORMAT = "delivery-sdk/proof-of-service/v1"
 TITLE_PAPER = "送达回证"
 TITLE_ELECTRONIC = "电子送达凭证"
 
-_UNCONFIRMED_BASES = frozenset({BASIS_ELECTRONIC_READ, BASIS_ELECTRONIC_REPLY})
+# the e-services whose proof needs read or reply data (Rules Art. 31(2)); an acceptance (Art. 29(4)) is the reply
+_UNCONFIRMED_BASES = frozenset(
+    {BASIS_ELECTRONIC_READ, BASIS_ELECTRONIC_REPLY, BASIS_ACCEPTED_SERVICE, BASIS_ACCEPTED_SERVICE_ARRIVAL}
+)
 
 
 def _masked(value: object) -> str:
@@ -115,6 +123,25 @@ class EvidenceCheck:
     def met(self) -> bool:
         return bool(self.present)
 
+    @property
+    def basis_zh(self) -> str:
+        """``basis`` as a formal Chinese citation (derived, not part of the JSON record)."""
+        return chinese(self.basis)
+
+
+@attrs.frozen(kw_only=True)
+class DeadlineEntry:
+    """A period the service starts (:func:`delivery_sdk.law.deadlines_after_service`): its last day
+    (``YYYY-MM-DD``, Beijing), basis and length; ``provisional`` when that day was fixed on a provisional
+    calendar (no State Council notice for its year loaded yet), ``calendar`` saying what it rests on."""
+
+    name: str
+    due: str
+    basis: str
+    days: int
+    provisional: bool = False
+    calendar: str = ""
+
 
 @attrs.frozen(kw_only=True)
 class CheckpointRef:
@@ -144,9 +171,19 @@ class ProofOfService:
     attempts: tuple[Attempt, ...]
     evidence: tuple[EvidenceCheck, ...]
     evidence_complete: bool
+    # The periods the service starts, on the calendar loaded when the record was built (a provisional one
+    # for a year without a notice: the entry says so); ``deadlines_note`` says why none could be computed.
+    deadlines: tuple[DeadlineEntry, ...] = ()
+    deadlines_note: str | None = None
     checkpoint: CheckpointRef | None = None
     bundle: dict[str, Any] | None = None
     digest: str = ""
+
+    @property
+    def basis_zh(self) -> str:
+        """``basis`` as a formal Chinese citation, as the PDF shows it. Derived, not a field: the record
+        keeps the English basis the ``service.served`` event recorded (its digest and verification too)."""
+        return chinese(self.basis)
 
 
 def canonical_digest(data: dict[str, Any]) -> str:
@@ -171,6 +208,8 @@ def _present(record: ServiceRecord, served: DispatchRecord | None, held: frozens
                 have.add(Evidence.ARRIVAL_TIME)
             if served.read_at is not None:
                 have.add(Evidence.READ_RECORD)
+            if served.accepted_at is not None:  # the recorded acceptance (consent.recorded via the dispatch)
+                have.add(Evidence.REPLY_RECORD)
     elif record.method is ServiceMethod.POSTAL:
         mine = [e for e in events if getattr(e, "dispatch_id", None) == did]
         if any(isinstance(e, PostSigned) for e in mine):
@@ -196,6 +235,32 @@ def checkpoint_ref(bundle: dict[str, Any]) -> CheckpointRef:
     except (KeyError, TypeError, VerificationError) as exc:
         raise ValidationError(f"the proof bundle has no readable checkpoint: {exc}") from exc
     return CheckpointRef(origin=cp.origin, tree_size=cp.size, root=base64.b64encode(cp.root).decode())
+
+
+def _deadlines(record: ServiceRecord) -> tuple[tuple[DeadlineEntry, ...], str | None]:
+    """The deadlines the service of the record's documents starts (once per period name), as the status shows
+    them; a note instead when the last day lies beyond every calendar."""
+    from ..law.holidays import CalendarNotCovered, InvalidCalendarFile
+    from ..law.periods import deadlines_after_service
+
+    found: dict[str, DeadlineEntry] = {}
+    try:
+        for document in record.documents:
+            for d in deadlines_after_service(document.kind, record.effective_at):
+                found.setdefault(
+                    d.name,
+                    DeadlineEntry(
+                        name=d.name,
+                        due=d.due.isoformat(),
+                        basis=d.basis,
+                        days=d.days,
+                        provisional=d.provisional,
+                        calendar=d.calendar,
+                    ),
+                )
+    except (CalendarNotCovered, InvalidCalendarFile) as exc:
+        return (), f"deadlines unknown: {exc}"
+    return tuple(found.values()), None
 
 
 def build_record(
@@ -248,6 +313,7 @@ def build_record(
         )
         for r in required_evidence(record.method, address_confirmed=confirmed)
     )
+    deadlines, deadlines_note = _deadlines(record)
     if bundle is not None and bundle.get("task_id") != record.task_id:
         raise ValidationError(f"the proof bundle is of task {bundle.get('task_id')!r}, not {record.task_id!r}")
     proof = ProofOfService(
@@ -265,6 +331,8 @@ def build_record(
         attempts=attempts,
         evidence=checks,
         evidence_complete=all(c.met for c in checks),
+        deadlines=deadlines,
+        deadlines_note=deadlines_note,
         checkpoint=checkpoint_ref(bundle) if bundle is not None else None,
         bundle=bundle,
     )

@@ -3,6 +3,9 @@
 Contact values and waybills are masked here (:func:`delivery_sdk.model.mask`), and every free text an event
 carries (reasons, bases, sources, a party id) goes through :func:`scrub`: nothing this module returns holds a
 phone number, an e-mail address, a street address or an ID number in clear.
+
+The law is cited in Chinese (:func:`delivery_sdk.law.citations.chinese`), as court staff read it; the
+events keep their English basis.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from ..events import (
     Served,
     TaskCreated,
 )
+from ..law.citations import chinese
 from ..model import mask
 
 __all__ = ["ACTORS", "actor_of", "describe", "scrub"]
@@ -131,6 +135,19 @@ def scrub(text: str) -> str:
     return _NUMBERS.sub(_masked, text)
 
 
+# The articles the meanings cite, in Chinese for the staff who read the dashboard.
+_LAW_ARRIVAL = chinese("CPL Art. 90")
+_LAW_READ = chinese("SPC Online Litigation Rules Art. 31")
+_LAW_POSTAL = chinese("CPL Art. 91")
+_LAW_SIGNED = chinese("CPL Arts. 87-88, 91")
+_LAW_PUBLICATION = chinese("CPL Art. 95")
+
+
+def _law(basis: str) -> str:
+    """A basis an event recorded, as a Chinese citation (scrubbed: an unknown one stays as recorded)."""
+    return scrub(chinese(basis))
+
+
 def actor_of(event: Event) -> str:
     """Who produced the fact: ``court`` (the request), ``engine``, ``provider`` (a channel, print centre,
     carrier or address source) or ``staff``."""
@@ -165,19 +182,16 @@ def describe(event: Event) -> str:
     if isinstance(event, DispatchDelivered):
         return (
             f"Dispatch {event.dispatch_id} reached the recipient's system at {event.delivered_at:%Y-%m-%d %H:%M}: "
-            "for electronic service this is the moment of service (CPL Art. 90)."
+            f"for electronic service this is the moment of service ({_LAW_ARRIVAL})."
         )
     if isinstance(event, DispatchRead):
-        return (
-            f"The recipient read dispatch {event.dispatch_id}: a read report presumes arrival "
-            "(Online Litigation Rules Art. 31)."
-        )
+        return f"The recipient read dispatch {event.dispatch_id}: a read report presumes arrival ({_LAW_READ})."
     if isinstance(event, DispatchFailed):
         return f"Dispatch {event.dispatch_id} failed ({scrub(event.reason)}): no service by this attempt."
     if isinstance(event, DispatchTimedOut):
         return f"No confirmation of dispatch {event.dispatch_id} in the waiting period: the attempt is given up."
     if isinstance(event, FellBackToPost):
-        return f"Electronic service did not succeed ({scrub(event.reason)}): postal service next (CPL Art. 91)."
+        return f"Electronic service did not succeed ({scrub(event.reason)}): postal service next ({_LAW_POSTAL})."
     if isinstance(event, AddressUpdated):
         return (
             f"New postal address {mask(event.contact.value)} from {scrub(event.source)} "
@@ -196,18 +210,18 @@ def describe(event: Event) -> str:
     if isinstance(event, PostSigned):
         return (
             f"Signed for by the {scrub(event.signer_role).replace('_', ' ')} on {event.signed_at:%Y-%m-%d}: postal "
-            "service takes effect on the signing date (CPL Arts. 87-88, 91)."
+            f"service takes effect on the signing date ({_LAW_SIGNED})."
         )
     if isinstance(event, PostReturned):
         return f"The post came back ({event.reason.value.replace('_', ' ')}): not served by this mailing."
     if isinstance(event, PublicationStarted):
         return (
             f"Public notice posted on {event.published_at:%Y-%m-%d}: deemed served when the publication "
-            "period ends (CPL Art. 95)."
+            f"period ends ({_law(event.basis) if event.basis else _LAW_PUBLICATION})."
         )
     if isinstance(event, Served):
         return (
-            f"Legally served by {event.method.value} service ({scrub(event.basis)}), effective "
+            f"Legally served by {event.method.value} service ({_law(event.basis)}), effective "
             f"{event.effective_at:%Y-%m-%d %H:%M}."
         )
     if isinstance(event, Filed):

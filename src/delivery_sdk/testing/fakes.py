@@ -46,7 +46,7 @@ class Outcome:
     reason: str | None = None
     times: int = 1  # for transient: how many sends fail before ``then``
     then: Outcome | None = None
-    signer_role: str = "recipient"
+    signer_role: str | None = "recipient"  # None: the carrier does not say who signed
 
     @classmethod
     def delivered(cls, after: timedelta = timedelta(0), *, read_after: timedelta | None = None) -> Outcome:
@@ -80,7 +80,7 @@ class Outcome:
         return cls(kind="transient", times=times, then=then or cls.delivered())
 
     @classmethod
-    def signed(cls, after: timedelta = timedelta(days=2), *, signer_role: str = "recipient") -> Outcome:
+    def signed(cls, after: timedelta = timedelta(days=2), *, signer_role: str | None = "recipient") -> Outcome:
         return cls(kind="signed", after=after, signer_role=signer_role)
 
     @classmethod
