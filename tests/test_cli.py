@@ -104,6 +104,11 @@ def test_status_and_tasks_read_the_store(demo_store: tuple[Path, str], capsys: p
     shown = capsys.readouterr().out
     assert "task.created" in shown
     assert "service.filed" in shown
+    # the law is cited in Chinese for court staff: the service and the deadlines it starts
+    served = next(line for line in shown.splitlines() if line.lstrip().startswith("served"))
+    assert "《中华人民共和国民事诉讼法》" in served
+    assert "CPL" not in served
+    assert not any("CPL" in line for line in shown.splitlines() if line.lstrip().startswith("deadline"))
     # contacts are masked
     assert not re.search(r"1[3-9]\d{9}", shown)
 

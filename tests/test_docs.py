@@ -52,6 +52,7 @@ EXECUTABLE = [
     "testing.md",
     "evidence.md",
     "proof-of-service.md",
+    "deploy.md",
 ]
 BEGIN, END = "<!-- lifecycle:begin -->", "<!-- lifecycle:end -->"
 # The inner pytest runs need no cache, and hypothesis's plugin alone would triple their cost.
@@ -229,6 +230,8 @@ def test_user_guide_describes_the_cli_commands() -> None:
         "delivery-sdk demo [--tasks N] [--seed S] [--store PATH]",
         "delivery-sdk status TASK_ID --store PATH",
         "delivery-sdk tasks --case CASE_NUMBER --store PATH",
+        "delivery-sdk calendar show [YEAR]",
+        "delivery-sdk calendar import NOTICE.toml",
     ):
         assert command in text
 

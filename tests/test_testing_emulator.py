@@ -6,7 +6,10 @@ import json
 import random
 import socket
 import threading
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -117,3 +120,67 @@ def test_json_reply_sends_bytes_as_given() -> None:
     with Raw(name="raw") as server:
         answer = httpx.post(server.url + "/", content=b"")
         assert (answer.status_code, json.loads(answer.content)) == (201, {"raw": True})
+
+
+class Store(EmulatorServer):
+    """Keeps what it is POSTed, by path; durable through dump_state/load_state."""
+
+    def __init__(self, **service: Any) -> None:
+        super().__init__(name="store", **service)
+        self.kept: dict[str, str] = {}
+
+    def handle(self, request: BaseHTTPRequestHandler, method: str) -> None:
+        body = read_body(request)
+        if method == "POST":
+            self.kept[request.path] = body.decode()
+        json_reply(request, 200, {"kept": len(self.kept)})
+
+    def describe_request(self, method: str, path: str, body: bytes) -> dict[str, Any]:
+        return {"text": body.decode()} if body else {}
+
+    def dump_state(self) -> dict[str, Any]:
+        return {"kept": self.kept}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        self.kept.update(state["kept"])
+
+
+def test_a_fixed_port_and_a_state_dir_make_the_emulator_restartable(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    first = Store(port=port, state_dir=tmp_path)
+    assert first.url == f"http://127.0.0.1:{port}"  # known before it binds
+    with first, httpx.Client(base_url=first.url) as http:
+        # several requests on one kept-alive connection: the emulator reads each body, the next one follows
+        for n in range(3):
+            assert http.post(f"/a{n}", content=f"body {n}").json() == {"kept": n + 1}
+        assert http.get("/other").status_code == 200
+        listed = http.get("/_sandbox/received").json()
+        assert listed["name"] == "store"
+        assert [(r["seq"], r["method"], r["path"], r["status"]) for r in listed["received"]] == [
+            (1, "POST", "/a0", 200),
+            (2, "POST", "/a1", 200),
+            (3, "POST", "/a2", 200),
+            (4, "GET", "/other", 200),
+        ]
+        assert listed["received"][0]["text"] == "body 0"
+        assert http.get("/_sandbox/state").json()["state"] == {
+            "kept": {"/a0": "body 0", "/a1": "body 1", "/a2": "body 2"}
+        }
+        assert http.get("/_sandbox/nothing").status_code == 404
+    with Store(port=port, state_dir=tmp_path) as again, httpx.Client(base_url=again.url) as http:
+        assert again.kept == {"/a0": "body 0", "/a1": "body 1", "/a2": "body 2"}
+        http.post("/a3", content="more")
+        # asked on the same connection: the server notes a request after it answered it, before the next one
+        listed = http.get("/_sandbox/received").json()["received"]
+        assert [r["seq"] for r in listed] == [1, 2, 3, 4, 5]
+    assert len((tmp_path / "received.jsonl").read_text().splitlines()) == 5
+
+
+def test_without_a_state_dir_nothing_touches_the_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with Store() as server:
+        httpx.post(server.url + "/x", content=b"y")
+        assert len(server.received()) == 1
+    assert list(tmp_path.iterdir()) == []

@@ -12,7 +12,8 @@ The tree::
     ├── UnknownTask                    no task with that id in the store
     ├── UnknownChannel                 no channel adapter registered under that name
     ├── IllegalTransition              an event that the lifecycle forbids in the task's state
-    ├── PluginError                    a plugin registered something twice or broke the hook contract
+    ├── PluginError                    a plugin broke the hook contract, or its settings cannot work
+    │   └── SettingsError              a settings file (--config) that cannot be used: file, section, key
     ├── EvidenceForkError              the evidence log no longer extends the last checkpoint signed
     ├── StoreError                     the store cannot be opened, migrated or written
     │   ├── SchemaVersionError         the file's schema is not this SDK's (newer; older, to a reader)
@@ -27,6 +28,8 @@ address in clear (see ``delivery_sdk.model.mask``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = [
     "CallbackRejected",
     "ChannelError",
@@ -40,6 +43,7 @@ __all__ = [
     "NotAStore",
     "PluginError",
     "SchemaVersionError",
+    "SettingsError",
     "StoreError",
     "TransientChannelError",
     "UnknownChannel",
@@ -132,7 +136,23 @@ class IllegalTransition(DeliveryError):
 
 
 class PluginError(DeliveryError):
-    """A plugin broke the hook contract (duplicate registration, wrong return type, ...)."""
+    """A plugin broke the hook contract (duplicate registration, wrong return type, ...), or its settings
+    cannot work. ``problems`` holds one line per problem (every missing or invalid variable), the message
+    itself when there is just one."""
+
+    def __init__(self, message: str = "", *, problems: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.problems: tuple[str, ...] = tuple(problems) or ((message,) if message else ())
+
+
+class SettingsError(PluginError):
+    """A settings file (``--config``, ``$DELIVERY_SDK_CONFIG``) that cannot be used: ``path``, ``section``
+    and ``key`` say where (empty when the whole file is wrong)."""
+
+    def __init__(self, path: str, section: str, key: str, problem: str) -> None:
+        self.path, self.section, self.key = path, section, key
+        where = f"[{section}] {key}" if section and key else (f"[{section}]" if section else key)
+        super().__init__(f"{path}: {where}: {problem}" if where else f"{path}: {problem}")
 
 
 class EvidenceForkError(DeliveryError):

@@ -16,6 +16,12 @@
     delivery-sdk stats --store PATH [--json]
     delivery-sdk migrate --store PATH_OR_DSN
     delivery-sdk worker --store PATH_OR_DSN [--health-file FILE] [--health-port PORT] [--lease S]
+                        [--poll-after S[,S...]] [--callbacks-port PORT [--callbacks-host HOST]]
+                        [--config SETTINGS.toml]
+    delivery-sdk check-config [--config SETTINGS.toml] [--store PATH_OR_DSN] [--plugin MODULE[:NAME]]...
+    delivery-sdk sandbox [--base-port 18000] [--state-dir DIR] [--callback-url URL] [--env | --received]
+    delivery-sdk calendar show [YEAR]
+    delivery-sdk calendar import NOTICE.toml [--dir DIR] [--force]
 
 Plugins add subcommands through the ``delivery_sdk.cli`` entry-point group: each entry point names a
 ``register(subparsers)`` callable (or a module that has one) that adds its parsers with
@@ -128,6 +134,7 @@ _UNSHOWN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 def _status(args: argparse.Namespace) -> int:
     from ._exceptions import UnknownTask
     from .client import DeliveryClient
+    from .law.citations import chinese
 
     client = _open(args.store)
     assert isinstance(client, DeliveryClient)
@@ -140,9 +147,13 @@ def _status(args: argparse.Namespace) -> int:
         print(f"task {_shown(st.task_id)}  {_shown(st.court)} {_shown(st.case_number)}  party {_shown(st.party_id)}")
         print(f"  state     {st.state.value}")
         if st.method is not None:
-            print(f"  served    {st.method.value} on {st.served_at:%Y-%m-%d %H:%M %Z} ({_shown(st.basis)})")
+            print(f"  served    {st.method.value} on {st.served_at:%Y-%m-%d %H:%M %Z} ({_shown(st.basis_zh)})")
         for deadline in st.deadlines:
-            print(f"  deadline  {_shown(deadline.name)} by {deadline.due:%Y-%m-%d} ({_shown(deadline.basis)})")
+            label = " [暂定 provisional]" if deadline.provisional else ""
+            basis = _shown(chinese(deadline.basis))  # the law in Chinese, for court staff
+            print(f"  deadline  {_shown(deadline.name)} by {deadline.due:%Y-%m-%d}{label} ({basis})")
+            if deadline.provisional:  # the calendar of its last day rests on no State Council notice yet
+                print(f"            {_shown(deadline.calendar)}")
         if st.deadlines_note:
             print(f"  deadlines {_shown(st.deadlines_note)}")
         if st.attention_reason:
@@ -157,6 +168,33 @@ def _status(args: argparse.Namespace) -> int:
             ev = stored.event
             print(f"    {stored.task_seq:>3}  {ev.at:%Y-%m-%d %H:%M}  {ev.TYPE}")
         client.store.close()
+    return 0
+
+
+def _calendar(args: argparse.Namespace) -> int:
+    """``calendar show YEAR``: a year's rest and makeup working days, official or provisional;
+    ``calendar import FILE``: check a State Council notice and put it where the SDK reads notices."""
+    from ._exceptions import ValidationError
+    from .law.holidays import BEIJING, CALENDAR_DIR_ENV, describe_year, import_notice
+
+    if args.calendar_command == "show":
+        year = args.year if args.year is not None else datetime.now(BEIJING).year
+        try:
+            print(describe_year(year), end="")
+        except ValidationError as exc:  # CalendarNotCovered: a year beyond every calendar
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    try:
+        cal, target = import_notice(args.file, args.dir, force=args.force)
+    except ValidationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    (year,) = cal.years
+    print(f"imported the notice for {year}: {target}")
+    if args.dir is not None:
+        print(f"the SDK reads notices from ${CALENDAR_DIR_ENV}: set it to {target.parent} where the engine runs")
+    print(describe_year(year, cal), end="")
     return 0
 
 
@@ -217,6 +255,11 @@ def _resolve_address(args: argparse.Namespace) -> int:
                 "status": r.status.value,
                 "candidates": [{"code": c.code, "name": c.name, "path": c.path} for c in r.candidates],
                 "span": list(r.span) if r.span else None,
+                "confidence": r.confidence,
+                "ok": r.ok,
+                "flags": sorted(f.value for f in r.flags),
+                "corrections": [list(c) for c in r.corrections],
+                "evidence": list(r.evidence),
             }
         print(json.dumps(row, ensure_ascii=False, default=str).encode("utf-8", "replace").decode("utf-8"))
     return 1 if failed else 0
@@ -296,7 +339,8 @@ def _stats(args: argparse.Namespace) -> int:
         print(f"    {ch.kind:<9}{ch.channel:<20}{ch.delivered:>9,}/{ch.attempts:<9,} ({ch.success_rate:6.1%})")
     print("  load per print centre (jobs / not printed)")
     for c in s.centres:
-        print(f"    {c.centre_id:<20}{c.jobs:>9,} / {c.open:,}")
+        refused = f"   (carrier refused {c.carrier_refused:,} before the centre)" if c.carrier_refused else ""
+        print(f"    {c.centre_id:<20}{c.jobs:>9,} / {c.open:,}{refused}")
     print("  overdue " + ", ".join(f"{rule} {n:,}" for rule, n in sorted(s.overdue.items())))
     cost = s.cost
     print(
@@ -471,6 +515,18 @@ def _worker(args: argparse.Namespace) -> int:
     return run_from_args(args)
 
 
+def _sandbox(args: argparse.Namespace) -> int:
+    from .sandbox import run_from_args
+
+    return run_from_args(args)
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from .checkconfig import check_config
+
+    return check_config(args)
+
+
 def register_cli_plugins(sub: Any, entry_points: Sequence[Any] | None = None) -> list[str]:
     """Let every ``delivery_sdk.cli`` entry point add its subcommands to ``sub``; returns the names loaded.
 
@@ -575,11 +631,40 @@ def build_parser() -> argparse.ArgumentParser:
     keygen = sub.add_parser("keygen", help="make an Ed25519 key pair for signing evidence checkpoints")
     keygen.add_argument("name", help="the key's name, usually the log's origin, e.g. court.example/delivery")
     keygen.set_defaults(func=_keygen)
+    calendar = sub.add_parser(
+        "calendar", help="the holiday calendar of a year (official or provisional); import a State Council notice"
+    )
+    calendar_sub = calendar.add_subparsers(dest="calendar_command", required=True)
+    cal_show = calendar_sub.add_parser("show", help="print a year's holidays and makeup working days (in Chinese)")
+    cal_show.add_argument("year", type=int, nargs="?", help="the year (default: this year, Beijing time)")
+    cal_import = calendar_sub.add_parser(
+        "import", help="check a notice file (TOML, see docs/legal-reference.md) and install it for the SDK"
+    )
+    cal_import.add_argument("file", help="the notice as TOML, in the format of law/data/prc-YYYY.toml")
+    cal_import.add_argument("--dir", help="where to install it (default: $DELIVERY_SDK_CALENDAR_DIR)")
+    cal_import.add_argument(
+        "--force", action="store_true", help="import even if a statutory holiday is missing from its holidays"
+    )
+    calendar.set_defaults(func=_calendar)
     from .worker import add_worker_arguments
 
     worker = sub.add_parser("worker", help="run the engine as a long-lived worker process (SIGTERM stops it cleanly)")
     add_worker_arguments(worker)
     worker.set_defaults(func=_worker)
+    check = sub.add_parser(
+        "check-config",
+        help="load the settings and every plugin exactly as the worker would; print what is registered (exit 2 on "
+        "any problem)",
+    )
+    add_worker_arguments(check)
+    check.set_defaults(func=_check_config)
+    from .sandbox import add_sandbox_arguments
+
+    sandbox = sub.add_parser(
+        "sandbox", help="run the installed plugins' provider emulators on fixed local ports (integration tests)"
+    )
+    add_sandbox_arguments(sandbox)
+    sandbox.set_defaults(func=_sandbox)
     register_cli_plugins(sub)
     return parser
 

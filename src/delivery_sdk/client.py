@@ -27,14 +27,26 @@ from .callbacks import parse_callback_with_query
 from .channels import Receipt
 from .clock import Clock, SystemClock
 from .engine import Engine, EngineConfig, IngestResult
-from .events import AddressUpdated, Cancelled, Event, ResumedByStaff, StoredEvent, TaskCreated
+from .events import (
+    AddressUpdated,
+    Cancelled,
+    ConsentObjected,
+    ConsentRecorded,
+    Event,
+    ResumedByStaff,
+    StoredEvent,
+    TaskCreated,
+)
 from .evidence.keys import DEFAULT_KEY_ENV, Signer, load_signers
 from .evidence.witness import resolve_witness
+from .law.citations import chinese
+from .law.consent import CONSENT_BASIS
 from .law.periods import Deadline
 from .lifecycle import Task, TaskState
 from .model import (
     Case,
     ChannelKind,
+    ConsentMethod,
     Contact,
     ContactKind,
     DispatchStatus,
@@ -54,6 +66,8 @@ __all__ = ["AsyncDeliveryClient", "DeliveryClient", "DispatchSummary", "TaskStat
 
 T = TypeVar("T")
 DEFAULT_STORE = "delivery-sdk.sqlite3"
+# the electronic channels that carry documents (a staff call carries none, so no one accepts it)
+_DOCUMENT_CHANNELS = frozenset({ChannelKind.SMS, ChannelKind.WECHAT, ChannelKind.EMAIL, ChannelKind.ESERVICE})
 
 
 @attrs.frozen(kw_only=True)
@@ -91,7 +105,15 @@ class TaskStatus:
     postal_rounds: int
     dispatches: tuple[DispatchSummary, ...]
     deadlines: tuple[Deadline, ...] = ()  # the periods that run from the service (CPL Arts. 85, 128, 171)
-    deadlines_note: str | None = None  # why deadlines are missing for a served task (e.g. no holiday calendar)
+    deadlines_note: str | None = None  # why deadlines are missing for a served task (no calendar for the year)
+    # the ground of the party's consent to e-service on record (law.CONSENT_BASIS: Rules Art. 29(1)-(4), 30,
+    # Interpretation Art. 136), None without one; an e-service that took effect by acceptance also says so in basis
+    consent_basis: str | None = None
+
+    @property
+    def basis_zh(self) -> str | None:
+        """``basis`` as a formal Chinese citation, for court staff (``basis`` keeps the recorded English)."""
+        return None if self.basis is None else chinese(self.basis)
 
     @property
     def cycle_time(self) -> timedelta | None:
@@ -135,21 +157,26 @@ class TaskStatus:
             ),
             deadlines=deadlines,
             deadlines_note=note,
+            consent_basis=None if task.consent is None else CONSENT_BASIS[task.consent.method],
         )
 
 
 def _deadlines(task: Task) -> tuple[tuple[Deadline, ...], str | None]:
-    """The deadlines that follow the service of each document (once per period name, earliest basis)."""
+    """The deadlines that follow the service of each document (once per period name, earliest basis).
+
+    On the official notices where loaded and on provisional calendars elsewhere (each deadline says which);
+    only a last day beyond every calendar (after 2099), or an unreadable imported notice, leaves them
+    unknown, and the note says why."""
     if task.served_at is None:
         return (), None
-    from .law import CalendarNotCovered, deadlines_after_service
+    from .law import CalendarNotCovered, InvalidCalendarFile, deadlines_after_service
 
     found: dict[str, Deadline] = {}
     try:
         for document in task.request.documents:
             for deadline in deadlines_after_service(document.kind, task.served_at):
                 found.setdefault(deadline.name, deadline)
-    except CalendarNotCovered as exc:
+    except (CalendarNotCovered, InvalidCalendarFile) as exc:
         return (), f"deadlines unknown: {exc}"
     return tuple(found.values()), None
 
@@ -325,6 +352,63 @@ class AsyncDeliveryClient:
         check_source(source)
         self._record(task_id, AddressUpdated(task_id=task_id, at=self.clock.now(), contact=contact, source=source))
 
+    def _party_moment(self, task: Task, what: str, at: datetime | None, dispatch_id: str | None) -> datetime:
+        """``at`` (default: now) checked: aware, not in the future, not before the dispatch it answers."""
+        now = self.clock.now()
+        if at is None:
+            return now
+        if not isinstance(at, datetime) or at.tzinfo is None or at.utcoffset() is None:
+            raise ValidationError(f"{what}: 'at' must be a timezone-aware datetime")
+        if at > now:
+            raise ValidationError(f"{what}: 'at' ({at.isoformat()}) is in the future")
+        record = task.dispatch(dispatch_id) if dispatch_id is not None else None
+        if record is not None and at < record.queued_at:
+            raise ValidationError(f"{what}: 'at' is before dispatch {dispatch_id} was sent")
+        return at
+
+    async def record_acceptance(self, task_id: str, dispatch_id: str, *, at: datetime | None = None) -> None:
+        """Record that the party accepted an e-service without objecting to e-service: it replied that it had
+        received it, or took the procedural step it called for (SPC Online Litigation Rules Art. 29(4)).
+
+        ``dispatch_id`` names the electronic dispatch accepted; ``at`` the moment of the reply or act
+        (default: now). Recorded as ``consent.recorded`` (method ``accepted_without_objection``,
+        ``via_dispatch``): the party's consent from then on. An e-service sent without prior consent
+        (``PolicyConfig.serve_subject_to_acceptance``) takes effect on it (``law.accepted_service``: at the
+        acceptance, basis ``BASIS_ACCEPTED_SERVICE``); one sent with consent to an address the party did not
+        confirm takes effect at the reply or act if nothing served earlier (Rules Art. 31(2)(1)). An acceptance
+        after the party objected (:meth:`record_objection`) is recorded but serves nothing.
+        """
+        task = self.task(task_id)
+        record = task.dispatch(dispatch_id) if isinstance(dispatch_id, str) else None
+        if record is None or record.kind not in _DOCUMENT_CHANNELS:
+            raise ValidationError(f"task {task_id} has no electronic dispatch {dispatch_id!r} that carried documents")
+        given = self._party_moment(task, "record_acceptance", at, dispatch_id)
+        event = ConsentRecorded(
+            task_id=task_id,
+            at=self.clock.now(),
+            method=ConsentMethod.ACCEPTED_WITHOUT_OBJECTION,
+            given_at=given,
+            via_dispatch=dispatch_id,
+        )
+        self._record(task_id, event)
+
+    async def record_objection(
+        self, task_id: str, *, at: datetime | None = None, dispatch_id: str | None = None
+    ) -> None:
+        """Record that the party expressly refused electronic service (不同意电子送达).
+
+        From ``at`` (default: now) no e-service is sent or covered by consent (CPL Art. 90), and no acceptance
+        of an e-service sent without consent can follow (Rules Art. 29(4)): the policy goes to post. Services
+        that took effect before stand. ``dispatch_id`` optionally names the dispatch the objection answered.
+        Recorded as ``consent.objected``; the first objection stands.
+        """
+        task = self.task(task_id)
+        if dispatch_id is not None and task.dispatch(dispatch_id) is None:
+            raise ValidationError(f"task {task_id} has no dispatch {dispatch_id!r}")
+        moment = self._party_moment(task, "record_objection", at, dispatch_id)
+        event = ConsentObjected(task_id=task_id, at=self.clock.now(), objected_at=moment, via_dispatch=dispatch_id)
+        self._record(task_id, event)
+
     # -- inbound -------------------------------------------------------------------------------------
 
     async def ingest(self, receipt: Receipt, *, channel: str | None = None) -> IngestResult:
@@ -460,6 +544,12 @@ class DeliveryClient:
 
     def set_address(self, task_id: str, contact: Contact, *, source: str = "staff") -> None:
         self._run(self._async.set_address(task_id, contact, source=source))
+
+    def record_acceptance(self, task_id: str, dispatch_id: str, *, at: datetime | None = None) -> None:
+        self._run(self._async.record_acceptance(task_id, dispatch_id, at=at))
+
+    def record_objection(self, task_id: str, *, at: datetime | None = None, dispatch_id: str | None = None) -> None:
+        self._run(self._async.record_objection(task_id, at=at, dispatch_id=dispatch_id))
 
     def ingest(self, receipt: Receipt, *, channel: str | None = None) -> IngestResult:
         result: IngestResult = self._run(self._async.ingest(receipt, channel=channel))

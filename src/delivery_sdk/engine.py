@@ -37,6 +37,7 @@ from ._exceptions import (
     EvidenceForkError,
     IllegalTransition,
     MalformedReceipt,
+    PluginError,
     TransientChannelError,
     UnknownChannel,
     UnsendableDispatch,
@@ -46,6 +47,7 @@ from .address.resolver import resolve as resolve_address
 from .channels import ChannelAdapter, Receipt, ReceiptKind, SendResult, StatusReport
 from .clock import Clock
 from .events import (
+    FAILED_BY_CARRIER,
     AddressSearchFailed,
     AddressUpdated,
     ConsentRecorded,
@@ -71,6 +73,7 @@ from .events import (
 from .evidence.keys import Signer
 from .evidence.witness import default_witness_path, read_witness, write_witness
 from .law.addresses import ADDRESS_BASIS
+from .law.service import SignerRole
 from .lifecycle import TERMINAL, Task, TaskState, _builder, apply, fold, new_task
 from .model import ChannelKind, ConsentMethod, Contact, ContactKind, Dispatch, DispatchRecord, DispatchStatus
 from .plugins import PluginHost
@@ -100,6 +103,18 @@ SOURCE_RANK = {
     "postal_database": 6,
     "operator": 7,
 }
+
+
+# the engine's own actions, as the health report names what keeps failing
+_COMPONENTS = {"Route": "print routing", "SearchAddress": "address search", "File": "filing"}
+
+
+def _describe_failure(exc: BaseException) -> str:
+    """An error for a log line: its type; a configuration error (PluginError: it names variables and plugins,
+    never personal data) with its problems too."""
+    if isinstance(exc, PluginError):
+        return f"{type(exc).__name__}: {'; '.join(exc.problems) or str(exc)}"[:500]
+    return type(exc).__name__
 
 
 @attrs.frozen(kw_only=True)
@@ -174,7 +189,8 @@ def receipt_event(task_id: str, now: datetime, receipt: Receipt) -> Event:
             at=now,
             dispatch_id=did,
             signed_at=receipt.at,
-            signer_role=receipt.signer_role or "recipient",
+            # who signed, as the carrier said; the law decides whether that serves (law.postal_service)
+            signer_role=receipt.signer_role or _SIGNER_UNKNOWN,
             provider_event_id=pid,
         )
     assert receipt.reason is not None
@@ -189,6 +205,7 @@ def receipt_event(task_id: str, now: datetime, receipt: Receipt) -> Event:
 
 
 _R_DELIVERED, _R_FAILED = ReceiptKind.DELIVERED, ReceiptKind.FAILED  # the usual receipts, read once
+_SIGNER_UNKNOWN = SignerRole.UNKNOWN.value
 
 
 _IO_FACTS = (
@@ -428,6 +445,9 @@ class Engine:
         self._wake = asyncio.Event()
         self._kinds: dict[ChannelKind, str] | None = None
         self._errors: dict[str, int] = {}
+        # what keeps failing, for the worker's health: component ("channel sms", "print routing"...) ->
+        # (failures in a row, the last error); a success of the component removes it
+        self.failing: dict[str, tuple[int, str]] = {}
         self._conflicted: frozenset[str] = frozenset()
         self.signers: Sequence[Signer] = ()  # evidence checkpoint keys; none: no checkpoints are signed
         self.origin: str | None = None  # the evidence log's name in its checkpoints; None: the first key's name
@@ -445,7 +465,8 @@ class Engine:
 
     @property
     def channel_kinds(self) -> dict[ChannelKind, str]:
-        """The adapter used for each channel kind: the first one registered of that kind."""
+        """The adapter used for each channel kind: the first of that kind in the host's order (two adapters of
+        one kind need an explicit ``DELIVERY_SDK_CHANNEL_ORDER``, see :mod:`delivery_sdk.plugins`)."""
         if self._kinds is None:
             kinds: dict[ChannelKind, str] = {}
             for adapter in self.host.channels:
@@ -468,9 +489,7 @@ class Engine:
 
     async def aclose(self) -> None:
         seen: set[int] = set()
-        adapters: list[ChannelAdapter] = list(self.host.channels)
-        for info in self.host.print_centres.infos():
-            adapters.append(self.host.print_centres.adapter(info.centre_id))
+        adapters: list[ChannelAdapter] = self.host.built_adapters()  # never builds (nor fails) to close
         for adapter in adapters:
             if id(adapter) in seen:
                 continue
@@ -849,13 +868,18 @@ class Engine:
         finally:
             limit.release()
 
-    def _failed(self, work: _Work, action: Action, now: datetime, exc: BaseException) -> None:
+    def _failed(
+        self, work: _Work, action: Action, now: datetime, exc: BaseException, component: str | None = None
+    ) -> None:
         """Never guess after a failure: the policy looks again after ``retry_after_error``, and an in-doubt
         send is reconciled through the provider's status, never re-sent blindly. A task that keeps failing
         goes to a person instead of looping."""
         task_id = work.task.task_id
         count = self._errors[task_id] = self._errors.get(task_id, 0) + 1
-        log.warning("task %s: %s failed (%d): %s", task_id, type(action).__name__, count, type(exc).__name__)
+        error = _describe_failure(exc)
+        component = component or _COMPONENTS.get(type(action).__name__, type(action).__name__.lower())
+        self.failing[component] = (self.failing.get(component, (0, ""))[0] + 1, error)
+        log.warning("task %s: %s failed (%d): %s", task_id, type(action).__name__, count, error)
         if count >= self.config.max_io_errors:
             self._errors.pop(task_id, None)
             reason = f"{type(action).__name__.lower()} failed {count} times ({type(exc).__name__})"
@@ -867,6 +891,8 @@ class Engine:
         except Exception as exc:
             self._failed(work, action, now, exc)
         else:
+            if self.failing:
+                self.failing.pop(_COMPONENTS.get(type(action).__name__, type(action).__name__.lower()), None)
             if self._errors:
                 self._errors.pop(work.task.task_id, None)
 
@@ -914,10 +940,12 @@ class Engine:
                 else:
                     await self._send_or_reconcile(work, dispatch, now, reconcile=isinstance(action, Reconcile))
             except Exception as exc:
-                self._failed(work, action, now, exc)
+                self._failed(work, action, now, exc, f"channel {dispatch.channel}")
                 if work.task.state is TaskState.NEEDS_ATTENTION:
                     return
             else:
+                if self.failing:
+                    self.failing.pop(f"channel {dispatch.channel}", None)
                 if self._errors:
                     self._errors.pop(work.task.task_id, None)
 
@@ -1058,7 +1086,10 @@ class Engine:
             return attrs.evolve(dispatch, waybill=result.provider_ref)
         task_id = work.task.task_id
         reason = f"the carrier refused the waybill order: {result.reason or 'no waybill number'}"
-        self._apply(work, DispatchFailed(task_id=task_id, at=now, dispatch_id=dispatch.dispatch_id, reason=reason))
+        failed = DispatchFailed(
+            task_id=task_id, at=now, dispatch_id=dispatch.dispatch_id, reason=reason, failed_by=FAILED_BY_CARRIER
+        )
+        self._apply(work, failed)
         self._apply(work, NeedsAttention(task_id=task_id, at=now, reason=reason))
         return None
 
@@ -1084,13 +1115,20 @@ class Engine:
             # The built-in resolver supplies the division code a router needs; an address it is unsure about
             # goes to a person with the candidates, never to a guessed centre.
             resolution = resolve_address(address.value, home_province=self.policy.home_province)
-            if resolution.code is None or resolution.status not in _ROUTABLE:
+            if not resolution.ok or resolution.status not in _ROUTABLE:
+                # Below ROUTING_THRESHOLD (delivery_sdk.address.resolver) a person chooses: never a guessed centre.
                 names = "; ".join(f"{c.code} {c.path}" for c in resolution.candidates[:5]) or "none"
-                reason = f"address is {resolution.status.value}: choose its division (candidates: {names})"
+                sure = f", confidence {resolution.confidence:.2f}" if resolution.code is not None else ""
+                reason = f"address is {resolution.status.value}{sure}: choose its division (candidates: {names})"
                 self._apply(work, NeedsAttention(task_id=task.task_id, at=now, reason=reason))
                 return
             address = attrs.evolve(address, division_code=resolution.code)
-            note = f"; division {resolution.code} {resolution.status.value} by the resolver"
+            note = (
+                f"; division {resolution.code} {resolution.status.value} by the resolver"
+                f" (confidence {resolution.confidence:.2f}"
+                + "".join(f", {f.value}" for f in sorted(resolution.flags, key=lambda f: f.value))
+                + ")"
+            )
         job = PrintJob(
             task_id=task.task_id,
             case=task.request.case,

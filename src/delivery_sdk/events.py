@@ -18,9 +18,11 @@ from .model import ChannelKind, ConsentMethod, Contact, ServiceMethod, ServiceRe
 
 __all__ = [
     "EVENT_TYPES",
+    "FAILED_BY_CARRIER",
     "AddressSearchFailed",
     "AddressUpdated",
     "Cancelled",
+    "ConsentObjected",
     "ConsentRecorded",
     "DispatchDelivered",
     "DispatchFailed",
@@ -110,6 +112,12 @@ class DispatchFailed(Event):
     dispatch_id: str
     reason: str
     provider_event_id: str | None = None
+    # who failed it when not the dispatch's own adapter: FAILED_BY_CARRIER for a print job whose waybill the
+    # postal carrier refused (the job never reached the print centre: supervision does not count it there)
+    failed_by: str | None = None
+
+
+FAILED_BY_CARRIER = "carrier"
 
 
 @attrs.frozen(kw_only=True)
@@ -121,11 +129,24 @@ class DispatchTimedOut(Event):
 @attrs.frozen(kw_only=True)
 class ConsentRecorded(Event):
     """The party consented to electronic service (Online Litigation Rules Arts. 29-30; Interpretation
-    Art. 136), e.g. on a staff call (``via_dispatch`` names the call)."""
+    Art. 136), e.g. on a staff call (``via_dispatch`` names the call). With method
+    ``accepted_without_objection`` and ``via_dispatch`` naming an electronic dispatch, the party accepted
+    that completed e-service (replied that it received it, or acted on it) at ``given_at`` (Art. 29(4))."""
 
     TYPE: ClassVar[str] = "consent.recorded"
     method: ConsentMethod
     given_at: datetime
+    via_dispatch: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ConsentObjected(Event):
+    """The party expressly refused electronic service (不同意电子送达): no consent by accepting a completed
+    e-service can follow (Online Litigation Rules Art. 29(4)), and no e-service sent from ``objected_at`` is
+    covered by any consent (CPL Art. 90). ``via_dispatch`` names the dispatch it answered, if any."""
+
+    TYPE: ClassVar[str] = "consent.objected"
+    objected_at: datetime
     via_dispatch: str | None = None
 
 
@@ -266,6 +287,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     DispatchFailed,
     DispatchTimedOut,
     ConsentRecorded,
+    ConsentObjected,
     FellBackToPost,
     AddressUpdated,
     AddressSearchFailed,

@@ -34,11 +34,29 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def delivery_register_channels(register: ChannelRegistry, clock: Clock) -> None:
+def delivery_configure(environ: Mapping[str, str], clock: Clock) -> None:
+    """Check this plugin's settings in ``environ`` (and prepare what they describe) when the host loads.
+
+    Called once per :class:`~delivery_sdk.plugins.PluginHost` by :meth:`~delivery_sdk.plugins.PluginHost.load`
+    (the worker and ``delivery-sdk check-config`` call it at start; a client calls it before its plugins'
+    registries are first used). ``environ`` is the client's ``environ=`` mapping, or ``os.environ`` when
+    the client was given none (with ``--config``, the settings file's ``[env]`` under the process's own
+    variables). For plugins without a registration hook (evidence sinks, address providers) this is where
+    settings are checked at start. A plugin none of whose variables is set is *not configured*: it does
+    nothing and raises nothing. A partial or invalid configuration raises :class:`~delivery_sdk.PluginError`
+    naming every missing or invalid variable. Return nothing.
+    """
+
+
+@hookspec
+def delivery_register_channels(register: ChannelRegistry, clock: Clock, environ: Mapping[str, str]) -> None:
     """Register channel adapters: ``register(adapter)``.
 
     ``clock`` is the client's clock (a :class:`~delivery_sdk.VirtualClock` in tests and the demo); an
-    adapter that stamps times itself should use it. Implementations that do not need it leave it out.
+    adapter that stamps times itself should use it. ``environ`` is the client's settings mapping (see
+    ``delivery_configure``): read every setting from it, never from ``os.environ`` directly.
+    Implementations that do not need an argument leave it out. A plugin that is installed but not
+    configured registers nothing; a partial configuration raises :class:`~delivery_sdk.PluginError`.
 
     Called once per :class:`~delivery_sdk.plugins.PluginHost`. ``adapter`` implements
     :class:`~delivery_sdk.channels.ChannelAdapter` (SMS, WeChat, e-mail, the e-service platform, staff
@@ -48,8 +66,8 @@ def delivery_register_channels(register: ChannelRegistry, clock: Clock) -> None:
 
 
 @hookspec
-def delivery_register_print_centres(register: PrintCentreRegistry, clock: Clock) -> None:
-    """Register print/mail centres: ``register(info, adapter)``; ``clock`` as for channels.
+def delivery_register_print_centres(register: PrintCentreRegistry, clock: Clock, environ: Mapping[str, str]) -> None:
+    """Register print/mail centres: ``register(info, adapter)``; ``clock`` and ``environ`` as for channels.
 
     ``info`` is a :class:`~delivery_sdk.channels.PrintCentreInfo` (id, name, route keys, neighbours);
     ``adapter`` is a channel adapter of kind ``PRINT`` that receives print jobs. Called once per host;
@@ -63,8 +81,12 @@ def delivery_register_print_centres(register: PrintCentreRegistry, clock: Clock)
 
 
 @hookspec
-def delivery_address_candidates(party: Party, known: Sequence[Contact]) -> Sequence[AddressCandidate] | None:
+def delivery_address_candidates(
+    party: Party, known: Sequence[Contact], environ: Mapping[str, str]
+) -> Sequence[AddressCandidate] | None:
     """Offer postal addresses for ``party`` during assisted person search (协查找人).
+
+    ``environ`` is the client's settings mapping (as for ``delivery_configure``); leave it out if unused.
 
     Called when mail came back or no usable address is known; ``known`` holds the addresses already
     tried. Every implementation's results are merged; the core orders them (SPC 2017 Opinion order by
@@ -95,9 +117,9 @@ def delivery_route_print_job(
 
 
 @hookspec
-def delivery_record_evidence(batch: EvidenceBatch) -> Sequence[AnchorReceipt] | None:
+def delivery_record_evidence(batch: EvidenceBatch, environ: Mapping[str, str]) -> Sequence[AnchorReceipt] | None:
     """Receive every committed event, in commit order, as an :class:`~delivery_sdk.records.EvidenceBatch`,
-    and every newly signed checkpoint (``batch.checkpoint``).
+    and every newly signed checkpoint (``batch.checkpoint``). ``environ``: the client's settings mapping.
 
     Called by every registered sink (chains, notaries, external logs) after each commit. A sink that anchors
     checkpoints elsewhere may return the :class:`~delivery_sdk.records.AnchorReceipt` objects it obtained

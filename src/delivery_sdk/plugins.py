@@ -10,7 +10,16 @@ Environment switches (read when a host is built):
 - ``DELIVERY_SDK_BLOCK_PLUGINS=name1,name2``: never load these (entry points or built-ins, by name);
 - ``DELIVERY_SDK_TRACE_PLUGINS=1``: log every hook call and result to the ``delivery_sdk.plugins`` logger;
 - ``DELIVERY_SDK_CASE_FOLDER=PATH``: register the built-in case-file sink, which files each proof of service
-  (JSON and PDF) into ``PATH/<court>/<case>/``.
+  (JSON and PDF) into ``PATH/<court>/<case>/``;
+- ``DELIVERY_SDK_CHANNEL_ORDER=email=smtp,log;sms=sms``: the order of the adapters of one kind (the first is
+  the one the engine uses). Two adapters of one kind without such an order are refused
+  (:class:`~delivery_sdk.PluginError`): a second adapter never takes a kind over by being installed.
+
+The host hands its ``environ`` (the client's ``environ=``, else ``os.environ`` itself) to every hook that asks
+for it (``delivery_configure``, the registration hooks, ``delivery_address_candidates``,
+``delivery_record_evidence``): plugins read their settings from it. :meth:`PluginHost.load` configures every
+plugin and builds the registries at once, collecting every plugin's problems into one ``PluginError``; the
+worker and ``delivery-sdk check-config`` call it at start, a client on first use of its channels.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from .clock import Clock, SystemClock
 from .events import StoredEvent
 from .model import ChannelKind, Contact, Party
 from .records import AddressCandidate, AnchorReceipt, EvidenceBatch, PrintJob, RouteDecision, ServiceRecord
+from .settings import CHANNEL_ORDER_ENV, parse_channel_order
 
 __all__ = ["BUILTIN_PLUGINS", "ENTRY_POINT_GROUP", "ChannelRegistry", "PluginHost", "PrintCentreRegistry"]
 
@@ -59,6 +69,8 @@ class ChannelRegistry:
 
     def __init__(self) -> None:
         self._by_name: dict[str, ChannelAdapter] = {}
+        self.installed: set[str] = set()  # adapters registered by installed plugins (entry points)
+        self._from_entry_point = False
 
     def __call__(self, adapter: ChannelAdapter) -> None:
         _check_adapter(adapter)
@@ -73,6 +85,8 @@ class ChannelRegistry:
                 "delivery_register_print_centres(register) with its PrintCentreInfo"
             )
         self._by_name[adapter.name] = adapter
+        if self._from_entry_point:
+            self.installed.add(adapter.name)
 
     def get(self, name: str) -> ChannelAdapter:
         try:
@@ -84,7 +98,49 @@ class ChannelRegistry:
         return list(self._by_name)
 
     def of_kind(self, kind: ChannelKind) -> list[ChannelAdapter]:
+        """The adapters of ``kind``, in the order chosen (``DELIVERY_SDK_CHANNEL_ORDER``); the first is used."""
         return [a for a in self._by_name.values() if a.kind is kind]
+
+    def apply_order(self, order: Mapping[str, Sequence[str]]) -> None:
+        """Put each kind's adapters in the explicit ``order`` (kind value -> names) and refuse two adapters of
+        one kind, one of them from an installed plugin (an entry point), that the order does not both name:
+        which adapter serves a kind is a choice, never the accident of what is installed. (Plugins passed in
+        code, ``plugins=[...]``, are the integrator's explicit choice: without an order, the one registered
+        last is asked first and wins the kind.) Raises :class:`PluginError` listing every problem."""
+        problems: list[str] = []
+        kinds: dict[ChannelKind, list[str]] = {}
+        for adapter in self._by_name.values():
+            kinds.setdefault(adapter.kind, []).append(adapter.name)
+        for kind_value, names in order.items():
+            for name in names:
+                listed = self._by_name.get(name)
+                if listed is None:
+                    problems.append(
+                        f"{CHANNEL_ORDER_ENV} names channel {name!r} for {kind_value}, but no such channel is "
+                        f"registered (registered: {', '.join(self._by_name) or 'none'})"
+                    )
+                elif listed.kind.value != kind_value:
+                    problems.append(
+                        f"{CHANNEL_ORDER_ENV} lists channel {name!r} under {kind_value}, but it is a "
+                        f"{listed.kind.value} channel"
+                    )
+        for kind, names in kinds.items():
+            if len(names) < 2 or not self.installed.intersection(names):
+                continue
+            chosen = order.get(kind.value, ())
+            unlisted = [n for n in names if n not in chosen]
+            if unlisted:
+                problems.append(
+                    f"{len(names)} {kind.value} channels are registered ({', '.join(names)}) and "
+                    f"{CHANNEL_ORDER_ENV} does not order {', '.join(unlisted)}: choose, e.g. "
+                    f"{CHANNEL_ORDER_ENV}={kind.value}={','.join(names)}, or block a plugin with "
+                    "DELIVERY_SDK_BLOCK_PLUGINS"
+                )
+        if problems:
+            raise PluginError("; ".join(problems), problems=problems)
+        rank = {name: i for names in order.values() for i, name in enumerate(names)}
+        ordered = sorted(self._by_name.values(), key=lambda a: rank.get(a.name, 0))  # stable: others keep theirs
+        self._by_name = {a.name: a for a in ordered}
 
     def __iter__(self) -> Iterator[ChannelAdapter]:
         return iter(self._by_name.values())
@@ -151,6 +207,8 @@ class PluginHost:
         clock: Clock | None = None,
     ) -> None:
         env = os.environ if environ is None else environ
+        self.environ: Mapping[str, str] = env
+        self._entry_points: set[str] = set()
         self.clock: Clock = clock or SystemClock()
         self._pm = pluggy.PluginManager(hookspecs.PROJECT)
         self._pm.add_hookspecs(hookspecs)
@@ -171,11 +229,13 @@ class PluginHost:
             self._load_entry_points(only, blocked)
         for plugin in plugins:
             self.register(plugin)
-        if env.get("DELIVERY_SDK_TRACE_PLUGINS", "").lower() in {"1", "true", "yes"}:
+        self._tracing = env.get("DELIVERY_SDK_TRACE_PLUGINS", "").lower() in {"1", "true", "yes"}
+        if self._tracing:
             self._pm.add_hookcall_monitoring(self._trace_before, self._trace_after)
         self._check_pending()
         self._channels: ChannelRegistry | None = None
         self._centres: PrintCentreRegistry | None = None
+        self._configured = False
 
     def _load_entry_points(self, only: set[str] | None, blocked: set[str]) -> None:
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
@@ -189,6 +249,7 @@ class PluginHost:
                 raise PluginError(f"cannot load plugin entry point {ep.name!r} ({ep.value}): {exc}") from exc
             try:
                 self._pm.register(plugin, name=ep.name)
+                self._entry_points.add(ep.name)
             except pluggy.PluginValidationError as exc:
                 raise PluginError(
                     f"plugin entry point {ep.name!r} ({ep.value}) breaks the hook contract: {exc}"
@@ -216,6 +277,7 @@ class PluginHost:
         self._check_pending()
         self._channels = None
         self._centres = None
+        self._configured = False
 
     def _check_pending(self) -> None:
         # A hookimpl whose name matches no hookspec (a misspelt hook) would otherwise never be called.
@@ -228,26 +290,112 @@ class PluginHost:
         # pluggy lists a blocked name with plugin None: it is not loaded, so it is not listed here
         return [name for name, plugin in self._pm.list_name_plugin() if plugin is not None]
 
-    @property
-    def channels(self) -> ChannelRegistry:
+    def _each(self, name: str, problems: list[str], **kwargs: Any) -> None:
+        """Call every implementation of a start-up hook on its own, so that every plugin's problems are
+        found in one go; a plugin's error becomes a line of ``problems`` (its message kept: configuration
+        errors name variables, never personal data)."""
+        kwargs.setdefault("environ", self.environ)
+        kwargs.setdefault("clock", self.clock)
+        register = kwargs.get("register")
+        impls = list(reversed(getattr(self._pm.hook, name).get_hookimpls()))
+        if self._tracing:  # called one by one, past pluggy's monitoring: traced here the same way
+            log.debug("hook %s -> %s", name, [impl.plugin_name for impl in impls])
+        before = len(problems)
+        for impl in impls:
+            # a plugin object registered without a name is known by its id: say its class instead
+            label = impl.plugin_name if not impl.plugin_name.isdigit() else type(impl.plugin).__name__
+            if isinstance(register, ChannelRegistry):
+                register._from_entry_point = impl.plugin_name in self._entry_points
+            try:
+                impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+            except PluginError as exc:
+                problems.extend(f"{label}: {p}" for p in exc.problems or (type(exc).__name__,))
+            except Exception as exc:
+                detail = str(exc).strip() or "no message"
+                problems.append(f"{label}: {type(exc).__name__}: {detail}")
+        if self._tracing:
+            log.debug("hook %s <- %s", name, "PluginError" if len(problems) > before else "ok")
+
+    @staticmethod
+    def _raise(problems: list[str]) -> None:
+        if problems:
+            lines = "".join(f"\n  - {p}" for p in problems)
+            raise PluginError(f"the plugins cannot start:{lines}", problems=problems)
+
+    def _configure(self) -> None:
+        if not self._configured:
+            problems: list[str] = []
+            self._each("delivery_configure", problems)
+            self._raise(problems)
+            self._configured = True
+
+    def load(self) -> None:
+        """Configure every plugin (``delivery_configure``) and build the channel and print-centre registries
+        now, raising one :class:`PluginError` whose ``problems`` name every plugin's every problem. The
+        worker and ``delivery-sdk check-config`` call this at start."""
+        problems: list[str] = []
+        if not self._configured:
+            self._each("delivery_configure", problems)
+        self._configured = True  # the registrations run even so: every plugin's problems are found at once
+        for build in (self._build_channels, self._build_centres):
+            try:
+                build()
+            except PluginError as exc:
+                problems.extend(p for p in exc.problems if p not in problems)
+        if problems:  # nothing half-loaded is kept: the next use raises again
+            self._configured = False
+            self._channels = self._centres = None
+        self._raise(problems)
+
+    def _build_channels(self) -> ChannelRegistry:
         if self._channels is None:
+            self._configure()
             registry = ChannelRegistry()
-            self._pm.hook.delivery_register_channels(register=registry, clock=self.clock)
+            problems: list[str] = []
+            self._each("delivery_register_channels", problems, register=registry)
+            if not problems:
+                try:
+                    registry.apply_order(parse_channel_order(self.environ.get(CHANNEL_ORDER_ENV)))
+                except PluginError as exc:
+                    problems.extend(exc.problems)
+            self._raise(problems)
             self._channels = registry
         return self._channels
 
-    @property
-    def print_centres(self) -> PrintCentreRegistry:
+    def _build_centres(self) -> PrintCentreRegistry:
         if self._centres is None:
+            self._configure()
             registry = PrintCentreRegistry()
-            self._pm.hook.delivery_register_print_centres(register=registry, clock=self.clock)
+            problems: list[str] = []
+            self._each("delivery_register_print_centres", problems, register=registry)
+            self._raise(problems)
             self._centres = registry
         return self._centres
+
+    def implementations(self, hook: str) -> list[str]:
+        """The plugins that implement ``hook`` (``"delivery_record_evidence"``...), by name, in call order."""
+        impls = reversed(getattr(self._pm.hook, hook).get_hookimpls())
+        return [i.plugin_name if not i.plugin_name.isdigit() else type(i.plugin).__name__ for i in impls]
+
+    def built_adapters(self) -> list[ChannelAdapter]:
+        """The channel and print-centre adapters built so far (none are built to answer: for closing)."""
+        adapters: list[ChannelAdapter] = list(self._channels or ())
+        if self._centres is not None:
+            adapters.extend(self._centres.adapter(info.centre_id) for info in self._centres.infos())
+        return adapters
+
+    @property
+    def channels(self) -> ChannelRegistry:
+        return self._build_channels()
+
+    @property
+    def print_centres(self) -> PrintCentreRegistry:
+        return self._build_centres()
 
     # -- decisions -----------------------------------------------------------------------------------
 
     def address_candidates(self, party: Party, known: Sequence[Contact]) -> list[AddressCandidate]:
-        results = self._pm.hook.delivery_address_candidates(party=party, known=tuple(known))
+        results = self._pm.hook.delivery_address_candidates(party=party, known=tuple(known), environ=self.environ)
         merged: list[AddressCandidate] = []
         for result in results:
             if result is None:
@@ -293,7 +441,7 @@ class PluginHost:
     def record_evidence(self, batch: EvidenceBatch) -> list[AnchorReceipt]:
         """Give committed events to every evidence sink (a failing sink is logged and skipped); returns the
         anchor receipts the sinks handed back."""
-        results, _ = self._call_each("delivery_record_evidence", batch=batch)
+        results, _ = self._call_each("delivery_record_evidence", batch=batch, environ=self.environ)
         receipts: list[AnchorReceipt] = []
         for result in results:
             for receipt in result:

@@ -9,7 +9,13 @@ Any number of workers may run against one PostgreSQL database (the store leases 
 a time with ``FOR UPDATE SKIP LOCKED``); a SQLite file takes one worker (it holds the file's engine lock).
 
 - **Plugins** are loaded from the ``delivery_sdk`` entry points as everywhere else (``--plugin MODULE:NAME``
-  adds one more by import path).
+  adds one more by import path), and configured and registered at start (``PluginHost.load``): a partial
+  or invalid configuration exits 2, each problem on a log line of its own. ``--config FILE`` (or
+  ``DELIVERY_SDK_CONFIG``) names a settings file (:mod:`delivery_sdk.settings`); ``delivery-sdk
+  check-config`` goes through the same start-up and prints what is registered.
+- **Failing plugins**: a channel, the print routing, filing or address search that failed
+  ``failing_after`` times in a row turns the health report ``failing`` (the component named) until it
+  succeeds again.
 - **Graceful shutdown** on SIGTERM or SIGINT: the batch in hand is finished and committed (which ends its
   leases), any lease still held is released, the channel adapters and the store are closed and the process
   exits 0. A second signal changes nothing (the supervisor's own timeout, then SIGKILL, is the backstop: a
@@ -21,6 +27,12 @@ a time with ``FOR UPDATE SKIP LOCKED``); a SQLite file takes one worker (it hold
   time and the store's state counts, rewritten atomically every ``--health-every`` seconds to
   ``--health-file`` and/or served at ``GET /healthz`` on ``--health-port`` (HTTP 200 when ``ok``, 503
   otherwise; a plain ``GET /`` answers the same). See docs/operations.md.
+- **Callbacks** (``--callbacks-port PORT [--callbacks-host 127.0.0.1]``): the callback receiver
+  (:func:`delivery_sdk.callbacks.asgi_app` under uvicorn) served in the worker's own event loop, so a
+  provider's delivery report is ingested by the process that holds the engine (one process for a SQLite
+  store). See docs/callbacks.md.
+- **The status-poll schedule** (``--poll-after 300,1800,7200,21600``, or ``DELIVERY_SDK_POLL_AFTER``): seconds
+  after a send of each status poll (:attr:`~delivery_sdk.policy.PolicyConfig.poll_offsets`).
 """
 
 from __future__ import annotations
@@ -29,6 +41,7 @@ import argparse
 import asyncio
 import contextlib
 import importlib
+import itertools
 import json
 import logging
 import os
@@ -39,7 +52,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -57,7 +70,16 @@ if TYPE_CHECKING:  # the engine is imported when a worker is built, not when the
     from .policy import PolicyConfig
     from .store import CommitResult, CreateResult, NewTask, OutboxEntry, TaskRow, TaskStore, TaskWrite
 
-__all__ = ["Worker", "WorkerConfig", "add_worker_arguments", "describe_store", "load_plugin", "run_from_args"]
+__all__ = [
+    "CallbacksUnavailable",
+    "Worker",
+    "WorkerConfig",
+    "add_worker_arguments",
+    "describe_store",
+    "load_plugin",
+    "parse_poll_after",
+    "run_from_args",
+]
 
 log = logging.getLogger("delivery_sdk.worker")
 
@@ -182,6 +204,14 @@ class WorkerConfig:
     health_every: float = 5.0  # seconds between health reports
     counts_every: float = 60.0  # seconds between the store's state counts in the report (0: never)
     degraded_after: int = 1  # consecutive failed steps that make the worker report "degraded"
+    # failures in a row of one plugin or adapter (a channel, print routing, filing...) that make the worker
+    # report "failing" (unhealthy, the component named) until it succeeds again
+    failing_after: int = 5
+    # serve the callback receiver (asgi_app under uvicorn) in the worker's own event loop on this port (0: any
+    # free port, written into the health report); None: no receiver in this process
+    callbacks_port: int | None = None
+    callbacks_host: str = "127.0.0.1"
+    callbacks_prefix: str = "/callbacks"
 
 
 class _HealthHandler(BaseHTTPRequestHandler):
@@ -208,6 +238,40 @@ class _HealthServer(ThreadingHTTPServer):
     snapshot: tuple[bytes, bool] = (b'{"status": "starting"}', False)
 
 
+class CallbacksUnavailable(RuntimeError):
+    """``--callbacks-port`` cannot be served (the port is taken, uvicorn is missing)."""
+
+
+def parse_poll_after(text: str) -> tuple[timedelta, ...]:
+    """``"300"`` or ``"60,600,3600"``: the status-poll schedule (seconds after a send, increasing; the last
+    repeats), as :attr:`~delivery_sdk.policy.PolicyConfig.poll_offsets`. ``ValueError`` when unusable."""
+    try:
+        seconds = [float(part) for part in text.replace(" ", "").split(",")]
+    except ValueError:
+        raise ValueError(f"not a list of seconds: {text!r} (e.g. 300 or 60,600,3600)") from None
+    if any(not s > 0 or s != s or s == float("inf") for s in seconds):
+        raise ValueError(f"poll offsets must be positive seconds: {text!r}")
+    if any(b <= a for a, b in itertools.pairwise(seconds)):
+        raise ValueError(f"poll offsets must increase: {text!r}")
+    return tuple(timedelta(seconds=s) for s in seconds)
+
+
+def _callback_server(config: Any) -> Any:
+    """A ``uvicorn.Server`` without its own signal handling (the worker owns SIGTERM/SIGINT and stops it);
+    uvicorn is imported only when ``--callbacks-port`` is given."""
+    import uvicorn
+
+    class CallbackServer(uvicorn.Server):
+        def install_signal_handlers(self) -> None:  # uvicorn < 0.29
+            pass
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:  # uvicorn >= 0.29
+            yield
+
+    return CallbackServer(config)
+
+
 class Worker:
     """The engine as a long-lived process; :meth:`run` until :meth:`stop` (or a signal, see :meth:`main`)."""
 
@@ -223,6 +287,9 @@ class Worker:
         load_entry_points: bool = True,
         environ: Mapping[str, str] | None = None,
         store_label: str = "",
+        evidence_signers: Sequence[Any] | None = None,
+        evidence_origin: str | None = None,
+        evidence_witness: str | os.PathLike[str] | None = None,
     ) -> None:
         from .client import AsyncDeliveryClient
         from .clock import SystemClock
@@ -241,6 +308,9 @@ class Worker:
             policy=policy,
             load_entry_points=load_entry_points,
             environ=environ,
+            evidence_signers=evidence_signers,
+            evidence_origin=evidence_origin,
+            evidence_witness=evidence_witness,
         )
         self.engine = self.client.engine
         self.started_at = datetime.now(UTC)
@@ -254,6 +324,8 @@ class Worker:
         self.last_error_at: datetime | None = None
         self.state_counts: dict[str, int] = {}
         self.health_port: int | None = None
+        self.callbacks_port: int | None = None
+        self._callbacks: tuple[Any, asyncio.Future[None], socket.socket] | None = None  # server, task, socket
         self._stop = asyncio.Event()
         self._server: _HealthServer | None = None
         self._last_health = 0.0
@@ -270,6 +342,31 @@ class Worker:
     @property
     def healthy(self) -> bool:
         return self.status == "ok"
+
+    def load(self) -> None:
+        """Configure every plugin and build the channel and print-centre registries now (the code path
+        ``delivery-sdk check-config`` shares): a :class:`~delivery_sdk.PluginError` naming every problem
+        rather than a worker that starts and fails each task."""
+        self.client.host.load()
+
+    def failing_components(self) -> dict[str, tuple[int, str]]:
+        """The plugins/adapters that failed ``failing_after`` times in a row or more (engine.failing)."""
+        limit = max(1, self.config.failing_after)
+        failing: Mapping[str, tuple[int, str]] = getattr(self.engine, "failing", {})
+        return {name: entry for name, entry in sorted(failing.items()) if entry[0] >= limit}
+
+    def _check_components(self) -> None:
+        """After a step the store took: "failing" while a plugin keeps failing, "ok" once it recovers."""
+        failing = self.failing_components()
+        if failing and self.status != "failing":
+            names = ", ".join(f"{name} ({entry[1]}, {entry[0]} in a row)" for name, entry in failing.items())
+            log.error("worker %s: failing: %s", self.config.worker_id, names)
+            self.status = "failing"
+            self.publish_health(force=True)
+        elif not failing and self.status == "failing":
+            log.info("worker %s: no plugin is failing any more", self.config.worker_id)
+            self.status = "ok"
+            self.publish_health(force=True)
 
     # -- health --------------------------------------------------------------------------------------
 
@@ -292,6 +389,8 @@ class Worker:
             "leases_held": len(self.store.held),
             "state_counts": dict(sorted(self.state_counts.items())),
             "health_port": self.health_port,
+            "failing": {name: {"failures": n, "last_error": e} for name, (n, e) in self.failing_components().items()},
+            "callbacks_port": self.callbacks_port,
         }
 
     def _refresh_counts(self, *, force: bool = False) -> None:
@@ -310,7 +409,7 @@ class Worker:
         if not force and now - self._last_health < self.config.health_every:
             return
         self._last_health = now
-        if self.status in ("ok", "degraded"):
+        if self.status in ("ok", "degraded", "failing"):
             self._refresh_counts()
         report = self.health()
         body = (json.dumps(report, indent=2) + "\n").encode()
@@ -340,6 +439,58 @@ class Worker:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+    # -- the callback receiver -----------------------------------------------------------------------
+
+    async def _start_callbacks(self) -> None:
+        """Serve :func:`~delivery_sdk.callbacks.asgi_app` on ``callbacks_port`` in this event loop: the receiver
+        ingests where the engine runs (one process for a SQLite store)."""
+        cfg = self.config
+        if cfg.callbacks_port is None:
+            return
+        from .callbacks import CallbackReceiver, asgi_app
+
+        try:
+            import uvicorn
+        except ImportError as exc:  # pragma: no cover - uvicorn is not a dependency of delivery-sdk
+            raise CallbacksUnavailable("--callbacks-port needs uvicorn: pip install uvicorn") from exc
+        sock = socket.socket(socket.AF_INET6 if ":" in cfg.callbacks_host else socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((cfg.callbacks_host, cfg.callbacks_port))
+            sock.listen(1024)
+        except OSError as exc:
+            sock.close()
+            raise CallbacksUnavailable(
+                f"cannot serve callbacks on {cfg.callbacks_host}:{cfg.callbacks_port}: {exc.strerror or exc}"
+            ) from None
+        sock.setblocking(False)
+        self.callbacks_port = int(sock.getsockname()[1])
+        receiver = CallbackReceiver(self.client)
+        config = uvicorn.Config(
+            asgi_app(receiver, prefix=cfg.callbacks_prefix), lifespan="off", log_config=None, access_log=False
+        )
+        server = _callback_server(config)
+        task: asyncio.Future[None] = asyncio.ensure_future(server.serve(sockets=[sock]))
+        self._callbacks = (server, task, sock)
+        while not server.started and not task.done():
+            await asyncio.sleep(0.01)
+        if task.done():
+            self._callbacks = None
+            sock.close()
+            task.result()  # raises what stopped it
+            raise CallbacksUnavailable("the callback receiver stopped as it started")
+        log.info("callbacks at http://%s:%d%s/{channel}", cfg.callbacks_host, self.callbacks_port, cfg.callbacks_prefix)
+
+    async def _stop_callbacks(self) -> None:
+        running, self._callbacks = self._callbacks, None
+        if running is None:
+            return
+        server, task, sock = running
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, timeout=10)
+        sock.close()
 
     # -- the loop ------------------------------------------------------------------------------------
 
@@ -384,6 +535,7 @@ class Worker:
         if lock is not None:
             lock()  # a SQLite file takes one engine; PostgreSQL stores have no such lock
         self._start_http()
+        await self._start_callbacks()
         self.status = "ok"
         log.info("worker %s started on %s", self.config.worker_id, self.store_label or "the store")
         self.publish_health(force=True)
@@ -413,6 +565,7 @@ class Worker:
                     self.publish_health(force=True)
                 else:
                     self.publish_health()
+                self._check_components()
                 if not claimed:
                     await self._pause(wait)
                 else:
@@ -431,6 +584,7 @@ class Worker:
         return idle if nxt is None else max(0.0, min(idle, (nxt - now).total_seconds()))
 
     async def _shutdown(self) -> None:
+        await self._stop_callbacks()  # no new receipts once the engine is closing
         self._refresh_counts(force=True)  # the last report carries the counts as this worker leaves them
         self.status = "stopping"
         self.publish_health(force=True)
@@ -438,7 +592,10 @@ class Worker:
         if getattr(self.engine, "_unsigned_events", 0):
             with contextlib.suppress(Exception):
                 self.engine.checkpoint()
-        await self.engine.aclose()
+        try:
+            await self.engine.aclose()
+        except Exception as exc:  # a shutdown always ends cleanly: say what failed, never a traceback
+            log.warning("closing the channel adapters failed: %s", type(exc).__name__)
         with contextlib.suppress(Exception):
             self.store.close()
         self.status = "stopped"
@@ -475,16 +632,47 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
         help="SQLite file or postgresql:// DSN (default: $DELIVERY_SDK_STORE)",
     )
     parser.add_argument("--worker-id", help="name in logs and the health report (default: host:pid:random)")
-    parser.add_argument("--batch-size", type=int, default=256, help="tasks claimed per step (default 256)")
     parser.add_argument(
-        "--lease", type=float, default=300.0, help="seconds a claimed task stays this worker's (default 300)"
+        "--config",
+        default=os.environ.get("DELIVERY_SDK_CONFIG") or None,
+        metavar="SETTINGS.toml",
+        help="settings file (store, engine, policy, evidence, plugin variables; see docs/operations.md); "
+        "default: $DELIVERY_SDK_CONFIG",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="tasks claimed per step (default: [engine], else 256)"
+    )
+    parser.add_argument(
+        "--lease", type=float, default=None, help="seconds a claimed task stays this worker's (default 300)"
     )
     parser.add_argument("--idle-poll", type=float, default=1.0, help="seconds between looks when idle (default 1)")
     parser.add_argument(
         "--retry-after-error",
         type=float,
-        default=600.0,
+        default=None,
         help="seconds before a task whose last step failed (a filing, a provider error) is tried again (default 600)",
+    )
+    parser.add_argument(
+        "--poll-after",
+        default=os.environ.get("DELIVERY_SDK_POLL_AFTER") or None,
+        metavar="SECONDS[,SECONDS...]",
+        help="the status-poll schedule: seconds after a send of each poll, increasing, the last repeating "
+        "(default 300,1800,7200,21600, or $DELIVERY_SDK_POLL_AFTER)",
+    )
+    parser.add_argument(
+        "--callbacks-port",
+        type=int,
+        default=os.environ.get("DELIVERY_SDK_CALLBACKS_PORT") or None,  # argparse applies type=int to it
+        help="serve the callback receiver (POST /callbacks/{channel}) in this process on this port "
+        "(0: any free port; default: none, or $DELIVERY_SDK_CALLBACKS_PORT)",
+    )
+    parser.add_argument(
+        "--callbacks-host",
+        default=os.environ.get("DELIVERY_SDK_CALLBACKS_HOST") or "127.0.0.1",
+        help="address for --callbacks-port (default 127.0.0.1, or $DELIVERY_SDK_CALLBACKS_HOST)",
+    )
+    parser.add_argument(
+        "--callbacks-prefix", default="/callbacks", help="URL path before /{channel} (default /callbacks)"
     )
     parser.add_argument("--health-file", type=Path, help="rewrite this JSON health report periodically")
     parser.add_argument("--health-port", type=int, help="serve GET /healthz on this port (0: any free port)")
@@ -506,21 +694,53 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING... (default INFO)")
 
 
-def run_from_args(args: argparse.Namespace, *, clock: Clock | None = None) -> int:
-    """``delivery-sdk worker``: open the store, build the worker, run it until a signal."""
+def run_from_args(
+    args: argparse.Namespace, *, clock: Clock | None = None, check: Callable[[Worker], int] | None = None
+) -> int:
+    """``delivery-sdk worker``: load the settings, open the store, build the worker, load every plugin (a
+    configuration problem exits 2 before any work), run it until a signal.
+
+    ``check`` (``delivery-sdk check-config``): instead of loading the plugins and running, hand the worker,
+    built exactly as it would run, to ``check`` and return what it returns (the store is closed after)."""
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if not args.store:
-        log.error("no store: give --store PATH_OR_DSN or set DELIVERY_SDK_STORE")
+    from .settings import load_runtime
+
+    try:
+        runtime = load_runtime(getattr(args, "config", None))
+    except PluginError as exc:  # a SettingsError: the file, the section and the key
+        log.error("%s", exc)
         return 2
+    if not args.store:
+        args.store = runtime.store
+    if not args.store:
+        log.error("no store: give --store PATH_OR_DSN, set DELIVERY_SDK_STORE or [store] in the settings file")
+        return 2
+    # the command line wins over the settings file, which wins over the defaults
+    if args.batch_size is None:
+        args.batch_size = runtime.engine.get("batch_size", 256)
+    if args.lease is None:
+        args.lease = runtime.engine.get("lease", timedelta(minutes=5)).total_seconds()
+    if args.retry_after_error is None:
+        args.retry_after_error = runtime.policy.get("retry_after_error", timedelta(minutes=10)).total_seconds()
     for name in ("batch_size",):
         if getattr(args, name) < 1:
             log.error("--batch-size must be at least 1")
             return 2
     if args.lease <= 0 or args.retry_after_error <= 0:
         log.error("--lease and --retry-after-error must be positive")
+        return 2
+    poll_offsets: tuple[timedelta, ...] | None = None
+    if args.poll_after:
+        try:
+            poll_offsets = parse_poll_after(str(args.poll_after))
+        except ValueError as exc:
+            log.error("--poll-after: %s", exc)
+            return 2
+    if args.callbacks_port is not None and not 0 <= args.callbacks_port <= 65535:
+        log.error("--callbacks-port must be 0 to 65535")
         return 2
     config = WorkerConfig(
         **({"worker_id": args.worker_id} if args.worker_id else {}),
@@ -532,25 +752,67 @@ def run_from_args(args: argparse.Namespace, *, clock: Clock | None = None) -> in
         health_host=args.health_host,
         health_every=args.health_every,
         counts_every=args.counts_every,
+        callbacks_port=args.callbacks_port,
+        callbacks_host=args.callbacks_host,
+        callbacks_prefix=args.callbacks_prefix,
     )
     from .policy import PolicyConfig
 
-    policy = PolicyConfig(retry_after_error=timedelta(seconds=args.retry_after_error))
+    policy = PolicyConfig(**{**runtime.policy, "retry_after_error": timedelta(seconds=args.retry_after_error)})
+    if poll_offsets is not None:
+        policy = attrs.evolve(policy, poll_offsets=poll_offsets)
     label = describe_store(args.store)
+    from ._exceptions import ValidationError
+    from .engine import EngineConfig
+
+    engine_config = None
+    if runtime.engine:
+        engine_config = EngineConfig(**{**runtime.engine, "batch_size": config.batch_size, "lease": config.lease})
+    signers = None
     try:
+        if runtime.evidence_key_file is not None:
+            from .evidence.keys import load_signers
+
+            signers = load_signers(path=runtime.evidence_key_file)
         plugins = [load_plugin(ref) for ref in args.plugin]
         store = open_store_spec(args.store, owner=config.worker_id)
-    except (StoreError, PluginError) as exc:
+    except (StoreError, PluginError, ValidationError) as exc:
         log.error("%s", exc)
         return 2
     try:
-        worker = Worker(store, plugins=plugins, config=config, clock=clock, policy=policy, store_label=label)
+        worker = Worker(
+            store,
+            plugins=plugins,
+            config=config,
+            clock=clock,
+            policy=policy,
+            engine_config=engine_config,
+            environ=runtime.environ,
+            store_label=label,
+            evidence_signers=signers,
+            evidence_origin=runtime.evidence_origin,
+            evidence_witness=runtime.evidence_witness,
+        )
     except BaseException:
         store.close()
         raise
+    if check is not None:
+        try:
+            return check(worker)
+        finally:
+            with contextlib.suppress(Exception):
+                store.close()
+    try:
+        worker.load()
+    except PluginError as exc:  # every plugin's every problem, one a line, before any work is done
+        for problem in exc.problems:
+            log.error("configuration: %s", problem)
+        with contextlib.suppress(Exception):
+            store.close()
+        return 2
     try:
         return asyncio.run(worker.main())
-    except StoreError as exc:  # the engine lock of a SQLite file, say
+    except (StoreError, CallbacksUnavailable) as exc:  # the engine lock of a SQLite file, a port taken
         log.error("%s", exc)
         with contextlib.suppress(Exception):
             store.close()

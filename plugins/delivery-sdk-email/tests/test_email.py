@@ -27,6 +27,7 @@ from delivery_sdk_email import (
     SentState,
     SQLiteSentLog,
     bounce_receipts,
+    channel_from_env,
     dispatch_from_message_id,
     link_token,
     message_id_for,
@@ -50,6 +51,7 @@ from delivery_sdk import (
     DocumentKind,
     IngestOutcome,
     MalformedReceipt,
+    PluginError,
     ReceiptKind,
     ServiceMethod,
     SQLiteStore,
@@ -612,10 +614,34 @@ def test_entry_point_plugin_registers_nothing_unless_configured(
 ) -> None:
     with DeliveryClient(":memory:", plugins=[EnvEmailPlugin({})], load_entry_points=False) as client:
         assert "email" not in client.host.channels.names()
-    broken = {"DELIVERY_SDK_EMAIL_HOST": "127.0.0.1"}  # no sender
-    with DeliveryClient(":memory:", plugins=[EnvEmailPlugin(broken)], load_entry_points=False) as client:
-        assert "email" not in client.host.channels.names()
-    assert "DELIVERY_SDK_EMAIL_SENDER is required" in caplog.text
+    broken = {"DELIVERY_SDK_EMAIL_HOST": "127.0.0.1", "DELIVERY_SDK_EMAIL_PORT": "x"}  # no sender, no link
+    with (
+        DeliveryClient(":memory:", plugins=[EnvEmailPlugin(broken)], load_entry_points=False) as client,
+        pytest.raises(PluginError) as info,
+    ):
+        client.host.load()
+    problems = "\n".join(info.value.problems)
+    for variable in ("SENDER", "LINK_TEMPLATE", "LINK_SECRET", "PORT"):
+        assert f"DELIVERY_SDK_EMAIL_{variable}" in problems
+    assert "DELIVERY_SDK_EMAIL_HOST" not in problems
+    with pytest.raises(PluginError, match="DELIVERY_SDK_EMAIL_HOST is required"):
+        channel_from_env(
+            {
+                "DELIVERY_SDK_EMAIL_SENDER": SENDER,
+                "DELIVERY_SDK_EMAIL_LINK_TEMPLATE": LINK,
+                "DELIVERY_SDK_EMAIL_LINK_SECRET": LINK_SECRET,
+            }
+        )
+    # the channel's own ValueError (a sender that is no address) arrives as a PluginError, message kept
+    not_an_address = {
+        "DELIVERY_SDK_EMAIL_HOST": "127.0.0.1",
+        "DELIVERY_SDK_EMAIL_SENDER": "court",
+        "DELIVERY_SDK_EMAIL_SENT_LOG": str(tmp_path / "refused.sqlite3"),
+        "DELIVERY_SDK_EMAIL_LINK_TEMPLATE": LINK,
+        "DELIVERY_SDK_EMAIL_LINK_SECRET": LINK_SECRET,
+    }
+    with pytest.raises(PluginError, match="refuses its settings: sender must be an e-mail address"):
+        channel_from_env(not_an_address)
     environ = {
         "DELIVERY_SDK_EMAIL_HOST": mx.host,
         "DELIVERY_SDK_EMAIL_PORT": str(mx.port),

@@ -19,6 +19,7 @@ import httpx
 import pytest
 from delivery_sdk_ems import (
     ENV_CALLBACK_SECRET,
+    ENV_RATE,
     ENV_SENDER_ADDRESS,
     ENV_SENDER_PHONE,
     ENV_TOKEN,
@@ -38,6 +39,7 @@ from delivery_sdk import (
     Contact,
     ContactKind,
     Dispatch,
+    PluginError,
     ReceiptKind,
     Representative,
     ServiceMethod,
@@ -240,6 +242,14 @@ def test_polling_reports_acceptance_then_the_signature_as_time_passes() -> None:
         assert ems.errors == []
 
 
+def test_a_signature_without_a_signer_type_names_nobody() -> None:
+    # CPL Art. 88: the carrier did not say who signed, so nobody is presumed to have (law.postal_service: no
+    # service until a person checks the return receipt)
+    trace = {"trace_id": "t1", "op_time": "2026-11-05T10:20:00+08:00", "op_code": "SIGNED"}
+    (receipt,) = traces_to_receipts("T1.1", "1100000000001", [trace])
+    assert (receipt.kind, receipt.signer_role) == (ReceiptKind.SIGNED, None)
+
+
 @pytest.mark.parametrize(
     ("trace", "kind", "detail"),
     [
@@ -248,6 +258,7 @@ def test_polling_reports_acceptance_then_the_signature_as_time_passes() -> None:
         ({"op_code": "SIGNED", "signer_type": "UNIT_MAILROOM"}, ReceiptKind.SIGNED, "mail_room"),
         ({"op_code": "SIGNED", "signer_type": "AGENT"}, ReceiptKind.SIGNED, "agent"),
         ({"op_code": "SIGNED", "signer_type": "PROPERTY"}, ReceiptKind.SIGNED, "other:PROPERTY"),
+        ({"op_code": "SIGNED", "signer_type": "LEGAL_REP"}, ReceiptKind.SIGNED, "legal_representative"),
         ({"op_code": "RETURNED", "return_reason": "REFUSED"}, ReceiptKind.RETURNED, "refused"),
         ({"op_code": "RETURNED", "return_reason": "ADDRESS_UNKNOWN"}, ReceiptKind.RETURNED, "address_wrong"),
         ({"op_code": "RETURNED", "return_reason": "RECIPIENT_UNKNOWN"}, ReceiptKind.RETURNED, "address_wrong"),
@@ -598,8 +609,23 @@ def test_entry_point_registers_the_carrier_from_the_environment(monkeypatch: pyt
     assert adapter.sender == SENDER
     assert TOKEN not in repr(adapter)
     assert EnvEmsPlugin({}).configured() is None
-    with pytest.raises(ValueError, match="token"):
+    with pytest.raises(PluginError, match="DELIVERY_SDK_EMS_TOKEN is required"):
         EnvEmsPlugin({ENV_URL: "http://127.0.0.1:9"}).configured()
+
+
+def test_register_channels_partial_configuration_names_every_missing_variable() -> None:
+    partial = {ENV_SENDER_ADDRESS: SENDER.address, ENV_RATE: "0"}
+    host = PluginHost([EnvEmsPlugin()], load_entry_points=False, environ=partial)
+    with pytest.raises(PluginError) as info:
+        host.load()
+    problems = "\n".join(info.value.problems)
+    for variable in (ENV_URL, ENV_TOKEN, ENV_SENDER_PHONE, ENV_RATE):
+        assert variable in problems, variable
+    # a ValueError of the carrier itself arrives as a PluginError with its message
+    with pytest.raises(PluginError, match=r"not usable: .*URL"):
+        EnvEmsPlugin({ENV_URL: "ftp://carrier.example", ENV_TOKEN: TOKEN}).configured()
+    # nothing set: nothing registered, no error
+    assert PluginHost([EnvEmsPlugin()], load_entry_points=False, environ={}).channels.names() == []
 
 
 def test_a_mock_transport_works_too() -> None:

@@ -136,7 +136,9 @@ def test_an_empty_callback_secret_is_refused(secret: str | bytes) -> None:
 def test_a_set_but_blank_secret_variable_is_refused() -> None:
     from delivery_sdk_ems import ENV_CALLBACK_SECRET, ENV_TOKEN, ENV_URL, EnvEmsPlugin
 
+    from delivery_sdk import PluginError
+
     env = {ENV_URL: "http://127.0.0.1:9", ENV_TOKEN: TOKEN, ENV_CALLBACK_SECRET: " "}
-    with pytest.raises(ValueError, match=f"{ENV_CALLBACK_SECRET} is set but empty"):
+    with pytest.raises(PluginError, match=f"{ENV_CALLBACK_SECRET} is set but empty"):
         EnvEmsPlugin(env).configured()
     assert EnvEmsPlugin({ENV_URL: "http://127.0.0.1:9", ENV_TOKEN: TOKEN}).configured() is not None

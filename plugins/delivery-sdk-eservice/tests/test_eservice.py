@@ -26,6 +26,7 @@ from delivery_sdk_eservice import (
     SERVICES_PATH,
     EnvEServicePlugin,
     EServiceChannel,
+    channel_from_env,
     sign_callback,
     sign_request,
 )
@@ -46,6 +47,7 @@ from delivery_sdk import (
     DocumentKind,
     IngestOutcome,
     MalformedReceipt,
+    PluginError,
     ReceiptKind,
     SendResult,
     ServiceMethod,
@@ -459,10 +461,22 @@ def test_entry_point_plugin_registers_nothing_unless_configured(
 ) -> None:
     with DeliveryClient(":memory:", plugins=[EnvEServicePlugin({})], load_entry_points=False) as client:
         assert "eservice" not in client.host.channels.names()
-    broken = {"DELIVERY_SDK_ESERVICE_URL": platform.url}
-    with DeliveryClient(":memory:", plugins=[EnvEServicePlugin(broken)], load_entry_points=False) as client:
-        assert "eservice" not in client.host.channels.names()
-    assert "DELIVERY_SDK_ESERVICE_APP_KEY and DELIVERY_SDK_ESERVICE_APP_SECRET are required" in caplog.text
+    broken = {"DELIVERY_SDK_ESERVICE_URL": platform.url, "DELIVERY_SDK_ESERVICE_RATE": "-1"}
+    with (
+        DeliveryClient(":memory:", plugins=[EnvEServicePlugin(broken)], load_entry_points=False) as client,
+        pytest.raises(PluginError) as info,
+    ):
+        client.host.load()
+    problems = "\n".join(info.value.problems)
+    for variable in ("APP_KEY", "APP_SECRET", "RATE"):
+        assert f"DELIVERY_SDK_ESERVICE_{variable}" in problems
+    assert "DELIVERY_SDK_ESERVICE_URL" not in problems
+    with pytest.raises(PluginError, match="DELIVERY_SDK_ESERVICE_URL is required"):
+        channel_from_env({"DELIVERY_SDK_ESERVICE_APP_KEY": APP_KEY})
+    # the channel's own ValueError (a URL it refuses) arrives as a PluginError, message kept
+    refused = {"DELIVERY_SDK_ESERVICE_URL": "ftp://platform.example", "DELIVERY_SDK_ESERVICE_APP_KEY": APP_KEY}
+    with pytest.raises(PluginError, match=r"refuses its settings: \S"):
+        channel_from_env({**refused, "DELIVERY_SDK_ESERVICE_APP_SECRET": SECRET})
     environ = {
         "DELIVERY_SDK_ESERVICE_URL": platform.url,
         "DELIVERY_SDK_ESERVICE_APP_KEY": APP_KEY,

@@ -16,6 +16,7 @@ from delivery_sdk_logchannel import LogChannel
 from delivery_sdk import (
     Case,
     ChannelKind,
+    ChannelRegistry,
     Consent,
     ConsentMethod,
     Contact,
@@ -26,12 +27,14 @@ from delivery_sdk import (
     Document,
     DocumentKind,
     Party,
+    PluginError,
     PluginHost,
     ReceiptKind,
     ServiceMethod,
     ServiceRequest,
     TaskState,
     VirtualClock,
+    hookimpl,
 )
 from delivery_sdk.model import mask
 
@@ -82,29 +85,67 @@ def test_entry_point_is_discoverable() -> None:
     assert found["logchannel"].load() is delivery_sdk_logchannel
 
 
-def test_plugin_host_registers_the_log_channel_from_the_entry_point(tmp_path: Path) -> None:
-    path = tmp_path / "log.jsonl"
+def test_installed_but_not_configured_registers_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DELIVERY_SDK_LOGCHANNEL_KIND", raising=False)
     host = PluginHost(environ={}, load_entry_points=True)
     assert "logchannel" in host.plugin_names()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DELIVERY_SDK_LOGCHANNEL_PATH", str(path))
-        adapter = host.channels.get("log")
+    host.load()
+    assert "log" not in host.channels.names()
+    assert host.channels.of_kind(ChannelKind.EMAIL) == []
+    assert delivery_sdk_logchannel.channel_from_env({}) is None
+
+
+def test_a_path_without_a_kind_is_refused_naming_the_variable(tmp_path: Path) -> None:
+    env = {"DELIVERY_SDK_LOGCHANNEL_PATH": str(tmp_path / "log.jsonl")}
+    host = PluginHost(environ=env, load_entry_points=True)
+    with pytest.raises(PluginError, match="DELIVERY_SDK_LOGCHANNEL_KIND is required") as info:
+        host.load()
+    assert any("logchannel" in p and "DELIVERY_SDK_LOGCHANNEL_KIND" in p for p in info.value.problems)
+    with pytest.raises(PluginError, match="must be email or sms"):
+        delivery_sdk_logchannel.channel_from_env({"DELIVERY_SDK_LOGCHANNEL_KIND": "print"})
+
+
+def test_plugin_host_registers_the_log_channel_once_configured(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    env = {"DELIVERY_SDK_LOGCHANNEL_KIND": "email", "DELIVERY_SDK_LOGCHANNEL_PATH": str(path)}
+    host = PluginHost(environ=env, load_entry_points=True)
+    adapter = host.channels.get("log")
     assert isinstance(adapter, LogChannel)
     assert adapter.kind is ChannelKind.EMAIL
     assert adapter.path == path
-    blocked = PluginHost(environ={"DELIVERY_SDK_BLOCK_PLUGINS": "logchannel"}, load_entry_points=True)
+    sms = PluginHost(environ={**env, "DELIVERY_SDK_LOGCHANNEL_KIND": "SMS"}, load_entry_points=True)
+    assert sms.channels.get("log").kind is ChannelKind.SMS
+    blocked = PluginHost(environ={**env, "DELIVERY_SDK_BLOCK_PLUGINS": "logchannel"}, load_entry_points=True)
     assert "log" not in blocked.channels.names()
+
+
+def test_a_second_email_adapter_needs_an_explicit_order(tmp_path: Path) -> None:
+    env = {"DELIVERY_SDK_LOGCHANNEL_KIND": "email", "DELIVERY_SDK_LOGCHANNEL_PATH": str(tmp_path / "l.jsonl")}
+    other = LogChannel(tmp_path / "other.jsonl", name="smtp")
+
+    class Other:
+        @hookimpl
+        def delivery_register_channels(self, register: ChannelRegistry) -> None:
+            register(other)
+
+    host = PluginHost([Other()], environ=env, load_entry_points=True)
+    with pytest.raises(PluginError, match="DELIVERY_SDK_CHANNEL_ORDER"):
+        host.load()
+    ordered = PluginHost(
+        [Other()], environ={**env, "DELIVERY_SDK_CHANNEL_ORDER": "email=smtp,log"}, load_entry_points=True
+    )
+    assert [a.name for a in ordered.channels.of_kind(ChannelKind.EMAIL)] == ["smtp", "log"]
 
 
 def test_client_serves_an_email_only_party_through_the_log_channel(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "service.jsonl"
-    monkeypatch.setenv("DELIVERY_SDK_LOGCHANNEL_PATH", str(path))
-    # the channel, loaded by its entry point, stamps its receipts with the system clock: the engine's clock
-    # starts there too (it believes no delivery time later than its now, give or take EngineConfig.clock_skew)
+    # the environ= mapping reaches the plugin: nothing is read from the process environment
+    monkeypatch.delenv("DELIVERY_SDK_LOGCHANNEL_KIND", raising=False)
+    env = {"DELIVERY_SDK_LOGCHANNEL_KIND": "email", "DELIVERY_SDK_LOGCHANNEL_PATH": str(path)}
     clock = VirtualClock(datetime.now(UTC))
-    with DeliveryClient(":memory:", clock=clock, load_entry_points=True, environ={}) as client:
+    with DeliveryClient(":memory:", clock=clock, load_entry_points=True, environ=env) as client:
         task_id = client.submit(_request())
         client.run_until_idle()
         status = client.status(task_id)

@@ -34,7 +34,7 @@ from delivery_sdk_notary import (
     checkpoint_size,
 )
 
-from delivery_sdk import TaskState
+from delivery_sdk import PluginError, PluginHost, TaskState
 from delivery_sdk.evidence.canonical import stored_event_leaf_hash
 from delivery_sdk.evidence.checkpoint import sign_checkpoint
 from delivery_sdk.evidence.keys import Signer
@@ -573,16 +573,30 @@ def test_the_entry_point_is_the_env_plugin() -> None:
 
 def test_the_env_plugin_contributes_nothing_without_a_url(queue: Path) -> None:
     plugin = EnvNotaryAnchor(environ={ENV_QUEUE: str(queue)})
-    assert plugin.configured() is None
-    assert plugin.delivery_record_evidence(cp(1)) is None
+    with pytest.raises(PluginError, match="DELIVERY_SDK_NOTARY_URL is required"):  # a queue alone: in part
+        plugin.configured()
+    assert plugin.delivery_record_evidence(cp(1), {}) is None
+    assert EnvNotaryAnchor(environ={}).configured() is None
     assert not queue.exists()
+
+
+def test_configure_refuses_a_partial_configuration_naming_every_variable(queue: Path) -> None:
+    host = PluginHost([EnvNotaryAnchor()], load_entry_points=False, environ={ENV_TOKEN: " ", ENV_QUEUE: str(queue)})
+    with pytest.raises(PluginError) as info:
+        host.load()
+    problems = "\n".join(info.value.problems)
+    assert ENV_URL in problems
+    assert ENV_TOKEN in problems
+    with pytest.raises(PluginError, match="not usable"):  # the anchor's own ValueError, message kept
+        PluginHost([EnvNotaryAnchor()], load_entry_points=False, environ={ENV_URL: "not a url"}).load()
+    PluginHost([EnvNotaryAnchor()], load_entry_points=False, environ={}).load()  # not configured: fine
 
 
 def test_the_env_plugin_is_configured_from_the_environment(server: NotaryServer, queue: Path) -> None:
     env = {ENV_URL: server.url, ENV_TOKEN: TOKEN, ENV_QUEUE: str(queue), ENV_NAME: "hubei-notary"}
     plugin = EnvNotaryAnchor(environ=env)
     try:
-        [receipt] = plugin.delivery_record_evidence(cp(9)) or []
+        [receipt] = plugin.delivery_record_evidence(cp(9), {}) or []
         assert (receipt.notary, receipt.size) == ("hubei-notary", 9)
         assert plugin.configured() is plugin.configured()
         assert queue.exists()

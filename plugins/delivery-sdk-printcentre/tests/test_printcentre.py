@@ -42,6 +42,7 @@ from delivery_sdk import (
     ContactKind,
     Dispatch,
     MalformedReceipt,
+    PluginError,
     ReceiptKind,
     TaskState,
     TransientChannelError,
@@ -710,7 +711,23 @@ def test_entry_point_registers_one_adapter_per_centre_with_an_endpoint(
     assert pc.base_url == "http://127.0.0.1:9/api"
     assert TOKEN not in repr(pc)
     assert EnvPrintCentrePlugin({}).configured() == []
-    with pytest.raises(ValueError, match="token"):
+    with pytest.raises(PluginError, match="DELIVERY_SDK_PRINTCENTRE_TOKEN is required"):
         EnvPrintCentrePlugin(
             {ENV_CENTRES: str(toml), ENV_SPOOL: str(tmp_path / "s"), ENV_DOCUMENTS: str(tmp_path / "d")}
         ).configured()
+
+
+def test_register_print_centres_partial_configuration_fails_at_load_naming_every_variable(tmp_path: Path) -> None:
+    # a print centre with missing settings used to start, then fail each route with a bare ValueError
+    partial = {ENV_CENTRES: str(tmp_path / "missing.toml"), "DELIVERY_SDK_PRINTCENTRE_RATE": "fast"}
+    host = PluginHost([EnvPrintCentrePlugin()], load_entry_points=False, environ=partial)
+    with pytest.raises(PluginError) as info:
+        host.load()
+    problems = "\n".join(info.value.problems)
+    for variable in (ENV_CENTRES, ENV_TOKEN, ENV_SPOOL, ENV_DOCUMENTS, "DELIVERY_SDK_PRINTCENTRE_RATE"):
+        assert variable in problems, variable
+    assert "missing.toml" in problems  # the file's own error, message kept
+    # the routing path raises the same PluginError (never a bare ValueError)
+    with pytest.raises(PluginError, match="DELIVERY_SDK_PRINTCENTRE_TOKEN"):
+        host.print_centres  # noqa: B018
+    assert len(PluginHost([EnvPrintCentrePlugin()], load_entry_points=False, environ={}).print_centres) == 0

@@ -31,6 +31,7 @@ from delivery_sdk import (
     ContactKind,
     Party,
     PartyKind,
+    PluginError,
     PluginHost,
     TaskState,
 )
@@ -584,7 +585,7 @@ def test_entry_point_is_discoverable() -> None:
 
 def test_entry_point_contributes_nothing_without_a_url(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(ENV_URL, raising=False)
-    assert delivery_sdk_registry.plugin.delivery_address_candidates(_party(), KNOWN) is None
+    assert delivery_sdk_registry.plugin.delivery_address_candidates(_party(), KNOWN, {}) is None
     host = PluginHost(environ={"DELIVERY_SDK_PLUGINS": "registry"})
     assert "registry" in host.plugin_names()
     # only the built-in source answers: the party's own postal address
@@ -592,10 +593,10 @@ def test_entry_point_contributes_nothing_without_a_url(monkeypatch: pytest.Monke
 
 
 def test_entry_point_configured_from_the_environment(server: RegistryServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(ENV_URL, server.url)
-    monkeypatch.setenv(ENV_TOKEN, TOKEN)
-    monkeypatch.setenv(ENV_SOURCE, "postal_database")
-    host = PluginHost(environ={"DELIVERY_SDK_PLUGINS": "registry"})
+    monkeypatch.setenv(ENV_URL, "http://127.0.0.1:9/not-read")  # the host's environ= wins
+    env = {"DELIVERY_SDK_PLUGINS": "registry", ENV_URL: server.url, ENV_TOKEN: TOKEN, ENV_SOURCE: "postal_database"}
+    host = PluginHost(environ=env)
+    host.load()
     found = host.address_candidates(_party(), KNOWN)
     assert server.errors == []
     assert {(c.contact.value, c.source) for c in found} == {
@@ -603,19 +604,30 @@ def test_entry_point_configured_from_the_environment(server: RegistryServer, mon
         (YICHANG, "household_registry"),  # the row's own source
         (XIANGYANG, "postal_database"),  # the configured default
     }
-    assert delivery_sdk_registry.plugin.configured() is delivery_sdk_registry.plugin.configured()  # cached
+    plugin = delivery_sdk_registry.plugin
+    assert plugin.configured(env) is plugin.configured(env)  # cached
 
 
 def test_entry_point_with_a_broken_url_contributes_nothing(caplog: pytest.LogCaptureFixture) -> None:
     plugin = EnvRegistryLookup({ENV_URL: "not a url"})
     with caplog.at_level(logging.WARNING, logger="delivery_sdk_registry"):
-        assert plugin.delivery_address_candidates(_party(), KNOWN) is None
+        assert plugin.delivery_address_candidates(_party(), KNOWN, {}) is None
     assert "registry plugin not configured" in caplog.text
+
+
+def test_configure_refuses_a_partial_or_broken_configuration_at_start() -> None:
+    partial = PluginHost([EnvRegistryLookup()], load_entry_points=False, environ={ENV_SOURCE: "postal_database"})
+    with pytest.raises(PluginError, match="DELIVERY_SDK_REGISTRY_URL is required"):
+        partial.load()
+    broken = PluginHost([EnvRegistryLookup()], load_entry_points=False, environ={ENV_URL: "not a url"})
+    with pytest.raises(PluginError, match="not usable"):  # the lookup's own ValueError, message kept
+        broken.load()
+    PluginHost([EnvRegistryLookup()], load_entry_points=False, environ={}).load()  # not configured: fine
 
 
 def test_blocking_the_entry_point(monkeypatch: pytest.MonkeyPatch, server: RegistryServer) -> None:
     monkeypatch.setenv(ENV_URL, server.url)
-    host = PluginHost(environ={"DELIVERY_SDK_BLOCK_PLUGINS": "registry"})
+    host = PluginHost(environ={"DELIVERY_SDK_BLOCK_PLUGINS": "registry", ENV_URL: server.url})
     assert "registry" not in host.plugin_names()
     host.address_candidates(_party(), KNOWN)
     assert server.requests == []

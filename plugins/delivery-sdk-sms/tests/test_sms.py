@@ -609,5 +609,27 @@ def test_register_channels_half_configured_fails_loudly() -> None:
     env = {k: v for k, v in FULL_ENV.items() if k != ENV["callback_secret"]}
     with pytest.raises(PluginError, match="DELIVERY_SDK_SMS_CALLBACK_SECRET"):
         EnvSmsPlugin(env).configured()
-    with pytest.raises(PluginError, match="not usable"):
+    with pytest.raises(PluginError, match="DELIVERY_SDK_SMS_RATE must be a number"):
         EnvSmsPlugin({**FULL_ENV, ENV["rate"]: "fast"}).configured()
+    # the channel's own ValueError surfaces as a PluginError, its message kept
+    with pytest.raises(PluginError, match=r"not usable: link_template must contain '\{token\}'"):
+        EnvSmsPlugin({**FULL_ENV, ENV["link_template"]: "https://court.example/s/"}).configured()
+
+
+def test_register_channels_partial_configuration_names_every_missing_variable() -> None:
+    partial = {ENV["sign_name"]: "武汉中院", ENV["timeout"]: "0"}  # no URL: still configured, in part
+    host = PluginHost([EnvSmsPlugin()], load_entry_points=False, environ=partial)
+    with pytest.raises(PluginError) as info:
+        host.load()
+    problems = "\n".join(info.value.problems)
+    for key in ("url", "access_key_id", "access_key_secret", "template_code", "link_template", "callback_secret"):
+        assert ENV[key] in problems, key
+    assert "DELIVERY_SDK_SMS_TIMEOUT must be positive" in problems
+    assert ENV["sign_name"] + " " not in problems
+
+
+def test_register_channels_reads_the_hosts_environ() -> None:
+    host = PluginHost([EnvSmsPlugin()], load_entry_points=False, environ=FULL_ENV)
+    channel = host.channels.get("sms")
+    assert isinstance(channel, SmsChannel)
+    run(channel.aclose())

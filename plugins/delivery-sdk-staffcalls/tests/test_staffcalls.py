@@ -43,6 +43,7 @@ from delivery_sdk import (
     Document,
     DocumentKind,
     IngestOutcome,
+    PluginError,
     ReceiptKind,
     ServiceMethod,
     TaskState,
@@ -289,12 +290,23 @@ def test_entry_point_registers_the_channel_only_when_configured(
         assert client.host.channels.of_kind(ChannelKind.PHONE) == []
         with pytest.raises(StaffCallError, match="no staff-call channel"):
             StaffCalls(client)
-    monkeypatch.setenv(ENV_QUEUE, str(tmp_path / "calls.sqlite3"))
+    monkeypatch.setenv(ENV_QUEUE, str(tmp_path / "ignored.sqlite3"))  # environ= wins: never read
+    with DeliveryClient(":memory:", environ=env) as client:
+        assert client.host.channels.of_kind(ChannelKind.PHONE) == []
+    env[ENV_QUEUE] = str(tmp_path / "calls.sqlite3")
     with DeliveryClient(":memory:", environ=env) as client:
         [channel] = client.host.channels.of_kind(ChannelKind.PHONE)
         assert isinstance(channel, StaffCallChannel)
         assert channel.name == "staff-calls"
         assert StaffCalls(client).channel is channel
+    assert not (tmp_path / "ignored.sqlite3").exists()
+    del env[ENV_QUEUE]
+    env["DELIVERY_SDK_STAFFCALLS_QUEU"] = str(tmp_path / "calls.sqlite3")  # a typo: configured, in part
+    with (
+        DeliveryClient(":memory:", environ=env) as client,
+        pytest.raises(PluginError, match=f"{ENV_QUEUE} is required"),
+    ):
+        client.host.load()
 
 
 # -- with the engine ----------------------------------------------------------------------------------

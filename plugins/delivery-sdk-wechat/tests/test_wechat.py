@@ -737,5 +737,21 @@ def test_register_channels_half_configured_fails_loudly(tmp_path: Path) -> None:
     env = {k: v for k, v in full_env(tmp_path).items() if k != ENV["server_token"]}
     with pytest.raises(PluginError, match="DELIVERY_SDK_WECHAT_SERVER_TOKEN"):
         EnvWeChatPlugin(env).configured()
-    with pytest.raises(PluginError, match="not usable"):
+    with pytest.raises(PluginError, match="not usable: link_template must contain"):
         EnvWeChatPlugin({**full_env(tmp_path), ENV["link_template"]: "https://no-token.example/"}).configured()
+
+
+def test_register_channels_partial_configuration_names_every_missing_variable(tmp_path: Path) -> None:
+    partial = {ENV["template_id"]: "TPL", ENV["rate"]: "fast", ENV["secret"]: " "}  # no AppID, blank secret
+    host = PluginHost([EnvWeChatPlugin()], load_entry_points=False, environ=partial)
+    with pytest.raises(PluginError) as info:
+        host.load()
+    problems = "\n".join(info.value.problems)
+    for key in ("appid", "secret", "link_template", "server_token", "read_secret", "rate"):
+        assert ENV[key] in problems, key
+    assert ENV["template_id"] not in problems
+    # the host's environ reaches the plugin
+    host = PluginHost([EnvWeChatPlugin()], load_entry_points=False, environ=full_env(tmp_path))
+    channel = host.channels.get("wechat")
+    assert isinstance(channel, WeChatChannel)
+    run(channel.aclose())

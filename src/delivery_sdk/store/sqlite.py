@@ -14,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -343,7 +344,7 @@ class SQLiteStore:
                 # first, so that processes opening a new file at once wait for each other's locks
                 self._db.execute("PRAGMA busy_timeout=10000")
                 self._refuse_foreign()  # before journal_mode, which rewrites the file's header
-                self._db.execute("PRAGMA journal_mode=WAL")
+                self._wal()
                 self._db.execute(f"PRAGMA synchronous={synchronous}")
                 self._migrate()
             except sqlite3.Error as exc:
@@ -367,6 +368,21 @@ class SQLiteStore:
             db.close()
 
     # -- schema ------------------------------------------------------------------------------------
+
+    def _wal(self) -> None:
+        """Switch a new file to WAL. Two processes switching one file at once can deadlock on the lock
+        upgrade, which SQLite answers with an immediate SQLITE_BUSY (no busy handler): try again, briefly."""
+        deadline = time.monotonic() + 10.0
+        pause = 0.005
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
 
     def _refuse_foreign(self) -> None:
         db = self._db

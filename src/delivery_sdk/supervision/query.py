@@ -240,9 +240,10 @@ def _percentile(ordered: list[float], q: float) -> float:
 class ChannelRow:
     kind: str
     channel: str
-    dispatches: int  # queued
+    dispatches: int  # queued (and handed to it: print jobs the carrier refused never were)
     attempts: int  # got any answer from the provider
     delivered: int  # delivered, read or signed for
+    carrier_refused: int = 0  # print jobs that never reached the centre: the carrier refused their waybill
 
     @property
     def success_rate(self) -> float:
@@ -256,6 +257,7 @@ class ChannelRow:
             "attempts": self.attempts,
             "delivered": self.delivered,
             "success_rate": round(self.success_rate, 6),
+            "carrier_refused": self.carrier_refused,
         }
 
 
@@ -268,6 +270,7 @@ class CentreLoad:
     signed: int
     returned: int
     open: int  # not yet printed
+    carrier_refused: int = 0  # jobs whose waybill the carrier refused: they never reached the centre
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -633,18 +636,21 @@ class Supervisor:
             params,
         )
 
-    def dispatch_outcomes(self, scope: Scope = Scope()) -> list[tuple[str, int, int, int, int, int, int, int]]:
+    def dispatch_outcomes(self, scope: Scope = Scope()) -> list[tuple[str, int, int, int, int, int, int, int, int]]:
         """Per ``"kind channel"``: dispatches, attempts (any provider answer), delivered, printed, mailed,
-        signed, returned — one indexed join of queued dispatches with their receipts."""
+        signed, returned, and refused by the carrier before they reached the channel (a print job whose
+        waybill the postal carrier refused) — one indexed join of queued dispatches with their receipts."""
         cond, params = self._scope_sql(scope, "q.task_id")
         return self._db.execute(
             "SELECT q.sv_key, COUNT(*), COUNT(r.ref), COALESCE(SUM(r.ok), 0), COALESCE(SUM(r.printed), 0),"
-            " COALESCE(SUM(r.mailed), 0), COALESCE(SUM(r.signed), 0), COALESCE(SUM(r.returned), 0)"
+            " COALESCE(SUM(r.mailed), 0), COALESCE(SUM(r.signed), 0), COALESCE(SUM(r.returned), 0),"
+            " COALESCE(SUM(r.carrier), 0)"
             " FROM events q LEFT JOIN ("
             "  SELECT sv_ref AS ref,"
             f"   MAX(type IN {_in(_DELIVERED)}) AS ok, MAX(type = 'print.printed') AS printed,"
             "   MAX(type = 'post.mailed') AS mailed, MAX(type = 'post.signed') AS signed,"
-            "   MAX(type = 'post.returned') AS returned"
+            "   MAX(type = 'post.returned') AS returned,"
+            "   MAX(type = 'dispatch.failed' AND json_extract(body, '$.failed_by') = 'carrier') AS carrier"
             f"  FROM events WHERE sv_ref IS NOT NULL AND type IN {_in(_RECEIPTS)} GROUP BY sv_ref"
             ") r ON r.ref = q.sv_ref"
             f" WHERE {_sv('q.')} AND q.type = 'dispatch.queued'{cond} GROUP BY q.sv_key ORDER BY q.sv_key",
@@ -706,21 +712,30 @@ class Supervisor:
         served = len(cycle)
         channels = []
         centres = []
-        for key, queued, attempts, delivered, printed, mailed, signed, returned in outcomes:
+        for key, queued, attempts, delivered, printed, mailed, signed, returned, refused in outcomes:
             kind, _, channel = key.partition(" ")
+            # a job the carrier refused never reached the channel (the centre): it is no attempt of it
             channels.append(
-                ChannelRow(kind=kind, channel=channel, dispatches=queued, attempts=attempts, delivered=delivered)
+                ChannelRow(
+                    kind=kind,
+                    channel=channel,
+                    dispatches=queued - refused,
+                    attempts=attempts - refused,
+                    delivered=delivered,
+                    carrier_refused=refused,
+                )
             )
             if kind == "print":
                 centres.append(
                     CentreLoad(
                         centre_id=channel,
-                        jobs=queued,
+                        jobs=queued - refused,
                         printed=printed,
                         mailed=mailed,
                         signed=signed,
                         returned=returned,
-                        open=queued - printed,
+                        open=queued - refused - printed,
+                        carrier_refused=refused,
                     )
                 )
         funnel = (

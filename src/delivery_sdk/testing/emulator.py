@@ -37,23 +37,72 @@ a signed callback, get the HTTP status, ``0`` when nothing answered); :meth:`Emu
 :meth:`EmulatorServer.wait_pushes` (push a callback from a background thread, as a provider does after
 answering, and wait for those pushes in a test). The emulator keeps its own state under its own lock; the
 helpers only do the HTTP.
+
+**As a service** (``delivery-sdk sandbox``, ``python -m <plugin>.emulator --port N --state DIR``): ``port``
+fixes the port (``0``, the default, takes a free one) and ``state_dir`` makes the emulator durable: every
+request it answered is appended to ``received.jsonl`` there and whatever :meth:`EmulatorServer.dump_state`
+returns (the messages it holds, its scripted outcomes) is rewritten to ``state.json`` after each request and
+handed to :meth:`EmulatorServer.load_state` when it starts again, so a provider outage can be rehearsed by
+stopping and restarting it. Every emulator answers ``GET /_sandbox/received`` (JSON: what it received, the
+newest last; ``describe_request`` adds a subclass's summary of each request) and ``GET /_sandbox/state``.
+:func:`serve_main` is the ``__main__`` of an emulator module. Without ``state_dir`` nothing touches the disk
+(the default for tests).
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import io
 import json
+import os
 import random
+import signal
+import stat
+import sys
 import threading
 import urllib.error
 import urllib.request
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Generic, Protocol, Self, TypeVar
 
-__all__ = ["EmulatorServer", "FaultScript", "PathFault", "json_reply", "post_callback", "read_body", "transient"]
+__all__ = [
+    "EmulatorServer",
+    "FaultScript",
+    "PathFault",
+    "ServiceEmulator",
+    "join_callback",
+    "json_reply",
+    "mask",
+    "post_callback",
+    "read_body",
+    "serve_main",
+    "transient",
+]
+
+RECEIVED_KEPT = 1000  # requests listed by GET /_sandbox/received (and kept in memory)
+
+
+class ServiceEmulator(Protocol):
+    """What ``delivery-sdk sandbox`` runs: an :class:`EmulatorServer`, or any emulator with these (the SMTP
+    one). Plugins name a factory ``(*, host, port, state_dir, callback_url) -> ServiceEmulator`` in the
+    ``delivery_sdk.emulators`` entry-point group."""
+
+    name: str
+
+    def start(self) -> Any: ...
+    def stop(self) -> None: ...
+    @property
+    def url(self) -> str: ...
+    def received(self) -> list[dict[str, Any]]: ...
+    def sandbox_env(self) -> dict[str, str]: ...
+
 
 F = TypeVar("F")
 
@@ -70,33 +119,72 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as a real provider
-    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
+    disable_nagle_algorithm = True  # no 40 ms delayed-ACK stall between a response's writes
+    # The answer is buffered and flushed after the request is noted (handle_one_request flushes after the
+    # method returns), so whoever got the answer finds the request in received() at once.
+    wbufsize = -1
     server: _Server
+
+    answered: int = 0
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self.answered = code
+        super().send_response(code, message)
+
+    def _dispatch(self, method: str) -> None:
+        emulator = self.server.emulator
+        if self.path.startswith("/_sandbox/"):
+            emulator._sandbox(self, method)
+            return
+        self.answered = 0
+        body = read_body(self)
+        connection, self.rfile = self.rfile, io.BytesIO(body)  # the emulator reads the body with read_body()
+        try:
+            emulator.handle(self, method)
+        finally:
+            self.rfile = connection  # the next request of a kept-alive connection
+            emulator._note_request(method, self.path, self.answered, body)
+
     def do_GET(self) -> None:
-        self.server.emulator.handle(self, "GET")
+        self._dispatch("GET")
 
     def do_POST(self) -> None:
-        self.server.emulator.handle(self, "POST")
+        self._dispatch("POST")
 
     def do_PUT(self) -> None:
-        self.server.emulator.handle(self, "PUT")
+        self._dispatch("PUT")
 
     def do_DELETE(self) -> None:
-        self.server.emulator.handle(self, "DELETE")
+        self._dispatch("DELETE")
 
 
 class EmulatorServer:
     """A local HTTP server for one emulated provider (see the module docstring). Subclasses implement
     :meth:`handle`; ``name`` names the serving thread; ``poll_interval`` is how often the server looks
-    for a ``stop()``."""
+    for a ``stop()``; ``host`` and ``port`` are where it listens (loopback; ``0``: a free port);
+    ``state_dir`` makes it durable (see the module docstring)."""
 
-    def __init__(self, *, name: str = "emulator", poll_interval: float = 0.05) -> None:
+    def __init__(
+        self,
+        *,
+        name: str = "emulator",
+        poll_interval: float = 0.05,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        state_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
         self.name = name
         self.poll_interval = poll_interval
+        self.bind_host = host
+        self.bind_port = port
+        self.state_dir = None if state_dir is None else Path(state_dir)
+        self._received: deque[dict[str, Any]] = deque(maxlen=RECEIVED_KEPT)
+        self._received_count = 0
+        self._state_lock = threading.Lock()
+        self._loaded = False
         self._server: _Server | None = None
         self._address: tuple[str, int] | None = None
         self._serving: threading.Thread | None = None
@@ -110,12 +198,100 @@ class EmulatorServer:
         thread, so guard shared state with a lock."""
         raise NotImplementedError
 
+    def describe_request(self, method: str, path: str, body: bytes) -> Mapping[str, Any]:
+        """What :meth:`received` shows of a request besides its method, path and answer (a subclass's
+        summary: an id, a template; no full phone number). Runs after :meth:`handle`; never raises."""
+        return {}
+
+    def dump_state(self) -> Mapping[str, Any] | None:
+        """The emulator's durable state (JSON-able), written to ``state_dir`` after every request; ``None``
+        (the default): only the received requests are kept."""
+        return None
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Take back what :meth:`dump_state` returned (called once, before serving, when ``state_dir`` has it)."""
+
+    def sandbox_env(self) -> dict[str, str]:
+        """The ``DELIVERY_SDK_*`` variables that point the plugin at this emulator (``delivery-sdk sandbox``)."""
+        return {}
+
+    # -- what it received ------------------------------------------------------------------------------
+
+    def received(self) -> list[dict[str, Any]]:
+        """The requests answered (the last :data:`RECEIVED_KEPT`, oldest first): ``seq``, ``at``, ``method``,
+        ``path``, ``status``, ``bytes`` and the subclass's :meth:`describe_request`."""
+        with self._state_lock:
+            return list(self._received)
+
+    def _note_request(self, method: str, raw_path: str, status: int, body: bytes) -> None:
+        path = raw_path.split("?", 1)[0]
+        try:
+            detail = dict(self.describe_request(method, raw_path, body))
+        except Exception:  # a summary of a malformed request: not worth failing over
+            detail = {}
+        with self._state_lock:
+            self._received_count += 1
+            entry = {
+                "seq": self._received_count,
+                "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "method": method,
+                "path": path,
+                "status": status,
+                "bytes": len(body),
+                **detail,
+            }
+            self._received.append(entry)
+            if self.state_dir is not None:
+                with open(self.state_dir / "received.jsonl", "a", encoding="utf-8") as log:
+                    log.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        self.save_state()
+
+    def save_state(self) -> None:
+        """Rewrite ``state_dir/state.json`` from :meth:`dump_state` (atomically; nothing without a state_dir)."""
+        if self.state_dir is None:
+            return
+        state = self.dump_state()
+        if state is None:
+            return
+        with self._state_lock:
+            raw = json.dumps(state, ensure_ascii=False, indent=1, default=str)
+            tmp = self.state_dir / f".state.{threading.get_ident()}.tmp"
+            tmp.write_text(raw, encoding="utf-8")
+            os.replace(tmp, self.state_dir / "state.json")
+
+    def _load(self) -> None:
+        if self._loaded or self.state_dir is None:
+            return
+        self._loaded = True
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        log = self.state_dir / "received.jsonl"
+        if log.exists():
+            for line in log.read_text(encoding="utf-8").splitlines():
+                with contextlib.suppress(ValueError):
+                    entry = json.loads(line)
+                    self._received.append(entry)
+                    self._received_count = max(self._received_count, int(entry.get("seq", 0)))
+        state = self.state_dir / "state.json"
+        if state.exists():
+            self.load_state(json.loads(state.read_text(encoding="utf-8")))
+
+    def _sandbox(self, request: BaseHTTPRequestHandler, method: str) -> None:
+        path = request.path.split("?", 1)[0]
+        read_body(request)
+        if method == "GET" and path == "/_sandbox/received":
+            json_reply(request, 200, {"name": self.name, "url": self.url, "received": self.received()})
+        elif method == "GET" and path == "/_sandbox/state":
+            json_reply(request, 200, {"name": self.name, "state": self.dump_state()})
+        else:
+            json_reply(request, 404, {"error": "GET /_sandbox/received or /_sandbox/state"})
+
     # -- running ---------------------------------------------------------------------------------------
 
     def bind(self) -> None:
         """Open the listening socket now (``url`` is known before ``start()``); ``start()`` does it if needed."""
         if self._server is None:
-            server = _Server(("127.0.0.1", 0), _Handler)
+            self._load()
+            server = _Server((self.bind_host, self.bind_port), _Handler)
             server.emulator = self
             host, port = server.server_address[:2]
             self._server = server
@@ -178,6 +354,8 @@ class EmulatorServer:
         return f"http://{host}:{port}"
 
     def _bound(self) -> tuple[str, int]:
+        if self._address is None and self.bind_port:
+            return (self.bind_host, self.bind_port)  # a fixed port: the URL is known before binding
         if self._address is None:
             raise RuntimeError("the emulator is not running: call start() or use it as a context manager")
         return self._address
@@ -290,6 +468,70 @@ def json_reply(
         request.wfile.write(raw)
     except OSError:
         pass  # the client gave up (a scripted timeout)
+
+
+def mask(value: str) -> str:
+    """A phone number or address as a sandbox page shows it: ``138****8000``, ``z***@example.com``."""
+    if "@" in value:
+        local, _, domain = value.partition("@")
+        return f"{local[:1]}***@{domain}"
+    return value[:3] + "****" + value[-4:] if len(value) > 7 else "****"
+
+
+def join_callback(base: str | None, channel: str) -> str | None:
+    """``{base}/{channel}``: the receiver's URL for one channel (``asgi_app`` routes ``POST {prefix}/{channel}``)."""
+    return None if not base else base.rstrip("/") + "/" + channel
+
+
+def serve_main(
+    build: Callable[[argparse.Namespace], ServiceEmulator],
+    argv: Sequence[str] | None = None,
+    *,
+    prog: str,
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> None:
+    """The ``__main__`` of an emulator module: ``--host`` (loopback), ``--port``, ``--state DIR``,
+    ``--callback-url URL`` (the receiver's base: pushes go to ``URL/{channel}``) plus ``add_arguments``; builds
+    the emulator with ``build(args)``, prints its URL on the first line of stdout, then the
+    ``DELIVERY_SDK_*`` variables that point the plugin at it (``export NAME=VALUE``, one a line), and serves
+    until SIGTERM or SIGINT (or, when stdin is a pipe, until it closes: a parent process that dies takes it
+    along)."""
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port to listen on (default 0: any free port)")
+    parser.add_argument("--state", type=Path, help="directory of durable state (default: in memory)")
+    parser.add_argument("--callback-url", help="push callbacks to URL/{channel} (e.g. http://127.0.0.1:8080/callbacks)")
+    if add_arguments is not None:
+        add_arguments(parser)
+    args = parser.parse_args(argv)
+    emulator = build(args)
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    emulator.start()
+    try:
+        print(emulator.url, flush=True)
+        for key, value in emulator.sandbox_env().items():
+            print(f"export {key}={value}", flush=True)
+        if _stdin_is_pipe():
+
+            def until_eof() -> None:
+                sys.stdin.read()
+                stop.set()
+
+            threading.Thread(target=until_eof, daemon=True).start()
+        while not stop.wait(0.2):
+            pass
+    finally:
+        emulator.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _stdin_is_pipe() -> bool:
+    try:
+        return stat.S_ISFIFO(os.fstat(sys.stdin.fileno()).st_mode)
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 def post_callback(url: str, body: bytes, headers: Mapping[str, str], *, timeout: float = 5.0) -> int:

@@ -16,19 +16,20 @@ takes effect when the message reaches the recipient's specific system):
   (MDN) nor the absence of a bounce is arrival.
 
 The entry point (``email = "delivery_sdk_email:plugin"``) registers an :class:`EmailChannel` configured from
-``DELIVERY_SDK_EMAIL_*`` environment variables, and nothing while ``DELIVERY_SDK_EMAIL_HOST`` is unset.
+``DELIVERY_SDK_EMAIL_*`` variables, and nothing while none of them is set (a partial configuration raises
+:class:`~delivery_sdk.PluginError` naming every missing variable).
 :mod:`delivery_sdk_email.emulator` is a local SMTP server (aiosmtpd) for tests.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 import ssl
 from collections.abc import Mapping
 
 from delivery_sdk import ChannelRegistry, hookimpl
+from delivery_sdk.settings import PluginSettings
 
 from ._channel import DocumentSource, EmailChannel, Mode, Security, link_token
 from ._dsn import (
@@ -77,47 +78,49 @@ ENV_PREFIX = "DELIVERY_SDK_EMAIL_"
 DEFAULT_SENT_LOG = "./delivery-sdk-email-sent.sqlite3"
 
 
-def _optional_secret(env: Mapping[str, str], key: str) -> str | None:
-    """A secret variable: unset means none; set but blank is a mistake (an unexpanded ``${...}``, say)."""
-    value = env.get(ENV_PREFIX + key)
-    if value is None:
-        return None
-    if not value.strip():
-        raise ValueError(f"{ENV_PREFIX}{key} is set but empty: set it to the secret, or unset it")
-    return value.strip()
-
-
 def channel_from_env(environ: Mapping[str, str] | None = None) -> EmailChannel | None:
-    """The channel the ``DELIVERY_SDK_EMAIL_*`` variables describe, or ``None`` when ``..._HOST`` is unset.
+    """The channel the ``DELIVERY_SDK_EMAIL_*`` variables in ``environ`` (``os.environ`` when None) describe,
+    or ``None`` when none of them is set (installed, not configured).
 
-    ``HOST`` (required to enable), ``SENDER`` (required), ``PORT``, ``SECURITY`` (starttls|tls|none),
-    ``USERNAME``, ``PASSWORD``, ``DOMAIN``, ``MODE`` (relay|direct), ``SENT_LOG`` (a SQLite file),
-    ``LINK_TEMPLATE`` + ``LINK_SECRET`` (required: attachments need a document source, which only code can
-    give), ``CALLBACK_SECRET``, ``CA_FILE`` (a CA bundle for a private server), ``RATE``, ``TIMEOUT``,
-    ``NAME``. Raises ``ValueError`` for a configuration that cannot work.
+    ``HOST`` and ``SENDER`` (required), ``PORT``, ``SECURITY`` (starttls|tls|none), ``USERNAME``,
+    ``PASSWORD``, ``DOMAIN``, ``MODE`` (relay|direct), ``SENT_LOG`` (a SQLite file), ``LINK_TEMPLATE`` +
+    ``LINK_SECRET`` (required: attachments need a document source, which only code can give),
+    ``CALLBACK_SECRET``, ``CA_FILE`` (a CA bundle for a private server), ``RATE``, ``TIMEOUT``, ``NAME``.
+    Any of them set makes the plugin configured: then a configuration that cannot work raises one
+    :class:`~delivery_sdk.PluginError` naming every missing or invalid variable.
     """
-    env = os.environ if environ is None else environ
-
-    def get(key: str) -> str | None:
-        value = env.get(ENV_PREFIX + key, "").strip()
-        return value or None
-
-    host = get("HOST")
-    if host is None:
+    s = PluginSettings("e-mail", environ, ENV_PREFIX)
+    if not s.configured:
         return None
-    sender = get("SENDER")
-    if sender is None:
-        raise ValueError(f"{ENV_PREFIX}SENDER is required with {ENV_PREFIX}HOST")
-    security = get("SECURITY") or "starttls"
-    mode = get("MODE") or "relay"
-    if security not in ("starttls", "tls", "none"):
-        raise ValueError(f"{ENV_PREFIX}SECURITY must be starttls, tls or none")
-    if mode not in ("relay", "direct"):
-        raise ValueError(f"{ENV_PREFIX}MODE must be relay or direct")
-    ca_file = get("CA_FILE")
-    name = get("NAME") or "email"
-    port, rate, timeout = get("PORT"), get("RATE"), get("TIMEOUT")
-    sent_log = SQLiteSentLog(get("SENT_LOG") or DEFAULT_SENT_LOG, channel=name)
+    p = ENV_PREFIX
+    host = s.require(p + "HOST", "the SMTP server")
+    sender = s.require(p + "SENDER", "the From address")
+    link_template = s.require(p + "LINK_TEMPLATE", "the link to the documents, with {token}")
+    link_secret = s.secret(p + "LINK_SECRET", required=True)
+    security = s.choice(p + "SECURITY", ("starttls", "tls", "none"), "starttls")
+    mode = s.choice(p + "MODE", ("relay", "direct"), "relay")
+    port = s.number(p + "PORT", None, minimum=1)
+    rate = s.number(p + "RATE", None, positive=True)
+    timeout = s.number(p + "TIMEOUT", 30.0, positive=True)
+    username, password = s.get(p + "USERNAME"), s.secret(p + "PASSWORD")
+    if (username is None) != (password is None):
+        s.problem(f"{p}USERNAME and {p}PASSWORD go together (SMTP AUTH): set both, or neither")
+    callback_secret = s.secret(p + "CALLBACK_SECRET")
+    ca_file = s.get(p + "CA_FILE")
+    tls_context = None
+    if ca_file:
+        try:
+            tls_context = ssl.create_default_context(cafile=ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            s.guard(f"{p}CA_FILE cannot be read", exc)
+    name = s.get(p + "NAME") or "email"
+    s.check()
+    try:
+        sent_log = SQLiteSentLog(s.get(p + "SENT_LOG") or DEFAULT_SENT_LOG, channel=name)
+    except (OSError, sqlite3.Error) as exc:
+        s.guard(f"{p}SENT_LOG cannot be opened", exc)
+        s.check()
+        raise
     try:
         return EmailChannel(
             host,
@@ -125,18 +128,23 @@ def channel_from_env(environ: Mapping[str, str] | None = None) -> EmailChannel |
             sender=sender,
             sent_log=sent_log,
             name=name,
-            domain=get("DOMAIN"),
+            domain=s.get(p + "DOMAIN"),
             security=security,  # type: ignore[arg-type]  # checked above
-            tls_context=ssl.create_default_context(cafile=ca_file) if ca_file else None,
-            username=get("USERNAME"),
-            password=get("PASSWORD"),
+            tls_context=tls_context,
+            username=username,
+            password=password.strip() if password else None,
             mode=mode,  # type: ignore[arg-type]  # checked above
-            link_template=get("LINK_TEMPLATE"),
-            link_secret=get("LINK_SECRET"),
-            callback_secret=_optional_secret(env, "CALLBACK_SECRET"),
-            rate=float(rate) if rate else None,
-            timeout=float(timeout) if timeout else 30.0,
+            link_template=link_template,
+            link_secret=link_secret.strip() if link_secret else None,
+            callback_secret=callback_secret.strip() if callback_secret else None,
+            rate=rate,
+            timeout=timeout if timeout is not None else 30.0,
         )
+    except ValueError as exc:  # the channel's own checks (the sender's form, the link template...)
+        sent_log.close()
+        s.guard("the e-mail channel refuses its settings", exc)
+        s.check()
+        raise
     except BaseException:
         sent_log.close()
         raise
@@ -145,8 +153,9 @@ def channel_from_env(environ: Mapping[str, str] | None = None) -> EmailChannel |
 class EnvEmailPlugin:
     """The entry-point plugin: registers :func:`channel_from_env`'s channel, or nothing when unconfigured.
 
-    The environment is read when a plugin host asks (once per client). A configuration that cannot work
-    logs a warning (naming the variable, never a value) and registers nothing.
+    The variables are read from the host's ``environ`` (``environ`` given here wins, for tests) when it
+    registers channels (once per client). A configuration that cannot work raises
+    :class:`~delivery_sdk.PluginError` naming every variable at fault: the client does not start.
     """
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
@@ -156,14 +165,12 @@ class EnvEmailPlugin:
         return "EnvEmailPlugin()"
 
     @hookimpl
-    def delivery_register_channels(self, register: ChannelRegistry) -> None:
-        try:
-            channel = channel_from_env(self._environ)
-        except (ValueError, OSError, sqlite3.Error) as exc:
-            log.warning("e-mail channel not registered: %s", exc)
+    def delivery_register_channels(self, register: ChannelRegistry, environ: Mapping[str, str]) -> None:
+        channel = channel_from_env(self._environ if self._environ is not None else environ)
+        if channel is None:
+            log.debug("e-mail plugin installed but not configured (no %s* variable): nothing registered", ENV_PREFIX)
             return
-        if channel is not None:
-            register(channel)
+        register(channel)
 
 
 plugin = EnvEmailPlugin()

@@ -21,22 +21,31 @@ Behaviours (consumed one per transaction for the recipient, then ``default``):
 
 ``transient_rate`` (with ``seed``) makes that share of transactions answer ``451`` to ``RCPT TO``, for
 soak and end-to-end tests. The server advertises DSN (RFC 3461) and records ENVID/NOTIFY/ORCPT.
+
+As a local service (``delivery-sdk sandbox``, ``python -m delivery_sdk_email.emulator --port 18001 --state DIR
+--callback-url http://127.0.0.1:8080/callbacks``): a fixed ``port``; with ``bounce_prefix`` every recipient
+whose address starts with it bounces; with ``callback_url`` each bounce's DSN is pushed there, signed with
+``callback_secret`` (:func:`sign_push`); :meth:`SmtpEmulator.received` lists the messages taken (kept in
+``state_dir/received.jsonl`` across restarts).
 :func:`self_signed_tls` makes a certificate for 127.0.0.1 (``cryptography``) for the TLS variants.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime as _dt
 import email
 import email.policy
 import email.utils
 import hashlib
 import ipaddress
+import json
 import random
 import ssl
 import tempfile
 import threading
+import time
 import uuid
 from pathlib import Path
 from types import TracebackType
@@ -47,10 +56,11 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from delivery_sdk.callbacks import hmac_sha256_hex
+from delivery_sdk.testing.emulator import join_callback, mask, post_callback, serve_main
 
 from ._dsn import DISPATCH_HEADER
 
-__all__ = ["BEHAVIOURS", "Received", "SmtpEmulator", "TlsMaterial", "self_signed_tls", "sign_push"]
+__all__ = ["BEHAVIOURS", "Received", "SmtpEmulator", "TlsMaterial", "main", "sandbox", "self_signed_tls", "sign_push"]
 
 BEHAVIOURS = frozenset({"accept", "reject", "tempfail", "reject_data", "tempfail_data", "hang", "bounce"})
 _KEPT = frozenset({"accept", "hang", "bounce"})
@@ -217,6 +227,12 @@ class SmtpEmulator:
         seed: int = 0,
         domain: str = "mx.example.test",
         default: str = "accept",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        state_dir: str | Path | None = None,
+        callback_url: str | None = None,
+        callback_secret: str = "emulator-email-callback-secret",
+        bounce_prefix: str | None = None,
     ) -> None:
         if default not in BEHAVIOURS:
             raise ValueError(f"unknown behaviour {default!r}; one of {sorted(BEHAVIOURS)}")
@@ -229,8 +245,16 @@ class SmtpEmulator:
         self.transient_rate = transient_rate
         self.domain = domain
         self.default = default
-        self.host = "127.0.0.1"
-        self.port = 0
+        self.name = "email-emulator"
+        self.host = host
+        self.port = port
+        self.state_dir = None if state_dir is None else Path(state_dir)
+        self.callback_url = callback_url
+        self.callback_secret = callback_secret
+        self.bounce_prefix = None if bounce_prefix is None else bounce_prefix.lower()
+        self.pushes: list[int] = []  # HTTP status of each bounce pushed to callback_url
+        self._received: collections.deque[dict[str, Any]] = collections.deque(maxlen=1000)
+        self._pushers: list[threading.Thread] = []
         self.messages: list[Received] = []  # every message whose data arrived, in order
         self.bounces: list[bytes] = []  # DSNs produced by the "bounce" behaviour
         self.transactions = 0  # RCPT TO commands seen
@@ -246,17 +270,71 @@ class SmtpEmulator:
             kwargs["authenticator"] = self._authenticator(auth)
             kwargs["auth_require_tls"] = tls is not None
         ssl_context = tls.server_context() if tls is not None and implicit_tls else None
-        self._controller = _Controller(self, hostname=self.host, port=0, ssl_context=ssl_context, **kwargs)
+        self._controller = _Controller(self, hostname=self.host, port=port, ssl_context=ssl_context, **kwargs)
 
     # -- control --------------------------------------------------------------------------------------
 
     def start(self) -> SmtpEmulator:
+        if self.state_dir is not None:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            log = self.state_dir / "received.jsonl"
+            if log.exists() and not self._received:
+                for line in log.read_text(encoding="utf-8").splitlines():
+                    if line.strip():
+                        self._received.append(json.loads(line))
         self._controller.start()
         self.port = self._controller.port
         return self
 
     def stop(self) -> None:
         self._controller.stop()
+        for thread in list(self._pushers):
+            thread.join(5)
+
+    @property
+    def url(self) -> str:
+        return f"smtp://{self.host}:{self.port}"
+
+    def received(self) -> list[dict[str, Any]]:
+        """The messages whose data arrived (the last 1000, oldest first): what ``delivery-sdk sandbox`` lists."""
+        with self._lock:
+            return list(self._received)
+
+    def sandbox_env(self) -> dict[str, str]:
+        """The ``DELIVERY_SDK_EMAIL_*`` variables that point the e-mail plugin at this server."""
+        return {
+            "DELIVERY_SDK_EMAIL_HOST": self.host,
+            "DELIVERY_SDK_EMAIL_PORT": str(self.port),
+            "DELIVERY_SDK_EMAIL_SECURITY": "none",
+            "DELIVERY_SDK_EMAIL_SENDER": "court@sandbox.example.test",
+            "DELIVERY_SDK_EMAIL_LINK_TEMPLATE": "http://127.0.0.1/e/{token}",
+            "DELIVERY_SDK_EMAIL_LINK_SECRET": "sandbox-link-secret",
+            "DELIVERY_SDK_EMAIL_CALLBACK_SECRET": self.callback_secret,
+        }
+
+    def _note(self, received: Received, status: str) -> None:
+        with self._lock:
+            entry = {
+                "seq": (self._received[-1]["seq"] + 1) if self._received else 1,
+                "at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+                "method": "SMTP",
+                "to": mask(received.rcpt_to),
+                "dispatch_id": received.dispatch_id,
+                "behaviour": received.behaviour,
+                "status": status,
+                "bytes": len(received.data),
+            }
+            self._received.append(entry)
+            if self.state_dir is not None:
+                with open(self.state_dir / "received.jsonl", "a", encoding="utf-8") as log:
+                    log.write(json.dumps(entry, ensure_ascii=False) + "\n")
+
+    def _push_bounce(self, dsn: bytes) -> None:
+        assert self.callback_url is not None
+        headers = sign_push(self.callback_secret, dsn, timestamp=int(time.time()), nonce=uuid.uuid4().hex)
+        status = post_callback(self.callback_url, dsn, {**headers, "Content-Type": "message/rfc822"})
+        with self._lock:
+            self.pushes.append(status)
 
     def __enter__(self) -> SmtpEmulator:
         return self.start()
@@ -302,7 +380,9 @@ class SmtpEmulator:
         """The RFC 3464 report a real MTA would send back to the envelope sender about ``received``."""
         moment = email.utils.format_datetime(when or _dt.datetime.now(_dt.UTC))
         boundary = f"dsn-{uuid.uuid4().hex}"
-        token = hashlib.sha256(received.data + action.encode() + status.encode()).hexdigest()[:16]
+        token = hashlib.sha256(
+            received.data + action.encode("utf-8", "surrogatepass") + status.encode("utf-8", "surrogatepass")
+        ).hexdigest()[:16]
         lines = [
             f"From: Mail Delivery System <MAILER-DAEMON@{self.domain}>",
             f"To: {received.mail_from}",
@@ -382,6 +462,8 @@ class SmtpEmulator:
             self.transactions += 1
             queue = self._scripts.get(address.lower())
             behaviour = queue.pop(0) if queue else self.default
+            if not queue and self.bounce_prefix and address.lower().startswith(self.bounce_prefix):
+                behaviour = "bounce"
             if behaviour == "accept" and self.transient_rate and self._random.random() < self.transient_rate:
                 behaviour = "tempfail"
         if behaviour == "reject":
@@ -409,6 +491,7 @@ class SmtpEmulator:
         )
         with self._lock:
             self.messages.append(received)
+        self._note(received, {"reject_data": "554", "tempfail_data": "451"}.get(behaviour, "250"))
         if behaviour == "hang":
             await asyncio.sleep(self.hang_seconds)
             return "250 2.0.0 OK (too late)"
@@ -417,8 +500,13 @@ class SmtpEmulator:
         if behaviour == "tempfail_data":
             return "451 4.3.0 Message not accepted now, try again later"
         if behaviour == "bounce":
+            dsn = self.make_dsn(received)
             with self._lock:
-                self.bounces.append(self.make_dsn(received))
+                self.bounces.append(dsn)
+            if self.callback_url:
+                pusher = threading.Thread(target=self._push_bounce, args=(dsn,), daemon=True)
+                self._pushers.append(pusher)
+                pusher.start()
         return f"250 2.0.0 OK queued as {hashlib.sha256(data).hexdigest()[:10]}"
 
 
@@ -437,3 +525,30 @@ def _unxtext(value: str) -> str:
         out.append(raw[i])
         i += 1
     return out.decode("utf-8", "replace")
+
+
+def sandbox(
+    *, host: str = "127.0.0.1", port: int = 0, state_dir: str | Path | None = None, callback_url: str | None = None
+) -> SmtpEmulator:
+    """The server as ``delivery-sdk sandbox`` runs it (the ``delivery_sdk.emulators`` entry point): plain SMTP,
+    every recipient whose address starts with ``bounce`` bounces, the DSN pushed to ``{callback_url}/email``."""
+    return SmtpEmulator(
+        host=host,
+        port=port,
+        state_dir=state_dir,
+        callback_url=join_callback(callback_url, "email"),
+        bounce_prefix="bounce",
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m delivery_sdk_email.emulator [--port N] [--state DIR] [--callback-url URL]``."""
+    serve_main(
+        lambda args: sandbox(host=args.host, port=args.port, state_dir=args.state, callback_url=args.callback_url),
+        argv,
+        prog="python -m delivery_sdk_email.emulator",
+    )
+
+
+if __name__ == "__main__":
+    main()

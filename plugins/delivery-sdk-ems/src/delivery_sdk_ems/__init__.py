@@ -36,8 +36,10 @@ Wire protocol (JSON, UTF-8; every request carries ``Authorization: Bearer <token
 
 Traces become receipts: ``ACCEPT`` (the carrier scanned the item in) → ``mailed`` with the waybill;
 ``SIGNED`` → ``signed`` with the signer's role (:data:`SIGNER_TYPES`: the recipient, a co-resident adult
-family member, an entity's mail room, an agent — CPL Arts. 87-88; anyone else ``other:<code>``, which
-serves nothing); ``RETURNED`` (back at the court) → ``returned`` with the reason (:data:`RETURN_REASONS`).
+family member, an entity's mail room or legal representative, an agent — CPL Arts. 87-88; anyone else
+``other:<code>``, and a trace without ``signer_type`` no role: the core's ``law.postal_service`` decides
+whether the signature serves, and those serve nothing); ``RETURNED`` (back at the court) → ``returned``
+with the reason (:data:`RETURN_REASONS`).
 Other traces (in transit, a failed attempt) carry no legal effect and are skipped. The trace id is the
 receipt's ``provider_event_id``, so a trace seen by a poll and again in a push is recorded once.
 
@@ -56,7 +58,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -83,6 +84,7 @@ from delivery_sdk import (
 from delivery_sdk.callbacks import check_timestamp, lower_headers, require_secret, verify_hmac_sha256
 from delivery_sdk.httpchannel import RateLimiter, check_base_url, check_response, translate_errors
 from delivery_sdk.model import mask
+from delivery_sdk.settings import PluginSettings
 
 __all__ = [
     "ENV_CALLBACK_SECRET",
@@ -120,6 +122,7 @@ SIGNER_TYPES: Mapping[str, str] = {
     "SELF": "recipient",  # 本人签收
     "FAMILY": "family_member",  # 同住成年家属代收
     "UNIT_MAILROOM": "mail_room",  # 单位收发部门
+    "LEGAL_REP": "legal_representative",  # 法定代表人 / 主要负责人签收
     "AGENT": "agent",  # 诉讼代理人 / 指定代收人
 }
 # The carrier's return reasons, as delivery-sdk's return reasons.
@@ -183,10 +186,10 @@ def traces_to_receipts(dispatch_id: str, waybill: str, traces: Any) -> list[Rece
         if op == "ACCEPT":
             out.append(Receipt(kind=ReceiptKind.MAILED, waybill=waybill, **common))
         elif op == "SIGNED":
-            signer = _code(trace.get("signer_type", "SELF"), "signer_type")
-            out.append(
-                Receipt(kind=ReceiptKind.SIGNED, signer_role=SIGNER_TYPES.get(signer, f"other:{signer}"), **common)
-            )
+            # no signer_type: the carrier did not say who signed, and nobody is presumed to have (CPL Art. 88)
+            signer = trace.get("signer_type")
+            role = None if signer is None else SIGNER_TYPES.get(_code(signer, "signer_type"), f"other:{signer}")
+            out.append(Receipt(kind=ReceiptKind.SIGNED, signer_role=role, **common))
         elif op == "RETURNED":
             code = _code(trace.get("return_reason"), "return_reason")
             reason = RETURN_REASONS.get(code)
@@ -408,23 +411,16 @@ class EmsCarrier(BaseChannel):
         return traces_to_receipts(order_no, waybill, payload.get("traces"))
 
 
-def _optional_secret(env: Mapping[str, str], variable: str) -> str | None:
-    """A secret variable: unset means none; set but blank is a mistake (an unexpanded ``${...}``, say)."""
-    value = env.get(variable)
-    if value is None:
-        return None
-    if not value.strip():
-        raise ValueError(f"{variable} is set but empty: set it to the carrier's push secret, or unset it")
-    return value
-
-
 class EnvEmsPlugin:
-    """The entry-point plugin: registers an :class:`EmsCarrier` configured from the environment, or nothing.
+    """The entry-point plugin: registers an :class:`EmsCarrier` configured from its variables, or nothing.
 
-    ``DELIVERY_SDK_EMS_URL`` (unset or empty: nothing is registered), ``DELIVERY_SDK_EMS_TOKEN`` (required),
-    ``DELIVERY_SDK_EMS_PARTNER``, ``DELIVERY_SDK_EMS_CALLBACK_SECRET``, ``DELIVERY_SDK_EMS_SENDER_ADDRESS`` and
-    ``DELIVERY_SDK_EMS_SENDER_PHONE`` (both needed to order waybills), ``DELIVERY_SDK_EMS_NAME`` (``ems``),
-    ``DELIVERY_SDK_EMS_RATE`` (requests per second). Read when a plugin host registers channels.
+    ``DELIVERY_SDK_EMS_URL`` and ``DELIVERY_SDK_EMS_TOKEN`` (required), ``DELIVERY_SDK_EMS_PARTNER``,
+    ``DELIVERY_SDK_EMS_CALLBACK_SECRET``, ``DELIVERY_SDK_EMS_SENDER_ADDRESS`` and ``DELIVERY_SDK_EMS_SENDER_PHONE``
+    (both or neither: needed to order waybills), ``DELIVERY_SDK_EMS_NAME`` (``ems``), ``DELIVERY_SDK_EMS_RATE``
+    (requests per second). None of them set: nothing is registered (installed, not configured); any set: a
+    configuration that cannot work raises one :class:`~delivery_sdk.PluginError` naming every missing or
+    invalid variable. Read from the host's ``environ`` when it registers channels (``environ`` given here
+    wins, for tests).
     """
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
@@ -433,28 +429,44 @@ class EnvEmsPlugin:
     def __repr__(self) -> str:
         return "EnvEmsPlugin()"
 
-    def configured(self) -> EmsCarrier | None:
-        env = os.environ if self._environ is None else self._environ
-        url = env.get(ENV_URL, "").strip()
-        if not url:
+    def configured(self, environ: Mapping[str, str] | None = None) -> EmsCarrier | None:
+        s = PluginSettings("EMS", self._environ if self._environ is not None else environ, "DELIVERY_SDK_EMS_")
+        if not s.configured:
             return None
-        address, phone = env.get(ENV_SENDER_ADDRESS, "").strip(), env.get(ENV_SENDER_PHONE, "").strip()
-        rate = env.get(ENV_RATE, "").strip()
-        return EmsCarrier(
-            url,
-            token=env.get(ENV_TOKEN, ""),
-            partner_id=env.get(ENV_PARTNER) or None,
-            callback_secret=_optional_secret(env, ENV_CALLBACK_SECRET),
-            sender=Sender(address=address, phone=phone) if address and phone else None,
-            name=env.get(ENV_NAME) or "ems",
-            rate=float(rate) if rate else None,
-        )
+        url = s.require(ENV_URL, "the carrier's API base URL")
+        token = s.secret(ENV_TOKEN, required=True)
+        callback_secret = s.secret(ENV_CALLBACK_SECRET)
+        address, phone = s.get(ENV_SENDER_ADDRESS), s.get(ENV_SENDER_PHONE)
+        if (address is None) != (phone is None):
+            missing = ENV_SENDER_PHONE if phone is None else ENV_SENDER_ADDRESS
+            s.problem(
+                f"{missing} is required with {ENV_SENDER_ADDRESS if phone is None else ENV_SENDER_PHONE} "
+                "(the court's return address and phone go together, to order waybills)"
+            )
+        rate = s.number(ENV_RATE, None, positive=True)
+        s.check()
+        try:
+            return EmsCarrier(
+                url,
+                token=(token or "").strip(),
+                partner_id=s.get(ENV_PARTNER),
+                callback_secret=callback_secret,
+                sender=Sender(address=address, phone=phone) if address and phone else None,
+                name=s.get(ENV_NAME) or "ems",
+                rate=rate,
+            )
+        except ValueError as exc:  # the carrier's own checks (the URL's form, the sender's phone...)
+            s.guard(f"the EMS plugin's configuration ({ENV_URL} and friends) is not usable", exc)
+            s.check()
+            raise
 
     @hookimpl
-    def delivery_register_channels(self, register: ChannelRegistry) -> None:
-        carrier = self.configured()
-        if carrier is not None:
-            register(carrier)
+    def delivery_register_channels(self, register: ChannelRegistry, environ: Mapping[str, str]) -> None:
+        carrier = self.configured(environ)
+        if carrier is None:
+            log.debug("EMS plugin installed but not configured (no DELIVERY_SDK_EMS_* variable): nothing registered")
+            return
+        register(carrier)
 
 
 plugin = EnvEmsPlugin()

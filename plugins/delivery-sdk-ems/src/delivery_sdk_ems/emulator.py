@@ -22,15 +22,25 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 import attrs
 
 from delivery_sdk.callbacks import hmac_sha256_hex
-from delivery_sdk.testing.emulator import EmulatorServer, FaultScript, PathFault, json_reply, post_callback, read_body
+from delivery_sdk.testing.emulator import (
+    EmulatorServer,
+    FaultScript,
+    PathFault,
+    join_callback,
+    json_reply,
+    post_callback,
+    read_body,
+    serve_main,
+)
 
-__all__ = ["EmsEmulator", "Fault", "Plan", "sign_push"]
+__all__ = ["EmsEmulator", "Fault", "Plan", "main", "sandbox", "sign_push"]
 
 
 @attrs.frozen(kw_only=True)
@@ -94,8 +104,13 @@ class EmsEmulator(EmulatorServer):
         callback_secret: str = "ems-callback-secret",
         now: Callable[[], datetime] | None = None,
         default: Plan | None = None,
+        callback_url: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        state_dir: str | Path | None = None,
     ) -> None:
-        super().__init__(name="ems-emulator", poll_interval=0.02)
+        super().__init__(name="ems-emulator", poll_interval=0.02, host=host, port=port, state_dir=state_dir)
+        self.callback_url = callback_url  # with one, every order no is pushed there as it is created
         self.token = token
         self.callback_secret = callback_secret
         self.now = now or (lambda: datetime.now(UTC))
@@ -124,6 +139,15 @@ class EmsEmulator(EmulatorServer):
         return self.orders[order_no].waybill
 
     # -- the protocol ----------------------------------------------------------------------------------
+
+    def sandbox_env(self) -> dict[str, str]:
+        return {
+            "DELIVERY_SDK_EMS_URL": self.url,
+            "DELIVERY_SDK_EMS_TOKEN": self.token,
+            "DELIVERY_SDK_EMS_CALLBACK_SECRET": self.callback_secret,
+            "DELIVERY_SDK_EMS_SENDER_ADDRESS": "湖北省武汉市江岸区沿江大道1号",
+            "DELIVERY_SDK_EMS_SENDER_PHONE": "027-00000000",
+        }
 
     def handle(self, request: BaseHTTPRequestHandler, method: str) -> None:
         headers = dict(request.headers.items())
@@ -190,6 +214,8 @@ class EmsEmulator(EmulatorServer):
             self.orders[order_no] = _Order(
                 order_no=order_no, waybill=waybill, body=body, created_at=self.now(), plan=plan
             )
+        if self.callback_url:
+            self.push_later(self.push, self.callback_url, order_no)
         return 200, json.dumps({"order_no": order_no, "waybill_no": waybill}).encode(), ()
 
     def _order_status(self, order_no: str) -> tuple[int, bytes, Any]:
@@ -252,3 +278,30 @@ class EmsEmulator(EmulatorServer):
         """POST an order's visible traces to a callback receiver at ``url``; the HTTP status it answered."""
         headers, body = self.push_request(order_no)
         return post_callback(url, body, headers)
+
+
+def sandbox(
+    *, host: str = "127.0.0.1", port: int = 0, state_dir: str | Path | None = None, callback_url: str | None = None
+) -> EmsEmulator:
+    """The emulator as ``delivery-sdk sandbox`` runs it (the ``delivery_sdk.emulators`` entry point): what it
+    takes is pushed to ``{callback_url}/ems`` (signed) as soon as it is created."""
+    return EmsEmulator(
+        host=host,
+        port=port,
+        state_dir=state_dir,
+        callback_url=join_callback(callback_url, "ems"),
+        default=Plan.signed(after=timedelta(minutes=1)),
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m delivery_sdk_ems.emulator [--port N] [--state DIR] [--callback-url URL]``."""
+    serve_main(
+        lambda args: sandbox(host=args.host, port=args.port, state_dir=args.state, callback_url=args.callback_url),
+        argv,
+        prog="python -m delivery_sdk_ems.emulator",
+    )
+
+
+if __name__ == "__main__":
+    main()

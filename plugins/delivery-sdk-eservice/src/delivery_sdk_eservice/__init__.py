@@ -9,17 +9,18 @@ callbacks (:meth:`EServiceChannel.verify_callback`, :meth:`EServiceChannel.parse
 status query the engine uses to poll and, after a crash, to reconcile.
 
 The entry point (``eservice = "delivery_sdk_eservice:plugin"``) registers an :class:`EServiceChannel`
-configured from ``DELIVERY_SDK_ESERVICE_*`` environment variables, and nothing while
-``DELIVERY_SDK_ESERVICE_URL`` is unset. :mod:`delivery_sdk_eservice.emulator` is a local platform for tests.
+configured from ``DELIVERY_SDK_ESERVICE_*`` variables, and nothing while none of them is set (a partial
+configuration raises :class:`~delivery_sdk.PluginError` naming every missing variable).
+:mod:`delivery_sdk_eservice.emulator` is a local platform for tests.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 
 from delivery_sdk import ChannelRegistry, hookimpl
+from delivery_sdk.settings import PluginSettings
 
 from ._channel import EVENT_KINDS, SERVICES_PATH, DocumentSource, EServiceChannel, sign_callback, sign_request
 
@@ -44,41 +45,46 @@ ENV_PREFIX = "DELIVERY_SDK_ESERVICE_"
 
 
 def channel_from_env(environ: Mapping[str, str] | None = None) -> EServiceChannel | None:
-    """The channel the ``DELIVERY_SDK_ESERVICE_*`` variables describe, or ``None`` when ``..._URL`` is unset.
+    """The channel the ``DELIVERY_SDK_ESERVICE_*`` variables in ``environ`` (``os.environ`` when None)
+    describe, or ``None`` when none of them is set (installed, not configured).
 
-    ``URL`` (enables), ``APP_KEY`` and ``APP_SECRET`` (required), ``CALLBACK_URL``, ``NAME``
-    (``eservice``), ``TIMEOUT`` (seconds, 10), ``RATE`` (requests per second). Raises ``ValueError`` for a
-    configuration that cannot work.
+    ``URL``, ``APP_KEY`` and ``APP_SECRET`` (required), ``CALLBACK_URL``, ``NAME`` (``eservice``),
+    ``TIMEOUT`` (seconds, 10), ``RATE`` (requests per second). Any of them set makes the plugin configured:
+    then a configuration that cannot work raises one :class:`~delivery_sdk.PluginError` naming every missing
+    or invalid variable.
     """
-    env = os.environ if environ is None else environ
-
-    def get(key: str) -> str | None:
-        value = env.get(ENV_PREFIX + key, "").strip()
-        return value or None
-
-    url = get("URL")
-    if url is None:
+    s = PluginSettings("e-service platform", environ, ENV_PREFIX)
+    if not s.configured:
         return None
-    app_key, app_secret = get("APP_KEY"), get("APP_SECRET")
-    if app_key is None or app_secret is None:
-        raise ValueError(f"{ENV_PREFIX}APP_KEY and {ENV_PREFIX}APP_SECRET are required with {ENV_PREFIX}URL")
-    timeout, rate = get("TIMEOUT"), get("RATE")
-    return EServiceChannel(
-        url,
-        app_key=app_key,
-        app_secret=app_secret,
-        name=get("NAME") or "eservice",
-        callback_url=get("CALLBACK_URL"),
-        timeout=float(timeout) if timeout else 10.0,
-        rate=float(rate) if rate else None,
-    )
+    p = ENV_PREFIX
+    url = s.require(p + "URL", "the platform's base URL")
+    app_key = s.require(p + "APP_KEY", "the court's app key")
+    app_secret = s.secret(p + "APP_SECRET", required=True)
+    timeout = s.number(p + "TIMEOUT", 10.0, positive=True)
+    rate = s.number(p + "RATE", None, positive=True)
+    s.check()
+    try:
+        return EServiceChannel(
+            url,
+            app_key=app_key,
+            app_secret=(app_secret or "").strip(),
+            name=s.get(p + "NAME") or "eservice",
+            callback_url=s.get(p + "CALLBACK_URL"),
+            timeout=timeout if timeout is not None else 10.0,
+            rate=rate,
+        )
+    except ValueError as exc:  # the channel's own checks (the URL's form, say)
+        s.guard("the e-service channel refuses its settings", exc)
+        s.check()
+        raise
 
 
 class EnvEServicePlugin:
     """The entry-point plugin: registers :func:`channel_from_env`'s channel, or nothing when unconfigured.
 
-    The environment is read when a plugin host asks (once per client). A configuration that cannot work
-    logs a warning (naming the variable, never a value) and registers nothing.
+    The variables are read from the host's ``environ`` (``environ`` given here wins, for tests) when it
+    registers channels (once per client). A configuration that cannot work raises
+    :class:`~delivery_sdk.PluginError` naming every variable at fault: the client does not start.
     """
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
@@ -88,14 +94,12 @@ class EnvEServicePlugin:
         return "EnvEServicePlugin()"
 
     @hookimpl
-    def delivery_register_channels(self, register: ChannelRegistry) -> None:
-        try:
-            channel = channel_from_env(self._environ)
-        except ValueError as exc:
-            log.warning("e-service platform channel not registered: %s", exc)
+    def delivery_register_channels(self, register: ChannelRegistry, environ: Mapping[str, str]) -> None:
+        channel = channel_from_env(self._environ if self._environ is not None else environ)
+        if channel is None:
+            log.debug("e-service plugin installed but not configured (no %s* variable): nothing registered", ENV_PREFIX)
             return
-        if channel is not None:
-            register(channel)
+        register(channel)
 
 
 plugin = EnvEServicePlugin()

@@ -37,13 +37,23 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 
-from delivery_sdk.testing.emulator import EmulatorServer, FaultScript, json_reply, post_callback, read_body, transient
+from delivery_sdk.testing.emulator import (
+    EmulatorServer,
+    FaultScript,
+    join_callback,
+    json_reply,
+    post_callback,
+    read_body,
+    serve_main,
+    transient,
+)
 
 from ._channel import SERVICES_PATH, sign_callback, sign_request
 
-__all__ = ["PlatformEmulator"]
+__all__ = ["PlatformEmulator", "main", "sandbox"]
 
 
 class PlatformEmulator(EmulatorServer):
@@ -60,8 +70,11 @@ class PlatformEmulator(EmulatorServer):
         seed: int = 0,
         callback_url: str | None = None,
         signature_window: float = 300.0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        state_dir: str | Path | None = None,
     ) -> None:
-        super().__init__(name="eservice-emulator")
+        super().__init__(name="eservice-emulator", host=host, port=port, state_dir=state_dir)
         self.app_key = app_key
         self.app_secret = app_secret
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -157,6 +170,13 @@ class PlatformEmulator(EmulatorServer):
             self.pushed.append(status)
 
     # -- the protocol ---------------------------------------------------------------------------------
+
+    def sandbox_env(self) -> dict[str, str]:
+        return {
+            "DELIVERY_SDK_ESERVICE_URL": self.url,
+            "DELIVERY_SDK_ESERVICE_APP_KEY": self.app_key,
+            "DELIVERY_SDK_ESERVICE_APP_SECRET": self.app_secret,
+        }
 
     def handle(self, request: BaseHTTPRequestHandler, method: str) -> None:
         body = read_body(request)
@@ -275,3 +295,30 @@ def _view(service: dict[str, Any]) -> dict[str, Any]:
         "status": state,
         "events": events,
     }
+
+
+def sandbox(
+    *, host: str = "127.0.0.1", port: int = 0, state_dir: str | Path | None = None, callback_url: str | None = None
+) -> PlatformEmulator:
+    """The platform as ``delivery-sdk sandbox`` runs it (the ``delivery_sdk.emulators`` entry point): every
+    service arrives at once, its events pushed to ``{callback_url}/eservice``."""
+    return PlatformEmulator(
+        host=host,
+        port=port,
+        state_dir=state_dir,
+        callback_url=join_callback(callback_url, "eservice"),
+        auto_arrive=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m delivery_sdk_eservice.emulator [--port N] [--state DIR] [--callback-url URL]``."""
+    serve_main(
+        lambda args: sandbox(host=args.host, port=args.port, state_dir=args.state, callback_url=args.callback_url),
+        argv,
+        prog="python -m delivery_sdk_eservice.emulator",
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,8 +1,11 @@
 """A reference channel plugin for delivery-sdk: every dispatch becomes one JSON line in a log file.
 
-Install the distribution and every :class:`~delivery_sdk.DeliveryClient` built with entry points (the
-default) gets an e-mail channel named ``"log"``; nothing else to configure. It is meant for demos, local
-development and as a template for real adapters, so it shows the whole adapter contract:
+Installing the distribution registers nothing: the plugin is opt-in, so a demo adapter never serves anyone
+by being installed. Set ``DELIVERY_SDK_LOGCHANNEL_KIND`` (``email`` or ``sms``: the kind is always an explicit
+choice) and every :class:`~delivery_sdk.DeliveryClient` built with entry points gets a channel named
+``"log"`` of that kind. If another adapter of that kind is registered too, the host refuses to start until
+``DELIVERY_SDK_CHANNEL_ORDER`` says which comes first. It is meant for demos, local development and as a
+template for real adapters, so it shows the whole adapter contract:
 
 - ``send`` is idempotent on ``dispatch.dispatch_id`` (the idempotency key): a second send of the same id
   writes nothing and answers as the first did;
@@ -11,14 +14,17 @@ development and as a template for real adapters, so it shows the whole adapter c
 - the contact and the recipient's name are written masked (:func:`delivery_sdk.model.mask`), never in clear;
 - the "provider" delivers at once: the send result carries a ``delivered`` receipt.
 
-The file is ``$DELIVERY_SDK_LOGCHANNEL_PATH``, or ``./delivery-logchannel.jsonl``; it is read when a
-:class:`LogChannel` is built (once per plugin host).
+The file is ``$DELIVERY_SDK_LOGCHANNEL_PATH``, or ``./delivery-logchannel.jsonl``; ``$DELIVERY_SDK_LOGCHANNEL_NAME``
+renames the channel. The variables are read from the host's ``environ`` when it registers channels; any of
+them set without ``..._KIND`` is refused with a :class:`~delivery_sdk.PluginError`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -37,12 +43,28 @@ from delivery_sdk import (
     hookimpl,
 )
 from delivery_sdk.model import mask
+from delivery_sdk.settings import PluginSettings
 
-__all__ = ["DEFAULT_PATH", "ENV_PATH", "LINE_FORMAT", "LogChannel", "delivery_register_channels"]
+__all__ = [
+    "DEFAULT_PATH",
+    "ENV_KIND",
+    "ENV_NAME",
+    "ENV_PATH",
+    "LINE_FORMAT",
+    "LogChannel",
+    "channel_from_env",
+    "delivery_register_channels",
+]
 
 __version__ = "0.1.0"
 
+log = logging.getLogger("delivery_sdk_logchannel")
+
 ENV_PATH = "DELIVERY_SDK_LOGCHANNEL_PATH"
+ENV_KIND = "DELIVERY_SDK_LOGCHANNEL_KIND"
+ENV_NAME = "DELIVERY_SDK_LOGCHANNEL_NAME"
+ENV_PREFIX = "DELIVERY_SDK_LOGCHANNEL_"
+_KINDS = {"email": ChannelKind.EMAIL, "sms": ChannelKind.SMS}
 DEFAULT_PATH = "delivery-logchannel.jsonl"
 LINE_FORMAT = 1  # bump when a line's fields change meaning
 
@@ -150,7 +172,31 @@ class LogChannel(BaseChannel):
         return StatusReport(found=True, provider_ref=str(entry["provider_ref"]), receipts=self._receipts(entry))
 
 
+def channel_from_env(environ: Mapping[str, str] | None = None, clock: Clock | None = None) -> LogChannel | None:
+    """The channel ``DELIVERY_SDK_LOGCHANNEL_*`` in ``environ`` (``os.environ`` when None) describe, or None
+    when none of them is set. ``..._KIND`` is required once any is set; a problem raises
+    :class:`~delivery_sdk.PluginError` naming every variable at fault."""
+    settings = PluginSettings("logchannel", environ, ENV_PREFIX)
+    if not settings.configured:
+        return None
+    raw = settings.get(ENV_KIND)
+    if raw is None:
+        settings.problem(
+            f"{ENV_KIND} is required (email or sms): the reference log channel never takes a kind by default"
+        )
+    elif raw.lower() not in _KINDS:
+        settings.problem(f"{ENV_KIND} must be email or sms, not {raw!r}")
+    name = settings.get(ENV_NAME, "log") or "log"
+    settings.check()
+    assert raw is not None
+    return LogChannel(settings.get(ENV_PATH, DEFAULT_PATH), name=name, kind=_KINDS[raw.lower()], clock=clock)
+
+
 @hookimpl
-def delivery_register_channels(register: ChannelRegistry) -> None:
-    """Register one :class:`LogChannel` (e-mail, named ``"log"``) with every plugin host."""
-    register(LogChannel())
+def delivery_register_channels(register: ChannelRegistry, clock: Clock, environ: Mapping[str, str]) -> None:
+    """Register one :class:`LogChannel` when ``DELIVERY_SDK_LOGCHANNEL_KIND`` asks for it; else nothing."""
+    channel = channel_from_env(environ, clock)
+    if channel is None:
+        log.debug("logchannel installed but not configured (%s unset): nothing registered", ENV_KIND)
+        return
+    register(channel)

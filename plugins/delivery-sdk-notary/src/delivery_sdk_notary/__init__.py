@@ -54,11 +54,12 @@ from typing import Any
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
-from delivery_sdk import hookimpl
+from delivery_sdk import PluginError, hookimpl
 from delivery_sdk.events import StoredEvent
 from delivery_sdk.evidence.canonical import stored_event_leaf_hash
 from delivery_sdk.httpchannel import check_base_url
 from delivery_sdk.records import AnchorReceipt, EvidenceBatch
+from delivery_sdk.settings import PluginSettings
 
 __all__ = [
     "CHECKPOINTS_ENDPOINT",
@@ -490,7 +491,10 @@ class EnvNotaryAnchor:
     ``DELIVERY_SDK_NOTARY_URL`` is the notary's base URL (unset or empty: the hook returns None);
     ``DELIVERY_SDK_NOTARY_TOKEN`` the bearer token; ``DELIVERY_SDK_NOTARY_QUEUE`` the queue file
     (``./delivery-sdk-notary-queue.sqlite3``); ``DELIVERY_SDK_NOTARY_NAME`` the receipts' notary name (the
-    URL). The environment is read at each call; a configuration that cannot be used logs a warning and
+    URL). The variables are read from the host's ``environ`` (``environ`` given here wins, for tests). At
+    start (``delivery_configure``) a partial or unusable configuration raises one
+    :class:`~delivery_sdk.PluginError` naming every variable at fault, and none set means not configured
+    (nothing anchored, no error). Should the configuration fail later, at a call, it logs a warning and
     contributes nothing (a checkpoint that arrives then is not queued: re-queue it from the store with
     :meth:`NotaryAnchor.enqueue_checkpoint`).
     """
@@ -503,17 +507,25 @@ class EnvNotaryAnchor:
     def __repr__(self) -> str:
         return "EnvNotaryAnchor()"
 
-    def configured(self) -> NotaryAnchor | None:
-        """The anchor the environment describes now, or None when ``DELIVERY_SDK_NOTARY_URL`` is unset."""
-        env = os.environ if self._environ is None else self._environ
-        url = env.get(ENV_URL, "").strip()
-        if not url:
+    def configured(self, environ: Mapping[str, str] | None = None) -> NotaryAnchor | None:
+        """The anchor the variables describe now, or None when none of ``DELIVERY_SDK_NOTARY_*`` is set;
+        :class:`~delivery_sdk.PluginError` naming every variable at fault otherwise."""
+        s = PluginSettings("notary", self._environ if self._environ is not None else environ, "DELIVERY_SDK_NOTARY_")
+        if not s.configured:
             return None
-        key = (url, env.get(ENV_TOKEN) or None, env.get(ENV_QUEUE) or DEFAULT_QUEUE, env.get(ENV_NAME) or None)
+        url = s.require(ENV_URL, "the notary's base URL")
+        token = s.secret(ENV_TOKEN)
+        s.check()
+        key = (url, token.strip() if token else None, s.get(ENV_QUEUE) or DEFAULT_QUEUE, s.get(ENV_NAME))
         with self._lock:
             if self._cached is not None and self._cached[0] == key:
                 return self._cached[1]
-            anchor = NotaryAnchor(key[0], Path(key[2]), api_key=key[1], name=key[3])
+            try:
+                anchor = NotaryAnchor(key[0], Path(key[2]), api_key=key[1], name=key[3])
+            except (ValueError, OSError, sqlite3.Error) as exc:
+                s.guard(f"the notary's configuration ({ENV_URL} and friends) is not usable", exc)
+                s.check()
+                raise
             if self._cached is not None:
                 self._cached[1].close()
             self._cached = (key, anchor)
@@ -526,11 +538,17 @@ class EnvNotaryAnchor:
                 self._cached = None
 
     @hookimpl
-    def delivery_record_evidence(self, batch: EvidenceBatch) -> list[AnchorReceipt] | None:
+    def delivery_configure(self, environ: Mapping[str, str]) -> None:
+        """Check the settings at start: a partial or unusable configuration stops the client from starting."""
+        if self.configured(environ) is None:
+            log.debug("notary plugin installed but not configured (no DELIVERY_SDK_NOTARY_* variable)")
+
+    @hookimpl
+    def delivery_record_evidence(self, batch: EvidenceBatch, environ: Mapping[str, str]) -> list[AnchorReceipt] | None:
         try:
-            anchor = self.configured()
-        except (ValueError, OSError, sqlite3.Error) as exc:
-            log.warning("notary plugin not configured: %s (from %s and friends)", _describe(exc), ENV_URL)
+            anchor = self.configured(environ)
+        except PluginError as exc:
+            log.warning("notary plugin not configured: %s", "; ".join(exc.problems))
             return None
         if anchor is None:
             return None

@@ -44,7 +44,8 @@ digest mismatch) raises :class:`~delivery_sdk.UnsendableDispatch`: the dispatch 
 without failing over (every centre would print the same wrong bytes). Nothing personal is logged.
 
 The entry point (``printcentre = "delivery_sdk_printcentre:plugin"``) is :data:`plugin`, an
-:class:`EnvPrintCentrePlugin` configured from ``DELIVERY_SDK_PRINTCENTRE_CENTRES`` and friends.
+:class:`EnvPrintCentrePlugin` configured from ``DELIVERY_SDK_PRINTCENTRE_CENTRES`` and friends (nothing while none
+of them is set; a partial configuration raises :class:`~delivery_sdk.PluginError` naming every missing variable).
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ from delivery_sdk.printing.package import (
     PackageRequest,
     PrintPackageError,
 )
+from delivery_sdk.settings import PluginSettings
 
 __all__ = [
     "ENV_CALLBACK_SECRET",
@@ -567,81 +569,89 @@ class HttpPrintCentre(BaseChannel):
         return events_to_receipts(dispatch_id, payload.get("events"))
 
 
-def _duration(value: str, what: str) -> timedelta:
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise ValueError(f"{what} must be a number of seconds, got {value!r}") from None
-    return timedelta(seconds=seconds)
-
-
-def _optional_secret(env: Mapping[str, str], variable: str) -> str | None:
-    """A secret variable: unset means none; set but blank is a mistake (an unexpanded ``${...}``, say)."""
-    value = env.get(variable)
-    if value is None:
-        return None
-    if not value.strip():
-        raise ValueError(f"{variable} is set but empty: set it to the centres' push secret, or unset it")
-    return value
+ENV_PREFIX = "DELIVERY_SDK_PRINTCENTRE_"
 
 
 class EnvPrintCentrePlugin:
     """The entry-point plugin: registers one :class:`HttpPrintCentre` per centre with an ``endpoint``.
 
-    ``DELIVERY_SDK_PRINTCENTRE_CENTRES``: the centres TOML (unset or empty: nothing is registered; centres
-    without an ``endpoint`` are left to other plugins); ``DELIVERY_SDK_PRINTCENTRE_TOKEN`` (required);
-    ``DELIVERY_SDK_PRINTCENTRE_SPOOL`` (the spool folder, required); ``DELIVERY_SDK_PRINTCENTRE_DOCUMENTS``
-    (documents by digest, ``<folder>/<sha256>.pdf``, required); ``DELIVERY_SDK_PRINTCENTRE_CALLBACK_SECRET``;
+    ``DELIVERY_SDK_PRINTCENTRE_CENTRES``: the centres TOML (centres without an ``endpoint`` are left to other
+    plugins); ``DELIVERY_SDK_PRINTCENTRE_TOKEN`` (required); ``DELIVERY_SDK_PRINTCENTRE_SPOOL`` (the spool
+    folder, required); ``DELIVERY_SDK_PRINTCENTRE_DOCUMENTS`` (documents by digest, ``<folder>/<sha256>.pdf``,
+    required unless ``source`` is given); ``DELIVERY_SDK_PRINTCENTRE_CALLBACK_SECRET``;
     ``DELIVERY_SDK_PRINTCENTRE_RATE`` (requests per second per centre); ``DELIVERY_SDK_PRINTCENTRE_DOWN_AFTER``
     (seconds, default 1800). ``source`` replaces the document folder (say, the case system's file store).
+
+    None of the variables set: nothing is registered (installed, not configured). Any set: a configuration
+    that cannot work raises one :class:`~delivery_sdk.PluginError` naming every missing or invalid variable
+    when the host loads (never a bare ``ValueError`` at the first routing). The variables are read from the
+    host's ``environ`` (``environ`` given here wins, for tests).
     """
 
     def __init__(self, environ: Mapping[str, str] | None = None, *, source: DocumentSource | None = None) -> None:
         self._environ = environ
         self._source = source
         self.adapters: dict[str, HttpPrintCentre] = {}
+        self._key: tuple[tuple[str, str], ...] | None = None
 
     def __repr__(self) -> str:
         return "EnvPrintCentrePlugin()"
 
-    def configured(self, clock: Clock | None = None) -> list[HttpPrintCentre]:
-        env = os.environ if self._environ is None else self._environ
-        path = env.get(ENV_CENTRES, "").strip()
-        if not path:
+    def configured(self, clock: Clock | None = None, environ: Mapping[str, str] | None = None) -> list[HttpPrintCentre]:
+        s = PluginSettings("print centre", self._environ if self._environ is not None else environ, ENV_PREFIX)
+        if not s.configured:
             return []
-        centres: Centres = load_centres(path)
-        spool_dir = env.get(ENV_SPOOL, "").strip()
-        if not spool_dir:
-            raise ValueError(f"{ENV_SPOOL} must name the print spool folder")
+        path = s.require(ENV_CENTRES, "the centres TOML file")
+        centres: Centres | None = None
+        if path:
+            try:
+                centres = load_centres(path)
+            except (ValueError, OSError) as exc:
+                s.guard(ENV_CENTRES, exc)
+        token = s.secret(ENV_TOKEN, required=True)
+        spool_dir = s.require(ENV_SPOOL, "the print spool folder")
         source = self._source
+        folder = None if source is not None else s.require(ENV_DOCUMENTS, "the folder of documents by digest")
+        callback_secret = s.secret(ENV_CALLBACK_SECRET)
+        rate = s.number(ENV_RATE, None, positive=True)
+        down_after = s.number(ENV_DOWN_AFTER, 1800.0, minimum=0)
+        s.check()
+        assert centres is not None
         if source is None:
-            folder = env.get(ENV_DOCUMENTS, "").strip()
-            if not folder:
-                raise ValueError(f"{ENV_DOCUMENTS} must name the folder of documents by digest")
-            source = FolderDocumentSource(folder)
-        spool = BatchSpool(spool_dir)
-        renderer = PackageRenderer(source)
-        rate = env.get(ENV_RATE, "").strip()
-        down_after = env.get(ENV_DOWN_AFTER, "").strip()
-        return [
-            HttpPrintCentre(
-                config,
-                spool=spool,
-                renderer=renderer,
-                token=env.get(ENV_TOKEN, ""),
-                callback_secret=_optional_secret(env, ENV_CALLBACK_SECRET),
-                clock=clock,
-                rate=float(rate) if rate else None,
-                down_after=_duration(down_after, ENV_DOWN_AFTER) if down_after else timedelta(minutes=30),
-            )
-            for config in centres
-            if config.endpoint
-        ]
+            source = FolderDocumentSource(folder or "")
+        try:
+            spool = BatchSpool(spool_dir)
+            renderer = PackageRenderer(source)
+            return [
+                HttpPrintCentre(
+                    config,
+                    spool=spool,
+                    renderer=renderer,
+                    token=(token or "").strip(),
+                    callback_secret=callback_secret,
+                    clock=clock,
+                    rate=rate,
+                    down_after=timedelta(seconds=down_after if down_after is not None else 1800.0),
+                )
+                for config in centres
+                if config.endpoint
+            ]
+        except (ValueError, OSError) as exc:  # a centre's endpoint, the spool folder...
+            s.guard(f"the print centres ({ENV_CENTRES} and friends) are not usable", exc)
+            s.check()
+            raise
 
     @hookimpl
-    def delivery_register_print_centres(self, register: PrintCentreRegistry, clock: Clock) -> None:
-        if not self.adapters:
-            self.adapters = {a.name: a for a in self.configured(clock)}
+    def delivery_register_print_centres(
+        self, register: PrintCentreRegistry, clock: Clock, environ: Mapping[str, str]
+    ) -> None:
+        env = self._environ if self._environ is not None else environ
+        key = tuple(sorted((k, v) for k, v in env.items() if k.startswith(ENV_PREFIX)))
+        if not self.adapters or key != self._key:  # one set of adapters per configuration (the spool is shared)
+            self.adapters = {a.name: a for a in self.configured(clock, env)}
+            self._key = key
+            if not self.adapters:
+                log.debug("print-centre plugin installed but not configured (no %s* variable)", ENV_PREFIX)
         for adapter in self.adapters.values():
             register(adapter.config.info(), adapter)
 

@@ -26,15 +26,25 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 import attrs
 
 from delivery_sdk.callbacks import sign_callback
-from delivery_sdk.testing.emulator import EmulatorServer, FaultScript, PathFault, json_reply, post_callback, read_body
+from delivery_sdk.testing.emulator import (
+    EmulatorServer,
+    FaultScript,
+    PathFault,
+    join_callback,
+    json_reply,
+    post_callback,
+    read_body,
+    serve_main,
+)
 
-__all__ = ["CentreEmulator", "Fault", "Job"]
+__all__ = ["CentreEmulator", "Fault", "Job", "main", "sandbox"]
 
 
 Fault = PathFault  # a scripted answer for the next request to a path (see delivery_sdk.testing.emulator)
@@ -66,8 +76,13 @@ class CentreEmulator(EmulatorServer):
         print_after: timedelta = timedelta(hours=2),
         envelope_after: timedelta = timedelta(hours=3),
         mail_after: timedelta = timedelta(hours=5),
+        callback_url: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        state_dir: str | Path | None = None,
     ) -> None:
-        super().__init__(name="printcentre-emulator", poll_interval=0.02)
+        super().__init__(name="printcentre-emulator", poll_interval=0.02, host=host, port=port, state_dir=state_dir)
+        self.callback_url = callback_url  # with one, every dispatch id is pushed there as it is created
         self.centre_id = centre_id
         self.token = token
         self.callback_secret = callback_secret
@@ -164,6 +179,8 @@ class CentreEmulator(EmulatorServer):
                 received_at=self.now(),
                 pdf=pdf,
             )
+        if self.callback_url:
+            self.push_later(self.push, self.callback_url, dispatch_id)
         return 201, json.dumps({"dispatch_id": dispatch_id, "status": "received"}).encode(), ()
 
     def _put_batch(self, batch_id: str, h: dict[str, str], raw: bytes) -> tuple[int, bytes, Any]:
@@ -239,7 +256,62 @@ class CentreEmulator(EmulatorServer):
         headers = sign_callback(self.callback_secret, body, timestamp=stamp, nonce=nonce)
         return {"Content-Type": "application/json", **headers}, body
 
+    def sandbox_env(self) -> dict[str, str]:
+        """The ``DELIVERY_SDK_PRINTCENTRE_*`` variables for ``delivery-sdk sandbox``: with a ``state_dir``, a
+        centres file there naming this centre (Wuhan's route key, open every day, a batch per package), a
+        spool folder and a ``documents`` folder (put the documents to print there as ``<sha256>.pdf``)."""
+        if self.state_dir is None:
+            return {}
+        folder = self.state_dir.resolve()
+        (folder / "spool").mkdir(parents=True, exist_ok=True)
+        (folder / "documents").mkdir(exist_ok=True)
+        centres = folder / "centres.toml"
+        if not centres.exists():
+            centres.write_text(
+                "# written by the sandbox: one print centre, this emulator\n"
+                "[[centre]]\n"
+                f'id = "{self.centre_id}"\n'
+                'name = "sandbox print centre"\n'
+                'route_keys = ["420100"]\n'
+                'hours = "00:00-23:59"\n'
+                'days = "all"\n'
+                'cutoffs = ["12:00"]\n'
+                "batch_size = 1\n"
+                f'endpoint = "{self.url}"\n',
+                encoding="utf-8",
+            )
+        return {
+            "DELIVERY_SDK_PRINTCENTRE_CENTRES": str(centres),
+            "DELIVERY_SDK_PRINTCENTRE_TOKEN": self.token,
+            "DELIVERY_SDK_PRINTCENTRE_CALLBACK_SECRET": self.callback_secret,
+            "DELIVERY_SDK_PRINTCENTRE_SPOOL": str(folder / "spool"),
+            "DELIVERY_SDK_PRINTCENTRE_DOCUMENTS": str(folder / "documents"),
+        }
+
     def push(self, url: str, dispatch_id: str) -> int:
         """POST a job's visible acknowledgements to a callback receiver at ``url``; the HTTP status it answered."""
         headers, body = self.push_request(dispatch_id)
         return post_callback(url, body, headers)
+
+
+def sandbox(
+    *, host: str = "127.0.0.1", port: int = 0, state_dir: str | Path | None = None, callback_url: str | None = None
+) -> CentreEmulator:
+    """The emulator as ``delivery-sdk sandbox`` runs it (the ``delivery_sdk.emulators`` entry point): what it
+    takes is pushed to ``{callback_url}/printcentre`` (signed) as soon as it is created."""
+    return CentreEmulator(
+        host=host, port=port, state_dir=state_dir, callback_url=join_callback(callback_url, "printcentre")
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m delivery_sdk_printcentre.emulator [--port N] [--state DIR] [--callback-url URL]``."""
+    serve_main(
+        lambda args: sandbox(host=args.host, port=args.port, state_dir=args.state, callback_url=args.callback_url),
+        argv,
+        prog="python -m delivery_sdk_printcentre.emulator",
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -55,7 +55,6 @@ from __future__ import annotations
 import email.utils
 import logging
 import math
-import os
 import re
 import threading
 import time
@@ -67,7 +66,8 @@ from typing import Any
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
-from delivery_sdk import AddressCandidate, Contact, ContactKind, Party, hookimpl
+from delivery_sdk import AddressCandidate, Contact, ContactKind, Party, PluginError, hookimpl
+from delivery_sdk.settings import PluginSettings
 
 __all__ = [
     "DEFAULT_SOURCE",
@@ -406,9 +406,11 @@ class EnvRegistryLookup:
 
     ``DELIVERY_SDK_REGISTRY_URL`` is the base URL (unset or empty: the hook returns None, contributing
     nothing); ``DELIVERY_SDK_REGISTRY_TOKEN`` the bearer token; ``DELIVERY_SDK_REGISTRY_SOURCE`` the default
-    source (``household_registry``). The environment is read at each call, so a process can be configured
-    after import; a configuration that cannot be used (a malformed URL, say) logs a warning and contributes
-    nothing.
+    source (``household_registry``). The variables are read from the host's ``environ`` (``environ`` given
+    here wins, for tests). At start (``delivery_configure``) a partial or unusable configuration (a
+    malformed URL, say) raises one :class:`~delivery_sdk.PluginError` naming every variable at fault, and
+    none set means not configured (no candidates, no error); should it fail later, at a call, it logs a
+    warning and contributes nothing.
     """
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
@@ -419,26 +421,44 @@ class EnvRegistryLookup:
     def __repr__(self) -> str:
         return "EnvRegistryLookup()"
 
-    def configured(self) -> RegistryLookup | None:
-        """The lookup the environment describes now, or None when ``DELIVERY_SDK_REGISTRY_URL`` is unset."""
-        env = os.environ if self._environ is None else self._environ
-        url = env.get(ENV_URL, "").strip()
-        if not url:
+    def configured(self, environ: Mapping[str, str] | None = None) -> RegistryLookup | None:
+        """The lookup the variables describe now, or None when none of ``DELIVERY_SDK_REGISTRY_*`` is set;
+        :class:`~delivery_sdk.PluginError` naming every variable at fault otherwise."""
+        s = PluginSettings(
+            "registry", self._environ if self._environ is not None else environ, "DELIVERY_SDK_REGISTRY_"
+        )
+        if not s.configured:
             return None
-        key = (url, env.get(ENV_TOKEN) or None, env.get(ENV_SOURCE) or DEFAULT_SOURCE)
+        url = s.require(ENV_URL, "the registry's base URL")
+        token = s.secret(ENV_TOKEN)
+        s.check()
+        key = (url, token.strip() if token else None, s.get(ENV_SOURCE) or DEFAULT_SOURCE)
         with self._lock:
             if self._cached is not None and self._cached[0] == key:
                 return self._cached[1]
-            lookup = RegistryLookup(key[0], api_key=key[1], source=key[2])
+            try:
+                lookup = RegistryLookup(key[0], api_key=key[1], source=key[2])
+            except ValueError as exc:
+                s.guard(f"the registry's configuration ({ENV_URL} and friends) is not usable", exc)
+                s.check()
+                raise
             self._cached = (key, lookup)
             return lookup
 
     @hookimpl
-    def delivery_address_candidates(self, party: Party, known: Sequence[Contact]) -> list[AddressCandidate] | None:
+    def delivery_configure(self, environ: Mapping[str, str]) -> None:
+        """Check the settings at start: a partial or unusable configuration stops the client from starting."""
+        if self.configured(environ) is None:
+            log.debug("registry plugin installed but not configured (no DELIVERY_SDK_REGISTRY_* variable)")
+
+    @hookimpl
+    def delivery_address_candidates(
+        self, party: Party, known: Sequence[Contact], environ: Mapping[str, str]
+    ) -> list[AddressCandidate] | None:
         try:
-            lookup = self.configured()
-        except ValueError as exc:
-            log.warning("registry plugin not configured: %s (from %s and friends)", exc, ENV_URL)
+            lookup = self.configured(environ)
+        except PluginError as exc:
+            log.warning("registry plugin not configured: %s", "; ".join(exc.problems))
             return None
         if lookup is None:
             return None

@@ -26,8 +26,8 @@ access key secret, of the method, path, sorted query, access key id, ``X-Sms-Tim
 with the callback secret over timestamp, nonce and body (:func:`callback_signature`).
 
 The entry point (``sms = "delivery_sdk_sms:plugin"``) is :data:`plugin`, an :class:`EnvSmsPlugin`: it
-registers an :class:`SmsChannel` configured from ``DELIVERY_SDK_SMS_*`` environment variables, and nothing
-while ``DELIVERY_SDK_SMS_URL`` is unset.
+registers an :class:`SmsChannel` configured from ``DELIVERY_SDK_SMS_*`` variables, and nothing while none of
+them is set (a partial configuration raises :class:`~delivery_sdk.PluginError` naming every missing variable).
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -54,7 +53,6 @@ from delivery_sdk import (
     ContactKind,
     Dispatch,
     MalformedReceipt,
-    PluginError,
     Receipt,
     ReceiptKind,
     SendResult,
@@ -71,6 +69,7 @@ from delivery_sdk.callbacks import (
     verify_hmac_sha256,
 )
 from delivery_sdk.httpchannel import RateLimiter, check_base_url, check_response, parse_retry_after, translate_errors
+from delivery_sdk.settings import PluginSettings
 
 __all__ = [
     "ENV",
@@ -426,9 +425,11 @@ class SmsChannel(BaseChannel):
 class EnvSmsPlugin:
     """The entry-point plugin: an :class:`SmsChannel` from ``DELIVERY_SDK_SMS_*``, or nothing.
 
-    ``DELIVERY_SDK_SMS_URL`` unset or empty: registers nothing. Set: every variable of ``_REQUIRED`` must be
-    too, or building the client raises :class:`~delivery_sdk.PluginError` naming the missing ones (a half
-    configured gateway fails loudly rather than silently serving nobody). ``environ`` is for tests.
+    None of the variables set: registers nothing (installed, not configured). Any set: ``DELIVERY_SDK_SMS_URL``
+    and every variable of ``_REQUIRED`` must be too, and the numbers must be numbers, or loading the client's
+    plugins raises one :class:`~delivery_sdk.PluginError` naming every missing or invalid variable (a half
+    configured gateway fails loudly rather than silently serving nobody). The variables are read from the
+    host's ``environ``; ``environ`` given here wins (for tests).
     """
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
@@ -437,18 +438,21 @@ class EnvSmsPlugin:
     def __repr__(self) -> str:
         return "EnvSmsPlugin()"
 
-    def configured(self) -> SmsChannel | None:
-        env = os.environ if self._environ is None else self._environ
-        url = env.get(ENV["url"], "").strip()
-        if not url:
+    def configured(self, environ: Mapping[str, str] | None = None) -> SmsChannel | None:
+        s = PluginSettings("SMS", self._environ if self._environ is not None else environ, "DELIVERY_SDK_SMS_")
+        if not s.configured:
             return None
-        values = {key: env.get(var, "").strip() for key, var in ENV.items()}
-        missing = [ENV[key] for key in _REQUIRED if not values[key]]
-        if missing:
-            raise PluginError(f"{ENV['url']} is set, so the SMS plugin also needs {', '.join(missing)}")
+        url = s.require(ENV["url"], "the gateway's base URL")
+        values = {key: s.get(ENV[key]) or "" for key in ENV}
+        for key in _REQUIRED:
+            if key.endswith("secret"):
+                values[key] = (s.secret(ENV[key], required=True) or "").strip()
+            else:
+                values[key] = s.require(ENV[key])
+        rate = s.number(ENV["rate"], None, positive=True)
+        timeout = s.number(ENV["timeout"], 10.0, positive=True)
+        s.check()
         try:
-            rate = float(values["rate"]) if values["rate"] else None
-            timeout = float(values["timeout"]) if values["timeout"] else 10.0
             return SmsChannel(
                 url,
                 access_key_id=values["access_key_id"],
@@ -460,18 +464,20 @@ class EnvSmsPlugin:
                 link_key=values["link_key"] or None,
                 name=values["name"] or "sms",
                 rate=rate,
-                timeout=timeout,
+                timeout=timeout if timeout is not None else 10.0,
             )
         except ValueError as exc:
-            raise PluginError(
-                f"the SMS plugin's configuration ({ENV['url']} and friends) is not usable: {exc}"
-            ) from exc
+            s.guard(f"the SMS plugin's configuration ({ENV['url']} and friends) is not usable", exc)
+            s.check()
+            raise
 
     @hookimpl
-    def delivery_register_channels(self, register: ChannelRegistry) -> None:
-        channel = self.configured()
-        if channel is not None:
-            register(channel)
+    def delivery_register_channels(self, register: ChannelRegistry, environ: Mapping[str, str]) -> None:
+        channel = self.configured(environ)
+        if channel is None:
+            log.debug("SMS plugin installed but not configured (no DELIVERY_SDK_SMS_* variable): nothing registered")
+            return
+        register(channel)
 
 
 plugin = EnvSmsPlugin()

@@ -17,6 +17,11 @@ answers with the first ``biz_id``: the idempotency the adapter relies on), and c
 delays every answer by that many seconds (a real gateway's round trip, for benchmarks). Every send the
 gateway authenticated is in ``attempts`` (faulted ones included); ``messages`` holds what it accepted.
 Nothing here logs a phone number.
+
+As a local service (``delivery-sdk sandbox``, or ``python -m delivery_sdk_sms.emulator --port 18005 --state
+DIR --callback-url http://127.0.0.1:8080/callbacks``): a fixed port, its messages and reports kept in
+``DIR/state.json`` (a restart answers status queries for the messages it took before), every message
+delivered at once with the report pushed to ``URL/sms``; ``GET /_sandbox/received`` lists what it received.
 """
 
 from __future__ import annotations
@@ -26,14 +31,25 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from delivery_sdk.testing.emulator import EmulatorServer, FaultScript, json_reply, post_callback, read_body, transient
+from delivery_sdk.testing.emulator import (
+    EmulatorServer,
+    FaultScript,
+    join_callback,
+    json_reply,
+    mask,
+    post_callback,
+    read_body,
+    serve_main,
+    transient,
+)
 
 from . import (
     H_KEY_ID,
@@ -47,7 +63,7 @@ from . import (
     sign_request,
 )
 
-__all__ = ["EmulatedSms", "Fault", "SmsGatewayEmulator"]
+__all__ = ["EmulatedSms", "Fault", "SmsGatewayEmulator", "sandbox"]
 
 
 @dataclass(frozen=True)
@@ -130,8 +146,11 @@ class SmsGatewayEmulator(EmulatorServer):
         seed: int = 0,
         window: float = 300.0,
         latency: float = 0.0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        state_dir: str | Path | None = None,
     ) -> None:
-        super().__init__(name="sms-emulator")
+        super().__init__(name="sms-emulator", host=host, port=port, state_dir=state_dir)
         self.access_key_id = access_key_id
         self.access_key_secret = access_key_secret
         self.callback_secret = callback_secret
@@ -209,6 +228,47 @@ class SmsGatewayEmulator(EmulatorServer):
             "Content-Type": "application/json",
         }
         return headers, body
+
+    # -- as a service ----------------------------------------------------------------------------------
+
+    def describe_request(self, method: str, path: str, body: bytes) -> Mapping[str, Any]:
+        if method == "POST" and body:
+            payload = json.loads(body)
+            return {
+                "out_id": payload.get("out_id"),
+                "to": mask(str(payload.get("phone_numbers", ""))),
+                "template_code": payload.get("template_code"),
+                "params": payload.get("template_param"),
+            }
+        return {"query": dict(parse_qsl(urlsplit(path).query)).get("out_id", "")}
+
+    def dump_state(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "reports": self._reports,
+                "messages": [
+                    {**vars(m), "received_at": m.received_at.isoformat(), "reports": list(m.reports)}
+                    for m in self.messages.values()
+                ],
+            }
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._reports = int(state.get("reports", 0))
+            for raw in state.get("messages", []):
+                message = EmulatedSms(**{**raw, "received_at": datetime.fromisoformat(raw["received_at"])})
+                self.messages[message.out_id] = message
+
+    def sandbox_env(self) -> dict[str, str]:
+        return {
+            "DELIVERY_SDK_SMS_URL": self.url,
+            "DELIVERY_SDK_SMS_ACCESS_KEY_ID": self.access_key_id,
+            "DELIVERY_SDK_SMS_ACCESS_KEY_SECRET": self.access_key_secret,
+            "DELIVERY_SDK_SMS_CALLBACK_SECRET": self.callback_secret,
+            "DELIVERY_SDK_SMS_SIGN_NAME": "sandbox",
+            "DELIVERY_SDK_SMS_TEMPLATE_CODE": "SMS_SANDBOX",
+            "DELIVERY_SDK_SMS_LINK_TEMPLATE": "http://127.0.0.1/s/{token}",
+        }
 
     # -- internals -------------------------------------------------------------------------------------
 
@@ -344,19 +404,37 @@ class SmsGatewayEmulator(EmulatorServer):
         json_reply(handler, answer[0], answer[1], retry_after=answer[2])
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m delivery_sdk_sms.emulator [--latency S] [--auto-deliver]``: serve on 127.0.0.1, print
-    the URL on the first line of stdout, stop when stdin closes (for benchmarks in a separate process)."""
-    import argparse
-    import sys
+def sandbox(
+    *, host: str = "127.0.0.1", port: int = 0, state_dir: str | Path | None = None, callback_url: str | None = None
+) -> SmsGatewayEmulator:
+    """The gateway as ``delivery-sdk sandbox`` runs it (the ``delivery_sdk.emulators`` entry point): every
+    message delivered at once, its report pushed to ``{callback_url}/sms``."""
+    return SmsGatewayEmulator(
+        host=host, port=port, state_dir=state_dir, callback_url=join_callback(callback_url, "sms"), auto_deliver=True
+    )
 
-    parser = argparse.ArgumentParser(prog="python -m delivery_sdk_sms.emulator")
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
-    parser.add_argument("--auto-deliver", action="store_true", help="record a delivery report for every message")
-    args = parser.parse_args(argv)
-    with SmsGatewayEmulator(latency=args.latency, auto_deliver=args.auto_deliver) as gateway:
-        print(gateway.url, flush=True)
-        sys.stdin.read()
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m delivery_sdk_sms.emulator [--port N] [--state DIR] [--callback-url URL] [--latency S]
+    [--auto-deliver]``: serve on 127.0.0.1, print the URL on the first line of stdout (then the
+    ``DELIVERY_SDK_SMS_*`` variables), stop on SIGTERM/SIGINT or when a piped stdin closes (benchmarks)."""
+    import argparse
+
+    def options(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
+        parser.add_argument("--auto-deliver", action="store_true", help="record a delivery report for every message")
+
+    def build(args: argparse.Namespace) -> SmsGatewayEmulator:
+        return SmsGatewayEmulator(
+            host=args.host,
+            port=args.port,
+            state_dir=args.state,
+            callback_url=join_callback(args.callback_url, "sms"),
+            latency=args.latency,
+            auto_deliver=args.auto_deliver or bool(args.callback_url),
+        )
+
+    serve_main(build, argv, prog="python -m delivery_sdk_sms.emulator", add_arguments=options)
 
 
 if __name__ == "__main__":

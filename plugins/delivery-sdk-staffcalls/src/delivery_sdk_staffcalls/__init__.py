@@ -31,8 +31,9 @@ contributes nothing (pass :class:`StaffCallsPlugin` yourself, as above).
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from delivery_sdk import (
@@ -53,6 +54,7 @@ from delivery_sdk import (
     hookimpl,
 )
 from delivery_sdk.events import Cancelled, DispatchTimedOut, FellBackToPost, Served
+from delivery_sdk.settings import PluginSettings
 
 from .queue import (
     CallClosed,
@@ -92,6 +94,7 @@ __all__ = [
 
 __version__ = "0.1.0"
 
+log = logging.getLogger("delivery_sdk_staffcalls")
 ENV_QUEUE = "DELIVERY_SDK_STAFFCALLS_QUEUE"
 DEFAULT_NAME = "staff-calls"
 DEFAULT_LEASE = timedelta(minutes=15)
@@ -211,11 +214,26 @@ class StaffCallsPlugin:
 
 
 @hookimpl
-def delivery_register_channels(register: ChannelRegistry, clock: Clock) -> None:
-    """The entry point's hook: a channel on ``$DELIVERY_SDK_STAFFCALLS_QUEUE``, or nothing when it is unset."""
-    target = os.environ.get(ENV_QUEUE)
-    if target:
-        register(StaffCallChannel(target, clock=clock))
+def delivery_register_channels(register: ChannelRegistry, clock: Clock, environ: Mapping[str, str]) -> None:
+    """The entry point's hook: a channel on ``DELIVERY_SDK_STAFFCALLS_QUEUE`` (read from the host's
+    ``environ``), or nothing when it is unset; a queue that cannot be opened raises
+    :class:`~delivery_sdk.PluginError` naming the variable."""
+    s = PluginSettings("staff-calls", environ, "DELIVERY_SDK_STAFFCALLS_")
+    if not s.configured:
+        log.debug("staff-calls plugin installed but not configured (%s unset): nothing registered", ENV_QUEUE)
+        return
+    target = s.require(ENV_QUEUE, "a SQLite path or a postgresql:// DSN")
+    s.check()
+    try:
+        channel = StaffCallChannel(target, clock=clock)
+    except Exception as exc:  # the queue's own error (a folder that does not exist, a DSN refused)
+        if "://" in target:  # a database's error may quote the DSN: say only its type
+            s.problem(f"{ENV_QUEUE}: the staff-call queue cannot be opened ({type(exc).__name__})")
+        else:
+            s.guard(f"{ENV_QUEUE}: the staff-call queue cannot be opened", exc)
+        s.check()
+        raise
+    register(channel)
 
 
 # -- the staff's API ----------------------------------------------------------------------------------

@@ -39,7 +39,8 @@ Callbacks, both to :meth:`WeChatChannel.parse_callback` under the channel's name
 WeChat has no status API: :meth:`WeChatChannel.status` answers from the adapter's own :class:`SentLog`.
 
 The entry point (``wechat = "delivery_sdk_wechat:plugin"``) registers a :class:`WeChatChannel` configured
-from ``DELIVERY_SDK_WECHAT_*`` environment variables, and nothing while ``DELIVERY_SDK_WECHAT_APPID`` is unset.
+from ``DELIVERY_SDK_WECHAT_*`` variables, and nothing while none of them is set (a partial configuration raises
+:class:`~delivery_sdk.PluginError` naming every missing variable).
 """
 
 from __future__ import annotations
@@ -71,7 +72,6 @@ from delivery_sdk import (
     ContactKind,
     Dispatch,
     MalformedReceipt,
-    PluginError,
     Receipt,
     ReceiptKind,
     SendResult,
@@ -90,6 +90,7 @@ from delivery_sdk.callbacks import (
     verify_hmac_sha256,
 )
 from delivery_sdk.httpchannel import RateLimiter, check_base_url, check_response, translate_errors
+from delivery_sdk.settings import PluginSettings
 
 from .sentlog import SentEntry, SentLog
 
@@ -641,9 +642,11 @@ def _signed_at(headers: Mapping[str, str], body: bytes, query: Mapping[str, str]
 class EnvWeChatPlugin:
     """The entry-point plugin: a :class:`WeChatChannel` from ``DELIVERY_SDK_WECHAT_*``, or nothing.
 
-    ``DELIVERY_SDK_WECHAT_APPID`` unset or empty: registers nothing. Set: the other required variables must
-    be too, or building the client raises :class:`~delivery_sdk.PluginError` naming the missing ones.
-    The sent log defaults to ``./delivery-sdk-wechat-sent.sqlite3``. ``environ`` is for tests.
+    None of the variables set: registers nothing (installed, not configured). Any set: ``..._APPID`` and the
+    other required variables must be too, or loading the client's plugins raises one
+    :class:`~delivery_sdk.PluginError` naming every missing or invalid variable. The sent log defaults to
+    ``./delivery-sdk-wechat-sent.sqlite3``. The variables are read from the host's ``environ``;
+    ``environ`` given here wins (for tests).
     """
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
@@ -652,14 +655,20 @@ class EnvWeChatPlugin:
     def __repr__(self) -> str:
         return "EnvWeChatPlugin()"
 
-    def configured(self, clock: Clock | None = None) -> WeChatChannel | None:
-        env = os.environ if self._environ is None else self._environ
-        values = {key: env.get(var, "").strip() for key, var in ENV.items()}
-        if not values["appid"]:
+    def configured(self, clock: Clock | None = None, environ: Mapping[str, str] | None = None) -> WeChatChannel | None:
+        s = PluginSettings("WeChat", self._environ if self._environ is not None else environ, "DELIVERY_SDK_WECHAT_")
+        if not s.configured:
             return None
-        missing = [ENV[key] for key in _REQUIRED if not values[key]]
-        if missing:
-            raise PluginError(f"{ENV['appid']} is set, so the WeChat plugin also needs {', '.join(missing)}")
+        values = {key: s.get(ENV[key]) or "" for key in ENV}
+        values["appid"] = s.require(ENV["appid"], "the official account's AppID")
+        for key in _REQUIRED:
+            if key.endswith(("secret", "token")):
+                values[key] = (s.secret(ENV[key], required=True) or "").strip()
+            else:
+                values[key] = s.require(ENV[key])
+        rate = s.number(ENV["rate"], None, positive=True)
+        timeout = s.number(ENV["timeout"], 10.0, positive=True)
+        s.check()
         try:
             return WeChatChannel(
                 values["appid"],
@@ -672,20 +681,24 @@ class EnvWeChatPlugin:
                 base_url=values["base_url"] or DEFAULT_BASE_URL,
                 sent_log=values["sent_log"] or DEFAULT_SENT_LOG,
                 name=values["name"] or "wechat",
-                rate=float(values["rate"]) if values["rate"] else None,
-                timeout=float(values["timeout"]) if values["timeout"] else 10.0,
+                rate=rate,
+                timeout=timeout if timeout is not None else 10.0,
                 clock=clock,
             )
         except (ValueError, OSError, sqlite3.Error) as exc:
-            raise PluginError(
-                f"the WeChat plugin's configuration ({ENV['appid']} and friends) is not usable: {exc}"
-            ) from exc
+            s.guard(f"the WeChat plugin's configuration ({ENV['appid']} and friends) is not usable", exc)
+            s.check()
+            raise
 
     @hookimpl
-    def delivery_register_channels(self, register: ChannelRegistry, clock: Clock) -> None:
-        channel = self.configured(clock)
-        if channel is not None:
-            register(channel)
+    def delivery_register_channels(self, register: ChannelRegistry, clock: Clock, environ: Mapping[str, str]) -> None:
+        channel = self.configured(clock, environ)
+        if channel is None:
+            log.debug(
+                "WeChat plugin installed but not configured (no DELIVERY_SDK_WECHAT_* variable): nothing registered"
+            )
+            return
+        register(channel)
 
 
 plugin = EnvWeChatPlugin()

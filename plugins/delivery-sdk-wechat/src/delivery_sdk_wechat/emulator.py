@@ -31,14 +31,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from delivery_sdk.testing.emulator import EmulatorServer, FaultScript, json_reply, post_callback, read_body, transient
+from delivery_sdk.testing.emulator import (
+    EmulatorServer,
+    FaultScript,
+    join_callback,
+    json_reply,
+    post_callback,
+    read_body,
+    serve_main,
+    transient,
+)
 
 from . import SEND_PATH, TOKEN_PATH, WeChatChannel, wechat_signature
 
-__all__ = ["EmulatedTemplateMessage", "Fault", "WeChatEmulator"]
+__all__ = ["EmulatedTemplateMessage", "Fault", "WeChatEmulator", "main", "sandbox"]
 
 
 @dataclass(frozen=True)
@@ -95,8 +105,11 @@ class WeChatEmulator(EmulatorServer):
         transient_rate: float = 0.0,
         seed: int = 0,
         latency: float = 0.0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        state_dir: str | Path | None = None,
     ) -> None:
-        super().__init__(name="wechat-emulator")
+        super().__init__(name="wechat-emulator", host=host, port=port, state_dir=state_dir)
         self.appid = appid
         self.secret = secret
         self.server_token = server_token
@@ -197,6 +210,17 @@ class WeChatEmulator(EmulatorServer):
         status = post_callback(url, body, {"Content-Type": "text/xml"})
         with self._lock:
             self.pushes.append(status)
+
+    def sandbox_env(self) -> dict[str, str]:
+        return {
+            "DELIVERY_SDK_WECHAT_APPID": self.appid,
+            "DELIVERY_SDK_WECHAT_SECRET": self.secret,
+            "DELIVERY_SDK_WECHAT_BASE_URL": self.url,
+            "DELIVERY_SDK_WECHAT_SERVER_TOKEN": self.server_token,
+            "DELIVERY_SDK_WECHAT_TEMPLATE_ID": "sandbox-template",
+            "DELIVERY_SDK_WECHAT_LINK_TEMPLATE": "http://127.0.0.1/w/{token}",
+            "DELIVERY_SDK_WECHAT_READ_SECRET": "sandbox-read-secret",
+        }
 
     def handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
         body = read_body(handler)
@@ -302,3 +326,26 @@ class WeChatEmulator(EmulatorServer):
         if fault is not None and fault.kind == "timeout":
             time.sleep(fault.seconds)
         json_reply(handler, answer[0], answer[1], retry_after=answer[2])
+
+
+def sandbox(
+    *, host: str = "127.0.0.1", port: int = 0, state_dir: str | Path | None = None, callback_url: str | None = None
+) -> WeChatEmulator:
+    """The API as ``delivery-sdk sandbox`` runs it (the ``delivery_sdk.emulators`` entry point): every template
+    message delivered at once, the event pushed to ``{callback_url}/wechat``."""
+    return WeChatEmulator(
+        host=host, port=port, state_dir=state_dir, callback_url=join_callback(callback_url, "wechat"), auto_deliver=True
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m delivery_sdk_wechat.emulator [--port N] [--state DIR] [--callback-url URL]``."""
+    serve_main(
+        lambda args: sandbox(host=args.host, port=args.port, state_dir=args.state, callback_url=args.callback_url),
+        argv,
+        prog="python -m delivery_sdk_wechat.emulator",
+    )
+
+
+if __name__ == "__main__":
+    main()
