@@ -224,6 +224,27 @@ def test_every_test_the_threat_model_names_exists() -> None:
     assert "trusted checkpoint" in text
 
 
+def test_every_rule_in_the_legal_reference_names_tests_that_exist() -> None:
+    """docs/legal-reference.md's rules table: each rule names the tests that pin it (issue 16, part 6)."""
+    text = _read("legal-reference.md")
+    start = text.index("| rule | article | code | tests |")
+    rows = text[start:].split("\n\n", 1)[0].splitlines()[2:]
+    assert len(rows) >= 30
+    missing = []
+    for row in rows:
+        cell = row.rstrip(" |").rsplit("|", 1)[1]
+        named = re.findall(r"(?:(test_\w+\.py))?::(test_\w+)", cell)
+        assert named, f"a rule names no test: {row[:80]}"
+        path = None
+        for file, name in named:
+            path = file or path
+            assert path is not None
+            source = (ROOT / "tests" / path).read_text(encoding="utf-8")
+            if not re.search(rf"^(async )?def {name}\(", source, flags=re.M):
+                missing.append(f"{path}::{name}")
+    assert not missing, f"docs/legal-reference.md names tests that do not exist: {missing}"
+
+
 def test_user_guide_describes_the_cli_commands() -> None:
     text = _read("user-guide.md")
     for command in (
