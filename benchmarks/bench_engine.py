@@ -64,7 +64,7 @@ async def run_engine(
         plugins=[channels_plugin(eservice, sms)],
         clock=clock,
         load_entry_points=False,
-        config=EngineConfig(batch_size=batch),
+        config=EngineConfig(batch_size=batch, pause_gc=True),  # as `delivery-sdk worker` runs it
         id_factory=lambda: f"T{next(ids):08d}",
     )
     evidence_cpu = [0.0]

@@ -59,7 +59,7 @@ def _run(config: EngineConfig | None, watcher: _Watcher) -> TaskState:
 
 def test_the_collector_is_paused_while_a_step_works(collector_on: None) -> None:
     watcher = _Watcher()
-    assert _run(None, watcher) is TaskState.FILED
+    assert _run(EngineConfig(pause_gc=True), watcher) is TaskState.FILED
     assert watcher.at_commit  # observers run right after each commit, inside the pause
     assert not any(watcher.at_commit)
     assert watcher.at_send == [False]  # a provider that answers at once: still paused
@@ -78,7 +78,7 @@ def test_a_slow_provider_gets_the_collector_back_after_the_pause_limit(collector
         return SendResult(accepted=False, reason="slow and refused")
 
     async def main() -> None:
-        h = Harness()
+        h = Harness(config=EngineConfig(pause_gc=True))
         h.client.host.register(channels_plugin(MockChannel(slow, name="slow-eservice", kind=ChannelKind.ESERVICE)))
         await h.client.submit(make_request(make_party(eservice="acct-1")))
         await h.client.run_until_idle()
@@ -88,6 +88,26 @@ def test_a_slow_provider_gets_the_collector_back_after_the_pause_limit(collector
     assert seen
     assert seen[0] == (False, True)  # paused when the call started, running again while it waited
     assert gc.isenabled()
+
+
+def test_a_library_engine_leaves_the_collector_alone_by_default(collector_on: None) -> None:
+    """The collector is process-wide: an embedded engine never touches it unless asked (issue 18)."""
+    assert EngineConfig().pause_gc is False
+    watcher = _Watcher()
+    assert _run(None, watcher) is TaskState.FILED
+    assert watcher.at_commit
+    assert all(watcher.at_commit)
+    assert watcher.at_send == [True]
+    assert watcher.at_submit == [True]
+    assert gc.isenabled()
+
+
+def test_the_worker_holds_the_collector_off_in_its_own_process() -> None:
+    from delivery_sdk.store import SQLiteStore
+    from delivery_sdk.worker import Worker
+
+    worker = Worker(SQLiteStore(":memory:"), load_entry_points=False)
+    assert worker.engine.config.pause_gc is True
 
 
 def test_pause_gc_false_leaves_the_collector_alone(collector_on: None) -> None:
@@ -113,7 +133,7 @@ def test_an_application_that_turned_the_collector_off_keeps_it_off(collector_on:
 
 def test_the_collector_is_back_on_when_a_step_fails(collector_on: None) -> None:
     async def main() -> None:
-        h = Harness()
+        h = Harness(config=EngineConfig(pause_gc=True))
         await h.client.submit(make_request(make_party()))
 
         def broken(*args: Any, **kwargs: Any) -> Any:

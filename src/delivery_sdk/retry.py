@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Protocol, TypeVar
 
@@ -19,7 +20,7 @@ import tenacity
 
 from ._exceptions import TransientChannelError
 
-__all__ = ["RetryConfig", "RetryObserver", "call_with_retries", "retry_after", "set_testing"]
+__all__ = ["RetryConfig", "RetryObserver", "backoff", "call_with_retries", "retry_after", "set_testing"]
 
 T = TypeVar("T")
 log = logging.getLogger("delivery_sdk.retry")
@@ -60,20 +61,29 @@ def set_testing(enabled: bool = True, *, attempts: int = 1) -> contextlib.Abstra
     return _restore(previous)
 
 
+def backoff(config: RetryConfig, retry: int, error: BaseException | None = None) -> float:
+    """The wait before retry number ``retry`` (1: before the second attempt): ``initial`` doubled per retry
+    up to ``maximum``, plus a uniform jitter in ``[0, jitter)`` on every retry (concurrent calls that failed
+    together do not retry in lock-step), and at least the provider's ``Retry-After`` (up to ``maximum``)."""
+    if config.maximum <= 0:
+        return 0.0
+    wait = min(config.initial * (1 << max(0, retry - 1)), config.maximum) + random.uniform(0.0, config.jitter)
+    if isinstance(error, TransientChannelError) and error.retry_after is not None:
+        wait = max(wait, min(error.retry_after, config.maximum))
+    return wait
+
+
 class _Wait(tenacity.wait.wait_base):
+    """tenacity's wait after its attempt ``n`` failed: that is the call's retry ``n + 1`` (the call's first
+    attempt ran before tenacity, see :func:`retry_after`)."""
+
     def __init__(self, config: RetryConfig) -> None:
-        self._exp = tenacity.wait_exponential_jitter(
-            multiplier=config.initial, max=config.maximum, jitter=config.jitter
-        )
-        self._max = config.maximum
+        self._config = config
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        wait = float(self._exp(retry_state)) if self._max > 0 else 0.0
         outcome = retry_state.outcome
         error = outcome.exception() if outcome is not None else None
-        if isinstance(error, TransientChannelError) and error.retry_after is not None and self._max > 0:
-            wait = max(wait, min(error.retry_after, self._max))
-        return wait
+        return backoff(self._config, retry_state.attempt_number + 1, error)
 
 
 async def call_with_retries(
@@ -146,9 +156,7 @@ def _wait_first(
 
     async def before(state: tenacity.RetryCallState) -> None:
         if state.attempt_number == 1:
-            wait = min(cfg.initial, cfg.maximum) if cfg.maximum > 0 else 0.0
-            if error.retry_after is not None and cfg.maximum > 0:
-                wait = max(wait, min(error.retry_after, cfg.maximum))
+            wait = backoff(cfg, 1, error)
             log.info("retrying %s (attempt 2) after %s", name, type(error).__name__)
             if observer is not None:
                 observer.on_retry(name, 1, error, wait)

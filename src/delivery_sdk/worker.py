@@ -299,7 +299,8 @@ class Worker:
         cfg = self.config
         self.store = _LeaseTracker(store)
         self.store_label = store_label
-        engine_config = engine_config or EngineConfig(batch_size=cfg.batch_size, lease=cfg.lease)
+        # the worker owns its process: it may hold the collector off while a step works (see engine._GCPause)
+        engine_config = engine_config or EngineConfig(batch_size=cfg.batch_size, lease=cfg.lease, pause_gc=True)
         self.client = AsyncDeliveryClient(
             self.store,
             plugins=plugins,
@@ -767,7 +768,9 @@ def run_from_args(
 
     engine_config = None
     if runtime.engine:
-        engine_config = EngineConfig(**{**runtime.engine, "batch_size": config.batch_size, "lease": config.lease})
+        engine_config = EngineConfig(
+            **{"pause_gc": True, **runtime.engine, "batch_size": config.batch_size, "lease": config.lease}
+        )
     signers = None
     try:
         if runtime.evidence_key_file is not None:

@@ -74,10 +74,9 @@ class TaskWrite:
     release: bool = True
     outbox: tuple[OutboxEntry, ...] = ()
     outbox_done: tuple[str, ...] = ()
+    # recorded once each: a key already there is not recorded again (two ingests of one receipt on one task
+    # cannot both commit: the second one's expected_version has moved on, and it finds the key on its retry)
     receipt_keys: tuple[str, ...] = ()
-    # True for an ingest: a receipt key seen before makes the whole write a duplicate (nothing written).
-    # False for the engine's own polls: known keys are simply not recorded twice.
-    strict_receipts: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -123,7 +122,6 @@ def refusal_rows(refusals: Sequence[RefusedReceipt]) -> list[tuple[str, str, str
 class CommitResult:
     stored: tuple[StoredEvent, ...]
     conflicts: frozenset[str]  # task ids whose write was skipped because their version moved on
-    duplicates: frozenset[str] = frozenset()  # receipt keys already recorded (the whole task write skipped)
 
 
 @attrs.frozen(kw_only=True)

@@ -654,7 +654,6 @@ class PostgresStore:
 
     def commit(self, writes: Sequence[TaskWrite], *, returning: bool = True) -> CommitResult:
         conflicts: set[str] = set()
-        duplicates: set[str] = set()
         # Serialise before the transaction: it holds its locks only for the SQL.
         bodies = {id(w): [_serialise(e) for e in w.events] for w in writes}
         evidence = self._evidence_on
@@ -667,7 +666,6 @@ class PostgresStore:
             if evidence
         }
         task_ids = sorted({w.task_id for w in writes})
-        strict_keys = sorted({k for w in writes if w.strict_receipts for k in w.receipt_keys})
         items: list[tuple[str, int, Event, str, bytes]] = []
         if not writes:
             return CommitResult(stored=(), conflicts=frozenset())
@@ -678,10 +676,6 @@ class PostgresStore:
                 (task_ids,),
             )
             found = {task_id: (version, owner) for task_id, version, owner in cur.fetchall()}
-            seen: set[str] = set()
-            if strict_keys:
-                cur.execute("SELECT dedupe_key FROM receipts WHERE dedupe_key = ANY(%s)", (strict_keys,))
-                seen = {r[0] for r in cur.fetchall()}
             versions = {task_id: v for task_id, (v, _) in found.items()}
             held = self._held
             accepted: list[TaskWrite] = []
@@ -690,8 +684,6 @@ class PostgresStore:
                     conflicts.add(w.task_id)
                 elif w.task_id in held and found[w.task_id][1] != self.owner:
                     conflicts.add(w.task_id)  # our lease ran out and another worker took the task
-                elif w.strict_receipts and any(k in seen for k in w.receipt_keys):
-                    duplicates.update(k for k in w.receipt_keys if k in seen)
                 else:
                     accepted.append(w)
                     versions[w.task_id] = w.expected_version + len(w.events)  # a second write of a task follows on
@@ -745,7 +737,7 @@ class PostgresStore:
             if returning
             else ()
         )
-        return CommitResult(stored=result, conflicts=frozenset(conflicts), duplicates=frozenset(duplicates))
+        return CommitResult(stored=result, conflicts=frozenset(conflicts))
 
     # -- claiming ----------------------------------------------------------------------------------------
 

@@ -519,7 +519,6 @@ class SQLiteStore:
     def commit(self, writes: Sequence[TaskWrite], *, returning: bool = True) -> CommitResult:
         db = self._db
         conflicts: set[str] = set()
-        duplicates: set[str] = set()
         # Serialise before taking the write lock: the transaction holds it only for the SQL.
         bodies = [[_row(e) for e in w.events] for w in writes]
         updates = [
@@ -535,7 +534,7 @@ class SQLiteStore:
         ]
         # The usual case (each task once, no receipt that must be new) needs no read: the versioned UPDATEs
         # either all match, or the savepoint is rolled back and the writes are checked one by one.
-        simple = not any(w.strict_receipts for w in writes) and len({w.task_id for w in writes}) == len(writes)
+        simple = len({w.task_id for w in writes}) == len(writes)
         self._begin()
         try:
             accepted: list[int] | None = None
@@ -545,7 +544,7 @@ class SQLiteStore:
                     accepted = list(range(len(writes)))
                 db.execute("ROLLBACK TO versions" if accepted is None else "RELEASE versions")
             if accepted is None:
-                accepted = self._check(writes, conflicts, duplicates)
+                accepted = self._check(writes, conflicts)
                 db.executemany(_UPDATE_TASK, [updates[n] for n in accepted])
             event_rows: list[tuple[Any, ...]] = []
             leaves: list[tuple[int, type[Event], bytes]] = []
@@ -587,18 +586,16 @@ class SQLiteStore:
             if returning
             else ()
         )
-        return CommitResult(stored=result, conflicts=frozenset(conflicts), duplicates=frozenset(duplicates))
+        return CommitResult(stored=result, conflicts=frozenset(conflicts))
 
-    def _check(self, writes: Sequence[TaskWrite], conflicts: set[str], duplicates: set[str]) -> list[int]:
-        """The writes that may go in (by index): a task moved on since it was read is a conflict, a strict
-        write with a receipt seen before a duplicate; a second write of one task follows on from the first."""
+    def _check(self, writes: Sequence[TaskWrite], conflicts: set[str]) -> list[int]:
+        """The writes that may go in (by index): a task moved on since it was read is a conflict; a second
+        write of one task follows on from the first."""
         versions = self._versions([w.task_id for w in writes])
         accepted: list[int] = []
         for n, w in enumerate(writes):
             if versions.get(w.task_id) != w.expected_version:
                 conflicts.add(w.task_id)
-            elif w.strict_receipts and any(self._receipt_seen(k) for k in w.receipt_keys):
-                duplicates.update(k for k in w.receipt_keys if self._receipt_seen(k))
             else:
                 accepted.append(n)
                 versions[w.task_id] = w.expected_version + len(w.events)
