@@ -1,0 +1,566 @@
+"""A local Alibaba Cloud SMS (dysmsapi 2017-05-25) for tests, end-to-end runs and the sandbox: the RPC API
+over a real socket (``ThreadingHTTPServer`` on ``127.0.0.1``, an ephemeral port, in a thread).
+
+It checks what the real service checks, in its order and with its codes:
+
+- the signature V3 exactly as documented (:mod:`.signing`): an ``ACS3-HMAC-SHA256`` ``Authorization`` whose
+  ``Credential`` is a known AccessKey id (``InvalidAccessKeyId.NotFound``), ``SignedHeaders`` covering
+  ``host`` and every ``x-acs-*`` header sent (``IncompleteSignature``), ``x-acs-content-sha256`` equal to the
+  body's SHA-256 and the signature recomputed over the request as received (``SignatureDoesNotMatch``),
+  ``x-acs-date`` in ``yyyy-MM-ddTHH:mm:ssZ`` within 15 minutes (``InvalidTimeStamp.Expired``), and a nonce
+  never seen before (``SignatureNonceUsed``);
+- the API's rate limit (``qps`` calls a second: ``Throttling.User``) and the per-number flow control
+  (``per_number``: 1 a minute, 5 an hour, 10 a day by default: ``isv.BUSINESS_LIMIT_CONTROL``);
+- the registered sign names and templates (``isv.SMS_SIGNATURE_ILLEGAL``, ``isv.SMS_TEMPLATE_ILLEGAL``,
+  ``isv.TEMPLATE_MISSING_PARAMETERS``) and the number's format (``isv.MOBILE_NUMBER_ILLEGAL``).
+
+Like the real service it is **not idempotent**: a second ``SendSms`` with the same ``OutId`` is a second
+message (``attempts_for`` / ``messages_for`` show it). ``QuerySendDetails`` answers by number and send
+date (Beijing); ``deliver(out_id)`` records the carrier's report and pushes the ``SmsReport`` array to
+``callback_url?token=<callback_token>``; ``auto_deliver`` does so for every message. Script faults with
+``fail_next(Fault.http(503), Fault.refuse("isv.BUSINESS_LIMIT_CONTROL"), Fault.timeout(1.0))``. Nothing here
+logs a phone number.
+
+As a service (``delivery-sdk sandbox``, or ``python -m delivery_sdk_aliyun_sms.emulator --port N --state DIR
+--callback-url http://127.0.0.1:8080/callbacks``): every message delivered at once, its report pushed to
+``URL/aliyun-sms?token=...``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from delivery_sdk.testing.emulator import (
+    EmulatorServer,
+    FaultScript,
+    join_callback,
+    json_reply,
+    mask,
+    post_callback,
+    read_body,
+    serve_main,
+)
+
+from . import API_VERSION, BEIJING, AliyunSmsChannel, signing
+
+__all__ = ["AliyunSmsEmulator", "EmulatedMessage", "Fault", "sandbox"]
+
+_MOBILE = re.compile(r"^(?:\+86|0086|86)?1[3-9][0-9]{9}$")
+_DATE = "%Y-%m-%dT%H:%M:%SZ"
+WINDOW = 15 * 60  # x-acs-date: "within 15 minutes of the request"
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One scripted misbehaviour, applied to the next SendSms (or QuerySendDetails) in order."""
+
+    kind: str  # "http" | "code" | "timeout"
+    status: int = 200
+    code: str = ""
+    retry_after: str | None = None
+    seconds: float = 0.0
+    accept: bool = True
+
+    @classmethod
+    def http(cls, status: int = 503, retry_after: str | None = None) -> Fault:
+        """Answer with this HTTP status (``ServiceUnavailable`` for a 5xx); the message is not taken."""
+        return cls("http", status=status, retry_after=retry_after)
+
+    @classmethod
+    def refuse(cls, code: str) -> Fault:
+        """HTTP 200 with this ``Code`` (``isv.BUSINESS_LIMIT_CONTROL``, ``isv.OUT_OF_SERVICE``...)."""
+        return cls("code", code=code)
+
+    @classmethod
+    def timeout(cls, seconds: float, *, accept: bool = True) -> Fault:
+        """Answer ``seconds`` late; with ``accept`` the message was taken first (the client is in doubt)."""
+        return cls("timeout", seconds=seconds, accept=accept)
+
+
+@dataclass
+class EmulatedMessage:
+    """A message the service took (one per SendSms call, even for an OutId it has already seen)."""
+
+    biz_id: str
+    out_id: str
+    phone: str
+    sign_name: str
+    template_code: str
+    params: dict[str, str]
+    send_time: datetime
+    status: int = 1  # 1 waiting for the report, 2 failed, 3 delivered
+    err_code: str = ""
+    receive_time: datetime | None = None
+
+    def detail(self) -> dict[str, Any]:
+        """As QuerySendDetails shows it."""
+        return {
+            "PhoneNum": self.phone,
+            "SendStatus": self.status,
+            "ErrCode": self.err_code,
+            "TemplateCode": self.template_code,
+            "Content": "",
+            "SendDate": _beijing(self.send_time),
+            "ReceiveDate": _beijing(self.receive_time) if self.receive_time else "",
+            "OutId": self.out_id,
+        }
+
+
+def _beijing(when: datetime) -> str:
+    return when.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _error(code: str, message: str, request_id: str) -> dict[str, Any]:
+    return {"Code": code, "Message": message, "RequestId": request_id}
+
+
+class AliyunSmsEmulator(EmulatorServer):
+    """The service (see the module docstring). ``clock`` stamps messages and reports and drives the flow
+    control (default: the system clock); signatures are checked against the system clock."""
+
+    def __init__(
+        self,
+        *,
+        access_key_id: str = "LTAI-emulator-key",
+        access_key_secret: str = "emulator-key-secret",
+        callback_token: str = "emulator-callback-token",
+        callback_url: str | None = None,
+        sign_names: set[str] | None = None,
+        templates: Mapping[str, set[str]] | None = None,
+        per_number: Mapping[timedelta, int] | None = None,
+        qps: int = 5000,
+        clock: Callable[[], datetime] | None = None,
+        auto_deliver: bool = False,
+        seed: int = 0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        state_dir: str | Path | None = None,
+    ) -> None:
+        super().__init__(name="aliyun-sms-emulator", host=host, port=port, state_dir=state_dir)
+        self.access_key_id = access_key_id
+        self.access_key_secret = access_key_secret
+        self.callback_token = callback_token
+        self.callback_url = callback_url
+        self.sign_names = set(sign_names) if sign_names is not None else {"武汉中院"}
+        self.templates = {k: set(v) for k, v in (templates or {"SMS_0001": {"court", "case_no", "url"}}).items()}
+        self.per_number = dict(
+            per_number
+            if per_number is not None
+            else {timedelta(minutes=1): 1, timedelta(hours=1): 5, timedelta(days=1): 10}
+        )
+        self.qps = qps
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.auto_deliver = auto_deliver
+        self.illegal_numbers: set[str] = set()  # numbers the service finds invalid (unassigned ranges...)
+        self.messages: list[EmulatedMessage] = []
+        self.attempts: list[str] = []  # the OutId of every authenticated SendSms
+        self.queries: list[str] = []  # the SendDate of every authenticated QuerySendDetails
+        self.rejected: list[str] = []  # the code of every refused request (signature, throttling...)
+        self.pushes: list[int] = []
+        self._script: FaultScript[Fault] = FaultScript()
+        self._query_script: FaultScript[Fault] = FaultScript()
+        self._nonces: set[str] = set()
+        self._calls: deque[float] = deque()
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+        self._requests = 0
+
+    # -- running ---------------------------------------------------------------------------------------
+
+    def channel(self, **kwargs: Any) -> AliyunSmsChannel:
+        """An :class:`AliyunSmsChannel` configured for this service (keyword arguments override)."""
+        options: dict[str, Any] = {
+            "access_key_id": self.access_key_id,
+            "access_key_secret": self.access_key_secret,
+            "callback_token": self.callback_token,
+            "sign_name": "武汉中院",
+            "template_code": "SMS_0001",
+            "link_template": "https://ssfw.court.example/s/{token}",
+            "clock": self.clock,
+        }
+        options.update(kwargs)
+        return AliyunSmsChannel(self.url, **options)
+
+    # -- scripting and inspecting ----------------------------------------------------------------------
+
+    def fail_next(self, *faults: Fault) -> None:
+        """Apply these faults, in order, to the next SendSms calls."""
+        self._script.extend(faults)
+
+    def fail_next_query(self, *faults: Fault) -> None:
+        """Apply these faults, in order, to the next QuerySendDetails calls."""
+        self._query_script.extend(faults)
+
+    def attempts_for(self, out_id: str) -> int:
+        with self._lock:
+            return self.attempts.count(out_id)
+
+    def messages_for(self, out_id: str) -> list[EmulatedMessage]:
+        """The messages taken under this OutId (more than one: it was sent twice)."""
+        with self._lock:
+            return [m for m in self.messages if m.out_id == out_id]
+
+    def deliver(
+        self, out_id: str, *, success: bool = True, err_code: str = "", push: bool = True
+    ) -> tuple[dict[str, str], bytes]:
+        """Record the carrier's report for the latest message under ``out_id``; push the ``SmsReport`` to
+        ``callback_url`` when set (and ``push``). Returns the push's query and body."""
+        with self._lock:
+            message = [m for m in self.messages if m.out_id == out_id][-1]
+            report = self._report(message, success, err_code)
+        query, body = self.report_push([report])
+        if push and self.callback_url:
+            self._push(body)
+        return query, body
+
+    def report_push(self, reports: list[dict[str, Any]]) -> tuple[dict[str, str], bytes]:
+        """An SmsReport push: the callback URL's query (the token) and the JSON array body."""
+        return {"token": self.callback_token}, json.dumps(reports, ensure_ascii=False).encode()
+
+    # -- as a service ----------------------------------------------------------------------------------
+
+    def describe_request(self, method: str, path: str, body: bytes) -> Mapping[str, Any]:
+        params = dict(parse_qsl(body.decode("ascii", "replace")))
+        phone = params.get("PhoneNumbers") or params.get("PhoneNumber") or ""
+        return {"out_id": params.get("OutId"), "to": mask(phone), "template_code": params.get("TemplateCode")}
+
+    def dump_state(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "messages": [
+                    {
+                        **vars(m),
+                        "send_time": m.send_time.isoformat(),
+                        "receive_time": m.receive_time.isoformat() if m.receive_time else None,
+                    }
+                    for m in self.messages
+                ]
+            }
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        with self._lock:
+            for raw in state.get("messages", []):
+                received = raw.get("receive_time")
+                self.messages.append(
+                    EmulatedMessage(
+                        **{
+                            **raw,
+                            "send_time": datetime.fromisoformat(raw["send_time"]),
+                            "receive_time": datetime.fromisoformat(received) if received else None,
+                        }
+                    )
+                )
+
+    def sandbox_env(self) -> dict[str, str]:
+        return {
+            "DELIVERY_SDK_ALIYUN_SMS_URL": self.url,
+            "DELIVERY_SDK_ALIYUN_SMS_ACCESS_KEY_ID": self.access_key_id,
+            "DELIVERY_SDK_ALIYUN_SMS_ACCESS_KEY_SECRET": self.access_key_secret,
+            "DELIVERY_SDK_ALIYUN_SMS_CALLBACK_TOKEN": self.callback_token,
+            "DELIVERY_SDK_ALIYUN_SMS_SIGN_NAME": sorted(self.sign_names)[0],
+            "DELIVERY_SDK_ALIYUN_SMS_TEMPLATE_CODE": sorted(self.templates)[0],
+            "DELIVERY_SDK_ALIYUN_SMS_LINK_TEMPLATE": "http://127.0.0.1/s/{token}",
+        }
+
+    # -- internals -------------------------------------------------------------------------------------
+
+    def _report(self, message: EmulatedMessage, success: bool, err_code: str) -> dict[str, Any]:
+        message.status = 3 if success else 2
+        message.err_code = "DELIVERED" if success else (err_code or "MK:0001")
+        message.receive_time = self.clock()
+        return {
+            "phone_number": message.phone,
+            "send_time": _beijing(message.send_time),
+            "report_time": _beijing(message.receive_time),
+            "success": success,
+            "err_code": message.err_code,
+            "err_msg": "用户接收成功" if success else "用户接收失败",
+            "sms_size": "1",
+            "biz_id": message.biz_id,
+            "out_id": message.out_id,
+        }
+
+    def _push(self, body: bytes) -> None:
+        assert self.callback_url is not None
+        url = f"{self.callback_url}?{urlencode({'token': self.callback_token})}"
+        status = post_callback(url, body, {"Content-Type": "application/json"})
+        with self._lock:
+            self.pushes.append(status)
+
+    def _authenticate(self, handler: BaseHTTPRequestHandler, body: bytes) -> tuple[int, str] | None:
+        """None when the request is signed as documented, else (HTTP status, error code)."""
+        headers = {k.lower(): v for k, v in handler.headers.items()}
+        fields = signing.parse_authorization(headers.get("authorization", ""))
+        if fields is None:
+            return 400, "IncompleteSignature"
+        if fields["Credential"] != self.access_key_id:
+            return 404, "InvalidAccessKeyId.NotFound"
+        signed = fields["SignedHeaders"].split(";")
+        must = {"host"} | {h for h in headers if h.startswith("x-acs-")}
+        if not must <= set(signed) or "x-acs-signature-nonce" not in signed or "x-acs-date" not in signed:
+            return 400, "IncompleteSignature"
+        try:
+            at = datetime.strptime(headers.get("x-acs-date", ""), _DATE).replace(tzinfo=UTC)
+        except ValueError:
+            return 400, "InvalidTimeStamp.Format"
+        if abs(time.time() - at.timestamp()) > WINDOW:
+            return 400, "InvalidTimeStamp.Expired"
+        if headers.get("x-acs-content-sha256") != signing.sha256_hex(body):
+            return 400, "SignatureDoesNotMatch"
+        taking_part = {name: headers.get(name, "") for name in signed}
+        path, _, query = handler.path.partition("?")
+        canonical = signing.canonical_request(handler.command, path, dict(parse_qsl(query)), taking_part, body)
+        if signing.sign(self.access_key_secret, canonical) != fields["Signature"]:
+            return 400, "SignatureDoesNotMatch"
+        with self._lock:
+            nonce = headers.get("x-acs-signature-nonce", "")
+            if not nonce or nonce in self._nonces:
+                return 400, "SignatureNonceUsed"
+            self._nonces.add(nonce)
+            now = time.monotonic()
+            while self._calls and now - self._calls[0] > 1.0:
+                self._calls.popleft()
+            if len(self._calls) >= self.qps:
+                return 400, "Throttling.User"
+            self._calls.append(now)
+        if headers.get("x-acs-version") != API_VERSION:
+            return 400, "InvalidVersion"
+        return None
+
+    def handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
+        body = read_body(handler)
+        with self._lock:
+            self._requests += 1
+            request_id = f"EMU-{self._requests:08d}"
+        if method != "POST" or handler.path.split("?", 1)[0] != "/":
+            json_reply(handler, 404, _error("InvalidAction.NotFound", "RPC calls are POST /", request_id))
+            return
+        refused = self._authenticate(handler, body)
+        if refused is not None:
+            with self._lock:
+                self.rejected.append(refused[1])
+            json_reply(handler, refused[0], _error(refused[1], "refused", request_id))
+            return
+        # RPC parameters: the query's and the form body's (the signature covers both)
+        params = dict(parse_qsl(handler.path.partition("?")[2], keep_blank_values=True))
+        params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        action = handler.headers.get("x-acs-action", "")
+        if action == "SendSms":
+            self._send_sms(handler, params, request_id)
+        elif action == "SendBatchSms":
+            self._send_batch(handler, params, request_id)
+        elif action == "QuerySendDetails":
+            self._query(handler, params, request_id)
+        else:
+            json_reply(handler, 404, _error("InvalidAction.NotFound", "no such action", request_id))
+
+    def _check_message(self, phone: str, sign_name: str, template: str, raw_params: str) -> str | dict[str, str]:
+        """The error code a message earns, or its template parameters."""
+        if not _MOBILE.match(phone) or phone in self.illegal_numbers:
+            return "isv.MOBILE_NUMBER_ILLEGAL"
+        if sign_name not in self.sign_names:
+            return "isv.SMS_SIGNATURE_ILLEGAL"
+        if template not in self.templates:
+            return "isv.SMS_TEMPLATE_ILLEGAL"
+        try:
+            params = json.loads(raw_params) if raw_params else {}
+        except ValueError:
+            return "isv.INVALID_JSON_PARAM"
+        if not isinstance(params, dict):
+            return "isv.INVALID_JSON_PARAM"
+        if not self.templates[template] <= set(params):
+            return "isv.TEMPLATE_MISSING_PARAMETERS"
+        return {str(k): str(v) for k, v in params.items()}
+
+    def _flow_controlled(self, phone: str, now: datetime) -> bool:
+        sent = [m.send_time for m in self.messages if m.phone == phone]
+        return any(sum(1 for t in sent if now - t < span) >= limit for span, limit in self.per_number.items())
+
+    def _take(self, phone: str, sign_name: str, template: str, params: dict[str, str], out_id: str) -> EmulatedMessage:
+        message = EmulatedMessage(
+            biz_id=f"{len(self.messages) + 1:06d}{self._random.getrandbits(32):010d}^0",
+            out_id=out_id,
+            phone=phone,
+            sign_name=sign_name,
+            template_code=template,
+            params=params,
+            send_time=self.clock(),
+        )
+        self.messages.append(message)
+        return message
+
+    def _send_sms(self, handler: BaseHTTPRequestHandler, params: dict[str, str], request_id: str) -> None:
+        phones = [p for p in params.get("PhoneNumbers", "").split(",") if p]
+        out_id = params.get("OutId", "")
+        pushing: list[dict[str, Any]] = []
+        with self._lock:
+            self.attempts.append(out_id)
+            fault = self._script.pop()
+            if fault is not None and fault.kind == "http":
+                code = "ServiceUnavailable" if fault.status >= 500 else "Throttling.User"
+                answer: tuple[int, dict[str, Any], str | None] = (
+                    fault.status,
+                    _error(code, "scripted", request_id),
+                    fault.retry_after,
+                )
+            elif fault is not None and fault.kind == "code":
+                answer = (200, _error(fault.code, "scripted", request_id), fault.retry_after)
+            elif not phones or len(phones) > 1000:
+                answer = (200, _error("isv.MOBILE_NUMBER_ILLEGAL", "no number", request_id), None)
+            elif fault is not None and not fault.accept:
+                answer = (200, {"Code": "OK", "Message": "OK", "BizId": "never-taken", "RequestId": request_id}, None)
+            else:
+                answer = self._take_all(phones, params, out_id, request_id, pushing)
+        for report in pushing:
+            if self.callback_url:
+                self.push_later(self._push, self.report_push([report])[1])
+        if fault is not None and fault.kind == "timeout":
+            time.sleep(fault.seconds)
+        json_reply(handler, answer[0], answer[1], retry_after=answer[2])
+
+    def _take_all(
+        self, phones: list[str], params: dict[str, str], out_id: str, request_id: str, pushing: list[dict[str, Any]]
+    ) -> tuple[int, dict[str, Any], str | None]:
+        now = self.clock()
+        checked = []
+        for phone in phones:
+            result = self._check_message(
+                phone, params.get("SignName", ""), params.get("TemplateCode", ""), params.get("TemplateParam", "")
+            )
+            if isinstance(result, str):
+                return 200, _error(result, "refused", request_id), None
+            if self._flow_controlled(phone, now):
+                return 200, _error("isv.BUSINESS_LIMIT_CONTROL", "触发号码天级流控", request_id), None
+            checked.append((phone, result))
+        first = None
+        for phone, template_params in checked:
+            message = self._take(phone, params["SignName"], params["TemplateCode"], template_params, out_id)
+            first = first or message
+            if self.auto_deliver:
+                pushing.append(self._report(message, True, ""))
+        assert first is not None
+        return 200, {"Code": "OK", "Message": "OK", "BizId": first.biz_id, "RequestId": request_id}, None
+
+    def _send_batch(self, handler: BaseHTTPRequestHandler, params: dict[str, str], request_id: str) -> None:
+        try:
+            phones = json.loads(params.get("PhoneNumberJson", "[]"))
+            signs = json.loads(params.get("SignNameJson", "[]"))
+            values = json.loads(params.get("TemplateParamJson", "[]"))
+        except ValueError:
+            json_reply(handler, 200, _error("isv.INVALID_JSON_PARAM", "bad JSON", request_id))
+            return
+        if not (isinstance(phones, list) and isinstance(signs, list) and isinstance(values, list)):
+            json_reply(handler, 200, _error("isv.INVALID_JSON_PARAM", "bad JSON", request_id))
+            return
+        if not 0 < len(phones) <= 100 or not len(phones) == len(signs) == len(values):
+            json_reply(handler, 200, _error("isv.INVALID_PARAMETERS", "counts differ", request_id))
+            return
+        template, out_id, now = params.get("TemplateCode", ""), params.get("OutId", ""), self.clock()
+        pushing: list[dict[str, Any]] = []
+        with self._lock:
+            checked = []
+            for phone, sign, value in zip(phones, signs, values, strict=True):
+                result = self._check_message(str(phone), str(sign), template, json.dumps(value))
+                if isinstance(result, str) or self._flow_controlled(str(phone), now):
+                    code = result if isinstance(result, str) else "isv.BUSINESS_LIMIT_CONTROL"
+                    json_reply(handler, 200, _error(code, "refused", request_id))
+                    return
+                checked.append((str(phone), str(sign), result))
+            first = None
+            for phone, sign, template_params in checked:
+                self.attempts.append(out_id)
+                message = self._take(phone, sign, template, template_params, out_id)
+                first = first or message
+                if self.auto_deliver:
+                    pushing.append(self._report(message, True, ""))
+        for report in pushing:
+            if self.callback_url:
+                self.push_later(self._push, self.report_push([report])[1])
+        assert first is not None
+        json_reply(handler, 200, {"Code": "OK", "Message": "OK", "BizId": first.biz_id, "RequestId": request_id})
+
+    def _query(self, handler: BaseHTTPRequestHandler, params: dict[str, str], request_id: str) -> None:
+        phone, send_date = params.get("PhoneNumber", ""), params.get("SendDate", "")
+        with self._lock:
+            self.queries.append(send_date)
+            fault = self._query_script.pop()
+        if fault is not None and fault.kind == "timeout":
+            time.sleep(fault.seconds)
+        elif fault is not None:
+            json_reply(
+                handler,
+                fault.status,
+                _error("ServiceUnavailable", "scripted", request_id),
+                retry_after=fault.retry_after,
+            )
+            return
+        try:
+            day = datetime.strptime(send_date, "%Y%m%d").date()
+            size, page = int(params.get("PageSize", "10")), int(params.get("CurrentPage", "1"))
+        except ValueError:
+            json_reply(handler, 200, _error("isv.INVALID_PARAMETERS", "SendDate is yyyyMMdd", request_id))
+            return
+        today = self.clock().astimezone(BEIJING).date()
+        if not phone or not 1 <= size <= 50 or page < 1 or not timedelta(0) <= today - day <= timedelta(days=30):
+            json_reply(handler, 200, _error("isv.INVALID_PARAMETERS", "PhoneNumber, SendDate, PageSize", request_id))
+            return
+        with self._lock:
+            found = [
+                m.detail() for m in self.messages if m.phone == phone and m.send_time.astimezone(BEIJING).date() == day
+            ]
+        json_reply(
+            handler,
+            200,
+            {
+                "Code": "OK",
+                "Message": "OK",
+                "RequestId": request_id,
+                "TotalCount": len(found),
+                "SmsSendDetailDTOs": {"SmsSendDetailDTO": found[(page - 1) * size : page * size]},
+            },
+        )
+
+
+def sandbox(
+    *, host: str = "127.0.0.1", port: int = 0, state_dir: str | Path | None = None, callback_url: str | None = None
+) -> AliyunSmsEmulator:
+    """The service as ``delivery-sdk sandbox`` runs it (the ``delivery_sdk.emulators`` entry point): every
+    message delivered at once, its SmsReport pushed to ``{callback_url}/aliyun-sms?token=...``."""
+    return AliyunSmsEmulator(
+        host=host,
+        port=port,
+        state_dir=state_dir,
+        callback_url=join_callback(callback_url, "aliyun-sms"),
+        auto_deliver=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m delivery_sdk_aliyun_sms.emulator [--port N] [--state DIR] [--callback-url URL]``."""
+
+    def build(args: Any) -> AliyunSmsEmulator:
+        return AliyunSmsEmulator(
+            host=args.host,
+            port=args.port,
+            state_dir=args.state,
+            callback_url=join_callback(args.callback_url, "aliyun-sms"),
+            auto_deliver=True,
+        )
+
+    serve_main(build, argv, prog="python -m delivery_sdk_aliyun_sms.emulator")
+
+
+if __name__ == "__main__":
+    main()

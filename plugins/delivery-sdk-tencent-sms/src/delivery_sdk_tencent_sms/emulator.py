@@ -1,0 +1,519 @@
+"""A local Tencent Cloud SMS (API 3.0, 2021-01-11) for tests, end-to-end runs and the sandbox, over a real
+socket (``ThreadingHTTPServer`` on ``127.0.0.1``, an ephemeral port, in a thread).
+
+It checks what the real service checks, with its codes (API 3.0 answers HTTP 200 with
+``{"Response": {"Error": {"Code", "Message"}, "RequestId"}}``):
+
+- ``TC3-HMAC-SHA256`` exactly as documented (:mod:`.signing`): a known SecretId
+  (``AuthFailure.SecretIdNotFound``), the credential scope's service ``sms`` and the UTC date of
+  ``X-TC-Timestamp``, ``content-type`` and ``host`` among the signed headers, the signature recomputed over
+  the request as received (``AuthFailure.SignatureFailure``), and a timestamp within 5 minutes
+  (``AuthFailure.SignatureExpire``); ``X-TC-Version`` 2021-01-11;
+- the API's request rate (``qps``: ``RequestLimitExceeded``) and the per-number frequency limits
+  (``per_number``: 1 in 30 s, 5 an hour, 10 a day by default:
+  ``LimitExceeded.PhoneNumberThirtySecondLimit`` / ``...OneHourLimit`` / ``...DailyLimit``, per number in
+  ``SendStatusSet``);
+- the application (``InvalidParameterValue.SdkAppIdNotExist``), the approved sign names and templates
+  (``FailedOperation.SignatureIncorrectOrUnapproved``, ``FailedOperation.TemplateIncorrectOrUnapproved``,
+  ``FailedOperation.TemplateParamSetNotMatchApprovedTemplate``), no URL in a template parameter
+  (``InvalidParameterValue.ProhibitedUseUrlInTemplateParameter``) and the number's format
+  (``InvalidParameterValue.IncorrectPhoneNumber``).
+
+Not idempotent, like the service. A message is visible to ``PullSmsSendStatusByPhoneNumber`` and
+``PullSmsSendStatus`` only once its report is in (as documented: status data comes with the carrier's
+report). ``deliver(session_context)`` records the report and pushes the callback array to
+``callback_url?token=<callback_token>``; ``auto_deliver`` does so for every message. Nothing here logs a
+phone number.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from delivery_sdk.testing.emulator import (
+    EmulatorServer,
+    FaultScript,
+    join_callback,
+    json_reply,
+    mask,
+    post_callback,
+    read_body,
+    serve_main,
+)
+
+from . import API_VERSION, BEIJING, SERVICE, TencentSmsChannel, signing
+
+__all__ = ["EmulatedMessage", "Fault", "TencentSmsEmulator", "sandbox"]
+
+_E164 = re.compile(r"^\+861[3-9][0-9]{9}$")
+_URLISH = re.compile(r"(?i)https?:|://|www\.")
+WINDOW = 5 * 60
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One scripted misbehaviour, applied to the next SendSms (or status query) in order."""
+
+    kind: str  # "http" | "code" | "timeout"
+    status: int = 200
+    code: str = ""
+    seconds: float = 0.0
+    accept: bool = True
+
+    @classmethod
+    def http(cls, status: int = 503) -> Fault:
+        """Answer with this HTTP status (a gateway in front of the API failing); the message is not taken."""
+        return cls("http", status=status)
+
+    @classmethod
+    def refuse(cls, code: str) -> Fault:
+        """HTTP 200 with this code in the number's ``SendStatusSet`` entry."""
+        return cls("code", code=code)
+
+    @classmethod
+    def timeout(cls, seconds: float, *, accept: bool = True) -> Fault:
+        """Answer ``seconds`` late; with ``accept`` the message was taken first."""
+        return cls("timeout", seconds=seconds, accept=accept)
+
+
+@dataclass
+class EmulatedMessage:
+    serial_no: str
+    session_context: str
+    phone: str  # E.164
+    sign_name: str
+    template_id: str
+    params: list[str]
+    send_time: datetime
+    report_status: str = ""  # "" until the carrier reports; SUCCESS or FAIL
+    errmsg: str = ""
+    receive_time: datetime | None = None
+    pulled: bool = False
+
+    def pulled_view(self) -> dict[str, Any]:
+        """As PullSmsSendStatus / PullSmsSendStatusByPhoneNumber show it."""
+        assert self.receive_time is not None
+        return {
+            "UserReceiveTime": int(self.receive_time.timestamp()),
+            "CountryCode": "86",
+            "SubscriberNumber": self.phone[3:],
+            "PhoneNumber": self.phone,
+            "SerialNo": self.serial_no,
+            "ReportStatus": self.report_status,
+            "Description": self.errmsg,
+            "SessionContext": self.session_context,
+        }
+
+
+class TencentSmsEmulator(EmulatorServer):
+    """The service (see the module docstring). ``clock`` stamps messages and reports and drives the
+    frequency limits; signatures are checked against the system clock."""
+
+    def __init__(
+        self,
+        *,
+        secret_id: str = "AKID-emulator",
+        secret_key: str = "emulator-secret-key",
+        sdk_app_id: str = "1400006666",
+        callback_token: str = "emulator-callback-token",
+        callback_url: str | None = None,
+        sign_names: set[str] | None = None,
+        templates: Mapping[str, int] | None = None,
+        per_number: Mapping[timedelta, tuple[int, str]] | None = None,
+        qps: int = 3000,
+        clock: Callable[[], datetime] | None = None,
+        auto_deliver: bool = False,
+        seed: int = 0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        state_dir: str | Path | None = None,
+    ) -> None:
+        super().__init__(name="tencent-sms-emulator", host=host, port=port, state_dir=state_dir)
+        self.secret_id = secret_id
+        self.secret_key = secret_key
+        self.sdk_app_id = sdk_app_id
+        self.callback_token = callback_token
+        self.callback_url = callback_url
+        self.sign_names = set(sign_names) if sign_names is not None else {"武汉中院"}
+        self.templates = dict(templates or {"1234567": 3})  # template id -> number of parameters
+        self.per_number = dict(
+            per_number
+            if per_number is not None
+            else {
+                timedelta(seconds=30): (1, "LimitExceeded.PhoneNumberThirtySecondLimit"),
+                timedelta(hours=1): (5, "LimitExceeded.PhoneNumberOneHourLimit"),
+                timedelta(days=1): (10, "LimitExceeded.PhoneNumberDailyLimit"),
+            }
+        )
+        self.qps = qps
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.auto_deliver = auto_deliver
+        self.illegal_numbers: set[str] = set()  # E.164 numbers the service finds invalid
+        self.messages: list[EmulatedMessage] = []
+        self.attempts: list[str] = []  # the SessionContext of every authenticated SendSms
+        self.queries: list[str] = []  # the action of every authenticated status query
+        self.rejected: list[str] = []
+        self.pushes: list[int] = []
+        self._script: FaultScript[Fault] = FaultScript()
+        self._query_script: FaultScript[Fault] = FaultScript()
+        self._calls: deque[float] = deque()
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+        self._requests = 0
+
+    def channel(self, **kwargs: Any) -> TencentSmsChannel:
+        """A :class:`TencentSmsChannel` configured for this service (keyword arguments override)."""
+        options: dict[str, Any] = {
+            "secret_id": self.secret_id,
+            "secret_key": self.secret_key,
+            "sdk_app_id": self.sdk_app_id,
+            "callback_token": self.callback_token,
+            "sign_name": "武汉中院",
+            "template_id": "1234567",
+            "link_template": "https://ssfw.court.example/s/{token}",
+            "clock": self.clock,
+        }
+        options.update(kwargs)
+        return TencentSmsChannel(self.url, **options)
+
+    # -- scripting and inspecting ----------------------------------------------------------------------
+
+    def fail_next(self, *faults: Fault) -> None:
+        self._script.extend(faults)
+
+    def fail_next_query(self, *faults: Fault) -> None:
+        self._query_script.extend(faults)
+
+    def attempts_for(self, session_context: str) -> int:
+        with self._lock:
+            return self.attempts.count(session_context)
+
+    def messages_for(self, session_context: str) -> list[EmulatedMessage]:
+        with self._lock:
+            return [m for m in self.messages if m.session_context == session_context]
+
+    def deliver(
+        self, session_context: str, *, success: bool = True, errmsg: str = "", push: bool = True
+    ) -> tuple[dict[str, str], bytes]:
+        """Record the carrier's report for the latest message under this SessionContext; push the
+        callback to ``callback_url`` when set (and ``push``). Returns the push's query and body."""
+        with self._lock:
+            message = [m for m in self.messages if m.session_context == session_context][-1]
+            report = self._report(message, success, errmsg)
+        query, body = self.report_push([report])
+        if push and self.callback_url:
+            self._push(body)
+        return query, body
+
+    def report_push(self, reports: list[dict[str, Any]]) -> tuple[dict[str, str], bytes]:
+        """A status callback: the callback URL's query (the token) and the JSON array body."""
+        return {"token": self.callback_token}, json.dumps(reports, ensure_ascii=False).encode()
+
+    # -- as a service ----------------------------------------------------------------------------------
+
+    def describe_request(self, method: str, path: str, body: bytes) -> Mapping[str, Any]:
+        payload = json.loads(body) if body else {}
+        phones = payload.get("PhoneNumberSet") or [payload.get("PhoneNumber", "")]
+        return {
+            "session_context": payload.get("SessionContext"),
+            "to": [mask(str(p)) for p in phones],
+            "template_id": payload.get("TemplateId"),
+        }
+
+    def dump_state(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "messages": [
+                    {
+                        **vars(m),
+                        "send_time": m.send_time.isoformat(),
+                        "receive_time": m.receive_time.isoformat() if m.receive_time else None,
+                    }
+                    for m in self.messages
+                ]
+            }
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        with self._lock:
+            for raw in state.get("messages", []):
+                received = raw.get("receive_time")
+                self.messages.append(
+                    EmulatedMessage(
+                        **{
+                            **raw,
+                            "send_time": datetime.fromisoformat(raw["send_time"]),
+                            "receive_time": datetime.fromisoformat(received) if received else None,
+                        }
+                    )
+                )
+
+    def sandbox_env(self) -> dict[str, str]:
+        return {
+            "DELIVERY_SDK_TENCENT_SMS_URL": self.url,
+            "DELIVERY_SDK_TENCENT_SMS_SECRET_ID": self.secret_id,
+            "DELIVERY_SDK_TENCENT_SMS_SECRET_KEY": self.secret_key,
+            "DELIVERY_SDK_TENCENT_SMS_SDK_APP_ID": self.sdk_app_id,
+            "DELIVERY_SDK_TENCENT_SMS_CALLBACK_TOKEN": self.callback_token,
+            "DELIVERY_SDK_TENCENT_SMS_SIGN_NAME": sorted(self.sign_names)[0],
+            "DELIVERY_SDK_TENCENT_SMS_TEMPLATE_ID": sorted(self.templates)[0],
+            "DELIVERY_SDK_TENCENT_SMS_LINK_TEMPLATE": "http://127.0.0.1/s/{token}",
+        }
+
+    # -- internals -------------------------------------------------------------------------------------
+
+    def _report(self, message: EmulatedMessage, success: bool, errmsg: str) -> dict[str, Any]:
+        message.report_status = "SUCCESS" if success else "FAIL"
+        message.errmsg = "DELIVRD" if success else (errmsg or "MK:0001")
+        message.receive_time = self.clock()
+        return {
+            "user_receive_time": message.receive_time.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S"),
+            "nationcode": "86",
+            "mobile": message.phone[3:],
+            "report_status": message.report_status,
+            "errmsg": message.errmsg,
+            "description": "用户短信送达成功" if success else "用户短信接收失败",
+            "sid": message.serial_no,
+        }
+
+    def _push(self, body: bytes) -> None:
+        assert self.callback_url is not None
+        url = f"{self.callback_url}?{urlencode({'token': self.callback_token})}"
+        status = post_callback(url, body, {"Content-Type": "application/json"})
+        with self._lock:
+            self.pushes.append(status)
+
+    def _authenticate(self, handler: BaseHTTPRequestHandler, body: bytes) -> str | None:
+        """None when the request is signed as documented, else the error code."""
+        headers = {k.lower(): v for k, v in handler.headers.items()}
+        fields = signing.parse_authorization(headers.get("authorization", ""))
+        if fields is None:
+            return "AuthFailure.InvalidAuthorization"
+        if fields["SecretId"] != self.secret_id:
+            return "AuthFailure.SecretIdNotFound"
+        stamp = headers.get("x-tc-timestamp", "")
+        if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
+            return "AuthFailure.InvalidAuthorization"
+        timestamp = int(stamp)
+        signed = tuple(fields["SignedHeaders"].split(";"))
+        if fields["Service"] != SERVICE or fields["Date"] != signing.utc_date(timestamp):
+            return "AuthFailure.SignatureFailure"
+        if not {"content-type", "host"} <= set(signed):
+            return "AuthFailure.SignatureFailure"
+        path, _, query = handler.path.partition("?")
+        if path != "/":
+            return "AuthFailure.SignatureFailure"
+        canonical = signing.canonical_request(handler.command, query, headers, signed, body)
+        if signing.sign(self.secret_key, timestamp, SERVICE, canonical) != fields["Signature"]:
+            return "AuthFailure.SignatureFailure"
+        if abs(time.time() - timestamp) > WINDOW:
+            return "AuthFailure.SignatureExpire"
+        with self._lock:
+            now = time.monotonic()
+            while self._calls and now - self._calls[0] > 1.0:
+                self._calls.popleft()
+            if len(self._calls) >= self.qps:
+                return "RequestLimitExceeded"
+            self._calls.append(now)
+        if headers.get("x-tc-version") != API_VERSION:
+            return "InvalidAction"
+        return None
+
+    def _error(self, handler: BaseHTTPRequestHandler, code: str, request_id: str) -> None:
+        json_reply(handler, 200, {"Response": {"Error": {"Code": code, "Message": code}, "RequestId": request_id}})
+
+    def handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
+        body = read_body(handler)
+        with self._lock:
+            self._requests += 1
+            request_id = f"emu-{self._requests:08d}"
+        if method != "POST":
+            self._error(handler, "UnsupportedProtocol", request_id)
+            return
+        refused = self._authenticate(handler, body)
+        if refused is not None:
+            with self._lock:
+                self.rejected.append(refused)
+            self._error(handler, refused, request_id)
+            return
+        try:
+            payload = json.loads(body)
+            if not isinstance(payload, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            self._error(handler, "FailedOperation.JsonParseFail", request_id)
+            return
+        if payload.get("SmsSdkAppId") != self.sdk_app_id:
+            self._error(handler, "InvalidParameterValue.SdkAppIdNotExist", request_id)
+            return
+        action = handler.headers.get("X-TC-Action", "")
+        if action == "SendSms":
+            self._send(handler, payload, request_id)
+        elif action in ("PullSmsSendStatusByPhoneNumber", "PullSmsSendStatus"):
+            self._pull(handler, action, payload, request_id)
+        else:
+            self._error(handler, "InvalidAction", request_id)
+
+    def _request_error(self, payload: Mapping[str, Any]) -> str | None:
+        phones, params = payload.get("PhoneNumberSet"), payload.get("TemplateParamSet", [])
+        if not isinstance(phones, list) or not phones:
+            return "MissingParameter.EmptyPhoneNumberSet"
+        if len(phones) > 200:
+            return "LimitExceeded.PhoneNumberCountLimit"
+        if payload.get("SignName") not in self.sign_names:
+            return "FailedOperation.SignatureIncorrectOrUnapproved"
+        template = payload.get("TemplateId")
+        if template not in self.templates:
+            return "FailedOperation.TemplateIncorrectOrUnapproved"
+        if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
+            return "InvalidParameterValue.TemplateParameterFormatError"
+        if len(params) != self.templates[str(template)]:
+            return "FailedOperation.TemplateParamSetNotMatchApprovedTemplate"
+        if any(_URLISH.search(p) for p in params):
+            return "InvalidParameterValue.ProhibitedUseUrlInTemplateParameter"
+        context = payload.get("SessionContext", "")
+        if not isinstance(context, str) or len(context.encode()) >= 512:
+            return "InvalidParameterValue.ContentLengthLimit"
+        return None
+
+    def _number_code(self, phone: object, now: datetime) -> str | None:
+        if not isinstance(phone, str) or not _E164.match(phone) or phone in self.illegal_numbers:
+            return "InvalidParameterValue.IncorrectPhoneNumber"
+        sent = [m.send_time for m in self.messages if m.phone == phone]
+        for span, (limit, code) in sorted(self.per_number.items()):
+            if sum(1 for t in sent if now - t < span) >= limit:
+                return code
+        return None
+
+    def _send(self, handler: BaseHTTPRequestHandler, payload: dict[str, Any], request_id: str) -> None:
+        error = self._request_error(payload)
+        if error is not None:
+            self._error(handler, error, request_id)
+            return
+        context = str(payload.get("SessionContext", ""))
+        pushing: list[dict[str, Any]] = []
+        with self._lock:
+            self.attempts.append(context)
+            fault = self._script.pop()
+            if fault is not None and fault.kind == "http":
+                json_reply(handler, fault.status, b"<html>Bad Gateway</html>", content_type="text/html")
+                return
+            statuses = []
+            now = self.clock()
+            for phone in payload["PhoneNumberSet"]:
+                code = fault.code if fault is not None and fault.kind == "code" else self._number_code(phone, now)
+                status: dict[str, Any] = {
+                    "SerialNo": "",
+                    "PhoneNumber": str(phone),
+                    "Fee": 0,
+                    "SessionContext": context,
+                    "Code": code or "Ok",
+                    "Message": code or "send success",
+                    "IsoCode": "CN",
+                }
+                if code is None and (fault is None or fault.accept):
+                    message = EmulatedMessage(
+                        serial_no=f"{2433:04d}:{self._random.getrandbits(64):020d}",
+                        session_context=context,
+                        phone=str(phone),
+                        sign_name=str(payload["SignName"]),
+                        template_id=str(payload["TemplateId"]),
+                        params=[str(p) for p in payload.get("TemplateParamSet", [])],
+                        send_time=now,
+                    )
+                    self.messages.append(message)
+                    status.update(SerialNo=message.serial_no, Fee=1)
+                    if self.auto_deliver:
+                        pushing.append(self._report(message, True, ""))
+                elif code is None:
+                    status.update(SerialNo="never-taken", Fee=1)
+                statuses.append(status)
+        for report in pushing:
+            if self.callback_url:
+                self.push_later(self._push, self.report_push([report])[1])
+        if fault is not None and fault.kind == "timeout":
+            time.sleep(fault.seconds)
+        json_reply(handler, 200, {"Response": {"SendStatusSet": statuses, "RequestId": request_id}})
+
+    def _pull(self, handler: BaseHTTPRequestHandler, action: str, payload: dict[str, Any], request_id: str) -> None:
+        with self._lock:
+            self.queries.append(action)
+            fault = self._query_script.pop()
+        if fault is not None and fault.kind == "timeout":
+            time.sleep(fault.seconds)
+        elif fault is not None and fault.kind == "http":
+            json_reply(handler, fault.status, b"<html>Bad Gateway</html>", content_type="text/html")
+            return
+        elif fault is not None:
+            self._error(handler, fault.code, request_id)
+            return
+        limit = payload.get("Limit")
+        if not isinstance(limit, int) or not 0 < limit <= 100:
+            self._error(handler, "InvalidParameterValue.LimitVerifyFail", request_id)
+            return
+        with self._lock:
+            reported = [m for m in self.messages if m.receive_time is not None]
+            if action == "PullSmsSendStatus":
+                found = [m for m in reported if not m.pulled][:limit]
+                for m in found:
+                    m.pulled = True
+            else:
+                begin, end, phone = payload.get("BeginTime"), payload.get("EndTime"), payload.get("PhoneNumber")
+                now = int(self.clock().timestamp())
+                if not isinstance(begin, int) or not isinstance(end, int) or begin < now - 7 * 86400:
+                    self._error(handler, "InvalidParameterValue.BeginTimeVerifyFail", request_id)
+                    return
+                if payload.get("Offset") != 0:
+                    self._error(handler, "InvalidParameterValue.OffsetVerifyFail", request_id)
+                    return
+                found = [
+                    m
+                    for m in reported
+                    if m.phone == phone and m.receive_time and begin <= m.receive_time.timestamp() <= end
+                ][:limit]
+            views = [m.pulled_view() for m in found]
+        json_reply(handler, 200, {"Response": {"PullSmsSendStatusSet": views, "RequestId": request_id}})
+
+
+def sandbox(
+    *, host: str = "127.0.0.1", port: int = 0, state_dir: str | Path | None = None, callback_url: str | None = None
+) -> TencentSmsEmulator:
+    """The service as ``delivery-sdk sandbox`` runs it (the ``delivery_sdk.emulators`` entry point): every
+    message delivered at once, its callback pushed to ``{callback_url}/tencent-sms?token=...``."""
+    return TencentSmsEmulator(
+        host=host,
+        port=port,
+        state_dir=state_dir,
+        callback_url=join_callback(callback_url, "tencent-sms"),
+        auto_deliver=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m delivery_sdk_tencent_sms.emulator [--port N] [--state DIR] [--callback-url URL]``."""
+
+    def build(args: Any) -> TencentSmsEmulator:
+        return TencentSmsEmulator(
+            host=args.host,
+            port=args.port,
+            state_dir=args.state,
+            callback_url=join_callback(args.callback_url, "tencent-sms"),
+            auto_deliver=True,
+        )
+
+    serve_main(build, argv, prog="python -m delivery_sdk_tencent_sms.emulator")
+
+
+if __name__ == "__main__":
+    main()
