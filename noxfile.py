@@ -1,4 +1,5 @@
-"""Sessions: lint, typecheck, tests (core), plugins (each plugins/* package against the core), docs, bench, demo."""
+"""Sessions: lint, typecheck, tests (core), plugins (each plugins/* package against the core), docs (the site, built
+strictly, and the docs tests), dist (the packaging checks), bench, demo."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pathlib
 
 import nox
 
-nox.options.sessions = ["lint", "typecheck", "tests", "plugins", "docs"]
+nox.options.sessions = ["lint", "typecheck", "tests", "plugins", "docs", "dist"]
 nox.options.default_venv_backend = "venv"
 ROOT = pathlib.Path(__file__).parent
 PLUGINS = sorted(p for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists())
@@ -44,9 +45,18 @@ def plugins(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    session.install("-e", ".[test]", *[f"-e{p}" for p in PLUGINS])
+    """The docs site (mkdocs.yml: MkDocs with the API reference from docstrings), strictly, then the docs tests."""
+    session.install("-e", ".[test,docs]", *[f"-e{p}" for p in PLUGINS])
     session.run("python", "scripts/gen_lifecycle_diagram.py", "--check")
+    session.run("mkdocs", "build", "--strict", "--site-dir", str(pathlib.Path(session.create_tmp()) / "site"))
     session.run("python", "-m", "pytest", "tests/test_docs.py", "-W", "error")
+
+
+@nox.session
+def dist(session: nox.Session) -> None:
+    """Build and check the sdist and wheel of the core and of every plugin; run the demo from the core wheel."""
+    session.install("build>=1.2", "twine>=5", "hatchling>=1.25")
+    session.run("bash", "scripts/check-dist.sh", env={"PYTHON": session.bin + "/python"}, external=True)
 
 
 @nox.session

@@ -6,14 +6,22 @@
   closed at teardown.
 - ``pg_dsn``: a DSN (``...?schema=NAME``) naming a fresh PostgreSQL schema of this test's own.
 
-The PostgreSQL variant creates a schema per test (``t_<random>``) and drops it afterwards. It runs against
-``$DELIVERY_SDK_TEST_PG`` (default ``postgresql://postgres@127.0.0.1:5432/test``); when that server does not
-answer, the test FAILS with a message saying so: it is never skipped.
+The PostgreSQL variant creates a schema per test (``t_<random>``) and drops it afterwards, on the session's
+server (the ``pg_server`` fixture):
+
+- ``$DELIVERY_SDK_TEST_PG`` when it is set (a server you run; when it does not answer, the tests FAIL);
+- else the default DSN ``postgresql://postgres@127.0.0.1:5432/test`` (``$DELIVERY_SDK_TEST_PG_DEFAULT``
+  replaces it, e.g. with a dead port to try the next case) when a server answers there, as in CI;
+- else a throwaway cluster of the session's own (:class:`delivery_sdk.testing.postgres.ThrowawayCluster`:
+  initdb into a temporary folder, a free port, as an unprivileged user when run as root, stopped and removed
+  at the end), from the server binaries ``./scripts/setup.sh`` installs. When none can be started, every
+  PostgreSQL test FAILS with one message that says what to install: they are never skipped.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,48 +30,99 @@ from typing import Any
 import pytest
 
 from delivery_sdk.store import SQLiteStore, TaskStore
+from delivery_sdk.testing.postgres import PostgresUnavailable, ThrowawayCluster
 
-PG_DSN = os.environ.get("DELIVERY_SDK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+DEFAULT_PG_DSN = os.environ.get("DELIVERY_SDK_TEST_PG_DEFAULT", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-def _pg_admin() -> Any:
+def _connect(dsn: str) -> Any:
+    import psycopg
+
+    return psycopg.connect(dsn, autocommit=True, connect_timeout=5)
+
+
+class PgServer:
+    """The session's PostgreSQL server: ``dsn`` names its database; :meth:`restart` restarts it (data kept)."""
+
+    def __init__(self, dsn: str, cluster: ThrowawayCluster | None = None) -> None:
+        self.dsn = dsn
+        self.cluster = cluster
+
+    def restart(self) -> None:
+        if self.cluster is not None:
+            self.cluster.restart()
+            return
+        with _connect(self.dsn) as conn:  # a Debian cluster (CI's): pg_ctlcluster VERSION main restart
+            major = str(conn.execute("SHOW server_version_num").fetchone()[0])[:-4]
+        subprocess.run(["pg_ctlcluster", major, "main", "restart"], check=True, capture_output=True, timeout=120)
+
+
+def _answers(dsn: str) -> str | None:
+    """``None`` when a server answers at ``dsn``, else why not."""
     import psycopg
 
     try:
-        return psycopg.connect(PG_DSN, autocommit=True, connect_timeout=5)
+        _connect(dsn).close()
     except psycopg.Error as exc:
+        return str(exc).strip()
+    return None
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """The PostgreSQL server the session's tests use (see the module's docstring for which)."""
+    explicit = os.environ.get("DELIVERY_SDK_TEST_PG")
+    if explicit:
+        problem = _answers(explicit)
+        if problem:
+            pytest.fail(
+                f"PostgreSQL does not answer at DELIVERY_SDK_TEST_PG={explicit} ({problem}): start that server, "
+                "or unset DELIVERY_SDK_TEST_PG to let the tests start a throwaway one.",
+                pytrace=False,
+            )
+        yield PgServer(explicit)
+        return
+    if _answers(DEFAULT_PG_DSN) is None:
+        yield PgServer(DEFAULT_PG_DSN)
+        return
+    try:
+        cluster = ThrowawayCluster.start()
+    except PostgresUnavailable as exc:
         pytest.fail(
-            f"PostgreSQL does not answer at {PG_DSN} ({str(exc).strip()}): the PostgreSQL store tests need it. "
-            "Start it (pg_ctlcluster 15 main start) or point DELIVERY_SDK_TEST_PG at a server.",
+            f"No PostgreSQL server for the PostgreSQL store tests: nothing answers at {DEFAULT_PG_DSN} and no "
+            f"throwaway server could be started: {exc}",
             pytrace=False,
         )
+    with cluster:
+        yield PgServer(cluster.dsn, cluster)
 
 
 class PgSchema:
     """A throwaway PostgreSQL schema: ``dsn`` names it (``?schema=``); :meth:`drop` removes it and its data."""
 
-    def __init__(self) -> None:
+    def __init__(self, server: PgServer) -> None:
+        self.server = server
         self.name = f"t_{uuid.uuid4().hex[:12]}"
-        sep = "&" if "?" in PG_DSN else "?"
-        self.dsn = f"{PG_DSN}{sep}schema={self.name}"
-        _pg_admin().close()  # fail clearly now if the server does not answer
+        sep = "&" if "?" in server.dsn else "?"
+        self.dsn = f"{server.dsn}{sep}schema={self.name}"
 
     def drop(self) -> None:
         from psycopg import sql
 
-        with _pg_admin() as admin:
+        with _connect(self.server.dsn) as admin:
             admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.name)))
 
 
 class StoreFactory:
     """Opens this test's store: ``factory()`` (options go to the store's constructor)."""
 
-    def __init__(self, kind: str, tmp_path: Path) -> None:
+    def __init__(self, kind: str, tmp_path: Path, server: PgServer | None = None) -> None:
         self.kind = kind
         self.opened: list[Any] = []
         self.pg: PgSchema | None = None
         if kind == "postgres":
-            self.pg = PgSchema()
+            assert server is not None
+            self.pg = PgSchema(server)
             self.spec = self.pg.dsn
         else:
             self.spec = str(tmp_path / "store.sqlite3")
@@ -92,7 +151,8 @@ class StoreFactory:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
-    factory = StoreFactory(request.param, tmp_path)
+    server = request.getfixturevalue("pg_server") if request.param == "postgres" else None
+    factory = StoreFactory(request.param, tmp_path, server)
     try:
         yield factory
     finally:
@@ -100,8 +160,8 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[St
 
 
 @pytest.fixture
-def pg_dsn() -> Iterator[str]:
-    schema = PgSchema()
+def pg_dsn(pg_server: PgServer) -> Iterator[str]:
+    schema = PgSchema(pg_server)
     try:
         yield schema.dsn
     finally:

@@ -73,7 +73,8 @@ def test_bad_address_is_reported_on_its_line_and_fails_the_run(capsys: pytest.Ca
     assert bad == {"address": "", "error": "the address is empty"}
 
 
-def test_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # no argument, an empty pipe: nothing to resolve
     assert main(["resolve-address"]) == 2
     assert "no address given" in capsys.readouterr().err
     assert main(["resolve-address", "--file", str(tmp_path / "missing.txt")]) == 2
@@ -96,3 +97,14 @@ def test_installed_command_runs_in_a_fresh_process() -> None:
     )
     (row,) = _rows(out.stdout)
     assert (row["code"], row["route_key"], row["status"]) == ("110108", "110100", "resolved")
+
+
+def test_no_argument_and_a_pipe_reads_stdin(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI convention: a command that takes lines reads standard input when given no arguments and stdin
+    is not a terminal."""
+    monkeypatch.setattr("sys.stdin", io.StringIO("武汉市武昌区中北路1号\n\n北京市海淀区中关村大街1号\n"))
+    assert main(["resolve-address"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["code"] for r in rows] == ["420106", "110108"]

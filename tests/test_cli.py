@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import subprocess
@@ -105,20 +106,34 @@ def test_status_and_tasks_read_the_store(demo_store: tuple[Path, str], capsys: p
     assert "task.created" in shown
     assert "service.filed" in shown
     # the law is cited in Chinese for court staff: the service and the deadlines it starts
-    served = next(line for line in shown.splitlines() if line.lstrip().startswith("served"))
+    served = next(line for line in shown.splitlines() if line.lstrip().startswith("送达 "))
     assert "《中华人民共和国民事诉讼法》" in served
     assert "CPL" not in served
-    assert not any("CPL" in line for line in shown.splitlines() if line.lstrip().startswith("deadline"))
+    assert "(北京时间 UTC+8)" in served  # the served time in Beijing time, its zone shown
+    assert not any("CPL" in line for line in shown.splitlines() if line.lstrip().startswith("期限"))
+    assert "状态" in shown
     # contacts are masked
     assert not re.search(r"1[3-9]\d{9}", shown)
+    # for integrators: English labels (the law as recorded) or JSON with English keys and UTC times
+    assert main(["status", task.group(1), "--store", str(path), "--lang", "en"]) == 0
+    english = capsys.readouterr().out
+    assert next(line for line in english.splitlines() if line.lstrip().startswith("served"))
+    assert "(Beijing time, UTC+8)" in english
+    assert main(["status", task.group(1), "--store", str(path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["task_id"] == task.group(1)
+    assert data["served_at"].endswith("+00:00")
+    assert data["timeline"][0]["type"] == "task.created"
+    assert main(["tasks", "--store", str(path), "--case", case.group(1), "--json"]) == 0
+    assert task.group(1) in [row["task_id"] for row in json.loads(capsys.readouterr().out)]
 
 
 def test_status_of_unknown_task_and_missing_store(
     tmp_path: Path, demo_store: tuple[Path, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     path, _ = demo_store
-    assert main(["status", "T-nope", "--store", str(path)]) == 1
+    assert main(["status", "T-nope", "--store", str(path)]) == 2  # bad input
     assert "no task 'T-nope'" in capsys.readouterr().err
     assert main(["status", "T1", "--store", str(tmp_path / "missing.sqlite3")]) == 2
     assert "no store at" in capsys.readouterr().err
-    assert main(["tasks", "--case", "(2026)鄂0000民初1号", "--store", str(path)]) == 1
+    assert main(["tasks", "--case", "(2026)鄂0000民初1号", "--store", str(path)]) == 2

@@ -10,6 +10,8 @@ Without chromium the test fails: it is not optional.
 from __future__ import annotations
 
 import asyncio
+import html as html_lib
+import json
 import os
 import re
 import shutil
@@ -125,8 +127,72 @@ def test_overdue_rows_render(overdue_page: Path, tmp_path: Path) -> None:
     dom = _run(overdue_page, tmp_path, "--dump-dom")
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert _console(dom.stderr) == []
-    rules = re.findall(r"<td>(eservice_unconfirmed|print_not_printed)</td>", dom.stdout)
+    rules = re.findall(r'data-rule="(eservice_unconfirmed|print_not_printed)"', dom.stdout)
     assert sorted(rules) == ["eservice_unconfirmed"] * 3 + ["print_not_printed"] * 3
+    # the rules by their Chinese names, the print centre by its name
+    assert len(re.findall(r"<td>电子送达未确认</td>", dom.stdout)) == 3
+    assert len(re.findall(r"<td>打印任务未打印</td>", dom.stdout)) == 3
+    assert "武汉市集约送达打印中心 (PC-420100)尚未打印" in dom.stdout
+
+
+# Where the page puts its labels: headings, table heads, figures' captions, notes, chart texts.
+_LABELS = re.compile(
+    r"<(h1|h2|th|summary)\b[^>]*>(.*?)</\1>|<div class=\"(?:note|sub)\">(.*?)</div>|<span>(.*?)</span>"
+    r"|<text\b[^>]*>(.*?)</text>|<title>(.*?)</title>",
+    re.S,
+)
+
+
+def _untranslated(dom: str, store: str) -> list[str]:
+    """English words in the page's labels: none may be left but codes in brackets (PC-420100, sms-gateway),
+    the zone's UTC, the store's file name and the --court option."""
+    words = []
+    for groups in _LABELS.findall(dom):
+        text = html_lib.unescape(re.sub(r"<[^>]+>", " ", "".join(groups[1:])))  # the first group: the tag
+        text = text.replace(store, " ").replace("--court", " ").replace("UTC+8", " ")
+        text = re.sub(r"\([A-Za-z0-9._-]+\)", " ", text)  # a code beside a name
+        words += re.findall(r"[A-Za-z]{2,}", text)
+    return words
+
+
+def test_dashboard_speaks_chinese_in_beijing_time(page: Path, tmp_path: Path) -> None:
+    """What staff read: every label Chinese (from the catalogue, no key left untranslated), every time in
+    Beijing time with its zone, centres and channels by their names."""
+    from datetime import datetime
+
+    from delivery_sdk.locale import beijing, catalogue
+
+    dom = _run(page, tmp_path, "--dump-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    html = dom.stdout
+    assert '<html lang="zh-CN">' in html
+    assert _untranslated(html, "demo.sqlite3") == []
+    shown = re.sub(r"<script[^>]*>.*?</script>", "", html, flags=re.S)
+    keys = catalogue().messages
+    left = [key for key in keys if re.search(rf"(?<![\w.-]){re.escape(key)}(?![\w-])", shown)]
+    assert left == []  # a key shown as it is: its translation is missing
+    for heading in ("送达监督看板", "各法院送达情况", "超期事项", "任务时间线", "各打印中心负荷"):
+        assert heading in html
+    assert "武汉市集约送达打印中心" in html
+    assert "人民法院电子送达平台 (eservice-platform)" in html
+    # the "as of" time in Beijing time, its zone shown; the data keeps the UTC time with its offset
+    as_of = re.search(r'<span data-as-of="([^"]+)">([^<]+)</span>', html)
+    assert as_of is not None
+    moment = datetime.fromisoformat(as_of.group(1))
+    assert moment.utcoffset() is not None
+    assert as_of.group(2) == beijing(moment)
+    assert as_of.group(2).endswith("(北京时间 UTC+8)")
+    # the timeline tables: headed Beijing time, each row eight hours ahead of the stored UTC time
+    assert "时间（北京时间）" in html
+    data = json.loads(re.search(r'id="supervision-data">(.*?)</script>', html, re.S).group(1))  # type: ignore[union-attr]
+    task_id, entries = next(iter(data["timelines"].items()))
+    rows = re.findall(r"<tr><td>(\d+)</td><td>([0-9-]+ [0-9:]+)</td>", html.split(f'data-task="{task_id}"', 1)[1])
+    first = datetime.fromisoformat(entries[0]["at"])
+    assert rows[0] == ("1", beijing(first, zone=False))
+    # the per-court table: every court of the demo, most tasks first, with their figures
+    courts = re.findall(r'<tr data-court="([^"]+)"><td>[^<]+</td><td class="?n"?>([\d,]+)</td>', html)
+    assert len(courts) == len(data["courts"]) == 10
+    assert [int(n.replace(",", "")) for _, n in courts] == [c["tasks"] for c in data["courts"]]
 
 
 def test_the_console_check_catches_a_broken_page(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ from delivery_sdk.events import (
     Cancelled,
     ConsentObjected,
     ConsentRecorded,
+    ContactUpdated,
     DispatchDelivered,
     DispatchFailed,
     DispatchQueued,
@@ -60,6 +61,7 @@ TASK = "T-1"
 T0 = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
 MOBILE = Contact(kind=ContactKind.MOBILE, value="13800138000")
 ADDRESS = Contact(kind=ContactKind.POSTAL, value="湖北省宜昌市夷陵区小溪塔街道发展大道57号", division_code="420506")
+NEW_MOBILE = Contact(kind=ContactKind.MOBILE, value="13912345678")
 E_DISPATCH = "T-1.1"  # an electronic dispatch every state's task knows
 P_DISPATCH = "T-1.2"  # the print/mail dispatch of the postal states
 
@@ -101,6 +103,7 @@ FACTORIES: dict[type[Event], Factory] = {
     FellBackToPost: lambda t, d: FellBackToPost(task_id=TASK, at=t, reason="every electronic channel failed"),
     AddressUpdated: lambda t, d: AddressUpdated(task_id=TASK, at=t, contact=ADDRESS, source="household_registry"),
     AddressSearchFailed: lambda t, d: AddressSearchFailed(task_id=TASK, at=t, reason="no candidate"),
+    ContactUpdated: lambda t, d: ContactUpdated(task_id=TASK, at=t, contact=NEW_MOBILE, source="staff"),
     PrintRouted: lambda t, d: PrintRouted(task_id=TASK, at=t, centre_id="PC-420100", reason="route key 420100"),
     Printed: lambda t, d: Printed(task_id=TASK, at=t, dispatch_id=d),
     Enveloped: lambda t, d: Enveloped(task_id=TASK, at=t, dispatch_id=d, enveloped_at=t),
@@ -321,6 +324,44 @@ def test_returned_records_the_return_and_the_tried_address() -> None:
     assert again.centre_id is None
 
 
+def test_contact_update_guard_resumes_a_stuck_task_and_keeps_an_item_in_the_post_where_it_is() -> None:
+    phone = event(ContactUpdated, 20)
+    address = ContactUpdated(task_id=TASK, at=at(20), contact=ADDRESS, source="staff")
+    stuck = task_in(TaskState.NEEDS_ATTENTION)
+    resumed = apply(stuck, phone)
+    assert resumed.state is TaskState.CREATED  # from the start, electronic first (as task.resumed)
+    assert resumed.attention_reason is None
+    assert resumed.electronic_from == len(stuck.dispatches)
+    assert resumed.first_contact(ContactKind.MOBILE) == NEW_MOBILE
+    assert ContactKind.MOBILE in resumed.reachable
+    assert apply(stuck, address).state is TaskState.POSTAL
+    returned = task_in(TaskState.RETURNED)
+    assert apply(returned, phone).state is TaskState.RETURNED  # the next waybill carries it
+    assert apply(returned, address).state is TaskState.POSTAL
+    for state in (TaskState.ROUTED, TaskState.PRINTED, TaskState.MAILED):
+        assert apply(task_in(state), phone).state is state
+        with pytest.raises(IllegalTransition) as excinfo:
+            apply(task_in(state), address)
+        assert excinfo.value.event_type == "contact.updated(postal)"
+    for state in (TaskState.CREATED, TaskState.ELECTRONIC, TaskState.POSTAL):
+        assert apply(task_in(state), phone).state is state
+
+
+def test_a_replaced_contact_is_no_longer_the_partys() -> None:
+    created = new_task(event(TaskCreated, 0))  # type: ignore[arg-type]
+    old = created.first_contact(ContactKind.MOBILE)
+    assert old is not None
+    replaced = apply(created, ContactUpdated(task_id=TASK, at=at(1), contact=NEW_MOBILE, source="staff", replaces=old))
+    assert replaced.contacts_of(ContactKind.MOBILE) == (NEW_MOBILE,)
+    assert replaced.contacts_retired == (old,)
+    # replacing it back un-retires the old one and retires the new
+    back = apply(replaced, ContactUpdated(task_id=TASK, at=at(2), contact=old, source="staff", replaces=NEW_MOBILE))
+    assert back.contacts_of(ContactKind.MOBILE) == (old,)
+    assert ContactKind.MOBILE in back.reachable
+    gone = apply(created, ContactUpdated(task_id=TASK, at=at(1), contact=ADDRESS, source="staff"))
+    assert gone.postal_address == ADDRESS
+
+
 # -- fold ------------------------------------------------------------------------------------------------------
 
 
@@ -414,6 +455,8 @@ def test_mermaid_has_every_non_self_transition_of_the_table() -> None:
         ("mailed", "returned"): "post.returned",
         ("needs_attention", "created"): "task.resumed",
         ("needs_attention", "served"): "task.resumed",
+        ("needs_attention", "postal"): "contact.updated",
+        ("returned", "postal"): "contact.updated",
     }
     for edge, etype in guarded.items():
         assert etype in edges[edge]

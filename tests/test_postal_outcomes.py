@@ -373,4 +373,6 @@ def test_supervision_does_not_count_a_carrier_refusal_against_the_print_centre(
     from delivery_sdk.cli import main
 
     assert main(["stats", "--store", str(path)]) == 0
+    assert "（另有 1 件在到达打印中心前被承运方拒收）" in capsys.readouterr().out
+    assert main(["stats", "--store", str(path), "--lang", "en"]) == 0
     assert "(carrier refused 1 before the centre)" in capsys.readouterr().out

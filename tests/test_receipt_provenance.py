@@ -429,6 +429,10 @@ def test_supervision_counts_refusals_by_source_and_reason(tmp_path: Any, capsys:
     from delivery_sdk.cli import main
 
     assert main(["stats", "--store", str(path)]) == 0
-    lines = [line.split() for line in capsys.readouterr().out.splitlines()]
-    assert ["refused", "provider", "reports", "4"] in lines
-    assert lines[lines.index(["refused", "provider", "reports", "4"]) + 1][:3] == ["push-sms", "wrong_adapter", "3"]
+    assert "被拒绝的服务商回执" in capsys.readouterr().out  # court staff read Chinese by default
+    assert main(["stats", "--store", str(path), "--lang", "en"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    (at,) = [n for n, line in enumerate(lines) if line.split() == ["refused", "provider", "reports", "4"]]
+    following = lines[at + 1]
+    assert following.split()[0] == "push-sms"
+    assert " 3  " in following  # the count, then the last time (Beijing time)

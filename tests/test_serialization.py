@@ -29,6 +29,7 @@ from delivery_sdk.events import (
     Cancelled,
     ConsentObjected,
     ConsentRecorded,
+    ContactUpdated,
     DispatchDelivered,
     DispatchFailed,
     DispatchQueued,
@@ -117,6 +118,18 @@ SAMPLES: list[Event] = [
     DispatchTimedOut(task_id="T1", at=T1, dispatch_id="T1.1"),
     FellBackToPost(task_id="T1", at=T1, reason="every electronic channel failed"),
     ADDRESS_UPDATED,
+    ContactUpdated(
+        task_id="T1",
+        at=T1,
+        contact=Contact(kind=ContactKind.MOBILE, value="13800138000", source="staff"),
+        source="staff",
+        replaces=MOBILE,
+        actor="clerk-07",
+        note="电话核实：原号码已停机",
+    ),
+    ContactUpdated(
+        task_id="T1", at=T1, contact=MOBILE, source="household_registry", confidence=0.5, basis="SPC Opinion 2017"
+    ),
     AddressSearchFailed(task_id="T1", at=T1, reason="no untried address among 0 candidate(s)"),
     PrintRouted(task_id="T1", at=T1, centre_id="PC-420500", reason="route key 420500"),
     Printed(task_id="T1", at=T1, dispatch_id="T1.2", provider_event_id="T1.2-prt"),

@@ -128,8 +128,10 @@ def test_status_command_labels_a_provisional_deadline(
     status = _status_of(DocumentKind.JUDGMENT, datetime(2026, 12, 28, 1, 0, tzinfo=UTC), store=path)
     assert main(["status", status.task_id, "--store", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "deadline  appeal by 2027-01-12 [暂定 provisional] (" in out
+    assert "期限      上诉期 至 2027-01-12 届满 [暂定]（" in out
     assert "暂定：2027年国务院放假安排通知尚未载入" in out
+    assert main(["status", status.task_id, "--store", str(path), "--lang", "en"]) == 0
+    assert "deadline  appeal by 2027-01-12 [provisional] (" in capsys.readouterr().out
 
 
 def test_proof_of_service_lists_the_deadlines_and_says_provisional(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -354,7 +354,7 @@ def test_the_client_and_the_commands_take_a_dsn(
         assert client.status(task_id).state is TaskState.FILED
         case_number = client.status(task_id).case_number
     assert cli_main(["status", task_id, "--store", pg_dsn]) == 0
-    assert "state     filed" in capsys.readouterr().out
+    assert "状态      已归档" in capsys.readouterr().out  # filed, in the Chinese court staff read
     assert cli_main(["tasks", "--case", case_number, "--store", pg_dsn]) == 0
     assert task_id in capsys.readouterr().out
     assert cli_main(["verify", pg_dsn, "--key", SIGNER.vkey]) == 0

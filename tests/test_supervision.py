@@ -28,6 +28,7 @@ from delivery_sdk.cli import main
 from delivery_sdk.demo import DemoResult, run_demo
 from delivery_sdk.law.citations import chinese
 from delivery_sdk.lifecycle import Task, fold
+from delivery_sdk.locale import centre_name, label
 from delivery_sdk.model import ChannelKind, ContactKind, DispatchStatus
 from delivery_sdk.store import SQLiteStore
 from delivery_sdk.store.sqlite import MIGRATIONS, SUPERVISION_BACKFILL
@@ -246,7 +247,9 @@ def test_timeline_has_actor_and_meaning_and_masks_personal_data(demo: DemoResult
     assert timeline[0].type == "task.created"
     assert timeline[0].actor == "court"
     assert timeline[-1].type == "service.filed"
-    assert "case file" in timeline[-1].meaning
+    assert "电子卷宗" in timeline[-1].meaning  # Chinese for court staff
+    with Supervisor(demo.store_path, lang="en") as sup:
+        assert "case file" in sup.timeline(sample.task_id)[-1].meaning  # English for integrators
     actors = {e.type: e.actor for e in timeline}
     assert actors["dispatch.queued"] == "engine"
     assert actors["dispatch.sent"] == "provider"
@@ -298,7 +301,8 @@ def test_overdue_rules_fire_after_their_service_levels(in_progress: Path) -> Non
         assert item["eservice_unconfirmed"].since == START
         assert item["eservice_unconfirmed"].hours == 13
         assert item["print_not_printed"].task_id == "T000002"
-        assert item["print_not_printed"].detail.startswith("print job at PC-")
+        # the print centre by its name, with its code
+        assert item["print_not_printed"].detail.startswith("武汉市集约送达打印中心 (PC-420100)")
         assert item["needs_attention"].court == "武汉市江岸区人民法院"
         assert [o.hours for o in late] == sorted((o.hours for o in late), reverse=True)
         quiet = sup.overdue(levels=ServiceLevels(needs_attention=False), as_of=START + timedelta(hours=13))
@@ -431,12 +435,18 @@ def test_demo_dashboard_figures_charts_and_exports(demo: DemoResult, tmp_path: P
     assert float(metrics["cycle_median_hours"]) == api.cycle_served.median_hours
     assert float(metrics["savings_yuan"]) == pytest.approx(api.cost["savings_yuan"])
     assert float(metrics["overdue"]) == sum(api.overdue.values()) == 0
-    assert _chart_values(html, "method-mix") == {k: float(v) for k, v in api.by_method.items()}
-    assert _chart_values(html, "funnel") == {k: float(v) for k, v in api.funnel}
-    assert _chart_values(html, "centre-load") == {c.centre_id: float(c.jobs) for c in api.centres}
-    assert _chart_values(html, "cycle-histogram") == {k: float(v) for k, v in api.cycle_served.histogram}
+    # the charts' labels are what staff read: Chinese, centres by name; the figures are the API's
+    assert _chart_values(html, "method-mix") == {label("method", k): float(v) for k, v in api.by_method.items()}
+    assert _chart_values(html, "funnel") == {label("funnel", k.replace(" ", "_")): float(v) for k, v in api.funnel}
+    assert _chart_values(html, "centre-load") == {
+        centre_name(c.centre_id, code=False): float(c.jobs) for c in api.centres
+    }
+    assert _chart_values(html, "cycle-histogram") == {
+        k.replace("d", "天").replace("h", "小时"): float(v) for k, v in api.cycle_served.histogram
+    }
+    assert "武汉市集约送达打印中心" in html
     volume = re.findall(
-        r'data-series="created" data-label="([^"]*)" data-value="([^"]*)"',
+        r'data-series="新建" data-label="([^"]*)" data-value="([^"]*)"',
         re.search(r'data-chart="volume".*?</svg>', html, re.S).group(0),  # type: ignore[union-attr]
     )
     assert [(label, float(v)) for label, v in volume] == [(d[5:], float(c)) for d, c, _ in api.volume]
@@ -461,9 +471,16 @@ def test_stats_and_report_commands(demo: DemoResult, tmp_path: Path, capsys: pyt
         assert printed == sup.statistics().to_dict()
     assert main(["stats", "--store", str(demo.store_path)]) == 0
     text = capsys.readouterr().out
-    assert f"  tasks                     {printed['tasks']:>10,}" in text
+    assert re.search(rf"^  送达任务 +{printed['tasks']:,}$", text, re.M)
+    assert "转邮寄比例" in text
+    assert "短信平台 (sms-gateway)" in text
+    assert "节省" in text
+    assert "北京时间 UTC+8" in text
+    assert main(["stats", "--store", str(demo.store_path), "--lang", "en"]) == 0
+    text = capsys.readouterr().out
+    assert re.search(rf"^  tasks +{printed['tasks']:,}$", text, re.M)
     assert "fell back to post" in text
-    assert "sms-gateway" in text
+    assert "SMS gateway (sms-gateway)" in text
     assert "saved" in text
     out = tmp_path / "out.html"
     args = ["report", "--store", str(demo.store_path), "--out", str(out), "--json", str(tmp_path / "a.json")]
@@ -532,9 +549,9 @@ def test_an_empty_store_reports_zeros(tmp_path: Path, capsys: pytest.CaptureFixt
     assert data["tasks"] == 0
     assert data["as_of"] == "2026-11-03T00:00:00+00:00"  # a time without a zone is UTC
     assert data["overdue_list"] == []
-    assert "nothing is overdue" in out.read_text()
+    assert "没有超期事项" in out.read_text()
     assert main(["stats", "--store", str(path)]) == 0
-    assert "tasks                              0" in capsys.readouterr().out
+    assert re.search(r"^  送达任务 +0$", capsys.readouterr().out, re.M)
 
 
 def test_supervision_indexes_come_with_the_first_supervision_not_with_the_store(tmp_path: Path) -> None:
@@ -555,3 +572,53 @@ def test_supervision_indexes_come_with_the_first_supervision_not_with_the_store(
     assert not set(SUPERVISION_INDEXES) & indexes()
     Supervisor(path).close()
     assert set(SUPERVISION_INDEXES) <= indexes()
+
+
+def test_per_court_figures_add_up_to_the_province(demo: DemoResult, tmp_path: Path) -> None:
+    """Every court of the province has its row; the rows add up to the province, and one court's scope
+    (--court) gives that court's row alone, with the same figures."""
+    with Supervisor(demo.store_path) as sup:
+        province = sup.statistics()
+        courts = {c.court: c for c in province.courts}
+        assert set(courts) == set(sup.courts())
+        assert len(courts) == 10  # the demo's courts: the centre serves every court of the province
+        assert sum(c.tasks for c in courts.values()) == province.tasks
+        assert sum(c.served for c in courts.values()) == province.served
+        assert sum(c.electronic for c in courts.values()) == province.by_method.get("electronic", 0)
+        assert [c.tasks for c in province.courts] == sorted((c.tasks for c in province.courts), reverse=True)
+        name = province.courts[0].court
+        one = sup.statistics(scope=Scope(court=name))
+    assert one.court == name
+    assert one.courts == (courts[name],)
+    assert one.tasks == courts[name].tasks
+    assert one.electronic_share == pytest.approx(courts[name].electronic_share)
+    assert one.cycle_served.median_hours == courts[name].median_hours
+    data = province.to_dict()
+    assert data["scope"] == {"court": None}
+    assert data["courts"][0] == province.courts[0].to_dict()
+    out = tmp_path / "court.html"
+    assert main(["report", "--store", str(demo.store_path), "--court", name, "--out", str(out)]) == 0
+    page = _page_data(out.read_text())
+    assert page["scope"] == {"court": name}
+    assert page["tasks"] == courts[name].tasks
+    assert {o["court"] for o in page["overdue_list"]} <= {name}
+    assert main(["report", "--store", str(demo.store_path), "--court", "某某法院", "--out", str(out)]) == 2
+
+
+def test_the_dashboard_in_english_has_the_same_data(demo: DemoResult, tmp_path: Path) -> None:
+    zh, en = tmp_path / "zh.html", tmp_path / "en.html"
+    write_report(demo.store_path, zh)
+    write_report(demo.store_path, en, lang="en")
+    zh_html, en_html = zh.read_text(), en.read_text()
+    assert '<html lang="zh-CN">' in zh_html
+    assert "<title>送达监督看板</title>" in zh_html
+    assert '<html lang="en">' in en_html
+    assert "<title>Service supervision dashboard</title>" in en_html
+    assert "(Beijing time, UTC+8)" in en_html
+    zh_data, en_data = _page_data(zh_html), _page_data(en_html)
+    # machine-readable: the same English keys and figures; only the texts written for people differ
+    for data in (zh_data, en_data):
+        for entries in data["timelines"].values():
+            for entry in entries:
+                entry.pop("meaning")
+    assert zh_data == en_data

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
         SendResult,
         StatusReport,
     )
-    from .client import AsyncDeliveryClient, DeliveryClient, DispatchSummary, TaskStatus
+    from .client import AsyncDeliveryClient, DeliveryClient, DispatchSummary, RequestWarning, TaskStatus
     from .clock import Clock, SystemClock, VirtualClock
     from .engine import EngineConfig, IngestOutcome, IngestResult
     from .events import Event, StoredEvent
@@ -133,6 +133,7 @@ _LAZY: dict[str, str] = {
     "SendResult": ".channels",
     "ServiceMethod": ".model",
     "ServiceRecord": ".records",
+    "RequestWarning": ".client",
     "ServiceRequest": ".model",
     "StatusReport": ".channels",
     "StoreError": "._exceptions",
@@ -215,6 +216,7 @@ __all__ = [
     "Receipt",
     "ReceiptKind",
     "Representative",
+    "RequestWarning",
     "RouteDecision",
     "SQLiteStore",
     "SchemaVersionError",

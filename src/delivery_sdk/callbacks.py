@@ -409,6 +409,7 @@ class ReplayCache:
         return len(self._expiry)
 
     def claim(self, key: str, now: datetime) -> bool:
+        """Remember ``key``; False if it was already claimed and has not expired."""
         with self._lock:
             self._expire(now)
             expiry = self._expiry.get(key)
@@ -421,6 +422,7 @@ class ReplayCache:
             return True
 
     def release(self, key: str) -> None:
+        """Forget ``key`` (its callback was not processed, so the provider's retry must get through)."""
         with self._lock:
             self._expiry.pop(key, None)
 
@@ -451,6 +453,7 @@ class CallbackResponse:
     reason: str | None = None
 
     def json(self) -> bytes:
+        """The response body as compact JSON bytes (sorted keys)."""
         return json.dumps(dict(self.body), sort_keys=True, separators=(",", ":")).encode()
 
 

@@ -36,6 +36,8 @@ from ._exceptions import MalformedReceipt
 from .model import ChannelKind, Dispatch
 
 __all__ = [
+    "RECEIVER_PHONE",
+    "WAYBILL_REQUIREMENTS",
     "BaseChannel",
     "ChannelAdapter",
     "MockChannel",
@@ -48,6 +50,9 @@ __all__ = [
 
 
 class ReceiptKind(enum.Enum):
+    """What a provider's report says happened to a dispatch: delivered, read, failed, printed, enveloped, mailed,
+    returned, or consented (a staff call)."""
+
     DELIVERED = "delivered"  # reached the recipient's system
     READ = "read"
     FAILED = "failed"  # permanent: wrong number, blocked, bounced...
@@ -174,13 +179,19 @@ class ChannelAdapter(Protocol):
     name: str
     kind: ChannelKind
 
-    async def send(self, dispatch: Dispatch) -> SendResult: ...
+    async def send(self, dispatch: Dispatch) -> SendResult:
+        """Hand ``dispatch`` to the provider; idempotent on ``dispatch.dispatch_id`` (the provider's idempotency
+        key)."""
 
-    async def status(self, dispatch: Dispatch) -> StatusReport: ...
+    async def status(self, dispatch: Dispatch) -> StatusReport:
+        """Ask the provider what became of ``dispatch`` (after a crash, or when no report came)."""
 
-    def parse_callback(self, headers: Mapping[str, str], body: bytes) -> Sequence[Receipt]: ...
+    def parse_callback(self, headers: Mapping[str, str], body: bytes) -> Sequence[Receipt]:
+        """Turn a provider's push (headers and raw body) into receipts; raise :class:`MalformedReceipt` when it is
+        not one."""
 
-    async def aclose(self) -> None: ...
+    async def aclose(self) -> None:
+        """Release the adapter's connections; the engine calls it once when it stops."""
 
 
 class BaseChannel:
@@ -190,16 +201,19 @@ class BaseChannel:
     kind: ChannelKind = ChannelKind.SMS
 
     async def send(self, dispatch: Dispatch) -> SendResult:
+        """Hand ``dispatch`` to the provider (subclasses implement it; idempotent on the dispatch id)."""
         raise NotImplementedError
 
     async def status(self, dispatch: Dispatch) -> StatusReport:
+        """Ask the provider what became of ``dispatch`` (subclasses implement it)."""
         raise NotImplementedError
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> Sequence[Receipt]:
+        """Parse a provider's push; by default the channel takes no callbacks and refuses every push."""
         raise MalformedReceipt(f"channel {self.name!r} does not take callbacks")
 
     async def aclose(self) -> None:
-        return None
+        """Release the adapter's connections (nothing by default)."""
 
     async def __aenter__(self) -> BaseChannel:
         return self
@@ -208,6 +222,25 @@ class BaseChannel:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+
+RECEIVER_PHONE = "receiver_phone"
+WAYBILL_REQUIREMENTS: Mapping[str, str] = {
+    RECEIVER_PHONE: (
+        "a mobile number of the party or of a representative (a ContactKind.MOBILE contact), printed on the "
+        "waybill as Dispatch.recipient_phone"
+    ),
+}
+"""What a carrier adapter (kind ``POST``) may declare that a waybill needs, in ``requires`` (a frozenset of
+these names; ``frozenset()`` when absent). The client warns at submit about a request that cannot meet them
+(:meth:`~delivery_sdk.client.AsyncDeliveryClient.check_request`), and the engine routes no print job for a
+task that does not (it asks assisted person search, then a person): docs/carrier-plugin.md."""
+
+
+def carrier_requires(adapter: object) -> frozenset[str]:
+    """The waybill requirements a carrier adapter declares (its ``requires``; none when absent)."""
+    declared = getattr(adapter, "requires", None)
+    return frozenset(declared) if declared else frozenset()
 
 
 SendHandler = Callable[[Dispatch], "SendResult | Awaitable[SendResult]"]
@@ -236,6 +269,7 @@ class MockChannel(BaseChannel):
         self.sent: list[Dispatch] = []
 
     async def send(self, dispatch: Dispatch) -> SendResult:
+        """Answer with the handler's result for ``dispatch`` and remember the dispatch in :attr:`sent`."""
         result = self._handler(dispatch)
         if isinstance(result, Awaitable):
             result = await result
@@ -243,6 +277,7 @@ class MockChannel(BaseChannel):
         return result
 
     async def status(self, dispatch: Dispatch) -> StatusReport:
+        """The status handler's report, or by default whether ``dispatch`` was sent through this mock."""
         if self._status_handler is not None:
             report = self._status_handler(dispatch)
             if isinstance(report, Awaitable):

@@ -3,25 +3,31 @@
 ::
 
     delivery-sdk demo [--tasks N] [--seed S] [--store PATH] [--no-progress]
-    delivery-sdk status TASK_ID --store PATH
-    delivery-sdk verify STORE [--key VKEY]... [--trusted-checkpoint FILE] [--origin NAME] [--require-signed]
+    delivery-sdk status TASK_ID --store PATH [--json] [--lang zh_CN|en]
+    delivery-sdk verify --store STORE [--key VKEY]... [--trusted-checkpoint FILE] [--origin NAME] [--require-signed]
+                        [--json]   (or: verify STORE ..., the older form)
     delivery-sdk proof TASK_ID --store PATH [--out FILE]
     delivery-sdk proof --consistency OLD_NOTE [--to NEW_NOTE] --store PATH [--out FILE]
     delivery-sdk verify-consistency PROOF --trusted-checkpoint OLD_NOTE --key VKEY... [--update]
     delivery-sdk verify-record FILE [--key VKEY]... [--origin NAME] [--document PATH]...
     delivery-sdk keygen NAME
-    delivery-sdk tasks --case CASE_NUMBER --store PATH [--court COURT]
-    delivery-sdk resolve-address [ADDRESS... | - | --file PATH] [--home-province CODE]
-    delivery-sdk report --store PATH [--out report.html] [--json PATH] [--csv PATH]
-    delivery-sdk stats --store PATH [--json]
+    delivery-sdk tasks --case CASE_NUMBER --store PATH [--court COURT] [--json] [--lang zh_CN|en]
+    delivery-sdk resolve-address [ADDRESS... | - | --file PATH] [--home-province CODE]   (no ADDRESS and a pipe: stdin)
+    delivery-sdk report --store PATH [--court COURT] [--lang zh_CN|en] [--out report.html] [--json PATH] [--csv PATH]
+    delivery-sdk stats --store PATH [--court COURT] [--json] [--lang zh_CN|en]
     delivery-sdk migrate --store PATH_OR_DSN
     delivery-sdk worker --store PATH_OR_DSN [--health-file FILE] [--health-port PORT] [--lease S]
                         [--poll-after S[,S...]] [--callbacks-port PORT [--callbacks-host HOST]]
                         [--config SETTINGS.toml]
     delivery-sdk check-config [--config SETTINGS.toml] [--store PATH_OR_DSN] [--plugin MODULE[:NAME]]...
     delivery-sdk sandbox [--base-port 18000] [--state-dir DIR] [--callback-url URL] [--env | --received]
-    delivery-sdk calendar show [YEAR]
+    delivery-sdk calendar show [YEAR] [--json]
     delivery-sdk calendar import NOTICE.toml [--dir DIR] [--force]
+
+Conventions (docs/user-guide.md, "Conventions"): what people read is in Chinese (``--lang en`` or
+``$DELIVERY_SDK_LANG`` for English) with times in Beijing time and the zone shown; ``--json`` output keeps
+English keys and UTC times with offsets; every command names its store with ``--store``; exit codes are 0 (ok),
+1 (a check failed) and 2 (usage or bad input).
 
 Plugins add subcommands through the ``delivery_sdk.cli`` entry-point group: each entry point names a
 ``register(subparsers)`` callable (or a module that has one) that adds its parsers with
@@ -132,43 +138,116 @@ _UNSHOWN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 
 def _status(args: argparse.Namespace) -> int:
+    import json
+
     from ._exceptions import UnknownTask
     from .client import DeliveryClient
     from .law.citations import chinese
+    from .locale import beijing, catalogue, channel_name, label
 
+    lang = _lang(args)
+    m = catalogue(lang)
     client = _open(args.store)
     assert isinstance(client, DeliveryClient)
     with client:
         try:
             st = client.status(args.task_id)
-        except UnknownTask as exc:
+        except UnknownTask as exc:  # a task id that is not in the store: bad input
             print(f"error: {exc}", file=sys.stderr)
-            return 1
-        print(f"task {_shown(st.task_id)}  {_shown(st.court)} {_shown(st.case_number)}  party {_shown(st.party_id)}")
-        print(f"  state     {st.state.value}")
-        if st.method is not None:
-            print(f"  served    {st.method.value} on {st.served_at:%Y-%m-%d %H:%M %Z} ({_shown(st.basis_zh)})")
-        for deadline in st.deadlines:
-            label = " [暂定 provisional]" if deadline.provisional else ""
-            basis = _shown(chinese(deadline.basis))  # the law in Chinese, for court staff
-            print(f"  deadline  {_shown(deadline.name)} by {deadline.due:%Y-%m-%d}{label} ({basis})")
-            if deadline.provisional:  # the calendar of its last day rests on no State Council notice yet
-                print(f"            {_shown(deadline.calendar)}")
-        if st.deadlines_note:
-            print(f"  deadlines {_shown(st.deadlines_note)}")
-        if st.attention_reason:
-            print(f"  attention {_shown(st.attention_reason)}")
-        for d in st.dispatches:
-            print(
-                f"  dispatch  {_shown(d.dispatch_id):<14} {d.kind.value:<9} {_shown(d.channel):<20} "
-                f"{d.status.value:<10} {_shown(d.contact)}"
-            )
-        print("  timeline")
-        for stored in client.timeline(args.task_id):
-            ev = stored.event
-            print(f"    {stored.task_seq:>3}  {ev.at:%Y-%m-%d %H:%M}  {ev.TYPE}")
+            return 2
+        timeline = client.timeline(args.task_id)
         client.store.close()
+    if args.json:
+        data = _jsonable(st)
+        data["timeline"] = [
+            {"task_seq": e.task_seq, "at": e.event.at.isoformat(), "type": e.event.TYPE} for e in timeline
+        ]
+        print(json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True))
+        return 0
+    print(
+        m(
+            "status.task",
+            task=_shown(st.task_id),
+            court=_shown(st.court),
+            case=_shown(st.case_number),
+            party=_shown(st.party_id),
+        )
+    )
+    print(f"  {_pad(m('status.state'))}{label('state', st.state.value, lang)}")
+    if st.method is not None:
+        basis = _shown(st.basis_zh) if lang == "zh_CN" else _shown(st.basis)
+        served = m(
+            "status.served_line",
+            method=label("method", st.method.value, lang),
+            at=beijing(st.served_at, lang),
+            basis=basis,
+        )
+        print(f"  {_pad(m('status.served'))}{served}")
+    for deadline in st.deadlines:
+        # the law in Chinese for court staff, as recorded (English) for integrators
+        basis = _shown(chinese(deadline.basis) if lang == "zh_CN" else deadline.basis)
+        line = m(
+            "status.deadline_line",
+            name=_shown(label("deadline", deadline.name, lang)),
+            due=f"{deadline.due:%Y-%m-%d}",
+            provisional=m("status.provisional") if deadline.provisional else "",
+            basis=basis,
+        )
+        print(f"  {_pad(m('status.deadline'))}{line}")
+        if deadline.provisional:  # the calendar of its last day rests on no State Council notice yet
+            print(f"  {_pad('')}{_shown(deadline.calendar)}")
+    if st.deadlines_note:
+        print(f"  {_pad(m('status.deadlines'))}{_shown(st.deadlines_note)}")
+    if st.attention_reason:
+        print(f"  {_pad(m('status.attention'))}{_shown(st.attention_reason)}")
+    for d in st.dispatches:
+        print(
+            f"  {_pad(m('status.dispatch'))}{_shown(d.dispatch_id):<14} {label('kind', d.kind.value, lang)}  "
+            f"{_shown(channel_name(d.kind.value, d.channel, lang))}  {label('dstatus', d.status.value, lang)}  "
+            f"{_shown(d.contact)}"
+        )
+    print(f"  {m('status.timeline')} ({m('time.zone')})")
+    for stored in timeline:
+        ev = stored.event
+        print(
+            f"    {stored.task_seq:>3}  {beijing(ev.at, lang, zone=False)}  "
+            f"{_pad(label('event', ev.TYPE, lang), 18)}{ev.TYPE}"
+        )
     return 0
+
+
+def _pad(text: str, width: int = 10) -> str:
+    """``text`` padded to ``width`` terminal columns (a Chinese character takes two)."""
+    import unicodedata
+
+    used = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    return text + " " * max(1, width - used)
+
+
+def _jsonable(value: Any) -> Any:
+    """An attrs object (a TaskStatus...) as JSON-ready data: times as ISO 8601 with their offset (UTC as
+    stored), enums by value, dates as ISO dates."""
+    import enum
+    from datetime import date
+
+    import attrs
+
+    def convert(_inst: Any, _field: Any, item: Any) -> Any:
+        if isinstance(item, datetime | date):
+            return item.isoformat()
+        if isinstance(item, enum.Enum):
+            return item.value
+        return item
+
+    return attrs.asdict(value, value_serializer=convert)
+
+
+def _lang(args: argparse.Namespace) -> str:
+    """The language of a command's output: ``--lang``, else ``$DELIVERY_SDK_LANG``, else Chinese."""
+    from .locale import default_lang
+
+    lang = getattr(args, "lang", None)
+    return cast(str, lang) if lang else default_lang()
 
 
 def _calendar(args: argparse.Namespace) -> int:
@@ -180,10 +259,26 @@ def _calendar(args: argparse.Namespace) -> int:
     if args.calendar_command == "show":
         year = args.year if args.year is not None else datetime.now(BEIJING).year
         try:
-            print(describe_year(year), end="")
-        except ValidationError as exc:  # CalendarNotCovered: a year beyond every calendar
+            text = describe_year(year)
+        except ValidationError as exc:  # CalendarNotCovered: a year beyond every calendar, bad input
             print(f"error: {exc}", file=sys.stderr)
-            return 1
+            return 2
+        if args.json:
+            import json
+
+            from .law.holidays import effective_calendar
+
+            cal = effective_calendar()
+            data = {
+                "year": year,
+                "provisional": cal.is_provisional(year),
+                "source": cal.sources.get(year),
+                "holidays": sorted(d.isoformat() for d in cal.holidays if d.year == year),
+                "working_days": sorted(d.isoformat() for d in cal.working_days if d.year == year),
+            }
+            print(json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True))
+            return 0
+        print(text, end="")
         return 0
     try:
         cal, target = import_notice(args.file, args.dir, force=args.force)
@@ -199,8 +294,13 @@ def _calendar(args: argparse.Namespace) -> int:
 
 
 def _tasks(args: argparse.Namespace) -> int:
+    import json
+
     from .client import DeliveryClient
+    from .locale import beijing, catalogue, label
     from .store import SQLiteStore
+
+    lang = _lang(args)
 
     client = _open(args.store)
     assert isinstance(client, DeliveryClient)
@@ -208,14 +308,23 @@ def _tasks(args: argparse.Namespace) -> int:
         store = cast(SQLiteStore, client.store)  # or a PostgresStore: both have case_keys
         keys = [f"{args.court}|{args.case}"] if args.court else store.case_keys(args.case)
         rows = [st for key in keys for st in client.tasks_of_case(key)]
-        if not rows:
-            print(f"no tasks for case {args.case!r}", file=sys.stderr)
-            store.close()
-            return 1
-        for st in rows:
-            served = f"{st.method.value} {st.served_at:%Y-%m-%d %H:%M}" if st.method and st.served_at else ""
-            print(f"{_shown(st.task_id)}  {_shown(st.court)}  {_shown(st.party_id):<10} {st.state.value:<16} {served}")
         store.close()
+    if not rows:  # a case the store does not know: bad input
+        print(f"error: {catalogue(lang)('tasks.none', case=repr(args.case))}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps([_jsonable(st) for st in rows], ensure_ascii=False, indent=1, sort_keys=True))
+        return 0
+    m = catalogue(lang)
+    print(f"# {m('col.task')}  {m('col.court')}  {m('col.party')}  {m('col.state')}  {m('col.served_at')}")
+    for st in rows:
+        served = (
+            f"{label('method', st.method.value, lang)} {beijing(st.served_at, lang, zone=False)}"
+            if st.method and st.served_at
+            else ""
+        )
+        state = label("state", st.state.value, lang)
+        print(f"{_shown(st.task_id)}  {_shown(st.court)}  {_shown(st.party_id):<10} {_pad(state, 16)}{served}")
     return 0
 
 
@@ -228,7 +337,8 @@ def _resolve_address(args: argparse.Namespace) -> int:
     if args.file and args.addresses:
         print("error: give addresses as arguments or --file, not both", file=sys.stderr)
         return 2
-    if args.file or args.addresses == ["-"]:
+    piped = not args.file and not args.addresses and not sys.stdin.isatty()
+    if args.file or args.addresses == ["-"] or piped:
         name = args.file or "-"
         if name == "-":
             lines = sys.stdin.read().splitlines()
@@ -238,7 +348,7 @@ def _resolve_address(args: argparse.Namespace) -> int:
     else:
         addresses = list(args.addresses)
     if not addresses:
-        print("error: no address given (ADDRESS..., '-' for stdin, or --file PATH)", file=sys.stderr)
+        print("error: no address given (ADDRESS..., '-' or a pipe for stdin, or --file PATH)", file=sys.stderr)
         return 2
     failed = 0
     for address in addresses:
@@ -282,8 +392,11 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _hours(value: float | None) -> str:
-    return "-" if value is None else _fmt(timedelta(hours=value))
+def _hours(value: float | None, lang: str | None = None) -> str:
+    """Hours for a person, in ``lang``: hours below two days, days above."""
+    from .supervision.report import _hours as hours
+
+    return hours(value, lang)
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -293,8 +406,19 @@ def _report(args: argparse.Namespace) -> int:
     if not is_dsn(args.store) and not Path(args.store).exists():
         raise FileNotFoundError(f"no store at {args.store}; give the path the demo printed (--store PATH)")
     out = Path(args.out) if args.out else Path(args.store).with_suffix(".html")
+    if args.court is not None and not _known_court(args.store, args.court, _lang(args)):
+        return 2
     options = _supervision_options(args)
-    write_report(args.store, out, json_path=args.json, csv_path=args.csv, upgrade=False, **options)
+    write_report(
+        args.store,
+        out,
+        json_path=args.json,
+        csv_path=args.csv,
+        upgrade=False,
+        court=args.court,
+        lang=_lang(args),
+        **options,
+    )
     print(f"report written to {out.resolve()}")
     for extra in (args.json, args.csv):
         if extra:
@@ -305,53 +429,106 @@ def _report(args: argparse.Namespace) -> int:
 def _stats(args: argparse.Namespace) -> int:
     import json
 
+    from .locale import beijing, catalogue, centre_name, channel_name, label
     from .store import is_dsn
-    from .supervision import Supervisor
+    from .supervision import Scope, Supervisor
 
     if not is_dsn(args.store) and not Path(args.store).exists():
         raise FileNotFoundError(f"no store at {args.store}; give the path the demo printed (--store PATH)")
+    lang = _lang(args)
+    m = catalogue(lang)
     options = _supervision_options(args)
-    with Supervisor(args.store, upgrade=False) as sup:
+    with Supervisor(args.store, upgrade=False, lang=lang) as sup:
         if not sup.indexed:
             _note_unindexed(args.store)
-        s = sup.statistics(**options)
+        if args.court is not None and not _known_court(sup, args.court, lang):
+            return 2
+        s = sup.statistics(scope=Scope(court=args.court), **options)
     if args.json:
         print(json.dumps(s.to_dict(), ensure_ascii=False, indent=1, sort_keys=True))
         return 0
-    print(f"as of {s.as_of:%Y-%m-%d %H:%M %Z}")
-    print(f"  tasks                     {s.tasks:>10,}")
+
+    def h(value: float | None) -> str:
+        return _hours(value, lang)
+
+    def row(text: str, value: str, indent: int = 2, width: int = 30) -> str:
+        return f"{' ' * indent}{_pad(text, width - indent)}{value}"
+
+    print(m("stats.as_of", time=beijing(s.as_of, lang)))
+    print(m("stats.scope", scope=_shown(s.court) if s.court else m("dash.province")))
+    print(row(m("stats.tasks"), f"{s.tasks:>10,}"))
     for state, n in sorted(s.by_state.items()):
-        print(f"    {state:<22}  {n:>10,}")
-    print(f"  served                    {s.served:>10,}")
+        print(row(label("state", state, lang), f"{n:>10,}", 4))
+    print(row(m("stats.served"), f"{s.served:>10,}"))
     for method, n in sorted(s.by_method.items(), key=lambda kv: -kv[1]):
-        print(f"    {method:<22}  {n:>10,}  ({n / s.served if s.served else 0:6.1%})")
-    print(f"  fell back to post         {s.fallback_rate:>10.1%}")
-    print("  funnel")
+        print(row(label("method", method, lang), f"{n:>10,}  ({n / s.served if s.served else 0:6.1%})", 4))
+    print(row(m("stats.fallback"), f"{s.fallback_rate:>10.1%}"))
+    print(f"  {m('stats.funnel')}")
     for stage, n in s.funnel:
-        print(f"    {stage:<24}{n:>10,}")
-    for name, d in (("created to served", s.cycle_served), ("served to filed", s.cycle_filed)):
-        print(
-            f"  cycle {name}: n {d.count:,}  mean {_hours(d.mean_hours)}  median {_hours(d.median_hours)}"
-            f"  p90 {_hours(d.p90_hours)}"
+        print(row(label("funnel", stage.replace(" ", "_"), lang), f"{n:>10,}", 4))
+    for key, d in (("series.cycle", s.cycle_served), ("series.filing", s.cycle_filed)):
+        line = m(
+            "stats.cycle",
+            name=m(key),
+            n=f"{d.count:,}",
+            mean=h(d.mean_hours),
+            median=h(d.median_hours),
+            p90=h(d.p90_hours),
         )
-    print("  success per channel")
+        print(f"  {line}")
+    if s.courts:
+        print(f"  {m('stats.courts')}")
+        for court in s.courts:
+            print(
+                f"    {_pad(_shown(court.court), 26)}{court.tasks:>8,} {court.served:>8,} "
+                f"{court.electronic_share:>8.1%} {h(court.median_hours):>10} {court.overdue:>6,}"
+            )
+    print(f"  {m('stats.channels')}")
     for ch in s.channels:
-        print(f"    {ch.kind:<9}{ch.channel:<20}{ch.delivered:>9,}/{ch.attempts:<9,} ({ch.success_rate:6.1%})")
-    print("  load per print centre (jobs / not printed)")
+        name = _shown(channel_name(ch.kind, ch.channel, lang))
+        print(
+            f"    {_pad(label('kind', ch.kind, lang), 14)}{_pad(name, 50)}{ch.delivered:>7,}/{ch.attempts:<7,} "
+            f"({ch.success_rate:6.1%})"
+        )
+    print(f"  {m('stats.centres')}")
     for c in s.centres:
-        refused = f"   (carrier refused {c.carrier_refused:,} before the centre)" if c.carrier_refused else ""
-        print(f"    {c.centre_id:<20}{c.jobs:>9,} / {c.open:,}{refused}")
-    print("  overdue " + ", ".join(f"{rule} {n:,}" for rule, n in sorted(s.overdue.items())))
+        refused = "   " + m("stats.carrier_refused", n=f"{c.carrier_refused:,}") if c.carrier_refused else ""
+        print(f"    {_pad(_shown(centre_name(c.centre_id)), 50)}{c.jobs:>7,} / {c.open:,}{refused}")
+    overdue = ", ".join(f"{label('rule', rule, lang)} {n:,}" for rule, n in sorted(s.overdue.items()))
+    print(f"  {m('stats.overdue')} {overdue}")
     cost = s.cost
     print(
-        f"  cost {cost['actual_yuan']:,.0f} yuan vs all-postal {cost['baseline_all_postal_yuan']:,.0f}: "
-        f"saved {cost['savings_yuan']:,.0f} yuan"
+        "  "
+        + m(
+            "stats.cost",
+            actual=f"{cost['actual_yuan']:,.0f}",
+            baseline=f"{cost['baseline_all_postal_yuan']:,.0f}",
+            saved=f"{cost['savings_yuan']:,.0f}",
+        )
     )
     # provider reports the engine would not apply (an attack, or a misconfigured adapter): see docs/security.md
-    print(f"  refused provider reports  {s.refused:>10,}")
-    for row in s.refused_receipts:
-        print(f"    {_shown(row.source):<20}{row.reason:<18}{row.count:>9,}  last {row.last_at:%Y-%m-%d %H:%M %Z}")
+    print(row(m("stats.refused"), f"{s.refused:>10,}"))
+    for r in s.refused_receipts:
+        last = m("stats.last", time=beijing(r.last_at, lang))
+        print(f"    {_pad(_shown(r.source), 20)}{_pad(label('refusal', r.reason, lang), 18)}{r.count:>9,}  {last}")
     return 0
+
+
+def _known_court(store: Any, court: str, lang: str) -> bool:
+    """Whether ``court`` has tasks in ``store`` (a path or an open Supervisor); if not, says which courts do
+    (the caller exits with 2: bad input)."""
+    from .locale import t
+    from .supervision import Supervisor
+
+    if isinstance(store, Supervisor):
+        known = store.courts()
+    else:
+        with Supervisor(store, upgrade=False) as sup:
+            known = sup.courts()
+    if court in known:
+        return True
+    print(f"error: {t('stats.no_court', lang, court=court, courts='、'.join(known) or '-')}", file=sys.stderr)
+    return False
 
 
 def _note_unindexed(store: str) -> None:
@@ -385,8 +562,57 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_store(parser: argparse.ArgumentParser, *, positional: bool = False) -> None:
+    """``--store PATH_OR_DSN``, the one way every command names its store; ``positional`` keeps the older
+    ``COMMAND STORE`` form of a command that had it as an alias (:func:`_store_alias` merges the two)."""
+    if positional:
+        parser.add_argument("store_positional", nargs="?", metavar="STORE", help="the store (same as --store)")
+        parser.add_argument("--store", help="SQLite file or PostgreSQL DSN")
+        parser.set_defaults(_store_alias=True)
+    else:
+        parser.add_argument("--store", required=True, help="SQLite file or PostgreSQL DSN")
+
+
+def _store_alias(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Merge ``COMMAND STORE`` into ``--store`` (a usage error, exit 2, when neither or two different)."""
+    if not getattr(args, "_store_alias", False):
+        return
+    given = args.store_positional
+    if given is not None and args.store is not None and given != args.store:
+        parser.error(f"two stores given: {given} and --store {args.store}")
+    args.store = args.store or given
+    if args.store is None:
+        parser.error(f"{args.command}: the store is required (--store PATH)")
+
+
+def _add_lang(parser: argparse.ArgumentParser) -> None:
+    from .locale import LANG_ENV
+
+    parser.add_argument(
+        "--lang",
+        type=_lang_arg,
+        help=f"language of what people read: zh_CN (the default, or ${LANG_ENV}) or en; JSON keys stay English",
+    )
+
+
+def _lang_arg(value: str) -> str:
+    from .locale import normalise_lang
+
+    try:
+        return normalise_lang(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_read_options(parser: argparse.ArgumentParser) -> None:
+    """``--json`` (machine-readable, English keys, UTC times with offsets) and ``--lang`` for a read command."""
+    parser.add_argument("--json", action="store_true", help="print JSON (English keys, times in UTC with offset)")
+    _add_lang(parser)
+
+
 def _add_supervision_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", required=True)
+    _add_store(parser)
+    parser.add_argument("--court", help="one court, by its name (default: the whole province, a row per court)")
     parser.add_argument("--as-of", help="ISO time overdue work is measured at (default: the latest event)")
     parser.add_argument("--eservice-hours", type=float, default=48.0, help="e-service unconfirmed after (48)")
     parser.add_argument("--print-hours", type=float, default=24.0, help="print job not printed after (24)")
@@ -399,6 +625,22 @@ def _verify(args: argparse.Namespace) -> int:
 
     trusted = Path(args.trusted_checkpoint).read_text(encoding="utf-8") if args.trusted_checkpoint else None
     report = verify_store(args.store, args.key or (), trusted_checkpoint=trusted, origin=args.origin)
+    failed = not report.ok or bool(report.unsigned and args.require_signed)
+    if args.json:
+        import json
+
+        data = {
+            "ok": not failed,
+            "problems": list(report.problems),
+            "events": report.events,
+            "tasks": report.tasks,
+            "nodes": report.nodes,
+            "checkpoints": report.checkpoints,
+            "unsigned": report.unsigned,
+            "signatures_checked": bool(args.key),
+        }
+        print(json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True))
+        return 1 if failed else 0
     for problem in report.problems:
         print(f"FAIL: {problem}")
     unsigned = f"{report.unsigned} events not covered by any signed checkpoint"
@@ -471,11 +713,19 @@ def _verify_consistency(args: argparse.Namespace) -> int:
         new = verify_consistency_bundle(bundle, args.key or (), trusted_checkpoint=trusted, origin=args.origin)
     except (ValueError, KeyError, TypeError) as exc:  # VerificationError and unreadable JSON are ValueErrors
         reason = str(exc) if isinstance(exc, VerificationError) else f"unreadable proof: {exc}"
-        print(f"FAIL: {reason}")
+        if args.json:
+            print(json.dumps({"ok": False, "problems": [reason]}, ensure_ascii=False, indent=1, sort_keys=True))
+        else:
+            print(f"FAIL: {reason}")
         return 1
-    print(f"ok: log {new.origin!r} at size {new.size} extends the trusted checkpoint; nothing before it changed")
     if args.update:
         write_witness(args.trusted_checkpoint, bundle["new_checkpoint"])
+    if args.json:
+        data = {"ok": True, "problems": [], "origin": new.origin, "size": new.size, "updated": bool(args.update)}
+        print(json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True))
+        return 0
+    print(f"ok: log {new.origin!r} at size {new.size} extends the trusted checkpoint; nothing before it changed")
+    if args.update:
         print(f"kept the new checkpoint in {args.trusted_checkpoint}")
     return 0
 
@@ -487,6 +737,20 @@ def _verify_record(args: argparse.Namespace) -> int:
     if not path.exists():
         raise FileNotFoundError(f"no record at {path}")
     check = verify_record(path.read_bytes(), args.key or (), origin=args.origin, documents=args.document or ())
+    if args.json:
+        import json
+
+        rec = check.record
+        data = {
+            "ok": check.ok,
+            "problems": list(check.problems),
+            "notes": list(check.notes),
+            "record_id": None if rec is None else rec.record_id,
+            "documents": None if rec is None else len(rec.documents),
+            "events_proven": check.events_proven if rec is not None and rec.bundle is not None else None,
+        }
+        print(json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True))
+        return 0 if check.ok else 1
     for problem in check.problems:
         print(f"FAIL: {problem}")
     if not check.ok:
@@ -518,6 +782,16 @@ def _worker(args: argparse.Namespace) -> int:
 def _sandbox(args: argparse.Namespace) -> int:
     from .sandbox import run_from_args
 
+    return run_from_args(args)
+
+
+def _portal(args: argparse.Namespace) -> int:
+    try:
+        from .portal.serve import run_from_args
+    except ImportError as exc:  # starlette / jinja2 / uvicorn not installed
+        message = f"error: the portal needs the 'portal' extra (pip install 'delivery-sdk[portal]'): {exc}"
+        print(message, file=sys.stderr)
+        return 2
     return run_from_args(args)
 
 
@@ -563,32 +837,41 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--store", help="SQLite file to write (default: a new file in the current folder)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
     demo.set_defaults(func=_demo)
-    status = sub.add_parser("status", help="show one task: state, dispatches, timeline")
+    status = sub.add_parser("status", help="show one task: state, dispatches, timeline (times in Beijing time)")
     status.add_argument("task_id")
-    status.add_argument("--store", required=True)
+    _add_store(status)
+    _add_read_options(status)
     status.set_defaults(func=_status)
     tasks = sub.add_parser("tasks", help="list the tasks of a case")
     tasks.add_argument("--case", required=True, help="case number, e.g. '(2026)鄂0106民初1001号'")
     tasks.add_argument("--court", help="court name (needed outside the demo's courts)")
-    tasks.add_argument("--store", required=True)
+    _add_store(tasks)
+    _add_read_options(tasks)
     tasks.set_defaults(func=_tasks)
     res = sub.add_parser("resolve-address", help="resolve addresses to division codes, one JSON object a line")
-    res.add_argument("addresses", nargs="*", metavar="ADDRESS", help="addresses, or '-' to read one a line from stdin")
+    res.add_argument(
+        "addresses",
+        nargs="*",
+        metavar="ADDRESS",
+        help="addresses, or '-' to read one a line from stdin (also read when none is given and stdin is no terminal)",
+    )
     res.add_argument("--file", help="read one address a line from this file ('-' for stdin)")
     res.add_argument("--home-province", default="420000", help="province code that breaks ties (default 420000)")
     res.set_defaults(func=_resolve_address)
     report = sub.add_parser("report", help="write the supervision dashboard (static HTML) and JSON/CSV exports")
     _add_supervision_options(report)
     report.add_argument("--out", help="HTML file to write (default: beside the store, .html)")
+    _add_lang(report)
     report.add_argument("--json", help="also write the dashboard's data as JSON here")
     report.add_argument("--csv", help="also write the dashboard's figures as CSV here")
     report.set_defaults(func=_report)
     stats = sub.add_parser("stats", help="print the supervision statistics")
     _add_supervision_options(stats)
-    stats.add_argument("--json", action="store_true", help="print them as JSON")
+    _add_read_options(stats)
     stats.set_defaults(func=_stats)
     verify = sub.add_parser("verify", help="audit a store's evidence log: every event, tree node and checkpoint")
-    verify.add_argument("store")
+    _add_store(verify, positional=True)
+    verify.add_argument("--json", action="store_true", help="print the audit as JSON (exit code as without)")
     verify.add_argument("--key", action="append", help="a trusted verifier key (name+hash+base64); repeatable")
     verify.add_argument("--trusted-checkpoint", help="a signed checkpoint trusted earlier: refuse a rewritten history")
     verify.add_argument("--origin", help="the log's name in its checkpoints (default: the name of the key that signed)")
@@ -601,7 +884,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="export a task's events with inclusion proofs, or a consistency proof between two checkpoints",
     )
     proof.add_argument("task_id", nargs="?", help="the task whose events to prove (or give --consistency)")
-    proof.add_argument("--store", required=True)
+    _add_store(proof)
     proof.add_argument(
         "--consistency", metavar="OLD", help="a signed checkpoint (file) kept earlier: prove the log extends it"
     )
@@ -616,17 +899,19 @@ def build_parser() -> argparse.ArgumentParser:
     vcon.add_argument("--key", action="append", help="the log's verifier key (name+hash+base64); repeatable")
     vcon.add_argument("--origin", help="the log's name (default: the trusted checkpoint's)")
     vcon.add_argument("--update", action="store_true", help="on success, keep the new checkpoint in its place")
+    vcon.add_argument("--json", action="store_true", help="print the outcome as JSON (exit code as without)")
     vcon.set_defaults(func=_verify_consistency)
     vrec = sub.add_parser("verify-record", help="check a proof-of-service record (JSON) offline")
     vrec.add_argument("file")
     vrec.add_argument("--key", action="append", help="a trusted verifier key for its proof bundle; repeatable")
     vrec.add_argument("--origin", help="the evidence log's name in the bundle's checkpoint")
     vrec.add_argument("--document", action="append", help="a served document's file: its SHA-256 must be listed")
+    vrec.add_argument("--json", action="store_true", help="print the outcome as JSON (exit code as without)")
     vrec.set_defaults(func=_verify_record)
     migrate = sub.add_parser(
         "migrate", help="upgrade a store to this SDK's schema and add the supervision indexes (writes to it)"
     )
-    migrate.add_argument("--store", required=True)
+    _add_store(migrate)
     migrate.set_defaults(func=_migrate)
     keygen = sub.add_parser("keygen", help="make an Ed25519 key pair for signing evidence checkpoints")
     keygen.add_argument("name", help="the key's name, usually the log's origin, e.g. court.example/delivery")
@@ -637,6 +922,7 @@ def build_parser() -> argparse.ArgumentParser:
     calendar_sub = calendar.add_subparsers(dest="calendar_command", required=True)
     cal_show = calendar_sub.add_parser("show", help="print a year's holidays and makeup working days (in Chinese)")
     cal_show.add_argument("year", type=int, nargs="?", help="the year (default: this year, Beijing time)")
+    cal_show.add_argument("--json", action="store_true", help="print the year's rest and makeup working days as JSON")
     cal_import = calendar_sub.add_parser(
         "import", help="check a notice file (TOML, see docs/legal-reference.md) and install it for the SDK"
     )
@@ -665,12 +951,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_sandbox_arguments(sandbox)
     sandbox.set_defaults(func=_sandbox)
+    portal = sub.add_parser(
+        "portal", help="serve the recipients' document page behind every link (needs the 'portal' extra)"
+    )
+    _add_store(portal)
+    portal.add_argument("--documents", help="document folder (<sha256>.pdf; default $DELIVERY_SDK_PORTAL_DOCUMENTS)")
+    portal.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: behind a proxy)")
+    portal.add_argument("--port", type=int, default=8300)
+    portal.add_argument("--root-path", default="", help="the path the proxy mounts the page under, e.g. /ssfw")
+    portal.add_argument("--forwarded-allow-ips", default="127.0.0.1", help="proxies trusted for X-Forwarded-*")
+    portal.set_defaults(func=_portal)
     register_cli_plugins(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run the command line; returns the exit code: 0 ok, 1 a check failed (a verification, an address that
+    did not resolve), 2 usage or bad input (unknown option, missing store, unknown task or case...)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _store_alias(parser, args)
     try:
         code: int = args.func(args)
     except BrokenPipeError:  # the reader (head, less) went away: not an error of ours

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -22,9 +23,9 @@ from typing import Any, TypeVar
 import attrs
 import orjson
 
-from ._exceptions import InvalidRequest, MalformedReceipt, UnknownChannel, ValidationError
+from ._exceptions import InvalidRequest, MalformedReceipt, PluginError, UnknownChannel, ValidationError
 from .callbacks import parse_callback_with_query
-from .channels import Receipt
+from .channels import RECEIVER_PHONE, WAYBILL_REQUIREMENTS, Receipt
 from .clock import Clock, SystemClock
 from .engine import Engine, EngineConfig, IngestResult
 from .events import (
@@ -32,6 +33,7 @@ from .events import (
     Cancelled,
     ConsentObjected,
     ConsentRecorded,
+    ContactUpdated,
     Event,
     ResumedByStaff,
     StoredEvent,
@@ -56,13 +58,16 @@ from .model import (
     ServiceRequest,
     check_note,
     check_source,
+    mask,
 )
 from .plugins import PluginHost
 from .policy import PolicyConfig
 from .serialization import event_to_dict
 from .store import STORE_ENV, NewTask, TaskStore, open_store
 
-__all__ = ["AsyncDeliveryClient", "DeliveryClient", "DispatchSummary", "TaskStatus"]
+__all__ = ["AsyncDeliveryClient", "DeliveryClient", "DispatchSummary", "RequestWarning", "TaskStatus"]
+
+log = logging.getLogger("delivery_sdk.client")
 
 T = TypeVar("T")
 DEFAULT_STORE = "delivery-sdk.sqlite3"
@@ -82,6 +87,20 @@ class DispatchSummary:
     queued_at: datetime
     delivered_at: datetime | None
     detail: str | None
+
+
+@attrs.frozen(kw_only=True)
+class RequestWarning:
+    """Something a request lacks that the configured plugins need, known at submit (no personal data).
+
+    ``code``: ``receiver_phone_missing`` (the carrier needs a phone on the waybill and the party has no mobile
+    number) or ``unknown_requirement`` (the carrier declares a requirement this SDK does not know);
+    ``adapter``: the adapter that needs it; ``message``: what is missing, what follows, and the remedy.
+    """
+
+    code: str
+    message: str
+    adapter: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -122,6 +141,7 @@ class TaskStatus:
 
     @classmethod
     def of(cls, task: Task) -> TaskStatus:
+        """The status of a folded task: its state, deadlines, contacts (masked) and latest facts."""
         from .model import mask
 
         deadlines, note = _deadlines(task)
@@ -159,6 +179,40 @@ class TaskStatus:
             deadlines_note=note,
             consent_basis=None if task.consent is None else CONSENT_BASIS[task.consent.method],
         )
+
+
+def _request_warnings(
+    request: ServiceRequest, carrier: str | None, requires: frozenset[str]
+) -> tuple[RequestWarning, ...]:
+    found: list[RequestWarning] = []
+    if RECEIVER_PHONE in requires and request.party.first_contact(ContactKind.MOBILE) is None:
+        found.append(
+            RequestWarning(
+                code="receiver_phone_missing",
+                adapter=carrier,
+                message=(
+                    f"carrier {carrier!r} needs the receiver's phone on every waybill and the party has no "
+                    "mobile number (nor has a representative): should the task go by post, assisted person "
+                    "search is asked for one, then a person (needs_attention). Give the party a mobile "
+                    "number in the request, or add one to the task with client.set_contact(task_id, "
+                    "Contact(kind=ContactKind.MOBILE, value=...))"
+                ),
+            )
+        )
+    for name in sorted(requires - WAYBILL_REQUIREMENTS.keys()):
+        found.append(
+            RequestWarning(
+                code="unknown_requirement",
+                adapter=carrier,
+                message=f"carrier {carrier!r} requires {name!r}, which this SDK does not know: it is not checked",
+            )
+        )
+    return tuple(found)
+
+
+def _check_actor(value: object) -> None:
+    if not isinstance(value, str) or not value.strip() or len(value) > 64 or not value.isprintable():
+        raise ValidationError("actor must be 1-64 characters of plain text (a staff member's id, say)")
 
 
 def _deadlines(task: Task) -> tuple[tuple[Deadline, ...], str | None]:
@@ -242,8 +296,34 @@ class AsyncDeliveryClient:
                 if kind not in kinds:
                     raise UnknownChannel(kind.value, [f"{k.value} ({n})" for k, n in kinds.items()])
 
+    def check_request(self, request: ServiceRequest) -> tuple[RequestWarning, ...]:
+        """What ``request`` lacks that the configured plugins need, without submitting it.
+
+        The carrier's waybill requirements (its ``requires``, :data:`~delivery_sdk.channels.WAYBILL_REQUIREMENTS`)
+        are checked against the party's contacts (its own and its representatives'): a postal-only party
+        whose carrier needs a receiver phone would otherwise be found out only when its waybill is due.
+        :meth:`submit` logs each warning (logger ``delivery_sdk.client``) and creates the task all the same:
+        the engine then asks assisted person search for a phone, then a person, and
+        :meth:`set_contact` adds one. Nothing here is personal data."""
+        if not isinstance(request, ServiceRequest):
+            raise InvalidRequest(f"check_request takes a ServiceRequest, got {type(request).__name__}")
+        carrier, requires = self.engine.carrier_requirements()
+        return _request_warnings(request, carrier, requires)
+
+    def _submit_warnings(self) -> tuple[str | None, frozenset[str]]:
+        """The carrier's requirements for :meth:`submit`'s warnings; none when the plugins cannot load (the
+        engine says why when it runs: submitting needs no plugin)."""
+        try:
+            return self.engine.carrier_requirements()
+        except PluginError as exc:
+            log.debug("carrier requirements not checked at submit: %s", exc)
+            return None, frozenset()
+
     async def submit(self, request: ServiceRequest) -> str:
-        """Create the service task for ``request`` and return its id (idempotent on ``client_key``)."""
+        """Create the service task for ``request`` and return its id (idempotent on ``client_key``).
+
+        What the request lacks for the configured plugins (:meth:`check_request`) is logged as a warning; the
+        task is created all the same."""
         return (await self.submit_many([request]))[0]
 
     async def submit_many(self, requests: Sequence[ServiceRequest]) -> list[str]:
@@ -273,8 +353,13 @@ class AsyncDeliveryClient:
         keys = [n.client_key for n in new if n.client_key is not None]
         if len(keys) != len(set(keys)):
             raise InvalidRequest("two requests in one submission share a client_key; each needs its own")
+        carrier, requires = self._submit_warnings()
         result = self.store.create_tasks(new)
         self.engine.created(result.stored)
+        if requires:
+            for request, task_id in zip(requests, result.task_ids, strict=False):
+                for warning in _request_warnings(request, carrier, requires):
+                    log.warning("task %s: %s (%s)", task_id, warning.message, warning.code)
         return list(result.task_ids)
 
     async def submit_case(
@@ -311,19 +396,23 @@ class AsyncDeliveryClient:
         return self.engine.load_task(task_id)
 
     def status(self, task_id: str) -> TaskStatus:
+        """A task's status (state, deadlines, basis of service, masked contacts); :class:`UnknownTask` if absent."""
         return TaskStatus.of(self.task(task_id))
 
     def timeline(self, task_id: str) -> list[StoredEvent]:
+        """Every stored event of a task, oldest first; :class:`UnknownTask` if absent."""
         self.store.task_row(task_id)  # UnknownTask if absent
         return self.store.load_events([task_id]).get(task_id, [])
 
     def tasks_of_case(self, case: Case | str) -> list[TaskStatus]:
+        """The status of every task of a case (a :class:`Case` or its key), in the order they were created."""
         key = case.key if isinstance(case, Case) else case
         rows = self.store.tasks_of_case(key)
         tasks = self.engine.load([(r.task_id, r.version) for r in rows])
         return [TaskStatus.of(tasks[r.task_id]) for r in rows if r.task_id in tasks]
 
     def count_by_state(self) -> dict[str, int]:
+        """How many tasks are in each lifecycle state, by state name."""
         return self.store.count_by_state()
 
     # -- acting on a task ----------------------------------------------------------------------------
@@ -345,8 +434,63 @@ class AsyncDeliveryClient:
         check_note("resume note", note)
         self._record(task_id, ResumedByStaff(task_id=task_id, at=self.clock.now(), note=note))
 
+    async def set_contact(
+        self,
+        task_id: str,
+        contact: Contact,
+        *,
+        replaces: Contact | None = None,
+        source: str = "staff",
+        actor: str | None = None,
+        note: str = "",
+    ) -> None:
+        """Add a contact of any kind to a task, or replace one of the party's (``replaces``: the same kind).
+
+        ``source`` says where it came from (``staff``, a registry's name, ``portal``: it becomes the contact's
+        ``source`` too), ``actor`` who records it (a staff member's id), ``note`` why. Recorded as
+        ``contact.updated``; the engine works the task at once:
+
+        - a mobile number goes on the waybill (a carrier that needs one takes the print job now) and, with
+          e-mail and platform accounts, opens electronic service where consent allows (CPL Art. 90). A contact
+          the party did not give or confirm (``contact.confirmed`` false) is an address the court found: the
+          party's consent covers serving there, but the service takes effect only on the party's read or reply
+          (SPC Online Litigation Rules Art. 31(2)); without consent, staff may phone it to seek consent;
+        - a postal address becomes the address to serve at (as :meth:`set_address`);
+        - a task that needs attention resumes: with an address, by post; with any other contact, from the start,
+          electronic first (as :meth:`resume`), then by post with the new contact on the waybill.
+
+        Refused (``IllegalTransition``) once the task is served, cancelled or publishing, and for a postal
+        address while an item is in the post."""
+        if not isinstance(contact, Contact):
+            raise ValidationError(f"set_contact takes a Contact, got {type(contact).__name__}")
+        check_source(source)
+        if actor is not None:
+            _check_actor(actor)
+        if not isinstance(note, str):
+            raise ValidationError(f"set_contact note must be a string, got {type(note).__name__}")
+        check_note("set_contact note", note)
+        if replaces is not None:
+            if not isinstance(replaces, Contact) or replaces.kind is not contact.kind:
+                raise ValidationError(f"replaces must be a {contact.kind.value} Contact, the kind of the new one")
+            current = self.task(task_id).contacts_of(replaces.kind)
+            if not any(c.value == replaces.value for c in current):
+                raise ValidationError(
+                    f"task {task_id} has no {replaces.kind.value} contact {mask(replaces.value)!r} to replace"
+                )
+        event = ContactUpdated(
+            task_id=task_id,
+            at=self.clock.now(),
+            contact=attrs.evolve(contact, source=source),
+            source=source,
+            replaces=replaces,
+            actor=actor,
+            note=note,
+        )
+        self._record(task_id, event)
+
     async def set_address(self, task_id: str, contact: Contact, *, source: str = "staff") -> None:
-        """Give a task a (better) postal address, e.g. after a person found one."""
+        """Give a task a (better) postal address, e.g. after a person found one: the postal shorthand of
+        :meth:`set_contact`, recorded as ``address.updated`` (as stores and consumers have always had it)."""
         if not isinstance(contact, Contact) or contact.kind is not ContactKind.POSTAL:
             raise ValidationError("set_address takes a postal Contact")
         check_source(source)
@@ -453,10 +597,12 @@ class AsyncDeliveryClient:
         return await self.engine.run_until_idle(until=until, max_steps=max_steps)
 
     async def run_forever(self, stop: asyncio.Event | None = None) -> None:
+        """Work as tasks fall due, on the client's clock, until ``stop`` is set (or the task is cancelled)."""
         self._start()
         await self.engine.run_forever(stop)
 
     async def aclose(self) -> None:
+        """Stop the engine and close the store if the client opened it; closing twice is harmless."""
         if self._closed:
             return
         self._closed = True
@@ -482,28 +628,34 @@ class DeliveryClient:
 
     @property
     def engine(self) -> Engine:
+        """The engine that runs the tasks."""
         return self._async.engine
 
     @property
     def host(self) -> PluginHost:
+        """The plugin host: the registered channels, print centres, carriers, sinks and hooks."""
         return self._async.host
 
     @property
     def store(self) -> TaskStore:
+        """The task store (SQLite or PostgreSQL) the client works on."""
         return self._async.store
 
     @property
     def clock(self) -> Clock:
+        """The clock the client runs on (the system's, or a virtual one in tests and the demo)."""
         return self._async.clock
 
     def _run(self, coro: Any) -> Any:
         return self._runner.run(coro)
 
     def submit(self, request: ServiceRequest) -> str:
+        """Create the service task for ``request`` and return its id (idempotent on ``client_key``)."""
         result: str = self._run(self._async.submit(request))
         return result
 
     def submit_many(self, requests: Sequence[ServiceRequest]) -> list[str]:
+        """Create many tasks in one transaction: all are created, or none is."""
         result: list[str] = self._run(self._async.submit_many(requests))
         return result
 
@@ -516,56 +668,90 @@ class DeliveryClient:
         client_key: str | None = None,
         channels: Sequence[ChannelKind] | None = None,
     ) -> list[str]:
+        """Serve ``documents`` on every party of a case: one task per party, created atomically."""
         result: list[str] = self._run(
             self._async.submit_case(case, parties, documents, client_key=client_key, channels=channels)
         )
         return result
 
     def task(self, task_id: str) -> Task:
+        """The folded task (every field), for code that needs more than :meth:`status`."""
         return self._async.task(task_id)
 
     def status(self, task_id: str) -> TaskStatus:
+        """A task's status (state, deadlines, basis of service, masked contacts); :class:`UnknownTask` if absent."""
         return self._async.status(task_id)
 
     def timeline(self, task_id: str) -> list[StoredEvent]:
+        """Every stored event of a task, oldest first; :class:`UnknownTask` if absent."""
         return self._async.timeline(task_id)
 
     def tasks_of_case(self, case: Case | str) -> list[TaskStatus]:
+        """The status of every task of a case (a :class:`Case` or its key), in the order they were created."""
         return self._async.tasks_of_case(case)
 
     def count_by_state(self) -> dict[str, int]:
+        """How many tasks are in each lifecycle state, by state name."""
         return self._async.count_by_state()
 
     def cancel(self, task_id: str, reason: str) -> None:
+        """Cancel a task (not once it is in the post or served: the lifecycle refuses then)."""
         self._run(self._async.cancel(task_id, reason))
 
     def resume(self, task_id: str, note: str = "") -> None:
+        """Send a task that needs attention back to electronic-first service."""
         self._run(self._async.resume(task_id, note))
 
     def set_address(self, task_id: str, contact: Contact, *, source: str = "staff") -> None:
+        """Give a task a (better) postal address: the postal shorthand of :meth:`set_contact`."""
         self._run(self._async.set_address(task_id, contact, source=source))
 
+    def set_contact(
+        self,
+        task_id: str,
+        contact: Contact,
+        *,
+        replaces: Contact | None = None,
+        source: str = "staff",
+        actor: str | None = None,
+        note: str = "",
+    ) -> None:
+        """Add a contact of any kind to a task, or replace one of the party's (``replaces``: the same kind)."""
+        self._run(self._async.set_contact(task_id, contact, replaces=replaces, source=source, actor=actor, note=note))
+
+    def check_request(self, request: ServiceRequest) -> tuple[RequestWarning, ...]:
+        """What ``request`` lacks that the configured plugins need, without submitting it."""
+        return self._async.check_request(request)
+
     def record_acceptance(self, task_id: str, dispatch_id: str, *, at: datetime | None = None) -> None:
+        """Record that the party accepted an e-service without objecting to it (SPC Online Litigation Rules
+        Art. 29(4))."""
         self._run(self._async.record_acceptance(task_id, dispatch_id, at=at))
 
     def record_objection(self, task_id: str, *, at: datetime | None = None, dispatch_id: str | None = None) -> None:
+        """Record that the party expressly refused electronic service (不同意电子送达)."""
         self._run(self._async.record_objection(task_id, at=at, dispatch_id=dispatch_id))
 
     def ingest(self, receipt: Receipt, *, channel: str | None = None) -> IngestResult:
+        """Record a delivery report, read receipt or print/carrier progress; idempotent on its event id."""
         result: IngestResult = self._run(self._async.ingest(receipt, channel=channel))
         return result
 
     def ingest_callback(
         self, channel: str, headers: Mapping[str, str], body: bytes, *, query: Mapping[str, str] | None = None
     ) -> list[IngestResult]:
+        """Parse a provider's push with its channel adapter and ingest every receipt in it."""
         result: list[IngestResult] = self._run(self._async.ingest_callback(channel, headers, body, query=query))
         return result
 
     def run_until_idle(self, *, until: datetime | None = None, max_steps: int | None = None) -> int:
+        """Work until nothing is due (with a virtual clock: until every task waits for news or is done); return
+        the number of steps taken."""
         result: int = self._run(self._async.run_until_idle(until=until, max_steps=max_steps))
         return result
 
     def close(self) -> None:
+        """Stop the engine, close the store if the client opened it, and end the client's event loop."""
         try:
             self._run(self._async.aclose())
         finally:

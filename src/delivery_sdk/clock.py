@@ -17,16 +17,21 @@ __all__ = ["Clock", "SystemClock", "VirtualClock"]
 
 @runtime_checkable
 class Clock(Protocol):
+    """What the engine reads the time from and sleeps on: the system's clock, or a virtual one."""
+
     @property
     def virtual(self) -> bool:
         """True when the engine may jump this clock forward instead of waiting."""
         ...
 
-    def now(self) -> datetime: ...
+    def now(self) -> datetime:
+        """The current moment (timezone-aware, UTC)."""
 
-    async def sleep(self, seconds: float) -> None: ...
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` (a virtual clock moves forward instead)."""
 
-    def advance_to(self, moment: datetime) -> None: ...
+    def advance_to(self, moment: datetime) -> None:
+        """Move the clock forward to ``moment`` (a virtual clock only; never backwards)."""
 
 
 class SystemClock:
@@ -35,12 +40,15 @@ class SystemClock:
     virtual = False
 
     def now(self) -> datetime:
+        """The wall-clock time, in UTC."""
         return datetime.now(UTC)
 
     async def sleep(self, seconds: float) -> None:
+        """Sleep ``seconds`` of real time (a negative wait is no wait)."""
         await asyncio.sleep(max(0.0, seconds))
 
     def advance_to(self, moment: datetime) -> None:
+        """Refuse: the system clock cannot be moved (:class:`ValidationError`)."""
         raise ValidationError("the system clock cannot be moved; use a VirtualClock in tests and demos")
 
 
@@ -56,9 +64,11 @@ class VirtualClock:
         self._now = start
 
     def now(self) -> datetime:
+        """The clock's current (virtual) moment."""
         return self._now
 
     def advance(self, delta: timedelta | float) -> datetime:
+        """Move the clock forward by ``delta`` (a timedelta or seconds) and return the new moment; never backwards."""
         seconds = delta.total_seconds() if isinstance(delta, timedelta) else float(delta)
         if seconds < 0:
             raise ValidationError("a VirtualClock cannot go backwards")
@@ -66,10 +76,12 @@ class VirtualClock:
         return self._now
 
     def advance_to(self, moment: datetime) -> None:
+        """Move the clock to ``moment`` if that is later; an earlier moment changes nothing."""
         if moment > self._now:
             self._now = moment
 
     async def sleep(self, seconds: float) -> None:
+        """Advance the clock by ``seconds`` at once, then yield to the event loop."""
         self.advance(max(0.0, seconds))
         await asyncio.sleep(0)
 

@@ -116,6 +116,9 @@ def _profile(rng: random.Random) -> Profile:
 
 @attrs.frozen(kw_only=True)
 class DemoResult:
+    """What a demo run produced: the store it wrote, its summary, the wall and virtual time it took, the number of
+    events and a case to look at."""
+
     store_path: Path
     summary: Summary
     wall_seconds: float

@@ -44,13 +44,22 @@ from ._exceptions import (
 )
 from .address.resolver import ResolutionStatus
 from .address.resolver import resolve as resolve_address
-from .channels import ChannelAdapter, Receipt, ReceiptKind, SendResult, StatusReport
+from .channels import (
+    RECEIVER_PHONE,
+    ChannelAdapter,
+    Receipt,
+    ReceiptKind,
+    SendResult,
+    StatusReport,
+    carrier_requires,
+)
 from .clock import Clock
 from .events import (
     FAILED_BY_CARRIER,
     AddressSearchFailed,
     AddressUpdated,
     ConsentRecorded,
+    ContactUpdated,
     DispatchDelivered,
     DispatchFailed,
     DispatchQueued,
@@ -119,6 +128,9 @@ def _describe_failure(exc: BaseException) -> str:
 
 @attrs.frozen(kw_only=True)
 class EngineConfig:
+    """How the engine works: batch size, lease length, concurrency per channel, retries, task cache and the I/O errors
+    tolerated before a person is asked."""
+
     batch_size: int = 256
     lease: timedelta = timedelta(minutes=5)
     channel_concurrency: int = 64  # in-flight calls per channel adapter
@@ -137,6 +149,8 @@ class EngineConfig:
 
 
 class IngestOutcome(enum.Enum):
+    """What became of an ingested report: accepted, out of order, duplicate, late, unknown dispatch or refused."""
+
     ACCEPTED = "accepted"  # recorded; the engine will act on it
     OUT_OF_ORDER = "out_of_order"  # recorded although an earlier stage was never reported (read before delivered)
     DUPLICATE = "duplicate"  # this provider event (or this exact fact) was recorded before; nothing written
@@ -152,6 +166,9 @@ class IngestOutcome(enum.Enum):
 
 @attrs.frozen(kw_only=True)
 class IngestResult:
+    """The result of ingesting one report: its outcome, the task and event type it touched, and why it was refused if it
+    was."""
+
     outcome: IngestOutcome
     task_id: str | None = None
     event_type: str | None = None
@@ -501,6 +518,7 @@ class Engine:
         return limit
 
     async def aclose(self) -> None:
+        """Close every channel adapter that was built (each once); adapters never built are not built to close them."""
         seen: set[int] = set()
         adapters: list[ChannelAdapter] = self.host.built_adapters()  # never builds (nor fails) to close
         for adapter in adapters:
@@ -554,6 +572,7 @@ class Engine:
         self.wake()
 
     def load_task(self, task_id: str) -> Task:
+        """The folded task ``task_id`` at its current version; :class:`UnknownTask` if absent."""
         row = self.store.task_row(task_id)
         return self.load([(task_id, row.version)])[task_id]
 
@@ -586,10 +605,7 @@ class Engine:
 
     def _queue(self, work: _Work, action: Send, now: datetime) -> Dispatch | None:
         task = work.task
-        if action.kind is _PRINT:
-            contact = task.postal_address
-        else:
-            contact = task.request.party.first_contact(action.kind.contact_kind)
+        contact = task.postal_address if action.kind is _PRINT else task.first_contact(action.kind.contact_kind)
         if contact is None:
             return None
         dispatch_id = f"{task.task_id}.{len(task.dispatches) + 1}"
@@ -1099,6 +1115,8 @@ class Engine:
             return attrs.evolve(dispatch, waybill=result.provider_ref)
         task_id = work.task.task_id
         reason = f"the carrier refused the waybill order: {result.reason or 'no waybill number'}"
+        if dispatch.recipient_phone is None:
+            reason += f"; the party has no mobile number on the task: {_ADD_PHONE}"
         failed = DispatchFailed(
             task_id=task_id, at=now, dispatch_id=dispatch.dispatch_id, reason=reason, failed_by=FAILED_BY_CARRIER
         )
@@ -1108,10 +1126,59 @@ class Engine:
 
     async def _poll(self, work: _Work, dispatch: Dispatch, now: datetime) -> None:
         adapter = self._adapter(dispatch)
-        report: StatusReport = await self._call(f"{adapter.name}.status", lambda: adapter.status(dispatch))
+        report: StatusReport = await self._call(adapter.name, "status", lambda: adapter.status(dispatch))
         self._receipts(work, adapter, dispatch, report.receipts, now)
 
+    def carrier_requirements(self) -> tuple[str | None, frozenset[str]]:
+        """The carrier the postal leg uses (its adapter name, or None) and what its waybills need
+        (``requires``: :data:`~delivery_sdk.channels.WAYBILL_REQUIREMENTS`)."""
+        name = self.channel_kinds.get(_POST)
+        if name is None:
+            return None, frozenset()
+        return name, carrier_requires(self.host.channels.get(name))
+
+    def _waybill_unmet(self, work: _Work, now: datetime) -> str | None:
+        """Why the carrier could not take this task's waybill (None: it could). A phone the carrier needs and
+        the task lacks is asked of assisted person search first; found, it becomes the task's contact."""
+        carrier, requires = self.carrier_requirements()
+        if RECEIVER_PHONE not in requires or _postal_phone(work.task) is not None:
+            return None
+        self._found_contacts(work, now, self.host.address_candidates(work.task.request.party, ()))
+        if _postal_phone(work.task) is not None:
+            return None
+        return (
+            f"carrier {carrier!r} needs the receiver's phone on the waybill (receiver_phone) and the party has no "
+            f"mobile number, nor did assisted person search find one: {_ADD_PHONE}"
+        )
+
+    def _found_contacts(self, work: _Work, now: datetime, candidates: Sequence[AddressCandidate]) -> None:
+        """Record the best new contact of each electronic kind assisted person search offered (a registry's
+        phone, say) as ``contact.updated`` with its source: the waybill and the policy use it from then on."""
+        best: dict[ContactKind, AddressCandidate] = {}
+        for candidate in sorted(candidates, key=_candidate_order):
+            kind = candidate.contact.kind
+            if kind is ContactKind.POSTAL or kind in best:
+                continue
+            if any(c.value == candidate.contact.value for c in work.task.contacts_of(kind)):
+                continue
+            best[kind] = candidate
+        for kind, candidate in best.items():
+            source = candidate.source
+            event = ContactUpdated(
+                task_id=work.task.task_id,
+                at=now,
+                contact=attrs.evolve(candidate.contact, source=source),
+                source=source,
+                confidence=candidate.confidence,
+                basis=f"SPC Opinion 2017 No. 19 (assisted person search: {kind.value} from {source})",
+            )
+            self._apply(work, event)
+
     def _route(self, work: _Work, now: datetime) -> None:
+        unmet = self._waybill_unmet(work, now)
+        if unmet is not None:
+            self._apply(work, NeedsAttention(task_id=work.task.task_id, at=now, reason=unmet))
+            return
         task = work.task
         assert task.postal_address is not None
         address = task.postal_address
@@ -1121,6 +1188,7 @@ class Engine:
             if d.kind is ChannelKind.PRINT
             and d.status is DispatchStatus.FAILED
             and d.centre_id
+            and d.failed_by is None  # the carrier's refusal of a waybill is not the centre's
             and d.contact.value == address.value
         )
         note = ""
@@ -1166,6 +1234,8 @@ class Engine:
         tried = set(task.tried_addresses)
         known = [Contact(kind=ContactKind.POSTAL, value=v, source="tried") for v in task.tried_addresses]
         candidates = self.host.address_candidates(task.request.party, known)
+        self._found_contacts(work, now, candidates)  # a registry may know a phone too
+        task = work.task
         fresh = [c for c in candidates if c.contact.kind is ContactKind.POSTAL and c.contact.value not in tried]
         if not fresh:
             self._apply(
@@ -1485,9 +1555,13 @@ def _implausible_reason(source: str, dispatch_id: str, wrong_time: str) -> str:
 
 
 def _postal_phone(task: Task) -> str | None:
-    """The mobile number the carrier needs on the waybill: the party's own, else its agent's."""
-    phones = task.request.party.contacts_of(ContactKind.MOBILE)
-    return phones[0].value if phones else None
+    """The mobile number the carrier needs on the waybill: the party's own (one added to the task first),
+    else its agent's."""
+    phone = task.first_contact(ContactKind.MOBILE)
+    return None if phone is None else phone.value
+
+
+_ADD_PHONE = "add one with client.set_contact(task_id, Contact(kind=ContactKind.MOBILE, value=...)) to go on by post"
 
 
 def _address_basis(candidate: AddressCandidate) -> str:

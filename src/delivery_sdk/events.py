@@ -24,6 +24,7 @@ __all__ = [
     "Cancelled",
     "ConsentObjected",
     "ConsentRecorded",
+    "ContactUpdated",
     "DispatchDelivered",
     "DispatchFailed",
     "DispatchQueued",
@@ -50,6 +51,8 @@ __all__ = [
 
 
 class ReturnReason(enum.Enum):
+    """Why the post came back: refused, wrong address, unclaimed, moved..."""
+
     REFUSED = "refused"  # the recipient refused to sign
     ADDRESS_WRONG = "address_wrong"  # no such address / recipient unknown there
     UNCLAIMED = "unclaimed"  # failed attempts, not collected
@@ -58,6 +61,8 @@ class ReturnReason(enum.Enum):
 
 @attrs.frozen(kw_only=True)
 class Event:
+    """The base of every event: the task it belongs to and the moment it happened; ``TYPE`` names it in the store."""
+
     TYPE: ClassVar[str] = "event"
     task_id: str
     at: datetime
@@ -65,6 +70,8 @@ class Event:
 
 @attrs.frozen(kw_only=True)
 class TaskCreated(Event):
+    """A service task was created for ``request`` (the first event of every task)."""
+
     TYPE: ClassVar[str] = "task.created"
     request: ServiceRequest
 
@@ -83,6 +90,8 @@ class DispatchQueued(Event):
 
 @attrs.frozen(kw_only=True)
 class DispatchSent(Event):
+    """The provider accepted a dispatch (``provider_ref``: its reference for it)."""
+
     TYPE: ClassVar[str] = "dispatch.sent"
     dispatch_id: str
     provider_ref: str | None = None
@@ -100,6 +109,8 @@ class DispatchDelivered(Event):
 
 @attrs.frozen(kw_only=True)
 class DispatchRead(Event):
+    """The recipient read a dispatch, as the provider reports (``read_at``)."""
+
     TYPE: ClassVar[str] = "dispatch.read"
     dispatch_id: str
     read_at: datetime
@@ -108,6 +119,8 @@ class DispatchRead(Event):
 
 @attrs.frozen(kw_only=True)
 class DispatchFailed(Event):
+    """A dispatch failed for good (``reason``), as its provider (or the carrier, ``failed_by``) reports."""
+
     TYPE: ClassVar[str] = "dispatch.failed"
     dispatch_id: str
     reason: str
@@ -122,6 +135,8 @@ FAILED_BY_CARRIER = "carrier"
 
 @attrs.frozen(kw_only=True)
 class DispatchTimedOut(Event):
+    """No outcome was reported for a dispatch before its deadline."""
+
     TYPE: ClassVar[str] = "dispatch.timed_out"
     dispatch_id: str
 
@@ -152,6 +167,8 @@ class ConsentObjected(Event):
 
 @attrs.frozen(kw_only=True)
 class FellBackToPost(Event):
+    """Electronic service failed or was not possible: the task goes to post (``reason``)."""
+
     TYPE: ClassVar[str] = "service.fell_back_to_post"
     reason: str
 
@@ -168,7 +185,32 @@ class AddressUpdated(Event):
 
 
 @attrs.frozen(kw_only=True)
+class ContactUpdated(Event):
+    """A contact of any kind (a mobile, an e-mail, an account, a postal address) added to a task after it was
+    submitted, or replacing one (``replaces``), with its provenance.
+
+    ``source`` says where it came from (``staff``, a registry's name from assisted person search, ``portal``);
+    ``actor`` who recorded it (a staff member's id, the party on a portal), ``note`` why. The task uses it at
+    once (``Task.contacts_of``): a mobile goes on the waybill and opens electronic service where consent
+    allows; a postal address becomes the address to serve at, as with ``address.updated``. A contact the
+    party did not give or confirm (``contact.confirmed`` false) is an address the court found: e-service there
+    takes effect only on the party's read or reply (SPC Online Litigation Rules Art. 31(2)).
+    """
+
+    TYPE: ClassVar[str] = "contact.updated"
+    contact: Contact
+    source: str
+    replaces: Contact | None = None
+    actor: str | None = None
+    note: str = ""
+    confidence: float = 1.0
+    basis: str = ""  # why it may be used (assisted person search: the source's rank); empty: given by a person
+
+
+@attrs.frozen(kw_only=True)
 class AddressSearchFailed(Event):
+    """Assisted person search found no better address (``reason``; ``basis``: the rule applied)."""
+
     TYPE: ClassVar[str] = "address.search_failed"
     reason: str
     basis: str = ""
@@ -176,6 +218,8 @@ class AddressSearchFailed(Event):
 
 @attrs.frozen(kw_only=True)
 class PrintRouted(Event):
+    """The print job was routed to print centre ``centre_id`` (``reason``: why that one)."""
+
     TYPE: ClassVar[str] = "print.routed"
     centre_id: str
     reason: str
@@ -183,6 +227,8 @@ class PrintRouted(Event):
 
 @attrs.frozen(kw_only=True)
 class Printed(Event):
+    """The print centre printed the package of a dispatch."""
+
     TYPE: ClassVar[str] = "print.printed"
     dispatch_id: str
     provider_event_id: str | None = None
@@ -200,6 +246,8 @@ class Enveloped(Event):
 
 @attrs.frozen(kw_only=True)
 class Mailed(Event):
+    """The package was handed to the carrier under ``waybill``."""
+
     TYPE: ClassVar[str] = "post.mailed"
     dispatch_id: str
     waybill: str
@@ -219,6 +267,8 @@ class PostSigned(Event):
 
 @attrs.frozen(kw_only=True)
 class PostReturned(Event):
+    """The post came back undelivered (``returned_at``, ``reason``)."""
+
     TYPE: ClassVar[str] = "post.returned"
     dispatch_id: str
     returned_at: datetime
@@ -258,6 +308,8 @@ class Filed(Event):
 
 @attrs.frozen(kw_only=True)
 class Cancelled(Event):
+    """The task was cancelled (``reason``)."""
+
     TYPE: ClassVar[str] = "task.cancelled"
     reason: str
 
@@ -303,6 +355,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     Cancelled,
     NeedsAttention,
     ResumedByStaff,
+    ContactUpdated,
 )
 
 EVENT_BY_TYPE: dict[str, type[Event]] = {cls.TYPE: cls for cls in EVENT_TYPES}

@@ -102,6 +102,7 @@ class RedactSecretsFilter(logging.Filter):
         return self.loggers is None or any(name == n or name.startswith(n + ".") for n in self.loggers)
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Redact the record's message if its logger is one this filter applies to; always keep the record (True)."""
         if not self._applies(record.name):
             return True
         try:
@@ -201,6 +202,7 @@ class RateLimiter:
         self._lock = asyncio.Lock()
 
     async def acquire(self) -> None:
+        """Wait until a token is free (in arrival order), then take it; returns at once when limiting is off."""
         if self.rate is None:
             return
         async with self._lock:

@@ -25,6 +25,7 @@ from .events import (
     Cancelled,
     ConsentObjected,
     ConsentRecorded,
+    ContactUpdated,
     DispatchDelivered,
     DispatchFailed,
     DispatchQueued,
@@ -66,6 +67,8 @@ __all__ = ["TERMINAL", "TRANSITIONS", "Task", "TaskState", "apply", "fold", "mer
 
 
 class TaskState(enum.Enum):
+    """The lifecycle state of a service task; :data:`TERMINAL` states never change again."""
+
     # Members are singletons compared by identity, so the identity hash is correct and, unlike Enum's
     # Python-level __hash__, costs nothing in the transition table's lookups.
     __hash__ = object.__hash__
@@ -85,6 +88,7 @@ class TaskState(enum.Enum):
 
     @property
     def terminal(self) -> bool:
+        """True for a state the task never leaves (served, cancelled...)."""
         return self in TERMINAL
 
 
@@ -123,8 +127,25 @@ class Task:
     record_id: str | None = None
     attention_reason: str | None = None
     cancel_reason: str | None = None
+    # contacts given after submission (contact.updated, oldest first) and those replaced since: with the
+    # request's, the party's current contacts (contacts_of)
+    contacts_added: tuple[Contact, ...] = ()
+    contacts_retired: tuple[Contact, ...] = ()
+
+    def contacts_of(self, kind: ContactKind) -> tuple[Contact, ...]:
+        """The party's current contacts of ``kind``: those added after submission (the latest first), then the
+        request's (``Party.contacts_of``: the party's own, then its representatives'), less those replaced."""
+        return _current_contacts(self.request, self.contacts_added, self.contacts_retired, kind)
+
+    def first_contact(self, kind: ContactKind) -> Contact | None:
+        """``contacts_of(kind)[0]``, or None (the request's first contact while nothing was added or replaced)."""
+        if not self.contacts_added and not self.contacts_retired:
+            return self.request.party.first_contact(kind)
+        found = self.contacts_of(kind)
+        return found[0] if found else None
 
     def dispatch(self, dispatch_id: str) -> DispatchRecord | None:
+        """The dispatch ``dispatch_id`` of this task, or None."""
         for d in self.dispatches:
             if d.dispatch_id == dispatch_id:
                 return d
@@ -132,11 +153,29 @@ class Task:
 
     @property
     def electronic_dispatches(self) -> tuple[DispatchRecord, ...]:
+        """The electronic dispatches of the current electronic round (since the task last went electronic)."""
         return tuple(d for d in self.dispatches[self.electronic_from :] if d.kind in ELECTRONIC_KINDS)
 
     @property
     def terminal(self) -> bool:
+        """True when the task is in a terminal state."""
         return self.state in TERMINAL
+
+
+def _current_contacts(
+    request: ServiceRequest, added: tuple[Contact, ...], retired: tuple[Contact, ...], kind: ContactKind
+) -> tuple[Contact, ...]:
+    base = request.party.contacts_of(kind)
+    if not added and not retired:
+        return base
+    gone = {c.value for c in retired if c.kind is kind}
+    seen: set[str] = set()
+    current: list[Contact] = []
+    for contact in (*reversed(added), *base):
+        if contact.kind is kind and contact.value not in gone and contact.value not in seen:
+            seen.add(contact.value)
+            current.append(contact)
+    return tuple(current)
 
 
 Guard = Callable[[Task, Event], TaskState]
@@ -188,6 +227,34 @@ def _resumed(task: Task, event: Event) -> TaskState:
     return S.SERVED if task.served_at is not None else S.CREATED
 
 
+def _contact_updated(task: Task, event: Event) -> TaskState:
+    """A contact given after submission. A postal address is the address to serve at (as ``address.updated``):
+    a returned or stuck task goes to post with it, and an item already in the post cannot change address. Any
+    other contact is recorded where the task is (the policy uses it at once), and resumes a task that needs
+    attention from the start, electronic first (as ``task.resumed``): consent decides whether e-service opens,
+    else the task goes by post with the new contact on the waybill."""
+    assert isinstance(event, ContactUpdated)
+    postal = event.contact.kind is ContactKind.POSTAL
+    state = task.state
+    if state is S.NEEDS_ATTENTION:
+        if task.served_at is not None:
+            return state  # served: only the filing waits for a person
+        return S.POSTAL if postal else S.CREATED
+    if state is S.RETURNED:
+        return S.POSTAL if postal else state
+    if postal and state in _IN_POST:
+        raise IllegalTransition(state.value, f"{event.TYPE}(postal)", task.task_id)
+    return state
+
+
+# where a contact.updated row can lead (for the diagram)
+_CONTACT_TARGETS: dict[TaskState, tuple[TaskState, ...]] = {
+    S.NEEDS_ATTENTION: (S.CREATED, S.POSTAL),
+    S.RETURNED: (S.POSTAL,),
+}
+_IN_POST = (S.ROUTED, S.PRINTED, S.MAILED)
+
+
 def _print_failed(task: Task, event: Event) -> TaskState:
     return _current_postal(task, event, S.POSTAL)
 
@@ -225,6 +292,7 @@ _rows((S.NEEDS_ATTENTION,), FellBackToPost, S.POSTAL)
 _rows((S.CREATED, S.ELECTRONIC, S.POSTAL), AddressUpdated)
 _rows((S.RETURNED, S.NEEDS_ATTENTION), AddressUpdated, S.POSTAL)
 _rows((S.POSTAL, S.RETURNED), AddressSearchFailed)
+_rows((S.CREATED, S.ELECTRONIC, S.POSTAL, *_IN_POST, S.RETURNED, S.NEEDS_ATTENTION), ContactUpdated, _contact_updated)
 _rows((S.POSTAL,), PrintRouted, S.ROUTED)
 _rows((S.ROUTED,), DispatchFailed, _print_failed)
 _rows((S.ROUTED,), Printed, _printed)
@@ -244,6 +312,8 @@ _rows((S.NEEDS_ATTENTION,), ResumedByStaff, _resumed)
 
 
 def new_task(event: TaskCreated) -> Task:
+    """The task a ``task.created`` event starts: the request's facts, its postal address (a confirmed one first) and
+    no dispatch yet."""
     request = event.request
     postal = request.party.contacts_of(ContactKind.POSTAL)
     confirmed = [c for c in postal if c.confirmed]
@@ -393,6 +463,35 @@ def _objection_changes(task: Task, event: Event) -> dict[str, object]:
     return {"objected_at": task.objected_at or event.objected_at}  # the first objection stands
 
 
+def _contact_changes(task: Task, event: Event) -> dict[str, object]:
+    assert isinstance(event, ContactUpdated)
+    contact, replaces = event.contact, event.replaces
+
+    def same(a: Contact, b: Contact) -> bool:
+        return a.kind is b.kind and a.value == b.value
+
+    added = tuple(c for c in task.contacts_added if not same(c, contact))
+    retired = tuple(c for c in task.contacts_retired if not same(c, contact))
+    if replaces is not None and not same(replaces, contact):
+        added = tuple(c for c in added if not same(c, replaces))
+        if not any(same(c, replaces) for c in retired):
+            retired = (*retired, replaces)
+    added = (*added, contact)
+    request = task.request
+    changes: dict[str, object] = {
+        "contacts_added": added,
+        "contacts_retired": retired,
+        "reachable": frozenset(k for k in ContactKind if _current_contacts(request, added, retired, k)),
+    }
+    if contact.kind is ContactKind.POSTAL:
+        changes.update(postal_address=contact, address_search_failed=False, centre_id=None)
+    if task.state is S.NEEDS_ATTENTION and task.served_at is None:
+        changes["attention_reason"] = None
+        if contact.kind is not ContactKind.POSTAL:  # from the start, as task.resumed
+            changes.update(electronic_from=len(task.dispatches), centre_id=None)
+    return changes
+
+
 def _served_changes(task: Task, event: Event) -> dict[str, object]:
     assert isinstance(event, Served)
     return {
@@ -437,6 +536,7 @@ _REDUCERS: dict[type[Event], Reducer] = {
         "centre_id": None,
     },
     AddressSearchFailed: lambda task, event: {"address_search_failed": True},
+    ContactUpdated: _contact_changes,
     PrintRouted: lambda task, event: {"centre_id": event.centre_id, "postal_dispatch_id": None},
     PublicationStarted: lambda task, event: {"published_at": event.published_at},
     Served: _served_changes,
@@ -515,7 +615,12 @@ def _reduce_receipt(task: Task, record: DispatchRecord, event: Event) -> dict[st
             return {}
         changes: dict[str, object] = {
             "dispatches": _update_dispatch(
-                task, did, status=DispatchStatus.FAILED, detail=event.reason, settled_at=event.at
+                task,
+                did,
+                status=DispatchStatus.FAILED,
+                detail=event.reason,
+                settled_at=event.at,
+                failed_by=event.failed_by,
             )
         }
         if did == task.postal_dispatch_id and task.state is S.ROUTED:
@@ -614,9 +719,12 @@ def mermaid() -> str:
         _mailed: (S.MAILED,),
         _returned: (S.RETURNED,),
         _resumed: (S.CREATED, S.SERVED),
+        _contact_updated: (),
     }
     for (state, etype), to in TRANSITIONS.items():
         targets = (to,) if isinstance(to, TaskState) else guarded_targets[to]  # type: ignore[index]
+        if to is _contact_updated:
+            targets = _CONTACT_TARGETS.get(state, ())
         for target in targets:
             if target is state:
                 continue

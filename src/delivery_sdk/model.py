@@ -48,6 +48,8 @@ __all__ = [
 
 
 class CaseType(enum.Enum):
+    """The kind of case: civil, commercial, administrative, criminal, enforcement..."""
+
     CIVIL = "civil"
     COMMERCIAL = "commercial"
     ADMINISTRATIVE = "administrative"
@@ -56,11 +58,15 @@ class CaseType(enum.Enum):
 
 
 class PartyKind(enum.Enum):
+    """Whether a party is a natural person or an organisation."""
+
     PERSON = "person"
     ORGANISATION = "organisation"
 
 
 class ContactKind(enum.Enum):
+    """The kind of a contact: a mobile number, WeChat, e-mail, an e-service platform account, a postal address..."""
+
     __hash__ = object.__hash__  # identity: members are singletons (see lifecycle.TaskState)
 
     MOBILE = "mobile"
@@ -85,10 +91,12 @@ class ChannelKind(enum.Enum):
 
     @property
     def electronic(self) -> bool:
+        """True for an electronic channel (not print or post)."""
         return self in ELECTRONIC_KINDS
 
     @property
     def contact_kind(self) -> ContactKind:
+        """The kind of contact this channel serves to (a mobile number for SMS, an address for print...)."""
         return _CONTACT_FOR_CHANNEL[self]
 
 
@@ -107,6 +115,8 @@ _CONTACT_FOR_CHANNEL = {
 
 
 class DocumentKind(enum.Enum):
+    """The kind of a court document: summons, notice, complaint, judgment, ruling, mediation agreement..."""
+
     SUMMONS = "summons"
     NOTICE = "notice"
     COMPLAINT = "complaint"
@@ -710,3 +720,6 @@ class DispatchRecord:
     # when the recipient accepted this e-service: replied that it received it or acted on it (SPC Online
     # Litigation Rules Arts. 29(4), 31(2)(1)); from consent.recorded (accepted_without_objection, via_dispatch)
     accepted_at: datetime | None = None
+    # who failed it when not its own adapter (DispatchFailed.failed_by: "carrier" for a print job whose waybill
+    # the carrier refused: the print centre did not refuse it)
+    failed_by: str | None = None

@@ -73,6 +73,7 @@ class ChannelRegistry:
         self._from_entry_point = False
 
     def __call__(self, adapter: ChannelAdapter) -> None:
+        """Register ``adapter`` under its name; :class:`PluginError` when it is malformed or the name is taken."""
         _check_adapter(adapter)
         if adapter.name in self._by_name:
             raise PluginError(
@@ -89,12 +90,14 @@ class ChannelRegistry:
             self.installed.add(adapter.name)
 
     def get(self, name: str) -> ChannelAdapter:
+        """The adapter named ``name``; :class:`UnknownChannel` (listing the known names) if there is none."""
         try:
             return self._by_name[name]
         except KeyError:
             raise UnknownChannel(name, list(self._by_name)) from None
 
     def names(self) -> list[str]:
+        """The registered channel names, in registration order."""
         return list(self._by_name)
 
     def of_kind(self, kind: ChannelKind) -> list[ChannelAdapter]:
@@ -156,6 +159,8 @@ class PrintCentreRegistry:
         self._centres: dict[str, tuple[PrintCentreInfo, ChannelAdapter]] = {}
 
     def __call__(self, info: PrintCentreInfo, adapter: ChannelAdapter) -> None:
+        """Register a print centre: its description and its adapter (of kind ``ChannelKind.PRINT``);
+        :class:`PluginError` when malformed or already registered."""
         if not isinstance(info, PrintCentreInfo):
             raise PluginError("register(info, adapter): info must be a PrintCentreInfo")
         _check_adapter(adapter)
@@ -166,6 +171,7 @@ class PrintCentreRegistry:
         self._centres[info.centre_id] = (info, adapter)
 
     def infos(self) -> list[PrintCentreInfo]:
+        """The description of every registered print centre."""
         return [info for info, _ in self._centres.values()]
 
     def set_up(self, centre_id: str, up: bool) -> None:
@@ -177,6 +183,7 @@ class PrintCentreRegistry:
         self._centres[centre_id] = (attrs.evolve(info, up=up), adapter)
 
     def adapter(self, centre_id: str) -> ChannelAdapter:
+        """The adapter of print centre ``centre_id``; :class:`UnknownChannel` if there is none."""
         try:
             return self._centres[centre_id][1]
         except KeyError:
@@ -287,6 +294,7 @@ class PluginHost:
             raise PluginError(f"{exc}; hook names are listed in delivery_sdk.hookspecs") from exc
 
     def plugin_names(self) -> list[str]:
+        """The names of the loaded plugins (blocked ones are not listed)."""
         # pluggy lists a blocked name with plugin None: it is not loaded, so it is not listed here
         return [name for name, plugin in self._pm.list_name_plugin() if plugin is not None]
 
@@ -386,15 +394,18 @@ class PluginHost:
 
     @property
     def channels(self) -> ChannelRegistry:
+        """The channel registry, built from the plugins on first use."""
         return self._build_channels()
 
     @property
     def print_centres(self) -> PrintCentreRegistry:
+        """The print-centre registry, built from the plugins on first use."""
         return self._build_centres()
 
     # -- decisions -----------------------------------------------------------------------------------
 
     def address_candidates(self, party: Party, known: Sequence[Contact]) -> list[AddressCandidate]:
+        """Every plugin's address candidates for ``party`` (``delivery_address_candidates``), merged."""
         results = self._pm.hook.delivery_address_candidates(party=party, known=tuple(known), environ=self.environ)
         merged: list[AddressCandidate] = []
         for result in results:
@@ -410,6 +421,7 @@ class PluginHost:
         return merged
 
     def route_print_job(self, job: PrintJob, routed_today: Mapping[str, int] | None = None) -> RouteDecision | None:
+        """The first router's decision for ``job`` (``delivery_route_print_job``), or None when no router decides."""
         centres = self.print_centres.infos()
         decision = self._pm.hook.delivery_route_print_job(job=job, centres=centres, routed_today=routed_today or {})
         if decision is not None and not isinstance(decision, RouteDecision):
@@ -453,6 +465,7 @@ class PluginHost:
         return receipts
 
     def has_evidence_sinks(self) -> bool:
+        """True when a plugin implements ``delivery_record_evidence``."""
         return bool(self._pm.hook.delivery_record_evidence.get_hookimpls())
 
     def file_service_record(self, record: ServiceRecord) -> list[str]:
@@ -465,10 +478,13 @@ class PluginHost:
         return [str(r) for r in results]
 
     def has_filing_sinks(self) -> bool:
+        """True when a plugin implements ``delivery_file_service_record``."""
         return bool(self._pm.hook.delivery_file_service_record.get_hookimpls())
 
     def task_event(self, event: StoredEvent) -> None:
+        """Tell every observer (``delivery_task_event``) about a committed event."""
         self._call_each("delivery_task_event", event=event)
 
     def has_observers(self) -> bool:
+        """True when a plugin implements ``delivery_task_event``."""
         return bool(self._pm.hook.delivery_task_event.get_hookimpls())

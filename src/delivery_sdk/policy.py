@@ -221,11 +221,15 @@ Action = Emit | Send | Poll | Reconcile | Route | SearchAddress | File
 
 @attrs.frozen(kw_only=True)
 class Decision:
+    """What the policy decided for a task: the actions to take now and when to look again (``due_at``; None: only on
+    news)."""
+
     actions: tuple[Action, ...] = ()
     due_at: datetime | None = None  # look again then, if nothing happens before; None: only on news
 
     @property
     def io(self) -> bool:
+        """True when an action needs I/O (anything but emitting events)."""
         return any(not isinstance(a, Emit) for a in self.actions)
 
 
@@ -275,7 +279,10 @@ def address_confirmed(task: Task, record: DispatchRecord) -> bool:
     - consent obtained later on a staff call (Rules Art. 30) confirms the number the call reached.
 
     Anything else (no consent, or consent by phone and an address the party never named) is an address the
-    court verified but the party did not confirm: Rules Art. 31(2).
+    court verified but the party did not confirm: Rules Art. 31(2). So is a contact added to the task after
+    submission (``contact.updated``: found by staff or by assisted person search) unless it is marked
+    ``confirmed``: the party's consent lets the court serve electronically (CPL Art. 90), and it may serve at
+    that address, but the service takes effect only on the party's read or reply (Art. 31(2)).
     """
     contact = record.contact
     if contact.confirmed:
@@ -582,9 +589,12 @@ def _electronic(task: Task, now: datetime, config: PolicyConfig, channels: Mappi
         wake.append(_wake(d, now, deadline, config.poll_offsets))
     if actions or wake:
         return Decision(actions=tuple(actions), due_at=min(wake))
-    tried = {d.kind for d in round_}
+    sent = {d.kind for d in round_}
+    # a kind counts as tried while its dispatch went to the party's current contact of that kind: one added
+    # or replaced since (contact.updated) is tried in its turn
+    tried = sent if not task.contacts_added else {d.kind for d in round_ if not _superseded(task, d)}
     remaining = [k for k in _electronic_options(task, config, channels) if k not in tried]
-    started = any(k is not ChannelKind.PHONE for k in tried)
+    started = any(k is not ChannelKind.PHONE for k in sent)
     status = _consent(task, now, config)
     if not status.allowed:
         subject_to_acceptance = config.serve_subject_to_acceptance and not objected and status.basis != BASIS_EXCLUDED
@@ -604,7 +614,7 @@ def _electronic(task: Task, now: datetime, config: PolicyConfig, channels: Mappi
     if remaining:
         if not config.parallel:
             return _send_electronic(remaining[:1], channels, now)
-        if not started:  # consent just came from a call: now every channel at once
+        if not started or tried != sent:  # consent just came from a call, or a contact was added: at once
             return _send_electronic(remaining, channels, now)
     reason = "every electronic channel failed"
     if awaited_read:
@@ -613,6 +623,13 @@ def _electronic(task: Task, now: datetime, config: PolicyConfig, channels: Mappi
             "and not read within the response window (SPC Online Litigation Rules Art. 31(2))"
         )
     return _emit(FellBackToPost(task_id=task.task_id, at=now, reason=reason), now)
+
+
+def _superseded(task: Task, record: DispatchRecord) -> bool:
+    """Whether ``record`` went to a contact the party no longer has first of its kind (one was added or
+    replaced since: contact.updated)."""
+    current = task.first_contact(_CONTACT_OF[record.kind])
+    return current is not None and current.value != record.contact.value
 
 
 def _postal(task: Task, now: datetime, config: PolicyConfig) -> Decision:

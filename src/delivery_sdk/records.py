@@ -67,13 +67,16 @@ class PrintJob:
 
 @attrs.frozen(kw_only=True)
 class RouteDecision:
+    """A router's choice of print centre for a print job, and why."""
+
     centre_id: str
     reason: str
 
 
 @attrs.frozen(kw_only=True)
 class AddressCandidate:
-    """A postal address offered by a source during assisted person search (协查找人)."""
+    """A contact offered by a source during assisted person search (协查找人): a postal address, or another
+    contact it knows (a registry's mobile number, recorded as ``contact.updated`` for the waybill)."""
 
     contact: Contact
     source: str  # confirmation_form, contract, own_filings, litigation, common_use, registry, operator...

@@ -28,6 +28,8 @@ log = logging.getLogger("delivery_sdk.retry")
 
 @attrs.frozen(kw_only=True)
 class RetryConfig:
+    """How calls to providers are retried: attempts, first and longest wait (seconds), and the jitter."""
+
     attempts: int = 4
     initial: float = 0.2
     maximum: float = 10.0
@@ -35,7 +37,10 @@ class RetryConfig:
 
 
 class RetryObserver(Protocol):
-    def on_retry(self, name: str, attempt: int, error: BaseException, wait: float) -> None: ...
+    """Told of each retry (for logs and metrics)."""
+
+    def on_retry(self, name: str, attempt: int, error: BaseException, wait: float) -> None:
+        """Called before waiting ``wait`` seconds to retry call ``name`` after ``attempt`` failed with ``error``."""
 
 
 _testing: RetryConfig | None = None

@@ -162,6 +162,7 @@ class Sandbox:
         }
 
     def start(self) -> Sandbox:
+        """Start every emulator and the status page; return the sandbox (everything started is stopped on a failure)."""
         try:
             for emulator in self.emulators.values():
                 emulator.start()
@@ -176,6 +177,7 @@ class Sandbox:
         return self
 
     def stop(self) -> None:
+        """Stop the status page and every started emulator, the last started first."""
         page, self._page = self._page, None
         if page is not None:
             page.shutdown()
@@ -264,6 +266,7 @@ class _PageHandler(BaseHTTPRequestHandler):
 
 
 def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``delivery-sdk sandbox`` options (ports, state folder, callback URL...) to ``parser``."""
     parser.add_argument(
         "--base-port", type=int, default=18000, help="status page port; emulators on base+1... (default 18000)"
     )

@@ -190,6 +190,7 @@ def configure_converter(conv: cattrs.Converter) -> None:
 
 
 def make_converter() -> cattrs.Converter:
+    """A cattrs converter for the SDK's types that refuses unknown keys."""
     conv = cattrs.Converter(forbid_extra_keys=True)
     configure_converter(conv)
     return conv
@@ -283,6 +284,7 @@ def dumps(value: Any) -> str:
 
 
 def loads(text: str | bytes) -> Any:
+    """Parse JSON text or bytes; :class:`ValidationError` when it is not valid JSON."""
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError as exc:

@@ -112,9 +112,11 @@ class PluginSettings:
         return any(k.startswith(self.prefix) and str(v).strip() for k, v in self.environ.items())
 
     def set_names(self) -> list[str]:
+        """The names of the plugin's variables that are set (non-blank), sorted."""
         return sorted(k for k, v in self.environ.items() if k.startswith(self.prefix) and str(v).strip())
 
     def get(self, name: str, default: str | None = None) -> str | None:
+        """The stripped value of variable ``name``, or ``default`` when it is unset or blank."""
         value = self.environ.get(name)
         if value is None or not value.strip():
             return default
@@ -144,6 +146,8 @@ class PluginSettings:
     def number(
         self, name: str, default: float | None, *, positive: bool = False, minimum: float | None = None
     ) -> float | None:
+        """Variable ``name`` as a number (``default`` when unset); a value that is not a number, or not positive or
+        under ``minimum`` when asked, is recorded as a problem."""
         raw = self.get(name)
         if raw is None:
             return default
@@ -159,6 +163,8 @@ class PluginSettings:
         return value
 
     def choice(self, name: str, choices: Sequence[str], default: str) -> str:
+        """Variable ``name`` as one of ``choices`` (lower-cased; ``default`` when unset); any other value is recorded
+        as a problem."""
         raw = (self.get(name) or default).lower()
         if raw not in choices:
             self.problem(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
@@ -166,6 +172,7 @@ class PluginSettings:
         return raw
 
     def problem(self, text: str) -> None:
+        """Record a problem with the settings (reported all together when the plugin loads)."""
         self.problems.append(text)
 
     def guard(self, what: str, exc: BaseException) -> None:

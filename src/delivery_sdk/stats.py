@@ -23,17 +23,22 @@ POSTAGE_SAVED_PER_ESERVICE_YUAN = 20.0
 
 @attrs.frozen(kw_only=True)
 class ChannelStats:
+    """The attempts and deliveries of one kind of channel."""
+
     kind: ChannelKind
     attempts: int
     delivered: int
 
     @property
     def success_rate(self) -> float:
+        """Delivered over attempted (0 when nothing was attempted)."""
         return self.delivered / self.attempts if self.attempts else 0.0
 
 
 @attrs.frozen(kw_only=True)
 class Summary:
+    """The figures of a set of tasks: states, methods of service, cycle times and each channel's success."""
+
     tasks: int
     by_state: dict[str, int]
     by_method: dict[str, int]
@@ -45,6 +50,7 @@ class Summary:
     postage_saved_yuan: float
 
     def share(self, method: ServiceMethod) -> float:
+        """The share of served tasks that were served by ``method`` (0 when none was served)."""
         return self.by_method.get(method.value, 0) / self.served if self.served else 0.0
 
 
@@ -59,6 +65,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def summarize(tasks: Iterable[Task]) -> Summary:
+    """The :class:`Summary` of ``tasks``."""
     states: Counter[str] = Counter()
     methods: Counter[str] = Counter()
     attempts: Counter[ChannelKind] = Counter()

@@ -18,7 +18,10 @@ print job                 the postal carrier (the     mailed, signed, returned
 post (a ``POST`` kind)    its carrier channel         mailed, signed, returned, failed
 ========================  ==========================  ==============================================
 
-Anything else is *refused*: it changes no task and is counted (see :func:`provenance_refusal`).
+Anything else is *refused*: it changes no task and is counted (see :func:`provenance_refusal`). The court's
+document page (:mod:`delivery_sdk.portal`) is part of an electronic dispatch's own message (the link in it):
+what the party does there is ingested with the dispatch's channel as the source, so it is that channel's
+report (delivered, read) and passes these same checks.
 
 **Plausible times.** The time a receipt claims for a legal fact (arrival, reading, signature, return,
 consent, enveloping) must lie between the moment the dispatch was queued and now, give or take the

@@ -342,6 +342,7 @@ class Worker:
 
     @property
     def healthy(self) -> bool:
+        """True when the worker's status is "ok"."""
         return self.status == "ok"
 
     def load(self) -> None:
@@ -406,6 +407,8 @@ class Worker:
             log.debug("state counts unavailable: %s", type(exc).__name__)
 
     def publish_health(self, *, force: bool = False) -> None:
+        """Write the health report to the health file and the health endpoint (at most every ``health_every``
+        seconds, unless ``force``)."""
         now = time.monotonic()
         if not force and now - self._last_health < self.config.health_every:
             return
@@ -627,6 +630,7 @@ class Worker:
 
 
 def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``delivery-sdk worker`` options (store, worker id, plugins, lease, health...) to ``parser``."""
     parser.add_argument(
         "--store",
         default=os.environ.get("DELIVERY_SDK_STORE"),

@@ -553,15 +553,115 @@ def test_engine_tracks_by_signed_push_callbacks_duplicates_and_replays_recorded_
 
 def test_engine_carrier_refusing_the_order_asks_a_person_and_nothing_is_printed() -> None:
     async def scenario(w: World) -> None:
+        w.carrier.requires = frozenset()  # a carrier that does not declare what it needs: found out at the order
         party = make_party("P-e6", mobile=None, consent=False, address=HOME)  # no phone: the carrier refuses
         task_id = await w.client.submit(make_request(party))
         await w.client.run_until_idle()
         status = w.client.status(task_id)
         assert status.state is TaskState.NEEDS_ATTENTION
         assert status.attention_reason == (
-            "the carrier refused the waybill order: ems.order: refused with HTTP 422 (RECEIVER_PHONE_REQUIRED)"
+            "the carrier refused the waybill order: ems.order: refused with HTTP 422 (RECEIVER_PHONE_REQUIRED); "
+            "the party has no mobile number on the task: add one with client.set_contact(task_id, "
+            "Contact(kind=ContactKind.MOBILE, value=...)) to go on by post"
         )
         assert all(c.jobs == [] for c in w.centres)
+
+        # the clerk adds a phone: the task goes on by post, through the same centre (the carrier refused, not it)
+        w.ems.enqueue(Plan.signed(after=timedelta(days=2)))
+        await w.client.set_contact(task_id, Contact(kind=ContactKind.MOBILE, value=MOBILE), actor="clerk-07")
+        await w.client.run_until_idle()
+        status = w.client.status(task_id)
+        assert status.state is TaskState.FILED
+        assert status.method is ServiceMethod.POSTAL
+        assert status.centre_id == "PC-420100"
+        (job,) = w.centre("420100").jobs
+        assert job.recipient_phone == MOBILE
+        assert w.ems.orders[job.dispatch_id].body["receiver"]["mobile"] == MOBILE
+
+    run_world(scenario)
+
+
+def test_the_carrier_declares_that_its_waybills_need_a_phone() -> None:
+    from delivery_sdk.channels import RECEIVER_PHONE, WAYBILL_REQUIREMENTS, carrier_requires
+
+    assert EmsCarrier.requires == frozenset({RECEIVER_PHONE})
+    assert carrier_requires(EmsCarrier("http://127.0.0.1:1", token=TOKEN)) <= WAYBILL_REQUIREMENTS.keys()
+
+
+def test_a_postal_only_party_is_served_by_post_after_a_clerk_adds_a_phone(caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 23: the real EMS plugin refuses a waybill without the receiver's phone. The client says so at
+    submit, the engine orders nothing and asks a person, and a phone the clerk adds lets the carrier take it:
+    ordered, printed, mailed, signed, served, filed."""
+    caplog.set_level(logging.WARNING, logger="delivery_sdk.client")
+
+    async def scenario(w: World) -> None:
+        party = attrs.evolve(make_party("P-post", mobile=None, consent=False, address=HOME), name=NAME)
+        request = make_request(party)
+        (warning,) = w.client.check_request(request)
+        assert warning.code == "receiver_phone_missing"
+        assert warning.adapter == "ems"
+        assert "client.set_contact" in warning.message
+        task_id = await w.client.submit(request)
+        assert [r.getMessage() for r in caplog.records] == [
+            f"task {task_id}: {warning.message} (receiver_phone_missing)"
+        ]
+
+        await w.client.run_until_idle()
+        status = w.client.status(task_id)
+        assert status.state is TaskState.NEEDS_ATTENTION
+        assert status.attention_reason is not None
+        assert "needs the receiver's phone on the waybill (receiver_phone)" in status.attention_reason
+        assert w.ems.order_calls == 0  # nothing was ordered that the carrier would refuse
+        assert w.addresses.calls == ["P-post"]  # assisted person search was asked for a phone first
+        assert all(c.jobs == [] for c in w.centres)
+
+        w.ems.enqueue(Plan.signed("SELF", after=timedelta(days=2)))
+        phone = Contact(kind=ContactKind.MOBILE, value=MOBILE)
+        await w.client.set_contact(task_id, phone, actor="clerk-07", note="电话经当事人单位核实")
+        await w.client.run_until_idle()
+
+        status = w.client.status(task_id)
+        assert status.state is TaskState.FILED
+        assert status.method is ServiceMethod.POSTAL
+        assert status.basis == BASIS_POSTAL
+        types = w.types(task_id)
+        assert types[types.index("contact.updated") :] == [
+            "contact.updated",
+            "service.fell_back_to_post",  # from the start: no consent, so by post at once
+            *POSTAL,
+            "post.signed",
+            "service.served",
+            "service.filed",
+        ]
+        (job,) = w.centre("420100").jobs
+        order = w.ems.orders[job.dispatch_id].body
+        assert order["receiver"]["mobile"] == MOBILE
+        assert job.waybill == w.ems.waybill_of(job.dispatch_id)
+        assert job.recipient_phone == MOBILE
+        (update,) = [s.event for s in w.client.timeline(task_id) if s.event.TYPE == "contact.updated"]
+        assert (update.source, update.actor, update.contact.source) == ("staff", "clerk-07", "staff")
+
+    run_world(scenario)
+
+
+def test_a_phone_found_by_assisted_person_search_goes_on_the_waybill() -> None:
+    async def scenario(w: World) -> None:
+        found = Contact(kind=ContactKind.MOBILE, value=MOBILE)
+        w.addresses.candidates["P-found"] = [
+            AddressCandidate(contact=found, source="household_registry", confidence=0.8)
+        ]
+        w.ems.enqueue(Plan.signed(after=timedelta(days=2)))
+        party = make_party("P-found", mobile=None, consent=False, address=HOME)
+        task_id = await w.client.submit(make_request(party))
+        await w.client.run_until_idle()
+        assert w.client.status(task_id).state is TaskState.FILED
+        (job,) = w.centre("420100").jobs
+        assert w.ems.orders[job.dispatch_id].body["receiver"]["mobile"] == MOBILE
+        (update,) = [s.event for s in w.client.timeline(task_id) if s.event.TYPE == "contact.updated"]
+        assert update.source == "household_registry"
+        assert update.actor is None
+        assert update.confidence == 0.8
+        assert "assisted person search" in update.basis
 
     run_world(scenario)
 

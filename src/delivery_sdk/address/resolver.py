@@ -308,6 +308,7 @@ class DivisionTable:
     """The data file's provenance lines."""
 
     def candidate(self, code: str) -> Candidate:
+        """The candidate for a division code: its name and its full path of names (province first), cached."""
         found = _CANDIDATES.get(code)
         if found is None:
             path = "".join(self.names[c] for c in reversed(self.paths[code]))

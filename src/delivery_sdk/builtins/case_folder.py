@@ -64,6 +64,7 @@ class CaseFolderSink:
         self.pdf = pdf
 
     def folder(self, record: ServiceRecord) -> Path:
+        """The case's folder under the root: ``<court>/<case number>``, each made safe as a file name."""
         return self.root / safe_name(record.case.court) / safe_name(record.case.case_number)
 
     def paths(self, record: ServiceRecord) -> tuple[Path, Path]:
@@ -74,6 +75,8 @@ class CaseFolderSink:
 
     @hookimpl
     def delivery_file_service_record(self, record: ServiceRecord) -> str:
+        """File the record (JSON and PDF) into the case's folder and return the JSON's path; filing the same record
+        again is a no-op, and another record at that path is never overwritten (``FileExistsError``)."""
         json_path, pdf_path = self.paths(record)
         if json_path.exists():
             filed = json.loads(json_path.read_text(encoding="utf-8"))

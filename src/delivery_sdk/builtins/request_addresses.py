@@ -15,6 +15,8 @@ from ..records import AddressCandidate
 
 @hookimpl
 def delivery_address_candidates(party: Party, known: Sequence[Contact]) -> list[AddressCandidate]:
+    """The party's own postal contacts as address candidates: confirmed ones (the confirmation form) first in
+    confidence, the others as from the party's own filings."""
     return [
         AddressCandidate(
             contact=c,

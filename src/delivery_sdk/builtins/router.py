@@ -36,6 +36,8 @@ def unavailable(centre: PrintCentreInfo, job: PrintJob, routed_today: Mapping[st
 def delivery_route_print_job(
     job: PrintJob, centres: Sequence[PrintCentreInfo], routed_today: Mapping[str, int]
 ) -> RouteDecision | None:
+    """Route a print job to the centre that serves its address's route key (by division code); ``None`` when the job has
+    no usable division code, so that another router may decide."""
     code = job.address.division_code
     if code is None:
         return None

@@ -87,6 +87,9 @@ MAX_PROBLEMS = 1000  # listed one by one; more are counted in a last line
 
 @attrs.frozen(kw_only=True)
 class AuditReport:
+    """The result of auditing a store's evidence: events and checkpoints checked, problems found, events not yet covered
+    by a verified checkpoint."""
+
     events: int
     checkpoints: int
     problems: tuple[str, ...]
@@ -96,6 +99,7 @@ class AuditReport:
 
     @property
     def ok(self) -> bool:
+        """True when the audit found no problem."""
         return not self.problems
 
 

@@ -63,6 +63,7 @@ class Signer:
 
     @classmethod
     def generate(cls, name: str) -> Signer:
+        """A new signer named ``name`` with a fresh random Ed25519 key."""
         return cls(name, os.urandom(32))
 
     @classmethod
@@ -89,6 +90,7 @@ class Signer:
 
     @property
     def key_id(self) -> int:
+        """The key id of the signer's verifier key (C2SP signed-note key id)."""
         return self.verifier_key.key_id
 
     @property

@@ -51,11 +51,14 @@ class SQLConnection(Protocol):
     :class:`~delivery_sdk.store.postgres.QmarkConnection`.
     """
 
-    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> _Rows: ...
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> _Rows:
+        """Run one statement; the rows it returns."""
 
-    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Any: ...
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Any:
+        """Run one statement once for each parameter row."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Close the connection."""
 
 
 class SQLiteNodes:
@@ -69,6 +72,7 @@ class SQLiteNodes:
         self._db = db
 
     def get_nodes(self, keys: Sequence[NodeKey]) -> list[bytes]:
+        """The hashes of ``keys``, in order; raise ``KeyError`` naming a key that is not stored."""
         if isinstance(self._db, sqlite3.Connection):
             return self._get_sqlite(self._db, keys)
         found: dict[NodeKey, bytes] = {}
@@ -100,6 +104,7 @@ class SQLiteNodes:
         return out
 
     def put_nodes(self, nodes: Iterable[Node]) -> None:
+        """Store new nodes (as returned by :meth:`CompactRange.append_many`)."""
         db = self._db
         if not isinstance(db, sqlite3.Connection):
             db.executemany("INSERT INTO evidence_nodes (level, idx, hash) VALUES (?, ?, ?)", list(nodes))
@@ -121,6 +126,7 @@ class SQLiteNodes:
             db.executemany("INSERT INTO evidence_nodes (level, idx, hash) VALUES (?, ?, ?)", rows[whole:])
 
     def leaf_count(self) -> int:
+        """How many leaves (events) the stored tree has."""
         row = self._db.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM evidence_nodes WHERE level = 0").fetchone()
         return int(row[0])
 
@@ -199,6 +205,7 @@ class EvidenceLog:
 
     @property
     def size(self) -> int:
+        """The number of events in the committed tree."""
         return self._range.size
 
     def stage(self, first_seq: int, leaves: Sequence[tuple[int, type[Event], bytes]]) -> CompactRange:
@@ -228,6 +235,7 @@ class EvidenceLog:
         return staged
 
     def accept(self, staged: CompactRange) -> None:
+        """Make ``staged`` (the tree's right edge after a committed append) the log's current range."""
         self._range = staged
 
     def resync(self) -> None:
@@ -238,14 +246,17 @@ class EvidenceLog:
     # -- reading -------------------------------------------------------------------------------------
 
     def root(self, size: int | None = None) -> bytes:
+        """The tree's root hash at ``size`` (default: the current size)."""
         if size is None or size == self.size:
             return self._range.root()  # the committed right edge: no reads
         return root(self.nodes, size)
 
     def inclusion_proof(self, seq: int, tree_size: int) -> InclusionProof:
+        """The proof that event ``seq`` (1-based) is in the tree of ``tree_size`` leaves."""
         return inclusion_proof(self.nodes, seq - 1, tree_size)
 
     def consistency_proof(self, size1: int, size2: int) -> ConsistencyProof:
+        """The proof that the tree of ``size1`` leaves is a prefix of the tree of ``size2``."""
         return consistency_proof(self.nodes, size1, size2)
 
     # -- checkpoints ---------------------------------------------------------------------------------
@@ -276,6 +287,7 @@ class EvidenceLog:
         return note
 
     def checkpoints(self) -> list[tuple[int, str]]:
+        """Every stored checkpoint as ``(tree size, signed note)``, smallest first."""
         return [
             (int(s), str(n)) for s, n in self._db.execute("SELECT size, note FROM evidence_checkpoints ORDER BY size")
         ]

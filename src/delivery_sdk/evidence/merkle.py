@@ -77,6 +77,7 @@ class MemoryNodeStore:
         self._levels: list[bytearray] = []
 
     def get_nodes(self, keys: Sequence[NodeKey]) -> list[bytes]:
+        """The hashes of ``keys``, in order; raise ``KeyError`` naming a key that is not stored."""
         levels = self._levels
         out = []
         for level, index in keys:
@@ -87,6 +88,7 @@ class MemoryNodeStore:
         return out
 
     def put_nodes(self, nodes: Iterable[Node]) -> None:
+        """Store new nodes (as returned by :meth:`CompactRange.append_many`)."""
         levels = self._levels
         for level, index, digest in nodes:
             while level >= len(levels):
@@ -125,6 +127,7 @@ class CachingNodeStore:
         self.misses = 0
 
     def get_nodes(self, keys: Sequence[NodeKey]) -> list[bytes]:
+        """The hashes of ``keys``, in order; raise ``KeyError`` naming a key that is not stored."""
         cache = self._cache
         out = [cache.get(key) for key in keys]
         if None not in out:
@@ -145,9 +148,11 @@ class CachingNodeStore:
         return result
 
     def put_nodes(self, nodes: Iterable[Node]) -> None:
+        """Store new nodes (as returned by :meth:`CompactRange.append_many`)."""
         self.inner.put_nodes(nodes)
 
     def clear(self) -> None:
+        """Forget every cached node."""
         self._cache.clear()
 
 
@@ -170,6 +175,7 @@ class SparseNodeStore:
         return 0 < level < self.dense_from
 
     def get_nodes(self, keys: Sequence[NodeKey]) -> list[bytes]:
+        """The hashes of ``keys``, in order; raise ``KeyError`` naming a key that is not stored."""
         dense_from = self.dense_from
         if all(not 0 < level < dense_from for level, _ in keys):
             return list(self.inner.get_nodes(keys))
@@ -196,6 +202,7 @@ class SparseNodeStore:
         return out
 
     def put_nodes(self, nodes: Iterable[Node]) -> None:
+        """Store new nodes (as returned by :meth:`CompactRange.append_many`)."""
         self.inner.put_nodes(node for node in nodes if not self._derived(node[0]))
 
 
@@ -345,16 +352,20 @@ class CompactRange:
 
     @property
     def size(self) -> int:
+        """The number of leaves the range covers."""
         return self._size
 
     @property
     def hashes(self) -> tuple[bytes, ...]:
+        """The hashes of the range's perfect subtrees, largest first."""
         return tuple(self._hashes)
 
     def copy(self) -> CompactRange:
+        """An independent copy of the range."""
         return CompactRange(self._size, self._hashes)
 
     def root(self) -> bytes:
+        """The root hash of the tree the range covers (the empty tree's hash for no leaves)."""
         return _fold(self._hashes) if self._hashes else EMPTY_ROOT
 
     def append(self, leaf: bytes) -> list[Node]:
@@ -407,6 +418,7 @@ class MerkleLog:
 
     @property
     def size(self) -> int:
+        """The number of leaves in the log."""
         return self._range.size
 
     def append_data(self, inputs: Iterable[bytes]) -> list[Node]:
@@ -422,21 +434,25 @@ class MerkleLog:
         return nodes
 
     def root(self, size: int | None = None) -> bytes:
+        """The root hash at ``size`` (default: the current size)."""
         if size is None or size == self.size:
             return self._range.root()
         self._check(size)
         return root(self.store, size)
 
     def leaf_hash(self, index: int) -> bytes:
+        """The hash of leaf ``index`` (0-based)."""
         self._check(index + 1)
         return self.store.get_nodes([(0, index)])[0]
 
     def inclusion_proof(self, leaf_index: int, tree_size: int | None = None) -> InclusionProof:
+        """The RFC 9162 inclusion proof of leaf ``leaf_index`` in the tree of ``tree_size`` leaves (default: all)."""
         size = self.size if tree_size is None else tree_size
         self._check(size)
         return inclusion_proof(self.store, leaf_index, size)
 
     def consistency_proof(self, size1: int, size2: int | None = None) -> ConsistencyProof:
+        """The RFC 9162 consistency proof between the trees of ``size1`` and ``size2`` leaves (default: all)."""
         size = self.size if size2 is None else size2
         self._check(size)
         return consistency_proof(self.store, size1, size)

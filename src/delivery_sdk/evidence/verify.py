@@ -243,13 +243,16 @@ class InclusionProof:
     path: tuple[bytes, ...]
 
     def verify(self, leaf: bytes, root: bytes) -> None:
+        """Check that ``leaf`` is in the tree with root ``root``; raise :class:`VerificationError` if not."""
         verify_inclusion(self.leaf_index, self.tree_size, leaf, self.path, root)
 
     def to_dict(self) -> dict[str, Any]:
+        """The proof as JSON-ready data (hashes in base64)."""
         return {"leaf_index": self.leaf_index, "tree_size": self.tree_size, "path": [_b64(p) for p in self.path]}
 
     @classmethod
     def from_dict(cls, data: Any) -> InclusionProof:
+        """Read a proof from :meth:`to_dict`'s form; raise :class:`VerificationError` when malformed."""
         return cls(_int_field(data, "leaf_index"), _int_field(data, "tree_size"), _path_field(data))
 
 
@@ -262,13 +265,17 @@ class ConsistencyProof:
     path: tuple[bytes, ...]
 
     def verify(self, root1: bytes, root2: bytes) -> None:
+        """Check that the tree with root ``root1`` is a prefix of the one with ``root2``; raise
+        :class:`VerificationError` if not."""
         verify_consistency(self.size1, self.size2, root1, root2, self.path)
 
     def to_dict(self) -> dict[str, Any]:
+        """The proof as JSON-ready data (hashes in base64)."""
         return {"size1": self.size1, "size2": self.size2, "path": [_b64(p) for p in self.path]}
 
     @classmethod
     def from_dict(cls, data: Any) -> ConsistencyProof:
+        """Read a proof from :meth:`to_dict`'s form; raise :class:`VerificationError` when malformed."""
         return cls(_int_field(data, "size1"), _int_field(data, "size2"), _path_field(data))
 
 
@@ -320,6 +327,8 @@ class VerifierKey:
 
     @classmethod
     def parse(cls, vkey: str) -> VerifierKey:
+        """Parse a verifier key ``<name>+<key id hex>+<base64 key>``; raise :class:`VerificationError` when
+        malformed."""
         parts = vkey.strip().split("+", 2)
         if len(parts) != 3:
             raise VerificationError("a verifier key reads <name>+<key id hex>+<base64 key>")
@@ -339,6 +348,7 @@ class VerifierKey:
 
     @classmethod
     def from_public_key(cls, name: str, public_key: bytes) -> VerifierKey:
+        """The verifier key of a 32-byte Ed25519 public key under ``name`` (its key id computed)."""
         if not _valid_name(name):
             raise VerificationError(f"key name {name!r} must be non-empty, without spaces or '+'")
         if len(public_key) != 32:
@@ -364,11 +374,14 @@ class VerifierKey:
 
 @dataclass(frozen=True)
 class NoteSignature:
+    """One signature line of a signed note: the signer's name, key id and signature."""
+
     name: str
     key_id: int
     signature: bytes = field(repr=False)  # without the 4-byte key id
 
     def line(self) -> str:
+        """The signature as a signed note's line (``— name base64(key id + signature)``)."""
         return f"{EM_DASH} {self.name} {_b64(self.key_id.to_bytes(4, 'big') + self.signature)}\n"
 
 

@@ -18,6 +18,9 @@ __all__ = ["EVIDENCE", "Evidence", "EvidenceRequirement", "missing_evidence", "r
 
 
 class Evidence(enum.Enum):
+    """A kind of proof that service took place: a signed receipt, witnesses' signatures, photo or video, the
+    platform's system trace, the time of arrival, the e-service voucher..."""
+
     SIGNED_RECEIPT = "signed_receipt"  # 送达回证 signed by the recipient
     WITNESS_SIGNATURES = "witness_signatures"
     PHOTO_VIDEO = "photo_video"
@@ -43,6 +46,7 @@ class EvidenceRequirement:
     basis: str
 
     def met_by(self, have: Iterable[Evidence]) -> bool:
+        """True when the evidence at hand includes any of the kinds this requirement accepts."""
         return not self.any_of.isdisjoint(have)
 
 

@@ -154,6 +154,7 @@ class HolidayCalendar:
             raise ValidationError(f"provisional years {sorted(self.provisional_years - self.years)} are not covered")
 
     def covers(self, day: date) -> bool:
+        """True when the calendar has the official holidays and make-up working days of ``day``'s year."""
         return day.year in self.years
 
     def is_provisional(self, day: date | int) -> bool:

@@ -50,6 +50,8 @@ _SAFE = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
 
 @attrs.frozen(kw_only=True)
 class SpooledJob:
+    """A print job waiting in (or released from) a centre's spool: its dispatch, task, arrival, size and digest."""
+
     dispatch_id: str
     task_id: str
     arrived_at: datetime
@@ -59,9 +61,11 @@ class SpooledJob:
 
     @property
     def file(self) -> str:
+        """The file name of the job's PDF in the spool."""
         return f"{self.dispatch_id}.pdf"
 
     def to_json(self) -> dict[str, Any]:
+        """The job as JSON-ready data."""
         return {
             "dispatch_id": self.dispatch_id,
             "task_id": self.task_id,
@@ -73,6 +77,7 @@ class SpooledJob:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SpooledJob:
+        """A job from :meth:`to_json`'s data."""
         return cls(
             dispatch_id=data["dispatch_id"],
             task_id=data["task_id"],
@@ -85,6 +90,8 @@ class SpooledJob:
 
 @attrs.frozen(kw_only=True)
 class Manifest:
+    """A released batch of print jobs: its id, centre, release time, why it was released, and its jobs."""
+
     batch_id: str
     centre_id: str
     released_at: datetime
@@ -92,6 +99,7 @@ class Manifest:
     jobs: tuple[SpooledJob, ...]
 
     def to_dict(self) -> dict[str, Any]:
+        """The manifest as JSON-ready data (times in Beijing time)."""
         return {
             "format": MANIFEST_FORMAT,
             "batch_id": self.batch_id,
@@ -114,6 +122,7 @@ class Manifest:
         }
 
     def to_json(self) -> bytes:
+        """The manifest as UTF-8 JSON (indented, Chinese kept as is)."""
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=2).encode("utf-8")
 
 
@@ -166,6 +175,7 @@ class BatchSpool:
         return True
 
     def pending(self, centre_id: str) -> list[SpooledJob]:
+        """The jobs waiting at centre ``centre_id``, oldest first."""
         folder = self._pending_dir(centre_id)
         if not folder.exists():
             return []
@@ -217,12 +227,14 @@ class BatchSpool:
         return manifest
 
     def released(self, centre_id: str) -> list[Manifest]:
+        """The manifests of the batches released to centre ``centre_id``, in batch order."""
         folder = self._released_dir(centre_id)
         if not folder.exists():
             return []
         return [self.manifest(centre_id, b.name) for b in sorted(folder.iterdir()) if b.is_dir()]
 
     def manifest(self, centre_id: str, batch: str) -> Manifest:
+        """The manifest of released batch ``batch`` of centre ``centre_id``."""
         data = json.loads((self._released_dir(centre_id) / batch / "manifest.json").read_bytes())
         folder = self._released_dir(centre_id) / batch
         jobs = tuple(
@@ -237,6 +249,7 @@ class BatchSpool:
         )
 
     def package_path(self, centre_id: str, batch: str, dispatch_id: str) -> Path:
+        """Where the PDF of a dispatch in a released batch lies."""
         return self._released_dir(centre_id) / batch / f"{dispatch_id}.pdf"
 
     def _recover(self) -> None:

@@ -100,6 +100,7 @@ class CentreConfig:
         return day.weekday() < 5
 
     def is_open(self, moment: datetime) -> bool:
+        """True when the centre works at ``moment`` (a working day, within its opening hours, in Beijing time)."""
         local = moment.astimezone(BEIJING)
         return self.works_on(local.date()) and self.opens <= local.time().replace(tzinfo=None) < self.closes
 
@@ -144,15 +145,18 @@ class Centres:
         return len(self.configs)
 
     def get(self, centre_id: str) -> CentreConfig:
+        """The configuration of centre ``centre_id``; ``KeyError`` if there is none."""
         for config in self.configs:
             if config.centre_id == centre_id:
                 return config
         raise KeyError(centre_id)
 
     def for_route_key(self, key: str) -> CentreConfig | None:
+        """The centre that serves route key ``key``, or None."""
         return next((c for c in self.configs if key in c.route_keys), None)
 
     def infos(self) -> list[PrintCentreInfo]:
+        """The description of every configured centre, as the registry takes it."""
         return [c.info() for c in self.configs]
 
 

@@ -110,6 +110,7 @@ class FolderDocumentSource:
         self.folder = Path(folder)
 
     def path(self, sha256: str) -> Path:
+        """The path of the document with digest ``sha256`` (``<sha256>.pdf`` in the folder)."""
         return self.folder / f"{sha256}.pdf"
 
     def put(self, data: bytes) -> str:
@@ -124,6 +125,7 @@ class FolderDocumentSource:
         return digest
 
     def fetch(self, document: Document) -> bytes:
+        """The document's bytes; raise :class:`DocumentMissing` if there are none."""
         try:
             return self.path(document.sha256).read_bytes()
         except FileNotFoundError:
@@ -396,6 +398,7 @@ class PackageRenderer:
         self._pool: Any = None
 
     def render(self, request: PackageRequest) -> PrintPackage:
+        """Render the print package for ``request``: the documents, the 送达回证 and the envelope sheet."""
         return _render_request(request, self.source, self.font_path)
 
     def render_many(self, requests: Sequence[PackageRequest]) -> list[PrintPackage | PrintPackageError]:
@@ -423,6 +426,7 @@ class PackageRenderer:
         return results
 
     def close(self) -> None:
+        """Shut the renderer's worker pool down, if it has one."""
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None

@@ -21,6 +21,7 @@ from .._fonts import CJKFontMissing, embedded_cjk_font
 from ..law.citations import chinese
 from ..law.evidence import Evidence
 from ..law.holidays import BEIJING
+from ..locale import centre_name
 from ..model import CaseType, ChannelKind, DispatchStatus, DocumentKind, ServiceMethod
 from .record import ProofOfService
 
@@ -169,7 +170,16 @@ def render_pdf(proof: ProofOfService, *, font_path: str | None = None) -> bytes:
         ),
         p("送达经过", head),
         table(
-            [[p("渠道"), p("联系方式"), p("发出时间"), p("到达/签收时间"), p("结果"), p("说明")]]
+            [
+                [
+                    p("渠道"),
+                    p("联系方式"),
+                    p("发出时间（北京时间）"),
+                    p("到达/签收时间（北京时间）"),
+                    p("结果"),
+                    p("说明"),
+                ]
+            ]
             + [
                 [
                     p(f"{CHANNEL_LABEL[a.kind]}{'（送达）' if a.served else ''}\n{a.channel}", small),
@@ -177,7 +187,18 @@ def render_pdf(proof: ProofOfService, *, font_path: str | None = None) -> bytes:
                     p(_bj(a.sent_at or a.queued_at), small),
                     p(_bj(a.delivered_at), small),
                     p(_outcome(a.outcome), small),
-                    p(" ".join(x for x in (a.detail, a.waybill and f"单号 {a.waybill}", a.centre_id) if x), small),
+                    p(
+                        " ".join(
+                            x
+                            for x in (
+                                a.detail,
+                                a.waybill and f"单号 {a.waybill}",
+                                a.centre_id and centre_name(a.centre_id),
+                            )
+                            if x
+                        ),
+                        small,
+                    ),
                 ]
                 for a in proof.attempts
             ],

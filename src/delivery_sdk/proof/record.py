@@ -104,6 +104,7 @@ class Attempt:
     delivered_at: datetime | None = None  # arrival (electronic) or signing (post)
     read_at: datetime | None = None
     settled_at: datetime | None = None
+    accepted_at: datetime | None = None  # the party's reply of receipt (签收 on the document page; Rules Art. 29(4))
     outcome: str  # the dispatch's final status: delivered, read, failed, returned, timed_out...
     detail: str | None = None  # failure or return reason; who signed, for post
     centre_id: str | None = None
@@ -121,6 +122,7 @@ class EvidenceCheck:
 
     @property
     def met(self) -> bool:
+        """True when some of the required evidence is present."""
         return bool(self.present)
 
     @property
@@ -228,6 +230,7 @@ def _present(record: ServiceRecord, served: DispatchRecord | None, held: frozens
 
 
 def checkpoint_ref(bundle: dict[str, Any]) -> CheckpointRef:
+    """The checkpoint a proof bundle is anchored to; :class:`ValidationError` when the bundle has no readable one."""
     from ..evidence.verify import Checkpoint, VerificationError, parse_note
 
     try:
@@ -295,6 +298,7 @@ def build_record(
             delivered_at=d.delivered_at,
             read_at=d.read_at,
             settled_at=d.settled_at,
+            accepted_at=d.accepted_at,
             outcome=d.status.value,
             detail=d.detail,
             centre_id=d.centre_id,

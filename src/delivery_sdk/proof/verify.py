@@ -54,6 +54,7 @@ class RecordCheck:
 
     @property
     def ok(self) -> bool:
+        """True when the record verified with no problem."""
         return not self.problems
 
 

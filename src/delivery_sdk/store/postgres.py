@@ -226,6 +226,7 @@ class PostgresNodes:
         self._cur = cursor
 
     def get_nodes(self, keys: Sequence[NodeKey]) -> list[bytes]:
+        """The hashes of ``keys``, in order; raise ``KeyError`` naming a key that is not stored."""
         if not keys:
             return []
         self._cur.execute(
@@ -240,12 +241,14 @@ class PostgresNodes:
         return [found[key] for key in keys]
 
     def put_nodes(self, nodes: Iterable[Node]) -> None:
+        """Store new nodes (as returned by :meth:`CompactRange.append_many`)."""
         with self._cur.copy("COPY evidence_nodes (level, idx, hash) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(["int4", "int8", "bytea"])
             for node in nodes:
                 copy.write_row(node)
 
     def leaf_count(self) -> int:
+        """How many leaves (events) the stored tree has."""
         self._cur.execute("SELECT leaves FROM log_head")
         row = self._cur.fetchone()
         return 0 if row is None else int(row[0])
@@ -264,10 +267,12 @@ class PostgresEvidence:
 
     @property
     def size(self) -> int:
+        """The number of events in the committed tree."""
         with self._store._read() as cur:
             return PostgresNodes(cur).leaf_count()
 
     def root(self, size: int | None = None) -> bytes:
+        """The tree's root hash at ``size`` (default: the current size)."""
         with self._store._read() as cur:
             if size is None:
                 cur.execute("SELECT leaves, edge FROM log_head")
@@ -276,14 +281,17 @@ class PostgresEvidence:
             return root(stored_nodes(PostgresNodes(cur)), size)
 
     def inclusion_proof(self, seq: int, tree_size: int) -> InclusionProof:
+        """The proof that event ``seq`` (1-based) is in the tree of ``tree_size`` leaves."""
         with self._store._read() as cur:
             return inclusion_proof(stored_nodes(PostgresNodes(cur)), seq - 1, tree_size)
 
     def consistency_proof(self, size1: int, size2: int) -> ConsistencyProof:
+        """The proof that the tree of ``size1`` leaves is a prefix of the tree of ``size2``."""
         with self._store._read() as cur:
             return consistency_proof(stored_nodes(PostgresNodes(cur)), size1, size2)
 
     def checkpoints(self) -> list[tuple[int, str]]:
+        """Every stored checkpoint as ``(tree size, signed note)``, smallest first."""
         with self._store._read() as cur:
             cur.execute("SELECT size, note FROM evidence_checkpoints ORDER BY size")
             return [(int(s), str(n)) for s, n in cur.fetchall()]
@@ -508,6 +516,7 @@ class PostgresStore:
 
     @property
     def schema_version(self) -> int:
+        """The schema version of the store's tables."""
         with self._read() as cur:
             cur.execute("SELECT version FROM schema_version")
             row = cur.fetchone()
@@ -579,6 +588,7 @@ class PostgresStore:
     # -- writing -----------------------------------------------------------------------------------------
 
     def create_tasks(self, tasks: Sequence[NewTask]) -> CreateResult:
+        """Insert new tasks with their ``task.created`` events, atomically."""
         evidence = self._evidence_on
         serialised = [(new.body.decode(), new.body) if new.body else _serialise(new.created) for new in tasks]
         keys = [n.client_key for n in tasks if n.client_key is not None]
@@ -653,6 +663,7 @@ class PostgresStore:
         )
 
     def commit(self, writes: Sequence[TaskWrite], *, returning: bool = True) -> CommitResult:
+        """Write every non-conflicting ``TaskWrite`` in one transaction."""
         conflicts: set[str] = set()
         # Serialise before the transaction: it holds its locks only for the SQL.
         bodies = {id(w): [_serialise(e) for e in w.events] for w in writes}
@@ -742,6 +753,7 @@ class PostgresStore:
     # -- claiming ----------------------------------------------------------------------------------------
 
     def claim_due(self, now: datetime, limit: int, lease_until: datetime) -> list[tuple[str, int]]:
+        """Lease up to ``limit`` unleased tasks due at ``now``; returns ``(task_id, version)`` pairs."""
         with self._tx("cannot claim due tasks") as cur:
             cur.execute(
                 "UPDATE tasks t SET lease_owner = %(owner)s, lease_until = %(until)s "
@@ -757,6 +769,7 @@ class PostgresStore:
         return [(str(task_id), int(version)) for task_id, version, _ in rows]
 
     def release(self, task_ids: Sequence[str]) -> None:
+        """End the leases of tasks the engine will not write after all."""
         ids = sorted(set(task_ids))
         if not ids:
             return
@@ -854,6 +867,7 @@ class PostgresStore:
             ]
 
     def anchors(self) -> list[AnchorReceipt]:
+        """Every stored notary anchor receipt, by tree size and notary."""
         with self._read() as cur:
             cur.execute("SELECT size, notary, receipt, anchored_at FROM evidence_anchors ORDER BY size, notary")
             return [
@@ -879,6 +893,7 @@ class PostgresStore:
     # -- reading -----------------------------------------------------------------------------------------
 
     def load_events(self, task_ids: Sequence[str]) -> dict[str, list[StoredEvent]]:
+        """Every event of each task, in order (a task with no events is absent from the result)."""
         out: dict[str, list[StoredEvent]] = {}
         ids = list(dict.fromkeys(task_ids))
         if not ids:
@@ -911,6 +926,7 @@ class PostgresStore:
         )
 
     def task_row(self, task_id: str) -> TaskRow:
+        """The scheduling row of a task; raises :class:`~delivery_sdk.UnknownTask`."""
         with self._read() as cur:
             cur.execute(f"SELECT {self._ROW} FROM tasks WHERE task_id = %s", (task_id,))
             values = cur.fetchone()
@@ -919,27 +935,34 @@ class PostgresStore:
         return self._row(values)
 
     def tasks_of_case(self, case_key: str) -> list[TaskRow]:
+        """The scheduling rows of a case's tasks, in creation order."""
         with self._read() as cur:
             cur.execute(f"SELECT {self._ROW} FROM tasks WHERE case_key = %s ORDER BY created_at, task_id", (case_key,))
             return [self._row(v) for v in cur.fetchall()]
 
     def dispatch_task(self, dispatch_id: str) -> str | None:
+        """The task a dispatch belongs to, or None if no such dispatch was ever queued."""
         with self._read() as cur:
             cur.execute("SELECT task_id FROM outbox WHERE dispatch_id = %s", (dispatch_id,))
             row = cur.fetchone()
         return None if row is None else str(row[0])
 
     def receipt_seen(self, key: str) -> bool:
+        """True when a receipt with this deduplication key was recorded."""
         with self._read() as cur:
             cur.execute("SELECT 1 FROM receipts WHERE dedupe_key = %s", (key,))
             return cur.fetchone() is not None
 
     def pending_outbox(self) -> list[OutboxEntry]:
+        """Dispatches whose intent is committed but whose send result is not (in doubt after a crash)."""
         with self._read() as cur:
             cur.execute("SELECT dispatch_id, task_id, channel FROM outbox WHERE NOT done ORDER BY dispatch_id")
             return [OutboxEntry(dispatch_id=d, task_id=t, channel=c) for d, t, c in cur.fetchall()]
 
     def next_due_at(self, now: datetime | None = None) -> datetime | None:
+        """The earliest moment a task becomes claimable: its due time, or for a due task that another owner holds a
+        lease on (at ``now``, default the wall clock), the end of that lease; None when no task waits for time. An
+        idle worker sleeps until then, so it never spins on another worker's leased tasks."""
         # Three ranges of the due_at index, so the answer costs a few index reads however many tasks wait:
         # due now and not leased (claimable at once), due later, and due now but leased by another worker
         # (claimable when its lease ends; a worker killed with leases held must not make the others spin).
@@ -956,17 +979,20 @@ class PostgresStore:
         return None if row is None else row[0]
 
     def count_by_state(self) -> dict[str, int]:
+        """How many tasks are in each state, by state name."""
         with self._read() as cur:
             cur.execute("SELECT state, COUNT(*) FROM tasks GROUP BY state")
             return {state: int(n) for state, n in cur.fetchall()}
 
     def latest_event_time(self) -> datetime | None:
+        """When the last task changed, or None for an empty store."""
         with self._read() as cur:
             cur.execute("SELECT MAX(updated_at) FROM tasks")
             row = cur.fetchone()
         return None if row is None else row[0]
 
     def events_after(self, seq: int, limit: int, *, types: Sequence[str] | None = None) -> list[StoredEvent]:
+        """Committed events with ``seq`` greater than the given one, in order (for sinks and statistics)."""
         with self._read() as cur:
             if types is None:
                 cur.execute("SELECT seq, task_seq, body FROM events WHERE seq > %s ORDER BY seq LIMIT %s", (seq, limit))
@@ -989,12 +1015,14 @@ class PostgresStore:
             return [r[0] for r in cur.fetchall()]
 
     def count_events(self) -> int:
+        """The number of events stored."""
         with self._read() as cur:
             cur.execute("SELECT seq FROM log_head")
             row = cur.fetchone()
         return 0 if row is None else int(row[0])
 
     def all_task_ids(self) -> list[str]:
+        """Every task id, in creation order."""
         with self._read() as cur:
             cur.execute("SELECT task_id FROM tasks ORDER BY created_at, task_id")
             return [r[0] for r in cur.fetchall()]
@@ -1005,6 +1033,7 @@ class PostgresStore:
         return frozenset(self._held)
 
     def close(self) -> None:
+        """Close the connection pool; closing twice is harmless."""
         if self._closed:
             return
         self._closed = True

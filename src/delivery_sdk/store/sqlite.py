@@ -420,6 +420,7 @@ class SQLiteStore:
 
     @property
     def schema_version(self) -> int:
+        """The schema version of the file (``PRAGMA user_version``)."""
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
     def acquire_engine_lock(self) -> None:
@@ -445,6 +446,7 @@ class SQLiteStore:
         self._db.execute("BEGIN IMMEDIATE")
 
     def create_tasks(self, tasks: Sequence[NewTask]) -> CreateResult:
+        """Insert new tasks with their ``task.created`` events, atomically."""
         db = self._db
         ids: list[str] = []
         created: list[bool] = []
@@ -517,6 +519,7 @@ class SQLiteStore:
         return [(first + i, row[1]) for i, row in enumerate(rows)]
 
     def commit(self, writes: Sequence[TaskWrite], *, returning: bool = True) -> CommitResult:
+        """Write every non-conflicting ``TaskWrite`` in one transaction."""
         db = self._db
         conflicts: set[str] = set()
         # Serialise before taking the write lock: the transaction holds it only for the SQL.
@@ -673,6 +676,7 @@ class SQLiteStore:
         ]
 
     def anchors(self) -> list[AnchorReceipt]:
+        """Every stored notary anchor receipt, by tree size and notary."""
         return [
             AnchorReceipt(size=size, notary=notary, receipt=receipt, anchored_at=datetime.fromisoformat(at))
             for size, notary, receipt, at in self._db.execute(
@@ -742,6 +746,7 @@ class SQLiteStore:
     # -- claiming ----------------------------------------------------------------------------------
 
     def claim_due(self, now: datetime, limit: int, lease_until: datetime) -> list[tuple[str, int]]:
+        """Lease up to ``limit`` unleased tasks due at ``now``; returns ``(task_id, version)`` pairs."""
         now_ts = now.timestamp()
         leases = self._leases
         for task_id in [t for t, until in leases.items() if until <= now_ts]:
@@ -762,12 +767,14 @@ class SQLiteStore:
         return claimed
 
     def release(self, task_ids: Sequence[str]) -> None:
+        """End the leases of tasks the engine will not write after all."""
         for task_id in task_ids:
             self._leases.pop(task_id, None)
 
     # -- reading -----------------------------------------------------------------------------------
 
     def load_events(self, task_ids: Sequence[str]) -> dict[str, list[StoredEvent]]:
+        """Every event of each task, in order (a task with no events is absent from the result)."""
         out: dict[str, list[StoredEvent]] = {}
         ids = list(task_ids)
         for start in range(0, len(ids), 500):
@@ -798,12 +805,14 @@ class SQLiteStore:
     _ROW = "task_id, case_key, client_key, state, version, due_at, created_at, updated_at"
 
     def task_row(self, task_id: str) -> TaskRow:
+        """The scheduling row of a task; raises :class:`~delivery_sdk.UnknownTask`."""
         values = self._db.execute(f"SELECT {self._ROW} FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
         if values is None:
             raise UnknownTask(task_id)
         return self._row(values)
 
     def tasks_of_case(self, case_key: str) -> list[TaskRow]:
+        """The scheduling rows of a case's tasks, in creation order."""
         return [
             self._row(v)
             for v in self._db.execute(
@@ -812,19 +821,25 @@ class SQLiteStore:
         ]
 
     def dispatch_task(self, dispatch_id: str) -> str | None:
+        """The task a dispatch belongs to, or None if no such dispatch was ever queued."""
         row = self._db.execute("SELECT task_id FROM outbox WHERE dispatch_id = ?", (dispatch_id,)).fetchone()
         return None if row is None else str(row[0])
 
     def receipt_seen(self, key: str) -> bool:
+        """True when a receipt with this deduplication key was recorded."""
         return self._receipt_seen(key)
 
     def pending_outbox(self) -> list[OutboxEntry]:
+        """Dispatches whose intent is committed but whose send result is not (in doubt after a crash)."""
         return [
             OutboxEntry(dispatch_id=d, task_id=t, channel=c)
             for d, t, c in self._db.execute("SELECT dispatch_id, task_id, channel FROM outbox WHERE done = 0")
         ]
 
     def next_due_at(self, now: datetime | None = None) -> datetime | None:
+        """The earliest moment a task becomes claimable: its due time, or for a due task that another owner holds a
+        lease on (at ``now``, default the wall clock), the end of that lease; None when no task waits for time. An
+        idle worker sleeps until then, so it never spins on another worker's leased tasks."""
         leases = self._leases  # this process's own (one engine per SQLite store); an idle engine holds none
         if not leases:
             value = self._db.execute("SELECT MIN(due_at) FROM tasks WHERE due_at IS NOT NULL").fetchone()[0]
@@ -838,13 +853,16 @@ class SQLiteStore:
         return _from_ts(min(moments)) if moments else None
 
     def count_by_state(self) -> dict[str, int]:
+        """How many tasks are in each state, by state name."""
         return dict(self._db.execute("SELECT state, COUNT(*) FROM tasks GROUP BY state"))
 
     def latest_event_time(self) -> datetime | None:
+        """When the last task changed, or None for an empty store."""
         row = self._db.execute("SELECT MAX(updated_at) FROM tasks").fetchone()
         return None if row[0] is None else datetime.fromisoformat(row[0])
 
     def events_after(self, seq: int, limit: int, *, types: Sequence[str] | None = None) -> list[StoredEvent]:
+        """Committed events with ``seq`` greater than the given one, in order (for sinks and statistics)."""
         params: list[int | str]
         if types is None:
             query, params = "SELECT seq, task_seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?", [seq, limit]
@@ -868,12 +886,15 @@ class SQLiteStore:
         ]
 
     def count_events(self) -> int:
+        """The number of events stored."""
         return int(self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
 
     def all_task_ids(self) -> list[str]:
+        """Every task id, in creation order."""
         return [r[0] for r in self._db.execute("SELECT task_id FROM tasks ORDER BY created_at, task_id")]
 
     def close(self) -> None:
+        """Close the database and release the file's lock; closing twice is harmless."""
         try:
             self._db.close()
         finally:

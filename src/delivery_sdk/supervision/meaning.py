@@ -11,11 +11,13 @@ events keep their English basis.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from ..events import (
     AddressSearchFailed,
     AddressUpdated,
     Cancelled,
+    ContactUpdated,
     DispatchDelivered,
     DispatchFailed,
     DispatchQueued,
@@ -38,6 +40,7 @@ from ..events import (
     TaskCreated,
 )
 from ..law.citations import chinese
+from ..locale import beijing, catalogue, centre_name, channel_name, label
 from ..model import mask
 
 __all__ = ["ACTORS", "actor_of", "describe", "scrub"]
@@ -157,6 +160,8 @@ def actor_of(event: Event) -> str:
         return "staff"
     if isinstance(event, AddressUpdated):
         return "staff" if event.source in ("staff", "manual", "court") else "provider"
+    if isinstance(event, ContactUpdated):
+        return "staff" if event.actor is not None or event.source in ("staff", "manual", "court") else "provider"
     if isinstance(event, DispatchSent | DispatchDelivered | DispatchRead | DispatchFailed):
         return "provider"
     if isinstance(event, Printed | Enveloped | Mailed | PostSigned | PostReturned):
@@ -164,72 +169,101 @@ def actor_of(event: Event) -> str:
     return "engine"
 
 
-def describe(event: Event) -> str:
-    """The event's legal meaning in one sentence, with personal data masked."""
+def describe(event: Event, lang: str | None = None) -> str:
+    """The event's legal meaning in one sentence (Chinese by default, ``lang="en"`` for English), with
+    personal data masked and times in Beijing time (:func:`delivery_sdk.locale.beijing`)."""
+    m = catalogue(lang)
     if isinstance(event, TaskCreated):
         case = event.request.case
-        return (
-            f"Service request registered: {len(event.request.documents)} document(s) of case "
-            f"{scrub(case.case_number)} to serve on party {scrub(event.request.party.party_id)}."
+        return m(
+            "meaning.task_created",
+            documents=len(event.request.documents),
+            case=scrub(case.case_number),
+            party=scrub(event.request.party.party_id),
         )
     if isinstance(event, DispatchQueued):
-        return (
-            f"Dispatch {event.dispatch_id} decided and recorded before sending: {event.kind.value} via "
-            f"{event.channel} to {mask(event.contact.value)}."
+        return m(
+            "meaning.dispatch_queued",
+            dispatch=event.dispatch_id,
+            kind=label("kind", event.kind.value, lang),
+            channel=scrub(channel_name(event.kind.value, event.channel, lang)),
+            contact=mask(event.contact.value),
         )
     if isinstance(event, DispatchSent):
-        return f"The provider accepted dispatch {event.dispatch_id}; sending is not yet service."
+        return m("meaning.dispatch_sent", dispatch=event.dispatch_id)
     if isinstance(event, DispatchDelivered):
-        return (
-            f"Dispatch {event.dispatch_id} reached the recipient's system at {event.delivered_at:%Y-%m-%d %H:%M}: "
-            f"for electronic service this is the moment of service ({_LAW_ARRIVAL})."
+        return m(
+            "meaning.dispatch_delivered",
+            dispatch=event.dispatch_id,
+            at=beijing(event.delivered_at, lang),
+            law=_LAW_ARRIVAL,
         )
     if isinstance(event, DispatchRead):
-        return f"The recipient read dispatch {event.dispatch_id}: a read report presumes arrival ({_LAW_READ})."
+        return m("meaning.dispatch_read", dispatch=event.dispatch_id, law=_LAW_READ)
     if isinstance(event, DispatchFailed):
-        return f"Dispatch {event.dispatch_id} failed ({scrub(event.reason)}): no service by this attempt."
+        return m("meaning.dispatch_failed", dispatch=event.dispatch_id, reason=scrub(event.reason))
     if isinstance(event, DispatchTimedOut):
-        return f"No confirmation of dispatch {event.dispatch_id} in the waiting period: the attempt is given up."
+        return m("meaning.dispatch_timed_out", dispatch=event.dispatch_id)
     if isinstance(event, FellBackToPost):
-        return f"Electronic service did not succeed ({scrub(event.reason)}): postal service next ({_LAW_POSTAL})."
+        return m("meaning.fell_back_to_post", reason=scrub(event.reason), law=_LAW_POSTAL)
     if isinstance(event, AddressUpdated):
-        return (
-            f"New postal address {mask(event.contact.value)} from {scrub(event.source)} "
-            f"(confidence {event.confidence:.0%}): postal service is retried there."
+        return m(
+            "meaning.address_updated",
+            contact=mask(event.contact.value),
+            source=scrub(event.source),
+            confidence=f"{event.confidence:.0%}",
         )
+    if isinstance(event, ContactUpdated):
+        kind = label("contact", event.contact.kind.value, lang)
+        by = "" if event.actor is None else m("meaning.contact_by", actor=scrub(event.actor))
+        contact, source = mask(event.contact.value), scrub(event.source)
+        if event.replaces is None:
+            return m("meaning.contact_updated", kind=kind, contact=contact, source=source, by=by)
+        replaced = mask(event.replaces.value)
+        return m("meaning.contact_replaced", kind=kind, replaced=replaced, contact=contact, source=source, by=by)
     if isinstance(event, AddressSearchFailed):
-        return f"Assisted person search found no better address ({scrub(event.reason)})."
+        return m("meaning.address_search_failed", reason=scrub(event.reason))
     if isinstance(event, PrintRouted):
-        return f"Routed to print centre {event.centre_id} ({scrub(event.reason)})."
+        return m("meaning.print_routed", centre=scrub(centre_name(event.centre_id)), reason=scrub(event.reason))
     if isinstance(event, Printed):
-        return f"Print job {event.dispatch_id} printed at the print centre."
+        return m("meaning.printed", dispatch=event.dispatch_id)
     if isinstance(event, Enveloped):
-        return f"Print job {event.dispatch_id} enveloped at the print centre on {event.enveloped_at:%Y-%m-%d %H:%M}."
+        return m("meaning.enveloped", dispatch=event.dispatch_id, at=beijing(event.enveloped_at, lang))
     if isinstance(event, Mailed):
-        return f"Handed to the carrier (waybill {mask(event.waybill)})."
+        return m("meaning.mailed", waybill=mask(event.waybill))
     if isinstance(event, PostSigned):
-        return (
-            f"Signed for by the {scrub(event.signer_role).replace('_', ' ')} on {event.signed_at:%Y-%m-%d}: postal "
-            f"service takes effect on the signing date ({_LAW_SIGNED})."
+        return m(
+            "meaning.post_signed",
+            signer=label("signer", scrub(event.signer_role), lang).replace("_", " "),
+            day=_day(event.signed_at),
+            law=_LAW_SIGNED,
         )
     if isinstance(event, PostReturned):
-        return f"The post came back ({event.reason.value.replace('_', ' ')}): not served by this mailing."
+        return m("meaning.post_returned", reason=label("returned", event.reason.value, lang).replace("_", " "))
     if isinstance(event, PublicationStarted):
-        return (
-            f"Public notice posted on {event.published_at:%Y-%m-%d}: deemed served when the publication "
-            f"period ends ({_law(event.basis) if event.basis else _LAW_PUBLICATION})."
+        return m(
+            "meaning.publication_started",
+            day=_day(event.published_at),
+            law=_law(event.basis) if event.basis else _LAW_PUBLICATION,
         )
     if isinstance(event, Served):
-        return (
-            f"Legally served by {event.method.value} service ({_law(event.basis)}), effective "
-            f"{event.effective_at:%Y-%m-%d %H:%M}."
+        return m(
+            "meaning.served",
+            method=label("method", event.method.value, lang),
+            law=_law(event.basis),
+            at=beijing(event.effective_at, lang),
         )
     if isinstance(event, Filed):
-        return "Proof of service filed into the electronic case file (入卷): the task is done."
+        return m("meaning.filed")
     if isinstance(event, Cancelled):
-        return f"Cancelled by the court or staff ({scrub(event.reason)})."
+        return m("meaning.cancelled", reason=scrub(event.reason))
     if isinstance(event, NeedsAttention):
-        return f"The engine stopped: a person must decide ({scrub(event.reason)})."
+        return m("meaning.needs_attention", reason=scrub(event.reason))
     if isinstance(event, ResumedByStaff):
-        return "Sent back by staff: electronic service is tried again from the start."
-    return event.TYPE
+        return m("meaning.resumed_by_staff")
+    return label("event", event.TYPE, lang)
+
+
+def _day(moment: datetime) -> str:
+    """The calendar day of ``moment`` in Beijing (a signing or publication date)."""
+    return beijing(moment, zone=False)[:10]

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import attrs
 
 from .._exceptions import StoreError, UnknownTask
+from ..locale import catalogue, centre_name, label, normalise_lang
 from ..serialization import event_from_dict, loads
 from ..store.sqlite import DISPATCH_REPORT_TYPES
 from .meaning import actor_of, describe
@@ -32,6 +33,7 @@ __all__ = [
     "CentreLoad",
     "ChannelRow",
     "CostRates",
+    "CourtRow",
     "Distribution",
     "OverdueItem",
     "RefusedReceipts",
@@ -103,11 +105,14 @@ class Scope:
 
     @property
     def everything(self) -> bool:
+        """Whether the scope covers every task (no court, no time range)."""
         return self.court is None and self.created_from is None and self.created_to is None
 
 
 @attrs.frozen(kw_only=True)
 class TaskRow:
+    """One task as the supervision lists show it (court, case, state, service, print centre, channels)."""
+
     task_id: str
     court: str
     case_number: str
@@ -120,6 +125,7 @@ class TaskRow:
     channels: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, with English keys and UTC times with their offset."""
         return {
             "task_id": self.task_id,
             "court": self.court,
@@ -136,6 +142,8 @@ class TaskRow:
 
 @attrs.frozen(kw_only=True)
 class TimelineEntry:
+    """One event of a task's timeline: its time, type, actor and legal meaning (in the supervisor's language)."""
+
     task_seq: int
     at: datetime
     type: str
@@ -143,6 +151,7 @@ class TimelineEntry:
     meaning: str  # the legal meaning, personal data masked
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, with English keys and the UTC time with its offset."""
         return {
             "task_seq": self.task_seq,
             "at": self.at.isoformat(),
@@ -154,6 +163,8 @@ class TimelineEntry:
 
 @attrs.frozen(kw_only=True)
 class OverdueItem:
+    """Open work past its service level: which rule, since when, how long it has waited."""
+
     task_id: str
     court: str
     case_number: str
@@ -163,6 +174,7 @@ class OverdueItem:
     detail: str
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, with English keys and the UTC time with its offset."""
         return {
             "task_id": self.task_id,
             "court": self.court,
@@ -187,6 +199,7 @@ class Distribution:
 
     @classmethod
     def of(cls, hours: Sequence[float]) -> Distribution:
+        """The distribution of ``hours``."""
         counts = [0] * (len(CYCLE_BUCKETS_HOURS) + 1)
         for h in hours:
             counts[bisect.bisect_right(CYCLE_BUCKETS_HOURS, h)] += 1
@@ -205,6 +218,7 @@ class Distribution:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, with English keys."""
         return {
             "count": self.count,
             "mean_hours": self.mean_hours,
@@ -238,6 +252,8 @@ def _percentile(ordered: list[float], q: float) -> float:
 
 @attrs.frozen(kw_only=True)
 class ChannelRow:
+    """One channel's dispatches, answers and deliveries (a print centre is a channel of kind ``print``)."""
+
     kind: str
     channel: str
     dispatches: int  # queued (and handed to it: print jobs the carrier refused never were)
@@ -247,9 +263,11 @@ class ChannelRow:
 
     @property
     def success_rate(self) -> float:
+        """Delivered over attempts (0 without attempts)."""
         return self.delivered / self.attempts if self.attempts else 0.0
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, with English keys."""
         return {
             "kind": self.kind,
             "channel": self.channel,
@@ -263,6 +281,8 @@ class ChannelRow:
 
 @attrs.frozen(kw_only=True)
 class CentreLoad:
+    """One print centre's jobs and how far they got."""
+
     centre_id: str
     jobs: int  # print jobs sent there
     printed: int
@@ -273,6 +293,7 @@ class CentreLoad:
     carrier_refused: int = 0  # jobs whose waybill the carrier refused: they never reached the centre
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, with English keys."""
         return attrs.asdict(self)
 
 
@@ -291,6 +312,7 @@ class RefusedReceipts:
     detail: str  # why the last one was refused
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, with English keys and UTC times with their offset."""
         return {
             "source": self.source,
             "reason": self.reason,
@@ -303,7 +325,41 @@ class RefusedReceipts:
 
 
 @attrs.frozen(kw_only=True)
+class CourtRow:
+    """One court's figures (the centre serves every court of the province): its tasks, how many are served and
+    how many of those electronically, the median time from creation to service, open and overdue work."""
+
+    court: str
+    tasks: int
+    served: int
+    electronic: int  # served electronically
+    open: int  # neither served, filed nor cancelled
+    median_hours: float | None  # created to served, over its served tasks
+    overdue: int  # overdue items (one task may have two) at the statistics' as_of
+
+    @property
+    def electronic_share(self) -> float:
+        """Served electronically over served (0 when nothing is served)."""
+        return self.electronic / self.served if self.served else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, with English keys."""
+        return {
+            "court": self.court,
+            "tasks": self.tasks,
+            "served": self.served,
+            "electronic": self.electronic,
+            "electronic_share": round(self.electronic_share, 6),
+            "open": self.open,
+            "median_hours_created_to_served": self.median_hours,
+            "overdue": self.overdue,
+        }
+
+
+@attrs.frozen(kw_only=True)
 class Statistics:
+    """Every figure of the dashboard for one scope (the province, or one court), with a row per court."""
+
     as_of: datetime
     tasks: int
     by_state: dict[str, int]
@@ -322,6 +378,9 @@ class Statistics:
     cost: dict[str, float]
     # refused receipts of the whole store (they may name no task of the scope), by source and reason
     refused_receipts: tuple[RefusedReceipts, ...] = ()
+    # every figure per court, most tasks first (one row when the scope is one court)
+    courts: tuple[CourtRow, ...] = ()
+    court: str | None = None  # the scope's court; None for the whole province
 
     @property
     def refused(self) -> int:
@@ -329,6 +388,7 @@ class Statistics:
         return sum(r.count for r in self.refused_receipts)
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, with English keys and UTC times with their offset (the ``stats --json`` output)."""
         return {
             "as_of": self.as_of.isoformat(),
             "tasks": self.tasks,
@@ -351,6 +411,8 @@ class Statistics:
                 "by_reason": _by_reason(self.refused_receipts),
                 "sources": [r.to_dict() for r in self.refused_receipts],
             },
+            "scope": {"court": self.court},
+            "courts": [c.to_dict() for c in self.courts],
         }
 
 
@@ -405,10 +467,18 @@ class Supervisor:
     nothing is ever written: an older store is refused with :class:`~delivery_sdk.SchemaVersionError`, a file
     that is no store with :class:`~delivery_sdk.NotAStore`, and a store without the indexes is read without
     them (the same answers, found by scans; :attr:`indexed` says which). Day boundaries for the volume
-    chart are taken at ``utc_offset`` (China Standard Time).
+    chart are taken at ``utc_offset`` (China Standard Time). ``lang`` (``zh_CN``, the default, or ``en``) is
+    the language of the texts it writes: a timeline's legal meanings and an overdue item's detail.
     """
 
-    def __init__(self, path: str | Path, *, upgrade: bool = True, utc_offset: timedelta = timedelta(hours=8)) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        upgrade: bool = True,
+        utc_offset: timedelta = timedelta(hours=8),
+        lang: str | None = None,
+    ) -> None:
         if isinstance(path, str) and path.startswith(("postgresql://", "postgres://")):
             raise StoreError(
                 "supervision reports need the SQLite store (their queries are SQLite SQL); they do not run on a "
@@ -418,6 +488,7 @@ class Supervisor:
         if not self.path.exists():
             raise FileNotFoundError(f"no store at {self.path}")
         self.utc_offset = utc_offset
+        self.lang = normalise_lang(lang)  # of the timelines' meanings and the overdue details (Chinese by default)
         if upgrade:
             self._upgrade()
         db = self._connect()
@@ -461,6 +532,7 @@ class Supervisor:
         return set(SUPERVISION_INDEXES) <= indexes
 
     def close(self) -> None:
+        """Close the read-only connection."""
         self._db.close()
 
     def __enter__(self) -> Supervisor:
@@ -577,6 +649,7 @@ class Supervisor:
         return out
 
     def count_tasks(self, *, court: str | None = None, state: str | None = None) -> int:
+        """How many tasks match the court and state given."""
         where, params = self._task_filter(court=court, state=state)
         return int(self._db.execute(f"SELECT COUNT(*) FROM tasks t WHERE {where}", params).fetchone()[0])
 
@@ -592,7 +665,11 @@ class Supervisor:
             event = event_from_dict(loads(body))
             out.append(
                 TimelineEntry(
-                    task_seq=task_seq, at=event.at, type=event.TYPE, actor=actor_of(event), meaning=describe(event)
+                    task_seq=task_seq,
+                    at=event.at,
+                    type=event.TYPE,
+                    actor=actor_of(event),
+                    meaning=describe(event, self.lang),
                 )
             )
         return out
@@ -600,6 +677,7 @@ class Supervisor:
     # -- statistics ------------------------------------------------------------------------------------
 
     def latest_event_time(self) -> datetime:
+        """The store's latest change (the default ``as_of``); now when the store is empty."""
         value = self._db.execute("SELECT MAX(updated_at) FROM tasks").fetchone()[0]
         return datetime.now(UTC) if value is None else _dt(value)
 
@@ -614,6 +692,7 @@ class Supervisor:
         )
 
     def by_state(self, scope: Scope = Scope()) -> dict[str, int]:
+        """Tasks per state in the scope."""
         where, params = self._task_filter(court=scope.court, created_from=scope.created_from, to=scope.created_to)
         return dict(self._db.execute(f"SELECT state, COUNT(*) FROM tasks t WHERE {where} GROUP BY state", params))
 
@@ -623,12 +702,18 @@ class Supervisor:
     def served_cycles(self, scope: Scope = Scope()) -> Iterator[tuple[str, float, float | None, str]]:
         """Per served task (its latest service): method, hours from creation to effective service, hours from
         effective service to the proof filed (None if not filed) and the day of service at ``utc_offset``."""
+        for method, cycle, filing, day, _court in self._served_rows(scope):
+            yield method, cycle, filing, day
+
+    def _served_rows(self, scope: Scope) -> Iterator[tuple[str, float, float | None, str, str]]:
+        """:meth:`served_cycles` with each task's court."""
         cond, params = self._scope_sql(scope, "s.task_id")
         yield from self._db.execute(
             "SELECT s.sv_key, (julianday(s.sv_time) - julianday(t.created_at)) * 24,"
             " (julianday((SELECT MAX(f.at) FROM events f"
             f" WHERE {_sv('f.')} AND f.type = 'service.filed' AND f.task_id = s.task_id))"
-            f"  - julianday(s.sv_time)) * 24, date(s.sv_time, '{self._shift()}')"
+            f"  - julianday(s.sv_time)) * 24, date(s.sv_time, '{self._shift()}'),"
+            " substr(t.case_key, 1, instr(t.case_key, '|') - 1)"
             " FROM (SELECT task_id, sv_key, sv_time, MAX(seq) FROM events"
             f" WHERE {_sv()} AND type = 'service.served'"
             " GROUP BY task_id) s"
@@ -705,7 +790,8 @@ class Supervisor:
             routed = self._tasks_with("print.routed", scope)
             electronic_tasks = self._electronic_tasks(scope)
             created_per_day = self._created_per_day(scope)
-            by_method, served_per_day, cycle, filing = cycles_job.result()
+            per_court = self._tasks_per_court(scope)
+            by_method, served_per_day, cycle, filing, court_cycles = cycles_job.result()
             outcomes = outcomes_job.result()
             if overdue_job is not None:
                 overdue = overdue_job.result()
@@ -786,7 +872,27 @@ class Supervisor:
             overdue=counts,
             cost=cost,
             refused_receipts=tuple(self.refused_receipts()),
+            courts=_court_rows(per_court, court_cycles, overdue or ()),
+            court=scope.court,
         )
+
+    def _tasks_per_court(self, scope: Scope) -> dict[str, tuple[int, int]]:
+        """Per court: its tasks, and how many of them are open (neither served, filed nor cancelled)."""
+        where, params = self._task_filter(court=scope.court, created_from=scope.created_from, to=scope.created_to)
+        rows = self._db.execute(
+            "SELECT substr(t.case_key, 1, instr(t.case_key, '|') - 1) AS c, COUNT(*),"
+            " SUM(t.state NOT IN ('served', 'filed', 'cancelled'))"
+            f" FROM tasks t WHERE {where} GROUP BY c",
+            params,
+        )
+        return {court: (int(n), int(open_ or 0)) for court, n, open_ in rows}
+
+    def courts(self) -> list[str]:
+        """The courts that have tasks in the store, by name."""
+        rows = self._db.execute(
+            "SELECT DISTINCT substr(case_key, 1, instr(case_key, '|') - 1) FROM tasks ORDER BY 1"
+        ).fetchall()
+        return [row[0] for row in rows]
 
     def refused_receipts(self) -> list[RefusedReceipts]:
         """Receipts the engine refused, per source and reason, over the store's life (kept per UTC day in the
@@ -825,19 +931,26 @@ class Supervisor:
         finally:
             view._db.close()
 
-    def _cycle_summary(self, scope: Scope) -> tuple[dict[str, int], dict[str, int], array[float], array[float]]:
-        """Served tasks by method and by day, and the two cycle-time samples (hours)."""
+    def _cycle_summary(
+        self, scope: Scope
+    ) -> tuple[dict[str, int], dict[str, int], array[float], array[float], dict[str, tuple[int, array[float]]]]:
+        """Served tasks by method and by day, the two cycle-time samples (hours), and per court the tasks
+        served electronically and the created-to-served sample."""
         by_method: dict[str, int] = {}
         per_day: dict[str, int] = {}
         cycle = array("d")
         filing = array("d")
-        for method, cycle_h, filing_h, day in self.served_cycles(scope):
+        per_court: dict[str, tuple[int, array[float]]] = {}
+        for method, cycle_h, filing_h, day, court in self._served_rows(scope):
             by_method[method] = by_method.get(method, 0) + 1
             per_day[day] = per_day.get(day, 0) + 1
+            electronic, sample = per_court.get(court) or (0, array("d"))
+            sample.append(max(0.0, cycle_h))
+            per_court[court] = (electronic + (method == "electronic"), sample)
             cycle.append(max(0.0, cycle_h))
             if filing_h is not None:
                 filing.append(max(0.0, filing_h))
-        return by_method, per_day, cycle, filing
+        return by_method, per_day, cycle, filing, per_court
 
     def _electronic_tasks(self, scope: Scope) -> int:
         cond, params = self._scope_sql(scope)
@@ -873,6 +986,7 @@ class Supervisor:
             params,
         )
         items: list[OverdueItem] = []
+        m = catalogue(self.lang)
         for (task_id, case_key, state), events in itertools.groupby(rows, key=lambda r: (r[0], r[1], r[2])):
             queued: dict[str, tuple[str, datetime]] = {}
             answered: dict[str, set[str]] = {}
@@ -886,17 +1000,16 @@ class Supervisor:
                 elif etype == "task.needs_attention":
                     attention_since = _dt(at)
             if state == "needs_attention" and attention_since is not None:
-                found.append(("needs_attention", attention_since, "waiting for a person to decide"))
+                found.append(("needs_attention", attention_since, m("detail.needs_attention")))
             for ref, (key, at) in queued.items():
                 kind, _, channel = key.partition(" ")
                 seen = answered.get(ref, set())
                 if kind in ELECTRONIC_KINDS and state == "electronic":
                     if not seen & _SETTLED_E and as_of - at > e_limit:
-                        found.append(
-                            ("eservice_unconfirmed", at, f"{kind} via {channel}: no delivery or failure report")
-                        )
+                        detail = m("detail.eservice_unconfirmed", kind=label("kind", kind, self.lang), channel=channel)
+                        found.append(("eservice_unconfirmed", at, detail))
                 elif kind == "print" and state == "routed" and not seen & _PRINT_DONE and as_of - at > p_limit:
-                    found.append(("print_not_printed", at, f"print job at {channel} not printed"))
+                    found.append(("print_not_printed", at, m("detail.print_not_printed", centre=centre_name(channel))))
             court, number = _split_case(case_key)
             items += [
                 OverdueItem(
@@ -912,6 +1025,33 @@ class Supervisor:
             ]
         items.sort(key=lambda i: (-i.hours, i.task_id, i.rule))
         return items if limit is None else items[:limit]
+
+
+def _court_rows(
+    tasks: dict[str, tuple[int, int]],
+    served: dict[str, tuple[int, array[float]]],
+    overdue: Sequence[OverdueItem],
+) -> tuple[CourtRow, ...]:
+    late: dict[str, int] = {}
+    for item in overdue:
+        late[item.court] = late.get(item.court, 0) + 1
+    rows = []
+    for court in set(tasks) | set(served):
+        n, open_ = tasks.get(court, (0, 0))
+        electronic, sample = served.get(court) or (0, array("d"))
+        rows.append(
+            CourtRow(
+                court=court,
+                tasks=n,
+                served=len(sample),
+                electronic=electronic,
+                open=open_,
+                median_hours=round(pystats.median(sample), 4) if sample else None,
+                overdue=late.get(court, 0),
+            )
+        )
+    rows.sort(key=lambda r: (-r.tasks, r.court))
+    return tuple(rows)
 
 
 def _merge_days(created: dict[str, int], served: dict[str, int]) -> list[tuple[str, int, int]]:

@@ -96,12 +96,21 @@ class ServiceEmulator(Protocol):
 
     name: str
 
-    def start(self) -> Any: ...
-    def stop(self) -> None: ...
+    def start(self) -> Any:
+        """Start serving (on a free port unless one was set); returns the emulator."""
+
+    def stop(self) -> None:
+        """Stop serving (state that is kept on disk stays)."""
+
     @property
-    def url(self) -> str: ...
-    def received(self) -> list[dict[str, Any]]: ...
-    def sandbox_env(self) -> dict[str, str]: ...
+    def url(self) -> str:
+        """The base URL the emulator listens on."""
+
+    def received(self) -> list[dict[str, Any]]:
+        """What the emulator received, oldest first (for the sandbox's listing and tests)."""
+
+    def sandbox_env(self) -> dict[str, str]:
+        """The ``DELIVERY_SDK_*`` variables that point the plugin at this emulator."""
 
 
 F = TypeVar("F")
@@ -341,10 +350,12 @@ class EmulatorServer:
 
     @property
     def host(self) -> str:
+        """The address the server is bound to."""
         return self._bound()[0]
 
     @property
     def port(self) -> int:
+        """The port the server is bound to."""
         return self._bound()[1]
 
     @property
@@ -388,10 +399,12 @@ class FaultScript(Generic[F]):
         self._lock = threading.Lock()
 
     def extend(self, faults: Iterable[F]) -> None:
+        """Queue more faults, after those already queued."""
         with self._lock:
             self._faults.extend(faults)
 
     def pop(self, match: Callable[[F], bool] | None = None) -> F | None:
+        """Take the first queued fault (the first that ``match`` accepts, when given), or None."""
         with self._lock:
             if match is None:
                 return self._faults.popleft() if self._faults else None
@@ -429,6 +442,7 @@ class PathFault:
     delay: float = 0.0
 
     def matches(self, method: str, path: str) -> bool:
+        """True when this fault applies to a request of ``method`` on ``path``."""
         return path.startswith(self.path_prefix) and self.method in (None, method)
 
 

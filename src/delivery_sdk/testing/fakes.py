@@ -50,6 +50,7 @@ class Outcome:
 
     @classmethod
     def delivered(cls, after: timedelta = timedelta(0), *, read_after: timedelta | None = None) -> Outcome:
+        """Delivered ``after`` the send (and read ``read_after`` the delivery, when given)."""
         return cls(kind="delivered", after=after, read_after=read_after)
 
     @classmethod
@@ -59,6 +60,7 @@ class Outcome:
 
     @classmethod
     def failed(cls, reason: str = "undeliverable", after: timedelta = timedelta(0)) -> Outcome:
+        """Accepted, then failed ``after`` the send for ``reason``."""
         return cls(kind="failed", after=after, reason=reason)
 
     @classmethod
@@ -73,18 +75,22 @@ class Outcome:
 
     @classmethod
     def refused(cls, reason: str = "rejected by the provider") -> Outcome:
+        """Not accepted by the provider, for ``reason``."""
         return cls(kind="refused", reason=reason)
 
     @classmethod
     def transient(cls, times: int = 1, then: Outcome | None = None) -> Outcome:
+        """A transient error ``times`` times, then ``then`` (by default: delivered)."""
         return cls(kind="transient", times=times, then=then or cls.delivered())
 
     @classmethod
     def signed(cls, after: timedelta = timedelta(days=2), *, signer_role: str | None = "recipient") -> Outcome:
+        """Post signed for ``after`` the mailing (by ``signer_role``)."""
         return cls(kind="signed", after=after, signer_role=signer_role)
 
     @classmethod
     def returned(cls, reason: str = "address_wrong", after: timedelta = timedelta(days=3)) -> Outcome:
+        """Post returned ``after`` the mailing, for ``reason``."""
         return cls(kind="returned", after=after, reason=reason)
 
 
@@ -144,6 +150,7 @@ class FakeChannel(_Scripted):
 
     @property
     def idempotency_keys(self) -> list[str]:
+        """The dispatch id of every send call, in order (a resend shows twice)."""
         return [d.dispatch_id for d in self.history]
 
     def _receipts(self, dispatch_id: str, now: datetime) -> tuple[Receipt, ...]:
@@ -190,6 +197,8 @@ class FakeChannel(_Scripted):
         return ()
 
     async def send(self, dispatch: Dispatch) -> SendResult:
+        """Play the next scripted outcome for ``dispatch``; a resend of one dispatch id gets the first answer again,
+        as a real provider's deduplication would."""
         self.history.append(dispatch)
         if dispatch.dispatch_id in self._sent:  # a real provider deduplicates on the idempotency key
             _, _, ref = self._sent[dispatch.dispatch_id]
@@ -214,6 +223,7 @@ class FakeChannel(_Scripted):
         )
 
     async def status(self, dispatch: Dispatch) -> StatusReport:
+        """What became of ``dispatch`` by the clock's now (not found if it was never accepted)."""
         entry = self._sent.get(dispatch.dispatch_id)
         if entry is None:
             return StatusReport(found=False)
@@ -256,6 +266,7 @@ class FakePrintCentre(BaseChannel):
         self._waybills: dict[str, str] = {}
 
     async def send(self, dispatch: Dispatch) -> SendResult:
+        """Accept a print job (or refuse every job when ``refuse`` is set) and remember its waybill."""
         self.jobs.append(dispatch)
         if self.refuse:
             return SendResult(accepted=False, reason=f"centre {self.name} is not accepting jobs")
@@ -265,9 +276,11 @@ class FakePrintCentre(BaseChannel):
         return SendResult(accepted=True, provider_ref=f"job-{dispatch.dispatch_id}")
 
     def waybill(self, dispatch_id: str) -> str:
+        """The waybill of a job: the one it came with, or a fake one made from its dispatch id."""
         return self._waybills.get(dispatch_id) or fake_waybill(dispatch_id)
 
     async def status(self, dispatch: Dispatch) -> StatusReport:
+        """The job's progress by the clock's now: printed, then mailed (not found if never accepted)."""
         accepted = self._accepted.get(dispatch.dispatch_id)
         if accepted is None:
             return StatusReport(found=False)
@@ -298,7 +311,9 @@ class FakePrintCentre(BaseChannel):
 class FakeCarrier(_Scripted):
     """The postal carrier: creates electronic waybills (``send``, idempotent on the dispatch id; ``orders``
     keeps each order) and tracks mailed items by waybill (``status``); outcomes ``signed`` or ``returned``.
-    ``refuse_orders`` makes it refuse every waybill order with that reason."""
+    ``refuse_orders`` makes it refuse every waybill order with that reason. ``requires`` declares what its
+    waybills need (``{"receiver_phone"}``, as the real EMS carrier; none by default), and then it refuses an
+    order without a receiver phone, as the real carrier does."""
 
     orders_waybills = True  # the engine orders each print job's waybill here before the centre gets the job
 
@@ -309,19 +324,25 @@ class FakeCarrier(_Scripted):
         clock: Clock | None = None,
         handler: Handler | None = None,
         default: Outcome | None = None,
+        requires: frozenset[str] = frozenset(),
     ) -> None:
         super().__init__(name=name, kind=ChannelKind.POST, clock=clock, handler=handler, default=default)
         self.tracked: dict[str, tuple[Outcome, datetime]] = {}
         self.orders: dict[str, Dispatch] = {}
         self.refuse_orders: str | None = None
+        self.requires = frozenset(requires)
 
     async def send(self, dispatch: Dispatch) -> SendResult:
+        """Take a waybill order (refused when scripted so, or when a required receiver phone is missing)."""
         if self.refuse_orders is not None:
             return SendResult(accepted=False, reason=self.refuse_orders)
+        if "receiver_phone" in self.requires and dispatch.recipient_phone is None:
+            return SendResult(accepted=False, reason="RECEIVER_PHONE_REQUIRED")
         self.orders.setdefault(dispatch.dispatch_id, dispatch)
         return SendResult(accepted=True, provider_ref=fake_waybill(dispatch.dispatch_id))
 
     async def status(self, dispatch: Dispatch) -> StatusReport:
+        """The tracking of a waybill by the clock's now: the scripted outcome once its time has come."""
         if dispatch.waybill is None:
             return StatusReport(found=False)
         if dispatch.waybill not in self.tracked:
@@ -365,6 +386,7 @@ class FakeAddressSource:
 
     @hookimpl
     def delivery_address_candidates(self, party: Party, known: Sequence[Contact]) -> Sequence[AddressCandidate]:
+        """The handler's candidates for ``party``, or the scripted ones (and the call is recorded)."""
         self.calls.append(party.party_id)
         if self.handler is not None:
             return self.handler(party, known)
@@ -383,10 +405,13 @@ class RecordingSink:
 
     @hookimpl
     def delivery_record_evidence(self, batch: EvidenceBatch) -> None:
+        """Keep the batch's events in :attr:`evidence`."""
         self.evidence.extend(batch.events)
 
     @hookimpl
     def delivery_file_service_record(self, record: ServiceRecord) -> str:
+        """Keep the record in :attr:`filed` (failing as many times as scripted first) and return its filing
+        reference."""
         self.filing_calls += 1
         if self._fail_filing > 0:
             self._fail_filing -= 1
@@ -396,6 +421,7 @@ class RecordingSink:
 
     @hookimpl
     def delivery_task_event(self, event: StoredEvent) -> None:
+        """Keep the event in :attr:`observed`."""
         self.observed.append(event)
 
 

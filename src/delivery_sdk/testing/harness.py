@@ -90,6 +90,7 @@ def make_request(
     client_key: str | None = None,
     channels: Sequence[ChannelKind] | None = None,
 ) -> ServiceRequest:
+    """A service request of one summons for ``party`` (default :func:`make_party`) in a Wuhan case."""
     return ServiceRequest(
         case=Case(court=court, case_number=case_number),
         party=party or make_party(),
@@ -164,6 +165,7 @@ class Harness:
         )
 
     def centre(self, code: str) -> FakePrintCentre:
+        """The fake print centre for division ``code`` (``PC-<code>``)."""
         return next(x for x in self.centres if x.info.centre_id == f"PC-{code}")
 
     def unused(self) -> dict[str, list[Outcome]]:
@@ -172,5 +174,6 @@ class Harness:
         return {f.name: f.unused() for f in fakes if f.unused()}
 
     async def aclose(self) -> None:
+        """Close the client and the store."""
         await self.client.aclose()
         self.store.close()

@@ -90,6 +90,7 @@ class LogLeakCheck:
 
     @property
     def records(self) -> list[logging.LogRecord]:
+        """The log records captured so far."""
         return self._handler.records
 
     def __enter__(self) -> LogLeakCheck:

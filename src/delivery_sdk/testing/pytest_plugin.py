@@ -20,11 +20,14 @@ from .harness import Harness
 
 @pytest.fixture
 def virtual_clock() -> VirtualClock:
+    """A fresh :class:`VirtualClock` (the pytest fixture)."""
     return VirtualClock()
 
 
 @pytest.fixture
 def delivery_harness() -> Iterator[Harness]:
+    """A :class:`Harness`, closed afterwards; the test fails if scripted outcomes were never used (the pytest
+    fixture)."""
     harness = Harness()
     yield harness
     leftover = harness.unused()

@@ -4,6 +4,9 @@
 
 - **electronic waybills** (``send``): the engine orders each print job's waybill here before the job goes
   to the print centre (``orders_waybills = True``), so the centre prints the label and nobody writes a slip.
+  Every waybill needs the receiver's mobile number (``requires = {"receiver_phone"}``): the client warns at
+  submit about a party without one, and the engine orders no waybill until the task has one (found by
+  assisted person search, or added by a clerk with ``set_contact``).
   The order is idempotent on the dispatch id (``order_no`` and the ``Idempotency-Key`` header): a job sent
   again after a crash or a timeout gets the same waybill number back;
 - **tracking by polling** (``status``): once the centre reports the item mailed, the engine polls the
@@ -226,6 +229,10 @@ class EmsCarrier(BaseChannel):
 
     kind = ChannelKind.POST
     orders_waybills = True
+    # what every waybill needs (delivery_sdk.channels.WAYBILL_REQUIREMENTS): the carrier refuses an order
+    # without the receiver's mobile number (422 RECEIVER_PHONE_REQUIRED), so the client warns at submit about
+    # a party without one and the engine finds one (assisted person search) or asks a person before ordering
+    requires: frozenset[str] = frozenset({"receiver_phone"})
 
     def __init__(
         self,

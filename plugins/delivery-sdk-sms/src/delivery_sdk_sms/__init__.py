@@ -123,6 +123,7 @@ ENV = {
     "link_template": "DELIVERY_SDK_SMS_LINK_TEMPLATE",
     "callback_secret": "DELIVERY_SDK_SMS_CALLBACK_SECRET",
     "link_key": "DELIVERY_SDK_SMS_LINK_KEY",
+    "code_template_code": "DELIVERY_SDK_SMS_CODE_TEMPLATE_CODE",
     "rate": "DELIVERY_SDK_SMS_RATE",
     "timeout": "DELIVERY_SDK_SMS_TIMEOUT",
     "name": "DELIVERY_SDK_SMS_NAME",
@@ -215,6 +216,7 @@ class SmsChannel(BaseChannel):
         timeout: float = 10.0,
         max_connections: int = 64,
         callback_window: float = 300.0,
+        code_template_code: str | None = None,
     ) -> None:
         base_url = check_base_url(base_url)
         for what, value in (
@@ -242,6 +244,7 @@ class SmsChannel(BaseChannel):
             link_key if link_key is not None else hmac_sha256_hex(access_key_secret, "delivery-sdk link token key")
         )
         self._params = params or _default_params
+        self.code_template_code = code_template_code
         self.callback_window = callback_window
         self.limiter = RateLimiter(rate, burst=burst)
         self._owns_http = http is None
@@ -316,6 +319,28 @@ class SmsChannel(BaseChannel):
                 retry_after=retry_after if retry_after is not None else _BUSY_RETRY_AFTER,
             )
         return data
+
+    async def send_code(self, mobile: str, code: str, *, reference: str) -> None:
+        """Text a one-time code (the document page's identity check, :mod:`delivery_sdk.portal`).
+
+        The message is the carriers' approved code template ``code_template_code`` with the one parameter
+        ``code``; ``reference`` (no personal data) is its ``out_id`` and idempotency key. Raises
+        :class:`~delivery_sdk.ChannelError` when no code template is configured or the gateway refuses.
+        """
+        if not self.code_template_code:
+            raise ChannelError(f"{self.name}: no code template configured (code_template_code)")
+        payload = {
+            "phone_numbers": mobile,
+            "sign_name": self.sign_name,
+            "template_code": self.code_template_code,
+            "template_param": {"code": code},
+            "out_id": reference,
+        }
+        data = await self._call(
+            "POST", SEND_PATH, what=f"{self.name}.send_code", payload=payload, idempotency_key=reference
+        )
+        if data.get("code") != "OK":
+            raise ChannelError(f"{self.name}.send_code: refused by the gateway ({_safe_code(data.get('code'))})")
 
     # -- the adapter contract --------------------------------------------------------------------------
 
@@ -462,6 +487,7 @@ class EnvSmsPlugin:
                 link_template=values["link_template"],
                 callback_secret=values["callback_secret"],
                 link_key=values["link_key"] or None,
+                code_template_code=values["code_template_code"] or None,
                 name=values["name"] or "sms",
                 rate=rate,
                 timeout=timeout if timeout is not None else 10.0,
