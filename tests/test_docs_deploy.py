@@ -48,7 +48,12 @@ def _known_variables() -> frozenset[str]:
     """Every ``DELIVERY_SDK_*`` name written out in delivery-sdk's or a plugin's source."""
     names: set[str] = set()
     for path in [*ROOT.glob("src/delivery_sdk/**/*.py"), *ROOT.glob("plugins/*/src/**/*.py")]:
-        names.update(re.findall(r"DELIVERY_SDK_[A-Z0-9_]*[A-Z0-9]", path.read_text(encoding="utf-8")))
+        text = path.read_text(encoding="utf-8")
+        names.update(re.findall(r"DELIVERY_SDK_[A-Z0-9_]*[A-Z0-9]", text))
+        # a plugin that reads ENV_PREFIX + "NAME" (the e-mail and e-service plugins: p = ENV_PREFIX)
+        prefix = re.search(r'^ENV_PREFIX = "(DELIVERY_SDK_[A-Z0-9_]*_)"', text, flags=re.M)
+        if prefix:
+            names.update(prefix[1] + n for n in re.findall(r'\b(?:p|ENV_PREFIX) \+ "([A-Z][A-Z0-9_]*)"', text))
     return frozenset(names)
 
 

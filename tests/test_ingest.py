@@ -649,6 +649,51 @@ def test_receipt_for_the_dispatch_being_sent_is_not_lost() -> None:
     run(main())
 
 
+def test_a_task_served_after_two_conflicting_ingests_is_filed_in_the_same_step() -> None:
+    """A receiver in another process records a provider's reports while the worker's send is in flight: the
+    worker's commits conflict, its results are re-applied each time, and the task, served, is filed at once,
+    not ``retry_after_error`` later (a filing decided before a conflict is dropped with the write: it runs
+    again)."""
+    clock = VirtualClock()
+    client: AsyncDeliveryClient
+    pending: list[Receipt] = []
+
+    class Racing(SQLiteStore):
+        """The receiver's second write lands just before the worker commits the filing."""
+
+        def commit(self, writes: Sequence[Any], *, returning: bool = True) -> Any:
+            if pending and any(type(e).__name__ == "Filed" for w in writes for e in w.events):
+                client.engine.ingest(pending.pop())
+            return super().commit(writes, returning=returning)
+
+    def sms(dispatch: Dispatch) -> SendResult:
+        client.engine.ingest(
+            Receipt(dispatch_id=dispatch.dispatch_id, kind=ReceiptKind.DELIVERED, at=clock.now(), provider_event_id="d")
+        )
+        pending.append(
+            Receipt(dispatch_id=dispatch.dispatch_id, kind=ReceiptKind.READ, at=clock.now(), provider_event_id="r")
+        )
+        return SendResult(accepted=True, provider_ref="sms-ref-1")
+
+    client = AsyncDeliveryClient(
+        Racing(),
+        plugins=[channels_plugin(MockChannel(sms, name="mock-sms", kind=ChannelKind.SMS))],
+        clock=clock,
+        load_entry_points=False,
+    )
+
+    async def main() -> None:
+        task_id = await client.submit(make_request(make_party("P1")))
+        for _ in range(3):  # the clock stands still: only what is due now
+            await client.engine.step()
+        assert pending == []  # the second report did race the filing
+        assert client.status(task_id).state is TaskState.FILED
+        assert [s.event.TYPE for s in client.timeline(task_id)][-2:] == ["service.served", "service.filed"]
+        await client.aclose()
+
+    run(main())
+
+
 def test_receipt_for_an_earlier_dispatch_while_the_next_is_sent_is_not_lost() -> None:
     """SMS timed out and the engine moves on to e-mail; the SMS delivery report comes in during that send."""
     clock = VirtualClock()

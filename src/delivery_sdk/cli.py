@@ -779,6 +779,12 @@ def _worker(args: argparse.Namespace) -> int:
     return run_from_args(args)
 
 
+def _receiver(args: argparse.Namespace) -> int:
+    from .receiver import run_from_args
+
+    return run_from_args(args)
+
+
 def _sandbox(args: argparse.Namespace) -> int:
     from .sandbox import run_from_args
 
@@ -944,6 +950,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_worker_arguments(check)
     check.set_defaults(func=_check_config)
+    from .receiver import add_receiver_arguments
+
+    receiver = sub.add_parser(
+        "receiver",
+        help="serve the callback receiver apart from the worker (same settings file; never runs the engine)",
+    )
+    add_receiver_arguments(receiver)
+    receiver.set_defaults(func=_receiver)
     from .sandbox import add_sandbox_arguments
 
     sandbox = sub.add_parser(

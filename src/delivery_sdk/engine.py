@@ -871,6 +871,9 @@ class Engine:
                 done, keys = work.outbox_done, work.receipt_keys  # reset() clears them; the results still stand
                 work.task = fresh[work.task.task_id]
                 work.reset()
+                # the inline actions' events (routing, address search, filing) were dropped with the write:
+                # they run again; only the I/O stays done (its results are the facts re-applied)
+                work.done = [a for a in work.done if not isinstance(a, (*_INLINE, File))]
                 work.outbox_done = [d for d in done if work.task.dispatch(d) is not None]
                 work.receipt_keys = keys
                 for event in facts:

@@ -24,9 +24,10 @@ soak and end-to-end tests. The server advertises DSN (RFC 3461) and records ENVI
 
 As a local service (``delivery-sdk sandbox``, ``python -m delivery_sdk_email.emulator --port 18001 --state DIR
 --callback-url http://127.0.0.1:8080/callbacks``): a fixed ``port``; with ``bounce_prefix`` every recipient
-whose address starts with it bounces; with ``callback_url`` each bounce's DSN is pushed there, signed with
-``callback_secret`` (:func:`sign_push`); :meth:`SmtpEmulator.received` lists the messages taken (kept in
-``state_dir/received.jsonl`` across restarts).
+whose address starts with it bounces; with ``success_reports`` every other message that asks for success
+reports (``NOTIFY=SUCCESS``) gets an ``Action: delivered`` DSN; with ``callback_url`` each DSN is pushed
+there, signed with ``callback_secret`` (:func:`sign_push`); :meth:`SmtpEmulator.received` lists the messages
+taken (kept in ``state_dir/received.jsonl`` across restarts).
 :func:`self_signed_tls` makes a certificate for 127.0.0.1 (``cryptography``) for the TLS variants.
 """
 
@@ -233,6 +234,7 @@ class SmtpEmulator:
         callback_url: str | None = None,
         callback_secret: str = "emulator-email-callback-secret",
         bounce_prefix: str | None = None,
+        success_reports: bool = False,
     ) -> None:
         if default not in BEHAVIOURS:
             raise ValueError(f"unknown behaviour {default!r}; one of {sorted(BEHAVIOURS)}")
@@ -252,6 +254,8 @@ class SmtpEmulator:
         self.callback_url = callback_url
         self.callback_secret = callback_secret
         self.bounce_prefix = None if bounce_prefix is None else bounce_prefix.lower()
+        # as a relay that honours NOTIFY=SUCCESS: an "Action: delivered" DSN for every message it keeps
+        self.success_reports = success_reports
         self.pushes: list[int] = []  # HTTP status of each bounce pushed to callback_url
         self._received: collections.deque[dict[str, Any]] = collections.deque(maxlen=1000)
         self._pushers: list[threading.Thread] = []
@@ -499,10 +503,15 @@ class SmtpEmulator:
             return "554 5.6.0 Message content refused"
         if behaviour == "tempfail_data":
             return "451 4.3.0 Message not accepted now, try again later"
+        dsn = None
         if behaviour == "bounce":
             dsn = self.make_dsn(received)
-            with self._lock:
-                self.bounces.append(dsn)
+        elif behaviour == "accept" and self.success_reports and "SUCCESS" in (received.notify or "").upper():
+            dsn = self.make_dsn(received, action="delivered", status="2.0.0")
+        if dsn is not None:
+            if behaviour == "bounce":
+                with self._lock:
+                    self.bounces.append(dsn)
             if self.callback_url:
                 pusher = threading.Thread(target=self._push_bounce, args=(dsn,), daemon=True)
                 self._pushers.append(pusher)
@@ -531,13 +540,16 @@ def sandbox(
     *, host: str = "127.0.0.1", port: int = 0, state_dir: str | Path | None = None, callback_url: str | None = None
 ) -> SmtpEmulator:
     """The server as ``delivery-sdk sandbox`` runs it (the ``delivery_sdk.emulators`` entry point): plain SMTP,
-    every recipient whose address starts with ``bounce`` bounces, the DSN pushed to ``{callback_url}/email``."""
+    every recipient whose address starts with ``bounce`` bounces, every other message asking for success
+    reports (``NOTIFY=SUCCESS``) is reported delivered, as a relay that honours DSNs does; the DSN pushed to
+    ``{callback_url}/email``."""
     return SmtpEmulator(
         host=host,
         port=port,
         state_dir=state_dir,
         callback_url=join_callback(callback_url, "email"),
         bounce_prefix="bounce",
+        success_reports=True,
     )
 
 

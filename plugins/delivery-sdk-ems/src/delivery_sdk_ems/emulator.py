@@ -281,16 +281,24 @@ class EmsEmulator(EmulatorServer):
 
 
 def sandbox(
-    *, host: str = "127.0.0.1", port: int = 0, state_dir: str | Path | None = None, callback_url: str | None = None
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    state_dir: str | Path | None = None,
+    callback_url: str | None = None,
+    time_scale: float = 1.0,
 ) -> EmsEmulator:
     """The emulator as ``delivery-sdk sandbox`` runs it (the ``delivery_sdk.emulators`` entry point): what it
-    takes is pushed to ``{callback_url}/ems`` (signed) as soon as it is created."""
+    takes is pushed to ``{callback_url}/ems`` (signed) as soon as it is created; every item is signed for a
+    minute after its order (accepted after 12 hours), both ``time_scale`` times sooner (``--time-scale``)."""
     return EmsEmulator(
         host=host,
         port=port,
         state_dir=state_dir,
         callback_url=join_callback(callback_url, "ems"),
-        default=Plan.signed(after=timedelta(minutes=1)),
+        default=Plan(
+            op="SIGNED", after=timedelta(minutes=1) / time_scale, accept_after=timedelta(hours=12) / time_scale
+        ),
     )
 
 

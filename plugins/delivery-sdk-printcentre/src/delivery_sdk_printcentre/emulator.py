@@ -295,12 +295,27 @@ class CentreEmulator(EmulatorServer):
 
 
 def sandbox(
-    *, host: str = "127.0.0.1", port: int = 0, state_dir: str | Path | None = None, callback_url: str | None = None
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    state_dir: str | Path | None = None,
+    callback_url: str | None = None,
+    time_scale: float = 1.0,
 ) -> CentreEmulator:
     """The emulator as ``delivery-sdk sandbox`` runs it (the ``delivery_sdk.emulators`` entry point): what it
-    takes is pushed to ``{callback_url}/printcentre`` (signed) as soon as it is created."""
+    takes is pushed to ``{callback_url}/{centre_id}`` (signed; the adapter's name is the centre's id) as soon
+    as it is created; a job is printed 2, enveloped 3 and mailed 5 hours after its batch, ``time_scale``
+    times sooner (``--time-scale``)."""
+    centre_id = "PC-420100"
     return CentreEmulator(
-        host=host, port=port, state_dir=state_dir, callback_url=join_callback(callback_url, "printcentre")
+        centre_id=centre_id,
+        host=host,
+        port=port,
+        state_dir=state_dir,
+        callback_url=join_callback(callback_url, centre_id),
+        print_after=timedelta(hours=2) / time_scale,
+        envelope_after=timedelta(hours=3) / time_scale,
+        mail_after=timedelta(hours=5) / time_scale,
     )
 
 
