@@ -835,6 +835,7 @@ def register_cli_plugins(sub: Any, entry_points: Sequence[Any] | None = None) ->
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``delivery-sdk`` command line: every built-in subcommand, then those the CLI plugins add."""
     parser = argparse.ArgumentParser(prog="delivery-sdk", description="Service of court documents (送达), end to end.")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="simulate a day of a provincial service centre on a fresh SQLite store")

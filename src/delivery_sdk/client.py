@@ -622,9 +622,36 @@ class AsyncDeliveryClient:
 class DeliveryClient:
     """The synchronous face for scripts: the same methods as :class:`AsyncDeliveryClient`, blocking."""
 
-    def __init__(self, store: TaskStore | str | os.PathLike[str] | None = None, **kwargs: Any) -> None:
+    # the same parameters as AsyncDeliveryClient.__init__ (tests/test_public_api.py keeps them equal)
+    def __init__(
+        self,
+        store: TaskStore | str | os.PathLike[str] | None = None,
+        *,
+        plugins: Sequence[object] = (),
+        clock: Clock | None = None,
+        policy: PolicyConfig | None = None,
+        config: EngineConfig | None = None,
+        load_entry_points: bool = True,
+        environ: Mapping[str, str] | None = None,
+        id_factory: Callable[[], str] | None = None,
+        evidence_signers: Sequence[Signer] | None = None,
+        evidence_origin: str | None = None,
+        evidence_witness: str | os.PathLike[str] | bool | None = None,
+    ) -> None:
         self._runner = asyncio.Runner()
-        self._async = AsyncDeliveryClient(store, **kwargs)
+        self._async = AsyncDeliveryClient(
+            store,
+            plugins=plugins,
+            clock=clock,
+            policy=policy,
+            config=config,
+            load_entry_points=load_entry_points,
+            environ=environ,
+            id_factory=id_factory,
+            evidence_signers=evidence_signers,
+            evidence_origin=evidence_origin,
+            evidence_witness=evidence_witness,
+        )
 
     @property
     def engine(self) -> Engine:

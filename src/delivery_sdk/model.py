@@ -353,6 +353,7 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def normalise_mobile(value: str) -> str:
+    """A mainland mobile number as its bare digits: spaces and hyphens removed, a ``+86``/``0086`` prefix dropped."""
     digits = re.sub(r"[\s-]", "", value)
     if digits.startswith("+86"):
         digits = digits[3:]

@@ -220,6 +220,7 @@ def structure(data: Any, cls: type[T]) -> T:
 
 
 def unstructure(value: Any) -> Any:
+    """``value`` as plain dicts, lists and strings, with the default converter's rules."""
     return DEFAULT_CONVERTER.unstructure(value)
 
 

@@ -6,6 +6,8 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
+import pytest
+
 import delivery_sdk
 from delivery_sdk import (
     BaseChannel,
@@ -20,6 +22,7 @@ from delivery_sdk import (
     Dispatch,
     Document,
     DocumentKind,
+    EngineConfig,
     IngestOutcome,
     Party,
     PolicyConfig,
@@ -112,3 +115,25 @@ def test_public_api_round_trip() -> None:
         assert result.outcome is IngestOutcome.LATE
         assert [e.event.TYPE for e in client.timeline(task_id)][-1] == "dispatch.read"
         assert delivery_sdk.__version__
+
+
+def test_the_sync_clients_keywords_are_checked() -> None:
+    # Every keyword, spelt as the signature spells it: a type checker sees each one (no ``**kwargs``).
+    with DeliveryClient(
+        SQLiteStore(":memory:"),
+        plugins=(),
+        clock=VirtualClock(),
+        policy=PolicyConfig(),
+        config=EngineConfig(),
+        load_entry_points=False,
+        environ={},
+        id_factory=lambda: "task-1",
+        evidence_signers=[],
+        evidence_origin="typing",
+        evidence_witness=False,
+    ) as client:
+        assert sum(client.count_by_state().values()) == 0
+    # A misspelt keyword is a type error; were the signature ``**kwargs: Any`` again, this ignore would be
+    # unused, which ``mypy --strict`` (warn_unused_ignores) reports.
+    with pytest.raises(TypeError):
+        DeliveryClient(":memory:", plugin=[], load_entry_points=False)  # type: ignore[call-arg]

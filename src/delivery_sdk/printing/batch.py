@@ -136,6 +136,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def batch_id(centre_id: str, at: datetime, dispatch_ids: list[str]) -> str:
+    """``<centre>-<Beijing date>-<time>-<hash>``: the same for the same jobs in any order."""
     digest = hashlib.sha256("\n".join(sorted(dispatch_ids)).encode()).hexdigest()[:8]
     return f"{centre_id}-{at.astimezone(BEIJING):%Y%m%d-%H%M}-{digest}"
 

@@ -1061,16 +1061,19 @@ class QmarkConnection:
         return query.replace("%", "%%").replace("?", "%s")
 
     def execute(self, query: str, params: Sequence[Any] = ()) -> Cursor[Any]:
+        """Run one statement with ``?`` placeholders."""
         if not params:
             return self.conn.execute(query.encode())
         return self.conn.execute(self._sql(query).encode(), params)
 
     def executemany(self, query: str, params: Iterable[Sequence[Any]]) -> Cursor[Any]:
+        """Run one statement with ``?`` placeholders for each row of ``params``."""
         cur = self.conn.cursor()
         cur.executemany(self._sql(query).encode(), params)
         return cur
 
     def close(self) -> None:
+        """Close the connection."""
         self.conn.close()
 
 

@@ -910,5 +910,6 @@ class SQLiteStore:
 
 
 def default_store_path(directory: str | os.PathLike[str] = ".") -> Path:
+    """A fresh file name in ``directory`` for the demo's store, stamped with the UTC time."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return Path(directory) / f"delivery-demo-{stamp}.sqlite3"

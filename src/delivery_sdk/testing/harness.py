@@ -101,6 +101,7 @@ def make_request(
 
 
 def hubei_centres(clock: VirtualClock, **kwargs: Any) -> list[FakePrintCentre]:
+    """A fake print centre for each unit of Hubei (``HUBEI_UNITS``), with its neighbours; ``kwargs`` go to each."""
     return [
         FakePrintCentre(
             PrintCentreInfo(
