@@ -403,9 +403,9 @@ class Portal:
             return RedirectResponse(f"{base}/s/{token}", status_code=303)
         return session
 
-    async def documents_page(self, request: Request, *, notice: str | None = None, status: int = 200) -> Response:
-        """``GET /s/{token}/docs``: the documents, the consequences, 签收 and the address confirmation."""
-        request.scope.setdefault("portal.route", "/s/{token}/docs")
+    def in_session(self, request: Request) -> tuple[str, Task, DispatchRecord, Session] | Response:
+        """The link's dispatch and the live session bound to it, or the page that answers instead (a bad link,
+        or the redirect to the identity check): every page behind the identity check starts here."""
         resolved = self.resolve(request)
         if isinstance(resolved, Response):
             return resolved
@@ -413,6 +413,15 @@ class Portal:
         session = self.need_session(request, token, record)
         if isinstance(session, Response):
             return session
+        return token, task, record, session
+
+    async def documents_page(self, request: Request, *, notice: str | None = None, status: int = 200) -> Response:
+        """``GET /s/{token}/docs``: the documents, the consequences, 签收 and the address confirmation."""
+        request.scope.setdefault("portal.route", "/s/{token}/docs")
+        opened = self.in_session(request)
+        if isinstance(opened, Response):
+            return opened
+        token, task, record, session = opened
         return self.page(
             request,
             "documents.html",
@@ -432,13 +441,10 @@ class Portal:
     async def document(self, request: Request) -> Response:
         """``GET /s/{token}/doc/{id}``: the document's bytes when they have its digest; records ``read``."""
         request.scope["portal.route"] = "/s/{token}/doc/{document_id}"
-        resolved = self.resolve(request)
-        if isinstance(resolved, Response):
-            return resolved
-        token, task, record = resolved
-        session = self.need_session(request, token, record)
-        if isinstance(session, Response):
-            return session
+        opened = self.in_session(request)
+        if isinstance(opened, Response):
+            return opened
+        _token, task, record, _session = opened
         document = _find(task.request.documents, request.path_params["document_id"])
         if document is None:
             return self.page(request, "link.html", status=404, why="no_document")
@@ -470,13 +476,10 @@ class Portal:
     async def confirm(self, request: Request) -> Response:
         """``POST /s/{token}/confirm``: 签收, recorded as the party's acceptance (Rules Art. 29(4))."""
         request.scope["portal.route"] = "/s/{token}/confirm"
-        resolved = self.resolve(request)
-        if isinstance(resolved, Response):
-            return resolved
-        token, task, record = resolved
-        session = self.need_session(request, token, record)
-        if isinstance(session, Response):
-            return session
+        opened = self.in_session(request)
+        if isinstance(opened, Response):
+            return opened
+        token, task, record, session = opened
         if not self.csrf_ok(request, await self.form(request), token, session):
             self.counts["csrf_refused"] += 1
             return await self.documents_page(request, notice="form", status=400)
@@ -491,13 +494,10 @@ class Portal:
     async def consent(self, request: Request) -> Response:
         """``POST /s/{token}/consent``: the address confirmation (consent) or the objection."""
         request.scope["portal.route"] = "/s/{token}/consent"
-        resolved = self.resolve(request)
-        if isinstance(resolved, Response):
-            return resolved
-        token, task, record = resolved
-        session = self.need_session(request, token, record)
-        if isinstance(session, Response):
-            return session
+        opened = self.in_session(request)
+        if isinstance(opened, Response):
+            return opened
+        token, task, record, session = opened
         fields = await self.form(request)
         if not self.csrf_ok(request, fields, token, session):
             self.counts["csrf_refused"] += 1
