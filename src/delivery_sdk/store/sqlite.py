@@ -385,10 +385,13 @@ class SQLiteStore:
             pause = min(pause * 2, 0.2)
 
     def _refuse_foreign(self) -> None:
-        db = self._db
-        if db.execute("PRAGMA user_version").fetchone()[0] != 0:
-            return
-        if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' LIMIT 1").fetchone():
+        # one statement, so one snapshot: another process migrating this new file meanwhile commits its tables
+        # and its user_version together, and must not be seen half (tables, version 0) as a foreign file
+        version, tables = self._db.execute(
+            "SELECT (SELECT user_version FROM pragma_user_version),"
+            " EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table')"
+        ).fetchone()
+        if version == 0 and tables:
             raise NotAStore(
                 f"{self.path!r} is a SQLite database of another application (it has tables but no delivery-sdk "
                 "schema): delivery-sdk will not add its tables to it; give a new file or an existing store"
