@@ -172,7 +172,7 @@ def test_any_article_number_renders(n: int) -> None:
 # every basis the SDK records has a full Chinese rendering
 # ---------------------------------------------------------------------------------------------------
 
-_OTHER_MODULES = ("delivery_sdk.policy", "delivery_sdk.engine", "delivery_sdk.printing.package")
+_OTHER_MODULES = ("delivery_sdk.policy", "delivery_sdk.printing.package")
 
 
 def _modules() -> Iterator[ModuleType]:
@@ -209,7 +209,7 @@ def _filled(template: str) -> str:
 
 def _composed() -> dict[str, str]:
     """The bases the code composes at run time, by calling the code that composes them."""
-    from delivery_sdk import engine
+    from delivery_sdk.law.addresses import ADDRESS_RANK, SEARCH_AID_RANK, address_basis, contact_basis
     from delivery_sdk.law.consent import BASIS_PAPER, CONSENT_BASIS
     from delivery_sdk.law.evidence import required_evidence
     from delivery_sdk.model import Contact
@@ -223,11 +223,13 @@ def _composed() -> dict[str, str]:
                 out[f"evidence {method.value} {confirmed} {r.basis}"] = r.basis
     for consent, basis in CONSENT_BASIS.items():  # consent_status, paper copy requested
         out[f"consent+paper {consent.value}"] = f"{basis}; {BASIS_PAPER}"
-    for source in engine.SOURCE_RANK:
+    for source in (*ADDRESS_RANK, *SEARCH_AID_RANK):
         for confirmed in (True, False):
             address = Contact(kind=ContactKind.POSTAL, value="湖北省武汉市武昌区中北路1号", confirmed=confirmed)
             candidate = AddressCandidate(contact=address, source=source)
-            out[f"address {source} {confirmed}"] = engine._address_basis(candidate)
+            out[f"address {source} {confirmed}"] = address_basis(candidate)
+        for kind in (ContactKind.MOBILE, ContactKind.EMAIL):
+            out[f"contact {source} {kind.value}"] = contact_basis(kind, source)
     for year in (2026, 2150):  # 2150: no holiday calendar, the period is not rolled over
         for days in (30, 60, 45):
             moment = datetime(year, 3, 1, tzinfo=UTC)
@@ -249,7 +251,7 @@ def test_the_enumeration_finds_the_known_constants() -> None:
         "delivery_sdk.law.addresses.ADDRESS_BASIS[contract]",
         "delivery_sdk.law.periods.BASIS_DEFENCE",
         "delivery_sdk.policy.BASIS_PUBLICATION_FAILED",
-        "delivery_sdk.engine.BASIS_NO_ADDRESS_LEFT",
+        "delivery_sdk.law.addresses.BASIS_NO_ADDRESS_LEFT",
     ):
         assert expected in names
     assert len(ALL_BASES) > 60

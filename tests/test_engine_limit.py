@@ -1,4 +1,5 @@
-"""The engine's per-channel limit on provider calls in flight (``engine._Limit``)."""
+"""The engine's per-adapter limit on provider calls in flight (``delivery_sdk._fast.CallLimit``; the engine's own
+use of it, two operations of one adapter in flight, is tested in test_engine_retry_and_limit.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 
 import pytest
 
-from delivery_sdk.engine import _Limit
+from delivery_sdk._fast import CallLimit
 
 
 def test_the_call_limit_bounds_hands_over_in_order_and_survives_cancellation() -> None:
@@ -14,7 +15,7 @@ def test_the_call_limit_bounds_hands_over_in_order_and_survives_cancellation() -
     and a waiter cancelled while waiting (or just as its slot arrived) loses no slot."""
 
     async def main() -> None:
-        limit = _Limit(2)
+        limit = CallLimit(2)
         inside: list[int] = []
         most = [0]
         order: list[int] = []

@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 import pytest
 
 from delivery_sdk import ServiceMethod
-from delivery_sdk.engine import SOURCE_RANK
 from delivery_sdk.law import (
     ADDRESS_BASIS,
     ADDRESS_ORDER,
@@ -33,7 +32,9 @@ from delivery_sdk.law import (
     missing_evidence,
     required_evidence,
 )
-from delivery_sdk.model import Consent, ConsentMethod, DocumentKind
+from delivery_sdk.law.addresses import address_basis, candidate_order
+from delivery_sdk.model import Consent, ConsentMethod, Contact, ContactKind, DocumentKind
+from delivery_sdk.records import AddressCandidate
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 
@@ -257,11 +258,44 @@ def test_address_order_follows_the_spc_2017_opinion() -> None:
     assert address_rank("postal_database") is None
 
 
-@pytest.mark.parametrize("source", ADDRESS_ORDER)
-def test_address_order_matches_the_engine(source: str) -> None:
-    # SPC 2017 Opinion: the engine ranks candidates with the same order
-    assert SOURCE_RANK[source] == ADDRESS_RANK[source]
-    assert address_rank(source) == ADDRESS_RANK[source]
+@pytest.mark.parametrize(
+    ("source", "confirmed", "rank"),
+    [
+        ("contract", True, 0),  # a confirmed address comes first, whatever its source
+        ("confirmation_form", False, 0),
+        ("contract", False, 1),
+        ("own_filings", False, 2),
+        ("litigation", False, 3),
+        ("common_use", False, 4),
+        ("household_registry", False, 5),
+        ("business_registry", False, 5),
+        ("registry", False, 5),  # a registry of unknown kind ranks with the registries
+        ("postal_database", False, 6),  # search aids after every source the Opinion names
+        ("operator", False, 7),
+        ("somewhere", False, 9),  # unknown sources last
+    ],
+)
+def test_candidate_order_follows_the_opinion_then_the_search_aids(source: str, confirmed: bool, rank: int) -> None:
+    contact = Contact(kind=ContactKind.POSTAL, value="湖北省武汉市武昌区中北路1号", confirmed=confirmed)
+    candidate = AddressCandidate(contact=contact, source=source, confidence=0.7)
+    assert candidate_order(candidate) == (rank, -0.7, -0.0)
+    if source in ADDRESS_RANK and not confirmed:
+        assert address_rank(source) == rank
+        assert address_basis(candidate) == ADDRESS_BASIS[source]
+    elif confirmed:
+        assert address_basis(candidate) == ADDRESS_BASIS["confirmation_form"]
+    else:
+        assert address_basis(candidate) == f"SPC Opinion 2017 No. 19 (assisted person search: address from {source})"
+
+
+def test_candidate_order_breaks_ties_by_confidence_then_the_latest_seen() -> None:
+    def postal(confidence: float, seen: datetime | None) -> AddressCandidate:
+        contact = Contact(kind=ContactKind.POSTAL, value="湖北省武汉市武昌区中北路1号")
+        return AddressCandidate(contact=contact, source="contract", confidence=confidence, observed_at=seen)
+
+    older, newer = datetime(2025, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)
+    ranked = sorted([postal(0.5, older), postal(0.9, None), postal(0.5, newer)], key=candidate_order)
+    assert [(c.confidence, c.observed_at) for c in ranked] == [(0.9, None), (0.5, newer), (0.5, older)]
 
 
 # -- Art. 29's four grounds and their timing (issue 16, part 3) -------------------------------------------

@@ -465,26 +465,3 @@ def test_mermaid_has_every_non_self_transition_of_the_table() -> None:
     assert targets == {s.value for s in TaskState}  # every state is reachable in the diagram
     for target in targets:
         assert f"--> {target}" in mermaid()
-
-
-def test_the_folds_fast_builder_makes_what_the_constructor_makes() -> None:
-    from datetime import UTC, datetime
-
-    from delivery_sdk.lifecycle import _builder, _new_record
-    from delivery_sdk.model import ChannelKind, Contact, ContactKind, DispatchRecord, DispatchStatus, Party
-
-    values: dict[str, object] = {
-        "dispatch_id": "T.1",
-        "channel": "sms",
-        "kind": ChannelKind.SMS,
-        "contact": Contact(kind=ContactKind.MOBILE, value="13800138000"),
-        "status": DispatchStatus.QUEUED,
-        "queued_at": datetime(2026, 11, 28, tzinfo=UTC),
-        "centre_id": None,
-    }
-    fast, slow = _new_record(**values), DispatchRecord(**values)  # type: ignore[arg-type]
-    assert (fast, hash(fast), repr(fast)) == (slow, hash(slow), repr(slow))
-    with pytest.raises(TypeError, match="needs"):
-        _new_record(dispatch_id="T.1")  # a required field missing
-    with pytest.raises(TypeError, match="needs its __init__"):
-        _builder(Party)  # converters and validators must run

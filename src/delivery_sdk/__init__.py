@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from ._exceptions import SchemaVersionError as SchemaVersionError
     from ._exceptions import SettingsError as SettingsError
     from ._exceptions import StoreError as StoreError
+    from ._exceptions import TaskKeptChanging as TaskKeptChanging
     from ._exceptions import TransientChannelError as TransientChannelError
     from ._exceptions import UnknownChannel as UnknownChannel
     from ._exceptions import UnknownTask as UnknownTask
@@ -59,7 +60,6 @@ if TYPE_CHECKING:
     from .clock import SystemClock as SystemClock
     from .clock import VirtualClock as VirtualClock
     from .engine import EngineConfig as EngineConfig
-    from .engine import IngestOutcome as IngestOutcome
     from .engine import IngestResult as IngestResult
     from .events import Event as Event
     from .events import StoredEvent as StoredEvent
@@ -87,6 +87,7 @@ if TYPE_CHECKING:
     from .plugins import ChannelRegistry as ChannelRegistry
     from .plugins import PluginHost as PluginHost
     from .plugins import PrintCentreRegistry as PrintCentreRegistry
+    from .policy import IngestOutcome as IngestOutcome
     from .policy import PolicyConfig as PolicyConfig
     from .records import AddressCandidate as AddressCandidate
     from .records import AnchorReceipt as AnchorReceipt
@@ -133,7 +134,7 @@ _EXPORTS: dict[str, str] = {
     "EvidenceForkError": "._exceptions",
     "IdempotencyConflict": "._exceptions",
     "IllegalTransition": "._exceptions",
-    "IngestOutcome": ".engine",
+    "IngestOutcome": ".policy",
     "IngestResult": ".engine",
     "InvalidContact": "._exceptions",
     "InvalidRequest": "._exceptions",
@@ -162,6 +163,7 @@ _EXPORTS: dict[str, str] = {
     "SettingsError": "._exceptions",
     "StatusReport": ".channels",
     "StoreError": "._exceptions",
+    "TaskKeptChanging": "._exceptions",
     "StoredEvent": ".events",
     "SystemClock": ".clock",
     "Task": ".lifecycle",

@@ -12,6 +12,7 @@ The tree::
     ├── UnknownTask                    no task with that id in the store
     ├── UnknownChannel                 no channel adapter registered under that name
     ├── IllegalTransition              an event that the lifecycle forbids in the task's state
+    ├── TaskKeptChanging               a write lost to concurrent writers on the same task too many times
     ├── PluginError                    a plugin broke the hook contract, or its settings cannot work
     │   └── SettingsError              a settings file (--config) that cannot be used: file, section, key
     ├── EvidenceForkError              the evidence log no longer extends the last checkpoint signed
@@ -45,6 +46,7 @@ __all__ = [
     "SchemaVersionError",
     "SettingsError",
     "StoreError",
+    "TaskKeptChanging",
     "TransientChannelError",
     "UnknownChannel",
     "UnknownTask",
@@ -133,6 +135,25 @@ class IllegalTransition(DeliveryError):
         self.task_id = task_id
         where = f"task {task_id} " if task_id else ""
         super().__init__(f"{where}in state {state!r} cannot take event {event_type!r}")
+
+
+class TaskKeptChanging(DeliveryError):
+    """A write to a task (an ingested receipt, a recorded event, a step's results) lost to other writers of the
+    same task ``attempts`` times in a row: each time it was read again and redone, and each time the task had
+    moved on before it committed. Nothing of this write was recorded.
+
+    It means something keeps writing those tasks (many callbacks for one task at once, or a loop in the
+    application): try the call again later; if it persists, look for what writes them. ``task_ids`` names them.
+    """
+
+    def __init__(self, task_ids: Sequence[str], attempts: int, what: str) -> None:
+        self.task_ids = tuple(task_ids)
+        self.attempts = attempts
+        shown = ", ".join(self.task_ids[:5]) + (f" and {len(self.task_ids) - 5} more" if len(self.task_ids) > 5 else "")
+        super().__init__(
+            f"{what}: task {shown} kept changing ({attempts} attempts, each overtaken by another writer); "
+            "nothing of it was recorded: try again later, and look for what keeps writing the task"
+        )
 
 
 class PluginError(DeliveryError):

@@ -587,9 +587,9 @@ class AsyncDeliveryClient:
     # -- running -------------------------------------------------------------------------------------
 
     def _start(self) -> None:
-        lock = getattr(self.store, "acquire_engine_lock", None)
+        lock = self.store.capabilities().engine_lock
         if lock is not None:
-            lock()
+            lock.acquire_engine_lock()
 
     async def run_until_idle(self, *, until: datetime | None = None, max_steps: int | None = None) -> int:
         """Work until nothing is due (with a virtual clock: until every task waits for news or is done)."""

@@ -14,11 +14,13 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import attrs
 
 from ._exceptions import IllegalTransition
+from ._fast import builder, evolver
+from .channels import Receipt, ReceiptKind
 from .events import (
     AddressSearchFailed,
     AddressUpdated,
@@ -48,6 +50,7 @@ from .events import (
     Served,
     TaskCreated,
 )
+from .law.service import SignerRole
 from .model import (
     ELECTRONIC_KINDS,
     ChannelKind,
@@ -61,9 +64,23 @@ from .model import (
     ServiceRequest,
 )
 
-T = TypeVar("T")
-
-__all__ = ["TERMINAL", "TRANSITIONS", "Task", "TaskState", "apply", "fold", "mermaid", "new_task"]
+__all__ = [
+    "PROVIDER_FACTS",
+    "TERMINAL",
+    "TRANSITIONS",
+    "Task",
+    "TaskState",
+    "apply",
+    "event_is_news",
+    "fact_is_news",
+    "fold",
+    "mermaid",
+    "new_task",
+    "receipt_contradicts",
+    "receipt_event",
+    "receipt_is_news",
+    "receipt_out_of_order",
+]
 
 
 class TaskState(enum.Enum):
@@ -95,7 +112,7 @@ class TaskState(enum.Enum):
 TERMINAL = frozenset({TaskState.FILED, TaskState.CANCELLED})
 
 
-@attrs.frozen(kw_only=True, slots=False)  # dict-based: the fold copies it once per event (see _dict_based)
+@attrs.frozen(kw_only=True, slots=False)  # dict-based: the fold copies it once per event (_fast.evolver)
 class Task:
     """A service task: one recipient x one document set, folded from its events."""
 
@@ -333,69 +350,20 @@ def new_task(event: TaskCreated) -> Task:
     )
 
 
-def _dict_based(cls: type) -> None:
-    """The fold copies ``Task`` and ``DispatchRecord`` (frozen, but not slotted for this) through their
-    instance dict once per event (``_evolve_task``, ``_update_dispatch``): a faster ``attrs.evolve`` that
-    reruns no validation, as the values come from valid instances and from events."""
-    if "__dict__" not in dir(cls) or getattr(cls, "__slots__", None) not in (None, ()):
-        raise TypeError(f"{cls.__name__} must be a dict-based (slots=False) attrs class")
-
-
-_dict_based(Task)
-_dict_based(DispatchRecord)
-
-
-_FACTORY: type = type(attrs.Factory(list))
-
-
-def _builder(cls: type[T]) -> Callable[..., T]:
-    """A faster ``cls(**values)`` for the plain, dict-based classes the fold builds (no validator, converter
-    or factory to run: checked here): the defaults, then the values, straight into the instance dict."""
-    fields: tuple[Any, ...] = attrs.fields(cast(Any, cls))
-    defaults: dict[str, object] = {}
-    for field in fields:
-        if field.validator is not None or field.converter is not None or isinstance(field.default, _FACTORY):
-            raise TypeError(f"{cls.__name__}.{field.name} needs its __init__")
-        if field.default is not attrs.NOTHING:
-            defaults[field.name] = field.default
-    required = frozenset(f.name for f in fields if f.default is attrs.NOTHING)
-    new_instance = object.__new__
-
-    def build(**values: Any) -> T:
-        if not required <= values.keys():
-            raise TypeError(f"{cls.__name__} needs {sorted(required - values.keys())}")
-        new = new_instance(cls)
-        state = new.__dict__
-        state.update(defaults)
-        state.update(values)
-        return new
-
-    return build
-
-
-_new_record = _builder(DispatchRecord)
-_new_task = _builder(Task)
-
-
-def _evolve_task(task: Task, changes: dict[str, object]) -> Task:
-    """A task with ``changes`` applied (see ``_dict_based``)."""
-    new = object.__new__(Task)
-    state = new.__dict__
-    state.update(task.__dict__)
-    state.update(changes)
-    return new
+# The fold builds and copies tasks and dispatch records through the fast builders (delivery_sdk._fast): both
+# classes are dict-based, with no validator to skip (checked there, at import).
+_new_record = builder(DispatchRecord)
+_new_task = builder(Task)
+_evolve_task = evolver(Task)
+_evolve_record = evolver(DispatchRecord)
 
 
 def _update_dispatch(task: Task, dispatch_id: str, **changes: Any) -> tuple[DispatchRecord, ...]:
-    """The task's dispatches with ``dispatch_id``'s record changed (see ``_dict_based``)."""
+    """The task's dispatches with ``dispatch_id``'s record changed."""
     dispatches = task.dispatches
     for i, d in enumerate(dispatches):
         if d.dispatch_id == dispatch_id:
-            new = object.__new__(DispatchRecord)
-            state = new.__dict__
-            state.update(d.__dict__)
-            state.update(changes)
-            return (*dispatches[:i], new, *dispatches[i + 1 :])
+            return (*dispatches[:i], _evolve_record(d, changes), *dispatches[i + 1 :])
     return dispatches
 
 
@@ -737,3 +705,139 @@ def mermaid() -> str:
     for state in sorted(TERMINAL, key=lambda s: s.value):
         lines.append(f"    {state.value} --> [*]")
     return "\n".join(lines) + "\n"
+
+
+# -- provider reports: what a receipt becomes, and whether it tells a dispatch anything new ------------------
+#
+# Pure functions of a dispatch's record and a provider's report. The engine (a send's answer, a status poll)
+# and ingest (a callback) both ask these; the tables in tests/test_lifecycle_receipts.py pin them down.
+
+_R_DELIVERED, _R_FAILED, _R_READ = ReceiptKind.DELIVERED, ReceiptKind.FAILED, ReceiptKind.READ
+_R_SIGNED, _R_RETURNED = ReceiptKind.SIGNED, ReceiptKind.RETURNED
+_R_IN_POST = frozenset({ReceiptKind.MAILED, ReceiptKind.ENVELOPED})
+_QUEUED, _RETURNED_STATUS = DispatchStatus.QUEUED, DispatchStatus.RETURNED
+_NOT_YET_PRINTED = frozenset({DispatchStatus.QUEUED, DispatchStatus.SENT})
+_SIGNER_UNKNOWN = SignerRole.UNKNOWN.value
+
+#: The events that record what a provider said (as opposed to what the policy decided): after a commit
+#: conflict these, and only these, are applied again (if still news) on top of the task as it now is.
+PROVIDER_FACTS: tuple[type[Event], ...] = (
+    DispatchSent,
+    DispatchDelivered,
+    DispatchRead,
+    DispatchFailed,
+    Printed,
+    Enveloped,
+    Mailed,
+    PostSigned,
+    PostReturned,
+    ConsentRecorded,
+)
+
+
+def receipt_event(task_id: str, now: datetime, receipt: Receipt) -> Event:
+    """The event a provider's receipt becomes (recorded at ``now``)."""
+    did = receipt.dispatch_id
+    pid = receipt.provider_event_id
+    kind = receipt.kind
+    if kind is _R_DELIVERED:
+        return DispatchDelivered(
+            task_id=task_id, at=now, dispatch_id=did, delivered_at=receipt.at, provider_event_id=pid
+        )
+    if kind is _R_FAILED:
+        return DispatchFailed(
+            task_id=task_id, at=now, dispatch_id=did, reason=receipt.reason or "failed", provider_event_id=pid
+        )
+    if kind is _R_READ:
+        return DispatchRead(task_id=task_id, at=now, dispatch_id=did, read_at=receipt.at, provider_event_id=pid)
+    if kind is ReceiptKind.PRINTED:
+        return Printed(task_id=task_id, at=now, dispatch_id=did, provider_event_id=pid)
+    if kind is ReceiptKind.ENVELOPED:
+        return Enveloped(task_id=task_id, at=now, dispatch_id=did, enveloped_at=receipt.at, provider_event_id=pid)
+    if kind is ReceiptKind.MAILED:
+        assert receipt.waybill is not None
+        return Mailed(task_id=task_id, at=now, dispatch_id=did, waybill=receipt.waybill, provider_event_id=pid)
+    if kind is ReceiptKind.CONSENTED:
+        return ConsentRecorded(
+            task_id=task_id, at=now, method=ConsentMethod.PHONE, given_at=receipt.at, via_dispatch=did
+        )
+    if kind is _R_SIGNED:
+        return PostSigned(
+            task_id=task_id,
+            at=now,
+            dispatch_id=did,
+            signed_at=receipt.at,
+            # who signed, as the carrier said; the law decides whether that serves (law.postal_service)
+            signer_role=receipt.signer_role or _SIGNER_UNKNOWN,
+            provider_event_id=pid,
+        )
+    assert receipt.reason is not None
+    return PostReturned(
+        task_id=task_id,
+        at=now,
+        dispatch_id=did,
+        returned_at=receipt.at,
+        reason=ReturnReason(receipt.reason),
+        provider_event_id=pid,
+    )
+
+
+def fact_is_news(record: DispatchRecord, event: Event) -> bool:
+    """Whether a provider-reported fact tells the dispatch's record anything it does not know yet."""
+    if isinstance(event, DispatchSent):
+        # the provider's acceptance is evidence even when its delivery report overtook it
+        return record.status is _QUEUED or (record.provider_ref is None and event.provider_ref is not None)
+    if isinstance(event, DispatchDelivered):
+        return record.delivered_at is None or event.delivered_at < record.delivered_at
+    if isinstance(event, DispatchRead):
+        return record.read_at is None
+    if isinstance(event, DispatchFailed | ConsentRecorded):
+        return not record.status.settled
+    if isinstance(event, Printed):
+        return record.status in _NOT_YET_PRINTED
+    if isinstance(event, Enveloped):
+        return record.enveloped_at is None
+    if isinstance(event, Mailed):
+        return record.waybill is None
+    if isinstance(event, PostSigned):
+        # a signature after the item came back is no service (the sender signing for the returned item)
+        return record.status is not _DELIVERED and record.status is not _RETURNED_STATUS
+    if isinstance(event, PostReturned):
+        return record.status is not _RETURNED_STATUS and record.status is not _DELIVERED
+    return True
+
+
+def event_is_news(task: Task, event: Event) -> bool:
+    """Whether a provider-reported event still tells ``task`` something (after a conflict, an ingest may
+    have recorded the same report meanwhile); an event about no dispatch of the task is news."""
+    dispatch_id = event.via_dispatch if isinstance(event, ConsentRecorded) else getattr(event, "dispatch_id", None)
+    record = task.dispatch(dispatch_id) if dispatch_id is not None else None
+    return record is None or fact_is_news(record, event)
+
+
+def receipt_is_news(record: DispatchRecord, receipt: Receipt) -> bool:
+    """Whether a receipt tells the task anything it does not know (status polls repeat old news)."""
+    return fact_is_news(record, receipt_event(record.dispatch_id, record.queued_at, receipt))
+
+
+def receipt_contradicts(record: DispatchRecord, kind: ReceiptKind) -> bool:
+    """Whether a report of ``kind`` contradicts the settled outcome of its dispatch (a failure after delivery, a
+    return after delivery, a signature after the return): recorded as late evidence only."""
+    status = record.status
+    if kind is _R_FAILED:
+        return status is _DELIVERED or status is _READ
+    if kind is _R_RETURNED:
+        return status is _DELIVERED
+    if kind is _R_SIGNED:
+        return status is _RETURNED_STATUS
+    return False
+
+
+def receipt_out_of_order(record: DispatchRecord, kind: ReceiptKind) -> bool:
+    """Whether a report of ``kind`` skips a stage never reported (read before delivered, mailed or enveloped
+    before printed): recorded all the same."""
+    if kind is _R_READ:
+        return record.delivered_at is None
+    if kind in _R_IN_POST:
+        return record.status in _NOT_YET_PRINTED
+    return False

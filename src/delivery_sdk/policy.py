@@ -34,13 +34,20 @@ The rules it applies, with their sources:
 
 from __future__ import annotations
 
+import enum
 import itertools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import attrs
 
+from ._exceptions import IllegalTransition
+from .channels import Receipt, ReceiptKind
 from .events import (
+    AddressSearchFailed,
+    AddressUpdated,
+    ContactUpdated,
     DispatchTimedOut,
     Event,
     FellBackToPost,
@@ -48,7 +55,9 @@ from .events import (
     PublicationStarted,
     ReturnReason,
     Served,
+    StoredEvent,
 )
+from .law.addresses import choose_address, contact_basis, new_contacts
 from .law.config import LawConfig
 from .law.consent import (
     BASIS_EXCLUDED,
@@ -70,7 +79,7 @@ from .law.service import (
     postal_service,
     publication_service,
 )
-from .lifecycle import TERMINAL, Task, TaskState
+from .lifecycle import TERMINAL, Task, TaskState, receipt_contradicts, receipt_is_news, receipt_out_of_order
 from .model import (
     ELECTRONIC_KINDS,
     ChannelKind,
@@ -82,12 +91,14 @@ from .model import (
     PartyKind,
     ServiceMethod,
 )
+from .records import AddressCandidate, ServiceRecord
 
 __all__ = [
     "Action",
     "Decision",
     "Emit",
     "File",
+    "IngestOutcome",
     "PolicyConfig",
     "Poll",
     "Reconcile",
@@ -95,7 +106,14 @@ __all__ = [
     "SearchAddress",
     "Send",
     "address_confirmed",
+    "address_search_result",
     "decide",
+    "file_with_service",
+    "found_contacts",
+    "implausible_report_needs_person",
+    "ingest_outcome",
+    "service_record",
+    "service_record_id",
 ]
 
 BASIS_ELECTRONIC = "CPL Art. 90; SPC Online Litigation Rules Art. 31"
@@ -713,3 +731,135 @@ def _give_up_on_post(task: Task, now: datetime, config: PolicyConfig, why: str, 
     if config.auto_publication and task.state in (TaskState.POSTAL, TaskState.RETURNED):
         return _emit(PublicationStarted(task_id=task.task_id, at=now, published_at=now, reason=why, basis=basis), now)
     return _emit(NeedsAttention(task_id=task.task_id, at=now, reason=f"{why}; publication possible: {basis}"), now)
+
+
+# -- ingest and filing: what a report does to a task, and when the proof of service is filed ----------------
+#
+# Pure decisions the engine acts on (tests/test_policy_ingest_filing.py has their tables). Kept apart from
+# decide() above.
+
+# A task whose service is decided (or that was cancelled): a late report is evidence only, never a person's work.
+SETTLED_STATES = frozenset({TaskState.SERVED, TaskState.FILED, TaskState.CANCELLED})
+
+
+class IngestOutcome(enum.Enum):
+    """What became of an ingested report: accepted, out of order, duplicate, late, unknown dispatch or refused."""
+
+    ACCEPTED = "accepted"  # recorded; the engine will act on it
+    OUT_OF_ORDER = "out_of_order"  # recorded although an earlier stage was never reported (read before delivered)
+    DUPLICATE = "duplicate"  # this provider event (or this exact fact) was recorded before; nothing written
+    LATE = "late"  # recorded for the evidence, but the task had already moved on; no effect on service
+    UNKNOWN_DISPATCH = "unknown_dispatch"  # no such dispatch in this store; nothing written
+    # not the dispatch's own adapter, or a report that adapter cannot make: no task changed; the refusal is
+    # counted (supervision's refused receipts)
+    REFUSED = "refused"
+    # a time before the dispatch was queued or after now (give or take EngineConfig.clock_skew): not applied;
+    # the task goes to a person (needs attention) unless it was already served; counted like a refusal
+    IMPLAUSIBLE_TIME = "implausible_time"
+
+
+def ingest_outcome(task: Task, record: DispatchRecord, receipt: Receipt, *, keyed: bool) -> IngestOutcome:
+    """What a believed report (its source allowed, its time plausible) on ``record``, a dispatch of ``task``,
+    comes to, before it is applied: DUPLICATE (nothing to record), LATE (evidence only: the service is decided,
+    or the report contradicts the dispatch's settled outcome), OUT_OF_ORDER or ACCEPTED.
+
+    ``keyed``: the report carries a provider event id (not seen before), so a report contradicting the
+    outcome is recorded as evidence; without one, it is taken for a repeat. The lifecycle may still refuse to
+    apply a recorded report: then it is LATE too (the engine's part).
+    """
+    contradicts = receipt_contradicts(record, receipt.kind)
+    if not receipt_is_news(record, receipt) and not (contradicts and keyed):
+        return IngestOutcome.DUPLICATE
+    if task.state in SETTLED_STATES or contradicts or (receipt.kind is ReceiptKind.FAILED and record.status.settled):
+        return IngestOutcome.LATE
+    if receipt_out_of_order(record, receipt.kind):
+        return IngestOutcome.OUT_OF_ORDER
+    return IngestOutcome.ACCEPTED
+
+
+def implausible_report_needs_person(task: Task, reason: str) -> bool:
+    """Whether a report whose time was not believed sends ``task`` to a person: not once its service is
+    decided (it is evidence then), and not twice for the same reason (a retried report asks nobody again)."""
+    return task.state not in SETTLED_STATES and task.attention_reason != reason
+
+
+def file_with_service(served_now: bool, filing_sinks: bool) -> bool:
+    """Whether the proof of service is filed in the same write as the service (True) or after that write
+    commits (False). A case-file sink only ever receives a committed service, so with sinks registered a
+    service recorded in this very write (``served_now``) is filed after its commit; without sinks nothing
+    leaves the engine, and the filing commits with the service."""
+    return not served_now or not filing_sinks
+
+
+def service_record(task: Task, timeline: tuple[StoredEvent, ...], proof_bundle: dict[str, Any] | None) -> ServiceRecord:
+    """The proof of service of a served ``task`` to file: how, when and on which basis it was served, with
+    its ``timeline`` (its events) and the inclusion proofs (``proof_bundle``) when the store keeps them."""
+    if task.served_method is None or task.served_at is None or task.served_basis is None:
+        raise IllegalTransition(task.state.value, "filing a task that is not served", task.task_id)
+    return ServiceRecord(
+        record_id=service_record_id(task.task_id),
+        task_id=task.task_id,
+        case=task.request.case,
+        party_id=task.request.party.party_id,
+        documents=task.request.documents,
+        method=task.served_method,
+        basis=task.served_basis,
+        effective_at=task.served_at,
+        dispatch_id=task.served_dispatch_id,
+        timeline=timeline,
+        proof_bundle=proof_bundle,
+    )
+
+
+def service_record_id(task_id: str) -> str:
+    """The stable id of a task's proof of service (a sink that receives it twice can deduplicate)."""
+    return f"{task_id}:proof"
+
+
+# -- assisted person search: what the candidates found come to -------------------------------------------------
+#
+# The ranking and the bases are the law's (delivery_sdk.law.addresses); these turn them into the events the
+# engine records (tests/test_policy_ingest_filing.py).
+
+
+def found_contacts(task: Task, now: datetime, candidates: Sequence[AddressCandidate]) -> list[ContactUpdated]:
+    """The best new contact of each electronic kind among ``candidates`` (a registry's phone, say), as
+    ``contact.updated`` events with their source and basis; postal addresses and contacts the task has are
+    left out."""
+    known = {kind: [c.value for c in task.contacts_of(kind)] for kind in ContactKind}
+    return [
+        ContactUpdated(
+            task_id=task.task_id,
+            at=now,
+            contact=attrs.evolve(candidate.contact, source=candidate.source),
+            source=candidate.source,
+            confidence=candidate.confidence,
+            basis=contact_basis(kind, candidate.source),
+        )
+        for kind, candidate in new_contacts(candidates, known).items()
+    ]
+
+
+def address_search_result(task: Task, now: datetime, candidates: Sequence[AddressCandidate]) -> Event:
+    """What assisted person search's ``candidates`` come to for ``task``: the address the law puts first
+    (``address.updated`` with its basis); a person to choose between equally ranked different addresses
+    (``task.needs_attention``, naming the sources, never the addresses); or no untried address left
+    (``address.search_failed``, which leads to publication)."""
+    choice = choose_address(candidates, task.tried_addresses)
+    if choice.best is None:
+        reason = f"no untried address among {len(candidates)} candidate(s)"
+        return AddressSearchFailed(task_id=task.task_id, at=now, reason=reason, basis=choice.basis)
+    if choice.needs_person:
+        sources = ", ".join(sorted({c.source for c in (choice.best, *choice.rivals)}))
+        count = len(choice.rivals) + 1
+        reason = f"assisted person search found {count} equally ranked addresses ({sources}); choose one"
+        return NeedsAttention(task_id=task.task_id, at=now, reason=reason)
+    best = choice.best
+    return AddressUpdated(
+        task_id=task.task_id,
+        at=now,
+        contact=best.contact,
+        source=best.source,
+        confidence=best.confidence,
+        basis=choice.basis,
+    )

@@ -68,7 +68,16 @@ if TYPE_CHECKING:  # the engine is imported when a worker is built, not when the
     from .engine import EngineConfig
     from .events import StoredEvent
     from .policy import PolicyConfig
-    from .store import CommitResult, CreateResult, NewTask, OutboxEntry, TaskRow, TaskStore, TaskWrite
+    from .store import (
+        CommitResult,
+        CreateResult,
+        NewTask,
+        OutboxEntry,
+        StoreCapabilities,
+        TaskRow,
+        TaskStore,
+        TaskWrite,
+    )
 
 __all__ = [
     "CallbacksUnavailable",
@@ -127,7 +136,7 @@ class _LeaseTracker:
     """The store, seen through the leases this worker holds (so a shutdown or a failed step can end them).
 
     Every protocol call goes straight to the wrapped store; optional extras (``checkpoint``,
-    ``record_anchors``, ``proof_bundle``...) are reached through ``__getattr__``.
+    ``record_anchors``, ``proof_bundle``...) are the wrapped store's, declared by its ``capabilities()``.
     """
 
     def __init__(self, inner: TaskStore) -> None:
@@ -136,6 +145,10 @@ class _LeaseTracker:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+    def capabilities(self) -> StoreCapabilities:
+        """The wrapped store's optional features (they need no lease bookkeeping)."""
+        return self.inner.capabilities()
 
     def create_tasks(self, tasks: Sequence[NewTask]) -> CreateResult:
         return self.inner.create_tasks(tasks)
@@ -299,7 +312,7 @@ class Worker:
         cfg = self.config
         self.store = _LeaseTracker(store)
         self.store_label = store_label
-        # the worker owns its process: it may hold the collector off while a step works (see engine._GCPause)
+        # the worker owns its process: it may hold the collector off while a step works (see delivery_sdk._fast.GCPause)
         engine_config = engine_config or EngineConfig(batch_size=cfg.batch_size, lease=cfg.lease, pause_gc=True)
         self.client = AsyncDeliveryClient(
             self.store,
@@ -535,9 +548,9 @@ class Worker:
 
     async def run(self) -> None:
         """Work due tasks until stopped; never returns on a store error."""
-        lock = getattr(self.store.inner, "acquire_engine_lock", None)
+        lock = self.store.capabilities().engine_lock
         if lock is not None:
-            lock()  # a SQLite file takes one engine; PostgreSQL stores have no such lock
+            lock.acquire_engine_lock()  # a SQLite file takes one engine; PostgreSQL stores have no such lock
         self._start_http()
         await self._start_callbacks()
         self.status = "ok"
@@ -580,7 +593,7 @@ class Worker:
     def _idle_wait(self) -> float:
         """Nothing due now: sign a checkpoint if events wait for one, and sleep until the next due time."""
         engine = self.engine
-        if getattr(engine, "_unsigned_events", 0):
+        if engine.unsigned_events:
             engine.checkpoint()
         now = engine.clock.now()
         nxt = self.store.next_due_at(now)
@@ -593,7 +606,7 @@ class Worker:
         self.status = "stopping"
         self.publish_health(force=True)
         self._release_held()
-        if getattr(self.engine, "_unsigned_events", 0):
+        if self.engine.unsigned_events:
             with contextlib.suppress(Exception):
                 self.engine.checkpoint()
         try:

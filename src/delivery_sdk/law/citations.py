@@ -79,7 +79,7 @@ _SIGNERS: Mapping[str, str] = MappingProxyType(
     }
 )
 
-# Where assisted person search found an address (engine SOURCE_RANK keys) -> Chinese.
+# Where assisted person search found an address (law.addresses.candidate_order's sources) -> Chinese.
 _SOURCES: Mapping[str, str] = MappingProxyType(
     {
         "confirmation_form": "送达地址确认书",
@@ -233,6 +233,17 @@ def _found_at(m: re.Match[str]) -> str | None:
     return None if source is None else f"协助查找：地址来源于{source}"
 
 
+# The electronic contacts assisted person search may find (ContactKind values) -> Chinese.
+_CONTACT_KINDS: Mapping[str, str] = MappingProxyType(
+    {"mobile": "手机号码", "email": "电子邮箱", "wechat": "微信账号", "eservice": "电子送达账户"}
+)
+
+
+def _contact_found(m: re.Match[str]) -> str | None:
+    kind, source = _CONTACT_KINDS.get(m["kind"]), _SOURCES.get(m["source"])
+    return None if kind is None or source is None else f"协助查找：{kind}来源于{source}"
+
+
 def _configured_period(m: re.Match[str]) -> str | None:
     return f"按配置的{chinese_numeral(int(m['days']))}日期间计算"
 
@@ -245,6 +256,7 @@ _NOTE_PATTERNS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str | Non
         _failed_rounds,
     ),
     (re.compile(r"assisted person search: address from (?P<source>\w+)"), _found_at),
+    (re.compile(r"assisted person search: (?P<kind>\w+) from (?P<source>\w+)"), _contact_found),
     (re.compile(r"period of (?P<days>\d+) days as configured"), _configured_period),
 )
 

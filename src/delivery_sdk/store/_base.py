@@ -14,11 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
 from ..events import Event, StoredEvent, TaskCreated
+
+if TYPE_CHECKING:
+    from ..evidence.keys import Signer
+    from ..evidence.verify import Checkpoint
+    from ..records import AnchorReceipt
 
 __all__ = [
     "CommitResult",
@@ -27,6 +32,7 @@ __all__ = [
     "OutboxEntry",
     "RefusalCount",
     "RefusedReceipt",
+    "StoreCapabilities",
     "TaskRow",
     "TaskStore",
     "TaskWrite",
@@ -136,6 +142,72 @@ class TaskRow:
     updated_at: datetime
 
 
+class CheckpointLog(Protocol):
+    """The signed checkpoints an evidence log keeps."""
+
+    def checkpoints(self) -> list[tuple[int, str]]:
+        """Every signed checkpoint, ``(size, note)``, oldest first."""
+        ...
+
+
+class EvidenceStore(Protocol):
+    """A store that keeps a tamper-evident evidence log (``docs/evidence.md``): it signs checkpoints of it,
+    keeps notaries' receipts and builds a task's proof bundle."""
+
+    @property
+    def evidence(self) -> CheckpointLog | None:
+        """The evidence log (None: this store was opened without one)."""
+        ...
+
+    def checkpoint(
+        self,
+        origin: str,
+        signers: Sequence[Signer],
+        now: datetime,
+        *,
+        extends: Checkpoint | None = None,
+        extends_from: str | None = None,
+    ) -> str | None:
+        """Sign and keep a checkpoint of the log; None when there is nothing new to sign (or no log).
+        Raises :class:`~delivery_sdk.EvidenceForkError` (nothing signed) when the log forked."""
+        ...
+
+    def record_anchors(self, receipts: Sequence[AnchorReceipt]) -> None:
+        """Keep notaries' receipts for anchored checkpoints."""
+        ...
+
+    def proof_bundle(self, task_id: str) -> dict[str, Any] | None:
+        """The task's events with inclusion proofs against a signed checkpoint, or None."""
+        ...
+
+
+class RefusalStore(Protocol):
+    """A store that counts the receipts the engine refused (see :class:`RefusedReceipt`)."""
+
+    def record_refusals(self, refusals: Sequence[RefusedReceipt]) -> None:
+        """Count refused receipts (per UTC day, source and reason)."""
+        ...
+
+
+class EngineLock(Protocol):
+    """A store that one engine at a time may work (an SQLite file)."""
+
+    def acquire_engine_lock(self) -> None:
+        """Take the store's engine lock for this process, or raise :class:`~delivery_sdk.StoreError`."""
+        ...
+
+
+@attrs.frozen(kw_only=True)
+class StoreCapabilities:
+    """The optional features of a store, declared by it (:meth:`TaskStore.capabilities`): each is the object
+    that provides the feature (usually the store itself), or None where the store has none. The engine and the
+    client use a feature only through these, never by probing the store for methods."""
+
+    evidence: EvidenceStore | None = None  # signed checkpoints, notaries' receipts, proof bundles
+    refusals: RefusalStore | None = None  # counts of refused receipts (supervision shows them)
+    engine_lock: EngineLock | None = None  # one engine at a time (SQLite); None: many workers may share it
+
+
 @runtime_checkable
 class TaskStore(Protocol):
     """Persistence for tasks, their events, the outbox and the receipts already seen."""
@@ -199,6 +271,11 @@ class TaskStore(Protocol):
         With ``types``, only events of those types (``PrintRouted.TYPE``...): the store filters before it
         decodes, so a reader that wants one kind of event does not pay for all the others.
         """
+        ...
+
+    def capabilities(self) -> StoreCapabilities:
+        """The optional features this store has (:class:`StoreCapabilities`; a store without any returns
+        ``StoreCapabilities()``)."""
         ...
 
     def close(self) -> None: ...

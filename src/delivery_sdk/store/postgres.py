@@ -69,6 +69,7 @@ from ._base import (
     OutboxEntry,
     RefusalCount,
     RefusedReceipt,
+    StoreCapabilities,
     TaskRow,
     TaskWrite,
     refusal_rows,
@@ -1031,6 +1032,10 @@ class PostgresStore:
     def held(self) -> frozenset[str]:
         """The tasks this store leased and has not released (some of the leases may have run out)."""
         return frozenset(self._held)
+
+    def capabilities(self) -> StoreCapabilities:
+        """The optional features of this store (see :class:`~delivery_sdk.store.StoreCapabilities`)."""
+        return StoreCapabilities(evidence=self, refusals=self)
 
     def close(self) -> None:
         """Close the connection pool; closing twice is harmless."""

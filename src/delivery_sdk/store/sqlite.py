@@ -34,6 +34,7 @@ from ._base import (
     OutboxEntry,
     RefusalCount,
     RefusedReceipt,
+    StoreCapabilities,
     TaskRow,
     TaskWrite,
     refusal_rows,
@@ -895,6 +896,10 @@ class SQLiteStore:
     def all_task_ids(self) -> list[str]:
         """Every task id, in creation order."""
         return [r[0] for r in self._db.execute("SELECT task_id FROM tasks ORDER BY created_at, task_id")]
+
+    def capabilities(self) -> StoreCapabilities:
+        """The optional features of this store (see :class:`~delivery_sdk.store.StoreCapabilities`)."""
+        return StoreCapabilities(evidence=self, refusals=self, engine_lock=self)
 
     def close(self) -> None:
         """Close the database and release the file's lock; closing twice is harmless."""
