@@ -141,7 +141,7 @@ class Engine:
         self.last_checkpoint: datetime | None = None
         self.steps = 0
         self.routed_today = RoutedToday()  # print jobs per centre today, from the store (capacity)
-        # while a step (or a submit) computes, the cyclic GC is paused: see _GCPause
+        # while a step (or a submit) computes, the cyclic GC is paused: see _fast.GCPause
         self.computing = GCPause(self.config.pause_gc)
         # the store's optional features (evidence log, refusal counts), as it declares them
         self.capabilities = store.capabilities()
@@ -545,7 +545,7 @@ class Engine:
         """Run the I/O of a step's works: per channel, up to ``channel_concurrency`` works at once.
 
         Each channel's works form a queue that that many coroutines work through, one work after another,
-        instead of one asyncio task per work (a task costs some 8 us, more than a fast provider's answer).
+        instead of one asyncio task per work (creating a task costs more than a fast provider's answer).
         The channel's semaphore still bounds the calls, whichever work makes them.
         """
         queues: dict[str, list[_Work]] = {}

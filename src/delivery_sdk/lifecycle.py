@@ -199,6 +199,12 @@ Guard = Callable[[Task, Event], TaskState]
 Next = TaskState | Guard
 
 S = TaskState
+
+# Members the fold compares with, read once (a read through the enum class costs an attribute hook).
+_QUEUED, _SENT = DispatchStatus.QUEUED, DispatchStatus.SENT
+_DELIVERED, _READ = DispatchStatus.DELIVERED, DispatchStatus.READ
+_FINAL = frozenset({_DELIVERED, _READ})
+
 _ACTIVE = (
     S.CREATED,
     S.ELECTRONIC,
@@ -525,12 +531,6 @@ def _reducer(cls: type[Event]) -> Reducer:
     return _no_changes
 
 
-# Members the fold compares with, read once (a read through the enum class costs an attribute hook).
-_QUEUED, _SENT = DispatchStatus.QUEUED, DispatchStatus.SENT
-_DELIVERED, _READ = DispatchStatus.DELIVERED, DispatchStatus.READ
-_FINAL = frozenset({_DELIVERED, _READ})
-
-
 def _reduce_receipt(task: Task, record: DispatchRecord, event: Event) -> dict[str, object]:
     did = record.dispatch_id
     status = record.status
@@ -715,7 +715,7 @@ def mermaid() -> str:
 _R_DELIVERED, _R_FAILED, _R_READ = ReceiptKind.DELIVERED, ReceiptKind.FAILED, ReceiptKind.READ
 _R_SIGNED, _R_RETURNED = ReceiptKind.SIGNED, ReceiptKind.RETURNED
 _R_IN_POST = frozenset({ReceiptKind.MAILED, ReceiptKind.ENVELOPED})
-_QUEUED, _RETURNED_STATUS = DispatchStatus.QUEUED, DispatchStatus.RETURNED
+_RETURNED_STATUS = DispatchStatus.RETURNED
 _NOT_YET_PRINTED = frozenset({DispatchStatus.QUEUED, DispatchStatus.SENT})
 _SIGNER_UNKNOWN = SignerRole.UNKNOWN.value
 

@@ -251,6 +251,23 @@ class Decision:
         return any(not isinstance(a, Emit) for a in self.actions)
 
 
+# Enum members the hot paths compare with, read once: a member read through its class goes through
+# EnumType's attribute hook, several times slower than a module global.
+_PHONE = ChannelKind.PHONE
+_CONTACT_OF = {kind: kind.contact_kind for kind in ChannelKind}
+_QUEUED = DispatchStatus.QUEUED
+_DELIVERED = DispatchStatus.DELIVERED
+_READ = DispatchStatus.READ
+_CREATED = TaskState.CREATED
+_ELECTRONIC = TaskState.ELECTRONIC
+_SERVED = TaskState.SERVED
+_PUBLISHING = TaskState.PUBLISHING
+_SIGNER_UNKNOWN = SignerRole.UNKNOWN.value
+_AT_REST = TERMINAL | {TaskState.NEEDS_ATTENTION}  # the policy has nothing to do
+_REACHED = frozenset({DispatchStatus.DELIVERED, DispatchStatus.READ})
+_IN_POST = frozenset({TaskState.ROUTED, TaskState.PRINTED, TaskState.MAILED})
+
+
 def _emit(event: Event, due_at: datetime) -> Decision:
     return Decision(actions=(Emit(event=event),), due_at=due_at)
 
@@ -314,9 +331,6 @@ def address_confirmed(task: Task, record: DispatchRecord) -> bool:
         d.kind is ChannelKind.PHONE and d.status in _REACHED and _same_address(contact, d.contact)
         for d in task.dispatches
     )
-
-
-_REACHED = frozenset({DispatchStatus.DELIVERED, DispatchStatus.READ})
 
 
 def _pending_acceptance(task: Task, record: DispatchRecord, config: PolicyConfig) -> bool:
@@ -401,22 +415,6 @@ def _electronic_options(task: Task, config: PolicyConfig, channels: Mapping[Chan
     order = task.request.channels or config.electronic_order
     reachable = task.reachable
     return [k for k in order if k is not _PHONE and k in channels and _CONTACT_OF[k] in reachable]
-
-
-# Enum members the hot paths compare with, read once: a member read through its class goes through
-# EnumType's attribute hook, several times slower than a module global.
-_PHONE = ChannelKind.PHONE
-_CONTACT_OF = {kind: kind.contact_kind for kind in ChannelKind}
-_QUEUED = DispatchStatus.QUEUED
-_DELIVERED = DispatchStatus.DELIVERED
-_READ = DispatchStatus.READ
-_CREATED = TaskState.CREATED
-_ELECTRONIC = TaskState.ELECTRONIC
-_SERVED = TaskState.SERVED
-_PUBLISHING = TaskState.PUBLISHING
-_SIGNER_UNKNOWN = SignerRole.UNKNOWN.value
-_AT_REST = TERMINAL | {TaskState.NEEDS_ATTENTION}  # the policy has nothing to do
-_IN_POST = frozenset({TaskState.ROUTED, TaskState.PRINTED, TaskState.MAILED})
 
 
 _CONSENT_NOT_ASKED = ConsentStatus(

@@ -110,7 +110,7 @@ class SQLiteNodes:
             db.executemany("INSERT INTO evidence_nodes (level, idx, hash) VALUES (?, ?, ?)", list(nodes))
             return
         # The hashes go to sqlite3 as bytearrays: it binds a bytearray directly, but looks a bytes value up
-        # in its adapter registry first (two AttributeErrors formatted and cleared, some 0.7 us a value).
+        # in its adapter registry first (two AttributeErrors formatted and cleared per value).
         rows = [(level, idx, bytearray(digest)) for level, idx, digest in nodes]
         if len(rows) < _ROWS:
             db.executemany("INSERT INTO evidence_nodes (level, idx, hash) VALUES (?, ?, ?)", rows)

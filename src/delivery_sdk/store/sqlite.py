@@ -180,7 +180,7 @@ MIGRATIONS: tuple[str, ...] = (
 
 # An absent supervision value is bound as "" and stored as NULL (NULLIF in _INSERT_EVENT): the sqlite3 module
 # binds None (and bytes) through its adapter lookup, which formats and clears two AttributeErrors per value
-# (about 0.6 us each, some 20 per task), where a str binds directly.
+# (some 20 values per task), where a str binds directly.
 Supervision = tuple[str, str, str]
 _NO_SUPERVISION: Supervision = ("", "", "")
 # Receipt events about one dispatch (what sv_ref carries, beside dispatch.queued); supervision counts them.
