@@ -5,14 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ._fast import builder
 from .events import Event, StoredEvent
 from .lifecycle import TERMINAL, Task
 from .model import Dispatch
 from .policy import Action
 from .store import OutboxEntry, TaskWrite
-
-_new_write = builder(TaskWrite)  # TaskWrite(...) without attrs' __init__ (see delivery_sdk._fast)
 
 
 class Work:
@@ -57,7 +54,7 @@ class Work:
 
     def write(self, *, release: bool) -> TaskWrite:
         """The task's write: what was recorded since the last commit, expected at the version it was read at."""
-        return _new_write(
+        return TaskWrite(
             task_id=self.task.task_id,
             expected_version=self.base_version,
             events=tuple(self.events),

@@ -19,7 +19,7 @@ from typing import Any
 import attrs
 
 from ._exceptions import IllegalTransition
-from ._fast import builder, evolver
+from ._fast import evolver
 from .channels import Receipt, ReceiptKind
 from .events import (
     AddressSearchFailed,
@@ -342,7 +342,7 @@ def new_task(event: TaskCreated) -> Task:
     confirmed = [c for c in postal if c.confirmed]
     ordered = confirmed or list(postal)
     address = ordered[0] if ordered else None
-    return _new_task(
+    return Task(
         task_id=event.task_id,
         request=request,
         state=S.CREATED,
@@ -356,10 +356,8 @@ def new_task(event: TaskCreated) -> Task:
     )
 
 
-# The fold builds and copies tasks and dispatch records through the fast builders (delivery_sdk._fast): both
-# classes are dict-based, with no validator to skip (checked there, at import).
-_new_record = builder(DispatchRecord)
-_new_task = builder(Task)
+# The fold copies a task once per event and a dispatch record once per receipt without attrs.evolve
+# (delivery_sdk._fast.evolver: both classes are dict-based, with no validator to skip, checked at import).
 _evolve_task = evolver(Task)
 _evolve_record = evolver(DispatchRecord)
 
@@ -375,7 +373,7 @@ def _update_dispatch(task: Task, dispatch_id: str, **changes: Any) -> tuple[Disp
 
 def _queued_changes(task: Task, event: Event) -> dict[str, object]:
     assert isinstance(event, DispatchQueued)
-    record = _new_record(
+    record = DispatchRecord(
         dispatch_id=event.dispatch_id,
         channel=event.channel,
         kind=event.kind,
