@@ -156,7 +156,7 @@ def test_languages_and_fallbacks() -> None:
     assert t("dash.title", "en") == "Service supervision dashboard"
     assert t("unit.hours", "zh_CN", n="3.5") == "3.5 小时"
     assert label("state", "served") == "已送达"
-    assert label("kind", "fax") == "fax"  # a plugin's kind the catalogue does not know: shown as it is
+    assert label("kind", "fax") == "未安装的渠道（fax）"  # a kind no installed plugin declares: said so
 
 
 def test_names_with_codes() -> None:

@@ -47,6 +47,7 @@ __all__ = [
     "StoreError",
     "TransientChannelError",
     "UnknownChannel",
+    "UnknownKind",
     "UnknownTask",
     "UnsendableDispatch",
     "ValidationError",
@@ -59,6 +60,11 @@ class DeliveryError(Exception):
 
 class ValidationError(DeliveryError, ValueError):
     """Input that the SDK refuses; nothing was stored."""
+
+
+class UnknownKind(ValidationError):
+    """A channel or contact kind value that no installed plugin declares (``ChannelKind("dingtalk")``
+    without the DingTalk plugin): install the plugin, or correct the name."""
 
 
 class InvalidContact(ValidationError):

@@ -72,7 +72,6 @@ from .law.service import (
 )
 from .lifecycle import TERMINAL, Task, TaskState
 from .model import (
-    ELECTRONIC_KINDS,
     ChannelKind,
     Contact,
     ContactKind,
@@ -110,6 +109,7 @@ FINAL_POLL_MARGIN = timedelta(minutes=1)
 
 
 def _default_windows() -> dict[ChannelKind, timedelta]:
+    # a kind not listed (a plugin's) waits as long as its nature says: ServiceNature.default_window
     return {
         ChannelKind.SMS: timedelta(hours=2),
         ChannelKind.WECHAT: timedelta(hours=6),
@@ -335,7 +335,7 @@ def _earliest_service(task: Task, now: datetime, config: PolicyConfig) -> Served
             continue
         if d.kind is _PHONE:
             continue  # a staff call notifies and seeks consent; it carries no document, so it serves nothing
-        if d.kind in ELECTRONIC_KINDS:
+        if d.kind.electronic:
             accepted = d.accepted_at
             if _pending_acceptance(task, d, config):
                 # sent without consent: only the party's acceptance without objection makes it service
@@ -382,13 +382,12 @@ def _electronic_options(task: Task, config: PolicyConfig, channels: Mapping[Chan
     """The electronic channels that can carry the documents to this party (staff calls carry none)."""
     order = task.request.channels or config.electronic_order
     reachable = task.reachable
-    return [k for k in order if k is not _PHONE and k in channels and _CONTACT_OF[k] in reachable]
+    return [k for k in order if k is not _PHONE and k in channels and k.contact_kind in reachable]
 
 
 # Enum members the hot paths compare with, read once: a member read through its class goes through
 # EnumType's attribute hook, several times slower than a module global.
 _PHONE = ChannelKind.PHONE
-_CONTACT_OF = {kind: kind.contact_kind for kind in ChannelKind}
 _QUEUED = DispatchStatus.QUEUED
 _DELIVERED = DispatchStatus.DELIVERED
 _READ = DispatchStatus.READ
@@ -571,7 +570,7 @@ def _electronic(task: Task, now: datetime, config: PolicyConfig, channels: Mappi
         if waits and pending:
             window = config.acceptance_window  # delivered without consent: the party may yet accept it
         else:
-            window = config.response_window.get(d.kind, timedelta(hours=24))
+            window = config.response_window.get(d.kind) or d.kind.nature.default_window
         deadline = (d.sent_at or d.queued_at) + window
         if waits and now >= deadline:
             # delivered, never read (or never accepted): it served nothing, and no more is expected of it
@@ -628,7 +627,7 @@ def _electronic(task: Task, now: datetime, config: PolicyConfig, channels: Mappi
 def _superseded(task: Task, record: DispatchRecord) -> bool:
     """Whether ``record`` went to a contact the party no longer has first of its kind (one was added or
     replaced since: contact.updated)."""
-    current = task.first_contact(_CONTACT_OF[record.kind])
+    current = task.first_contact(record.kind.contact_kind)
     return current is not None and current.value != record.contact.value
 
 
