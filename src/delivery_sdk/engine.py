@@ -42,6 +42,7 @@ from ._exceptions import (
     UnknownChannel,
     UnsendableDispatch,
 )
+from .adapters import transient_failover
 from .address.resolver import ResolutionStatus
 from .address.resolver import resolve as resolve_address
 from .channels import (
@@ -473,6 +474,7 @@ class Engine:
         self._limits: dict[str, _Limit] = {}
         self._wake = asyncio.Event()
         self._kinds: dict[ChannelKind, str] | None = None
+        self._adapters: dict[ChannelKind, tuple[str, ...]] | None = None
         self._errors: dict[str, int] = {}
         # what keeps failing, for the worker's health: component ("channel sms", "print routing"...) ->
         # (failures in a row, the last error); a success of the component removes it
@@ -502,6 +504,19 @@ class Engine:
                 kinds.setdefault(adapter.kind, adapter.name)
             self._kinds = kinds
         return self._kinds
+
+    @property
+    def channel_adapters(self) -> dict[ChannelKind, tuple[str, ...]]:
+        """Every adapter of each channel kind, in the host's order: the policy chooses among them
+        (``PolicyConfig.adapters``, :mod:`delivery_sdk.adapters`)."""
+        if self._adapters is None:
+            adapters: dict[ChannelKind, tuple[str, ...]] = {k: (name,) for k, name in self.channel_kinds.items()}
+            for adapter in self.host.channels:
+                names = adapters.setdefault(adapter.kind, ())
+                if adapter.name not in names:
+                    adapters[adapter.kind] = (*names, adapter.name)
+            self._adapters = adapters
+        return self._adapters
 
     def _adapter(self, dispatch: Dispatch) -> ChannelAdapter:
         if dispatch.kind is _PRINT:
@@ -634,7 +649,7 @@ class Engine:
         :meth:`_file_served`. Sends and status calls are collected in ``work.io`` when ``allow_io``, or
         left for the next step.
         """
-        policy, kinds, done = self.policy, self.channel_kinds, work.done
+        policy, kinds, done = self.policy, self.channel_adapters, work.done
         for _ in range(32):
             decision: Decision = decide(work.task, now, policy, kinds)
             progressed = False
@@ -1052,8 +1067,13 @@ class Engine:
             dispatch = ordered
         try:
             result: SendResult = await self._call(name, "send", lambda: adapter.send(dispatch))
-        except TransientChannelError:
-            raise  # in doubt: stays queued; reconciled through status next time
+        except TransientChannelError as exc:
+            failover = transient_failover(work.task, dispatch, self.policy, self.channel_adapters, exc, now)
+            if failover is None:
+                raise  # in doubt: stays queued; reconciled through status next time
+            self._apply(work, failover)  # retries exhausted, and the policy names a next adapter
+            work.outbox_done.append(dispatch.dispatch_id)
+            return
         except ChannelError as exc:
             self._apply(
                 work,

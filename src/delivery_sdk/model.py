@@ -78,7 +78,9 @@ class ServiceNature(enum.Enum):
       carries no document, so it serves nothing; supervision counts it with the electronic attempts;
     - ``PRINT`` (a print/mail centre) and ``POST`` (the carrier): postal service (CPL Art. 91);
     - ``UNDECLARED``: only for a kind read from a store whose plugin is not installed (see
-      :meth:`ChannelKind.stored`): it serves nothing and moves no task; the records stay readable.
+      :meth:`ChannelKind.stored`). A plugin's kind always carries documents (:data:`DECLARABLE_NATURES`),
+      and the law treats the four document-carrying natures alike, so such a record is still folded and
+      judged as the electronic service it was; no new dispatch ever goes to it (no adapter has it).
     """
 
     __hash__ = object.__hash__  # identity: members are singletons (see lifecycle.TaskState)
@@ -108,9 +110,12 @@ class ServiceNature(enum.Enum):
         return _NATURE_WINDOWS.get(self, timedelta(hours=24))
 
 
-_DOCUMENT_NATURES = frozenset(
+DECLARABLE_NATURES = frozenset(
     {ServiceNature.TEXT_MESSAGE, ServiceNature.INSTANT_MESSAGE, ServiceNature.EMAIL, ServiceNature.PLATFORM}
 )
+"""What a plugin may declare: its kinds carry documents. A new phone line, print centre or carrier is one more
+adapter of the built-in PHONE, PRINT or POST kind (their workflows are the engine's own)."""
+_DOCUMENT_NATURES = DECLARABLE_NATURES | {ServiceNature.UNDECLARED}  # a removed plugin's kind carried documents
 _ELECTRONIC_NATURES = _DOCUMENT_NATURES | {ServiceNature.PHONE_CALL}
 _NATURE_WINDOWS = {
     ServiceNature.TEXT_MESSAGE: timedelta(hours=2),
@@ -119,9 +124,6 @@ _NATURE_WINDOWS = {
     ServiceNature.PLATFORM: timedelta(hours=24),
     ServiceNature.PHONE_CALL: timedelta(hours=48),
 }
-# What a plugin may declare: new kinds carry documents; a new phone line, print centre or carrier is one
-# more adapter of the built-in PHONE, PRINT or POST kind (their workflows are the engine's own).
-DECLARABLE_NATURES = _DOCUMENT_NATURES
 
 _KIND_VALUE = re.compile(r"[a-z][a-z0-9_]{1,31}")
 
@@ -357,8 +359,10 @@ class ChannelKind(metaclass=_KindType):
         """The kind a stored record names: the declared one, or, when no installed plugin declares ``value``,
         a placeholder of nature ``UNDECLARED`` (label ``未安装的渠道（value）``).
 
-        So a store stays readable (status, reports, proofs, ``evidence verify``) after a plugin is removed;
-        the placeholder serves nothing and moves no task. Anything but a string is refused.
+        So a store stays readable (status, reports, proofs, ``verify``) after a plugin is removed: the
+        placeholder is an electronic, document-carrying kind, as every plugin's kind is, so the task's
+        history folds and is judged as it was; no adapter has it, so nothing new is sent on it. A value that
+        is no kind value at all is refused (:class:`~delivery_sdk.UnknownKind`).
         """
         found = cls._registry.get(value) if isinstance(value, str) else None
         if found is not None:
