@@ -262,7 +262,7 @@ def test_stored_events_with_a_plugin_kind_read_back() -> None:
 # -- the host ----------------------------------------------------------------------------------------------
 
 
-def test_the_host_knows_the_kinds_its_plugins_declare_builtins_included() -> None:
+def test_channel_kinds_hook_gives_the_host_every_declared_kind_builtins_included() -> None:
     host = PluginHost([DingTalkPlugin(DingTalkChannel())], load_entry_points=False, environ={})
     kinds = host.channel_kinds()
     assert kinds["sms"] is ChannelKind.SMS
