@@ -386,3 +386,26 @@ def test_a_plugin_kind_serves_a_task_end_to_end_and_the_proof_names_it(tmp_path:
     assert report.returncode == 0, report.stderr
     verify = run("verify", "--store", store)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_stats_count_a_removed_plugins_kind_after_the_declared_ones() -> None:
+    from datetime import UTC, datetime
+
+    from delivery_sdk.events import DispatchDelivered, DispatchQueued, DispatchSent, TaskCreated
+    from delivery_sdk.lifecycle import fold
+    from delivery_sdk.stats import summarize
+
+    at = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
+    gone = ChannelKind.stored("wecom_gone")
+    contact = Contact(kind=ContactKind.stored("wecom_gone"), value="acct-1")
+    task = fold(
+        [
+            TaskCreated(task_id="T1", at=at, request=make_request(dingtalk_party())),
+            DispatchQueued(task_id="T1", at=at, dispatch_id="T1.1", channel="wecom-app", kind=gone, contact=contact),
+            DispatchSent(task_id="T1", at=at, dispatch_id="T1.1"),
+            DispatchDelivered(task_id="T1", at=at, dispatch_id="T1.1", delivered_at=at),
+        ]
+    )
+    assert task.state is TaskState.ELECTRONIC  # folded as the e-service it was
+    summary = summarize([task])
+    assert [(c.kind, c.attempts, c.delivered) for c in summary.channels] == [(gone, 1, 1)]
