@@ -50,6 +50,7 @@ from delivery_sdk.plugins import PluginHost
 from delivery_sdk.proof import build_record, record_to_json
 from delivery_sdk.proof.pdf import render_pdf
 from delivery_sdk.serialization import event_from_dict
+from delivery_sdk.supervision import Supervisor
 from delivery_sdk.testing import Harness, make_request
 from delivery_sdk.trust import Reporter, allowed_reports
 
@@ -366,6 +367,12 @@ def test_a_plugin_kind_serves_a_task_end_to_end_and_the_proof_names_it(tmp_path:
 
     asyncio.run(main())
 
+    # supervision counts it by its nature: an electronic attempt, served electronically
+    with Supervisor(tmp_path / "dt.sqlite3") as sup:
+        funnel = dict(sup.statistics().funnel)
+    assert funnel["electronic attempted"] == 1
+    assert funnel["served electronically"] == 1
+
     # the plugin is gone: another process (which never imported it) reads the store: status, report, evidence
     cli = str(Path(sys.executable).parent / "delivery-sdk")
     store = str(tmp_path / "dt.sqlite3")
@@ -384,6 +391,11 @@ def test_a_plugin_kind_serves_a_task_end_to_end_and_the_proof_names_it(tmp_path:
     assert "未安装的渠道（dingtalk）" in shown.stdout, shown.stdout
     report = run("report", "--store", store, "--json", str(tmp_path / "report.json"), "--out", str(tmp_path / "r.html"))
     assert report.returncode == 0, report.stderr
+    figures = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert "未安装的渠道（dingtalk）" in (tmp_path / "r.html").read_text(encoding="utf-8")
+    # without the plugin, the kind is still counted as the electronic attempt it was (by its placeholder)
+    assert {"stage": "electronic attempted", "tasks": 1} in figures["funnel"]
+    assert figures["cost"]["actual_yuan"] == figures["cost"]["electronic_unit_yuan"]
     verify = run("verify", "--store", store)
     assert verify.returncode == 0, verify.stdout + verify.stderr
 

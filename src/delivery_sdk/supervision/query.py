@@ -60,9 +60,10 @@ def _electronic(kind: str) -> bool:
         return False
 
 
-def _electronic_values() -> tuple[str, ...]:
-    """The values of every declared electronic kind (lowercase letters, digits and _ only: safe in SQL)."""
-    return tuple(k.value for k in ChannelKind if k.electronic)
+def _not_electronic_values() -> tuple[str, ...]:
+    """The values of the declared kinds that are not electronic (print, post): every other kind is, a removed
+    plugin's too (lowercase letters, digits and _ only: safe in SQL)."""
+    return tuple(k.value for k in ChannelKind if not k.electronic)
 
 
 _DELIVERED = ("dispatch.delivered", "dispatch.read", "post.signed")
@@ -971,7 +972,7 @@ class Supervisor:
 
     def _electronic_tasks(self, scope: Scope) -> int:
         cond, params = self._scope_sql(scope)
-        kinds = " OR ".join(f"sv_key LIKE '{k} %'" for k in _electronic_values())
+        kinds = " AND ".join(f"sv_key NOT LIKE '{k} %'" for k in _not_electronic_values())
         return self._count(
             "SELECT COUNT(*) FROM (SELECT DISTINCT task_id FROM events"
             f" WHERE {_sv()} AND type = 'dispatch.queued' AND ({kinds}){cond})",
