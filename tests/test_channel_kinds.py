@@ -125,6 +125,8 @@ def dingtalk_party() -> Party:
 
 def test_builtins_keep_working_as_attributes_and_by_value() -> None:
     assert ChannelKind("sms") is ChannelKind.SMS
+    assert ChannelKind(ChannelKind.SMS) is ChannelKind.SMS  # as the enum allowed
+    assert ContactKind(ContactKind.POSTAL) is ContactKind.POSTAL
     assert ContactKind("mobile") is ContactKind.MOBILE
     assert ChannelKind.SMS.value == "sms"
     assert ChannelKind.SMS.name == "SMS"

@@ -159,7 +159,9 @@ class ContactKind(metaclass=_KindType):
     ESERVICE: ClassVar[ContactKind]  # court e-service platform account
     POSTAL: ClassVar[ContactKind]
 
-    def __new__(cls, value: str) -> ContactKind:  # noqa: D102 - the lookup, documented on the class
+    def __new__(cls, value: str | ContactKind) -> ContactKind:  # noqa: D102 - the lookup, documented on the class
+        if isinstance(value, ContactKind) and cls._registry.get(value.value) is value:
+            return value  # as an enum's ContactKind(ContactKind.MOBILE)
         found = cls._registry.get(value) if isinstance(value, str) else None
         if found is None:
             known = ", ".join(cls._registry)
@@ -281,7 +283,9 @@ class ChannelKind(metaclass=_KindType):
     PRINT: ClassVar[ChannelKind]  # a regional print/mail centre
     POST: ClassVar[ChannelKind]  # the postal carrier (court express post)
 
-    def __new__(cls, value: str) -> ChannelKind:  # noqa: D102 - the lookup, documented on the class
+    def __new__(cls, value: str | ChannelKind) -> ChannelKind:  # noqa: D102 - the lookup, documented on the class
+        if isinstance(value, ChannelKind) and value.declared:
+            return value  # as an enum's ChannelKind(ChannelKind.SMS)
         found = cls._registry.get(value) if isinstance(value, str) else None
         if found is None:
             raise UnknownKind(

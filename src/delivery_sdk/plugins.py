@@ -12,8 +12,9 @@ Environment switches (read when a host is built):
 - ``DELIVERY_SDK_CASE_FOLDER=PATH``: register the built-in case-file sink, which files each proof of service
   (JSON and PDF) into ``PATH/<court>/<case>/``;
 - ``DELIVERY_SDK_CHANNEL_ORDER=email=smtp,log;sms=sms``: the order of the adapters of one kind (the first is
-  the one the engine uses). Two adapters of one kind without such an order are refused
-  (:class:`~delivery_sdk.PluginError`): a second adapter never takes a kind over by being installed.
+  the one the engine uses, unless ``PolicyConfig.adapters`` chooses: :mod:`delivery_sdk.adapters`). Two
+  adapters of one kind without such an order are refused (:class:`~delivery_sdk.PluginError`): a second
+  adapter never takes a kind over by being installed.
 
 The host hands its ``environ`` (the client's ``environ=``, else ``os.environ`` itself) to every hook that asks
 for it (``delivery_configure``, the registration hooks, ``delivery_address_candidates``,
