@@ -234,6 +234,8 @@ def test_a_stored_kind_no_plugin_declares_reads_as_a_placeholder() -> None:
     assert placeholder not in list(ChannelKind)  # never offered, never sent to
     assert allowed_reports(placeholder, Reporter.CHANNEL) == allowed_reports(ChannelKind.SMS, Reporter.CHANNEL)
     assert label("kind", "wecom_gone") == "未安装的渠道（wecom_gone）"
+    assert label("kind", "dingtalk") == "钉钉工作通知"
+    assert label("contact", "dingtalk") == "钉钉账号"
     with pytest.raises(UnknownKind, match="not a kind value"):
         ChannelKind.stored("no such kind!")
     assert ContactKind.stored("wecom_gone").label == "未安装的联系方式（wecom_gone）"
