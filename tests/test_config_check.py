@@ -332,6 +332,8 @@ key_file = "evidence.key"
 origin = "court.test/log"
 [channels]
 email = ["log", "court-email"]
+[policy.adapters]
+email = [{{ prefectures = ["4201"], adapters = ["court-email", "log"] }}, {{ adapters = ["court-email"] }}]
 [env]
 DELIVERY_SDK_PLUGINS = "logchannel"
 DELIVERY_SDK_LOGCHANNEL_KIND = "email"
@@ -341,7 +343,7 @@ DELIVERY_SDK_LOGCHANNEL_PATH = "{tmp_path / "log.jsonl"}"
     monkeypatch.setenv("TEST_STORE", str(tmp_path / "service.sqlite3"))
     code, out, err = _check(capsys, "--config", str(config), "--plugin", "worker_plugins:court_email", caplog=caplog)
     assert code == 0, out + err
-    assert "  email     log, court-email" in out
+    assert "  email     log, court-email  (policy: prefecture 4201: court-email > log; court-email)" in out
     assert f"store         {tmp_path / 'service.sqlite3'}" in out
     assert "signer        court.test/log (key id " in out
     assert signer.skey() not in out

@@ -49,6 +49,7 @@ EXECUTABLE = [
     "user-guide.md",
     "hooks.md",
     "channel-plugin.md",
+    "channel-kinds.md",
     "testing.md",
     "evidence.md",
     "proof-of-service.md",

@@ -86,7 +86,7 @@ moments = st.one_of(aware, aware, st.datetimes(min_value=datetime(2000, 1, 1), m
 
 @st.composite
 def contact_kwargs(draw: st.DrawFn) -> dict[str, Any]:
-    kind = draw(maybe(st.sampled_from(ContactKind)))
+    kind = draw(maybe(st.sampled_from(list(ContactKind))))
     value_for = {
         ContactKind.MOBILE: mobiles,
         ContactKind.EMAIL: emails,
@@ -184,7 +184,7 @@ def request_kwargs(draw: st.DrawFn) -> dict[str, Any]:
     )
     any_documents = st.lists(st.builds(lambda kw: build(Document, kw), document_kwargs()), max_size=3)
     electronic = st.sampled_from([k for k in ChannelKind if k.electronic])
-    any_channels = st.lists(st.sampled_from(ChannelKind), max_size=4)
+    any_channels = st.lists(st.sampled_from(list(ChannelKind)), max_size=4)
     return {
         "case": draw(maybe(built(Case, case_kwargs(junky=False)), junky)),
         "party": draw(maybe(built(Party, party_kwargs(junky=False)), junky)),

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from ._exceptions import TaskKeptChanging as TaskKeptChanging
     from ._exceptions import TransientChannelError as TransientChannelError
     from ._exceptions import UnknownChannel as UnknownChannel
+    from ._exceptions import UnknownKind as UnknownKind
     from ._exceptions import UnknownTask as UnknownTask
     from ._exceptions import UnsendableDispatch as UnsendableDispatch
     from ._exceptions import ValidationError as ValidationError
@@ -83,6 +84,7 @@ if TYPE_CHECKING:
     from .model import PartyKind as PartyKind
     from .model import Representative as Representative
     from .model import ServiceMethod as ServiceMethod
+    from .model import ServiceNature as ServiceNature
     from .model import ServiceRequest as ServiceRequest
     from .plugins import ChannelRegistry as ChannelRegistry
     from .plugins import PluginHost as PluginHost
@@ -158,6 +160,7 @@ _EXPORTS: dict[str, str] = {
     "SchemaVersionError": "._exceptions",
     "SendResult": ".channels",
     "ServiceMethod": ".model",
+    "ServiceNature": ".model",
     "ServiceRecord": ".records",
     "ServiceRequest": ".model",
     "SettingsError": "._exceptions",
@@ -172,6 +175,7 @@ _EXPORTS: dict[str, str] = {
     "TaskStore": ".store",
     "TransientChannelError": "._exceptions",
     "UnknownChannel": "._exceptions",
+    "UnknownKind": "._exceptions",
     "UnknownTask": "._exceptions",
     "UnsendableDispatch": "._exceptions",
     "ValidationError": "._exceptions",

@@ -49,6 +49,7 @@ __all__ = [
     "TaskKeptChanging",
     "TransientChannelError",
     "UnknownChannel",
+    "UnknownKind",
     "UnknownTask",
     "UnsendableDispatch",
     "ValidationError",
@@ -61,6 +62,11 @@ class DeliveryError(Exception):
 
 class ValidationError(DeliveryError, ValueError):
     """Input that the SDK refuses; nothing was stored."""
+
+
+class UnknownKind(ValidationError):
+    """A channel or contact kind value that no installed plugin declares (``ChannelKind("dingtalk")``
+    without the DingTalk plugin): install the plugin, or correct the name."""
 
 
 class InvalidContact(ValidationError):

@@ -14,6 +14,7 @@ import attrs
 from ._exceptions import ChannelError, TransientChannelError, UnknownChannel, UnsendableDispatch
 from ._ingest import apply_answer
 from ._inline import ADD_PHONE
+from .adapters import transient_failover
 from .channels import SendResult, StatusReport
 from .events import FAILED_BY_CARRIER, DispatchFailed, DispatchSent, NeedsAttention
 from .model import ChannelKind, Dispatch
@@ -61,8 +62,13 @@ async def send_or_reconcile(engine: Engine, work: _Work, dispatch: Dispatch, now
         dispatch = ordered
     try:
         result: SendResult = await engine._call(name, "send", lambda: adapter.send(dispatch))
-    except TransientChannelError:
-        raise  # in doubt: stays queued; reconciled through status next time
+    except TransientChannelError as exc:
+        failover = transient_failover(work.task, dispatch, engine.policy, engine.channel_adapters, exc, now)
+        if failover is None:
+            raise  # in doubt: stays queued; reconciled through status next time
+        engine.apply_event(work, failover)  # retries exhausted, and the policy names a next adapter
+        work.outbox_done.append(dispatch.dispatch_id)
+        return
     except ChannelError as exc:
         engine.apply_event(
             work,

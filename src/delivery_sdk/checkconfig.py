@@ -19,6 +19,7 @@ from ._exceptions import PluginError
 from .model import ChannelKind
 
 if TYPE_CHECKING:
+    from .adapters import AdapterRoute
     from .worker import Worker
 
 __all__ = ["check_config", "describe"]
@@ -44,15 +45,17 @@ def describe(worker: Worker, out: TextIO, *, settings: str | None = None) -> lis
     line(f"plugins       {', '.join(host.plugin_names()) or 'none'}")
     adapters = {a.name: a for a in host.built_adapters()}
     channels = [a for a in adapters.values() if a.kind not in (ChannelKind.PRINT, ChannelKind.POST)]
-    line("channels      (by kind; the first of each kind is used, DELIVERY_SDK_CHANNEL_ORDER)")
+    line("channels      (by kind; the first of each is used unless the policy chooses: [policy.adapters])")
     if problems:
         line("  (the registries are not built while there are problems: see below)")
     elif not channels:
         line("  none")
+    routes = getattr(getattr(engine, "policy", None), "adapters", None) or {}
     for kind in ChannelKind:
         names = [a.name for a in channels if a.kind is kind]
         if names:
-            line(f"  {kind.value:<10}{', '.join(names)}")
+            chosen = "; ".join(_route_text(r) for r in routes.get(kind, ()))
+            line(f"  {kind.value:<10}{', '.join(names)}" + (f"  (policy: {chosen})" if chosen else ""))
     carriers = [a.name for a in adapters.values() if a.kind is ChannelKind.POST]
     line(f"carriers      {', '.join(carriers) or 'none'}")
     try:
@@ -106,3 +109,9 @@ def check_config(args: argparse.Namespace, out: TextIO | None = None) -> int:
         return 0
 
     return run_from_args(args, check=check)
+
+
+def _route_text(route: AdapterRoute) -> str:
+    """One adapter route, as check-config prints it: ``court X, prefecture 4201: a > b``."""
+    where = [f"court {c}" for c in route.courts] + [f"prefecture {p}" for p in route.prefectures]
+    return (", ".join(where) + ": " if where else "") + " > ".join(route.adapters)

@@ -232,10 +232,12 @@ def _jsonable(value: Any) -> Any:
 
     import attrs
 
+    from .model import ChannelKind, ContactKind
+
     def convert(_inst: Any, _field: Any, item: Any) -> Any:
         if isinstance(item, datetime | date):
             return item.isoformat()
-        if isinstance(item, enum.Enum):
+        if isinstance(item, enum.Enum | ChannelKind | ContactKind):
             return item.value
         return item
 

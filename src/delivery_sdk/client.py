@@ -71,8 +71,6 @@ log = logging.getLogger("delivery_sdk.client")
 
 T = TypeVar("T")
 DEFAULT_STORE = "delivery-sdk.sqlite3"
-# the electronic channels that carry documents (a staff call carries none, so no one accepts it)
-_DOCUMENT_CHANNELS = frozenset({ChannelKind.SMS, ChannelKind.WECHAT, ChannelKind.EMAIL, ChannelKind.ESERVICE})
 
 
 @attrs.frozen(kw_only=True)
@@ -524,7 +522,7 @@ class AsyncDeliveryClient:
         """
         task = self.task(task_id)
         record = task.dispatch(dispatch_id) if isinstance(dispatch_id, str) else None
-        if record is None or record.kind not in _DOCUMENT_CHANNELS:
+        if record is None or not record.kind.carries_documents:  # a staff call carries none: no one accepts it
             raise ValidationError(f"task {task_id} has no electronic dispatch {dispatch_id!r} that carried documents")
         given = self._party_moment(task, "record_acceptance", at, dispatch_id)
         event = ConsentRecorded(

@@ -128,6 +128,7 @@ class Engine:
         self._limits: dict[str, CallLimit] = {}
         self._wake = asyncio.Event()
         self._kinds: dict[ChannelKind, str] | None = None
+        self._adapters: dict[ChannelKind, tuple[str, ...]] | None = None
         self._errors: dict[str, int] = {}
         # what keeps failing, for the worker's health: component ("channel sms", "print routing"...) ->
         # (failures in a row, the last error); a success of the component removes it
@@ -159,6 +160,19 @@ class Engine:
                 kinds.setdefault(adapter.kind, adapter.name)
             self._kinds = kinds
         return self._kinds
+
+    @property
+    def channel_adapters(self) -> dict[ChannelKind, tuple[str, ...]]:
+        """Every adapter of each channel kind, in the host's order: the policy chooses among them
+        (``PolicyConfig.adapters``, :mod:`delivery_sdk.adapters`)."""
+        if self._adapters is None:
+            adapters: dict[ChannelKind, tuple[str, ...]] = {k: (name,) for k, name in self.channel_kinds.items()}
+            for adapter in self.host.channels:
+                names = adapters.setdefault(adapter.kind, ())
+                if adapter.name not in names:
+                    adapters[adapter.kind] = (*names, adapter.name)
+            self._adapters = adapters
+        return self._adapters
 
     def _adapter(self, dispatch: Dispatch) -> ChannelAdapter:
         if dispatch.kind is _PRINT:
@@ -292,7 +306,7 @@ class Engine:
         :meth:`_file_served`. Sends and status calls are collected in ``work.io`` when ``allow_io``, or
         left for the next step.
         """
-        policy, kinds, done = self.policy, self.channel_kinds, work.done
+        policy, kinds, done = self.policy, self.channel_adapters, work.done
         for _ in range(32):
             decision: Decision = decide(work.task, now, policy, kinds)
             progressed = False

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .channels import PrintCentreInfo
     from .clock import Clock
     from .events import StoredEvent
-    from .model import Contact, Party
+    from .model import ChannelKind, Contact, Party
     from .plugins import ChannelRegistry, PrintCentreRegistry
     from .records import AddressCandidate, AnchorReceipt, EvidenceBatch, PrintJob, RouteDecision, ServiceRecord
 
@@ -45,6 +45,19 @@ def delivery_configure(environ: Mapping[str, str], clock: Clock) -> None:
     settings are checked at start. A plugin none of whose variables is set is *not configured*: it does
     nothing and raises nothing. A partial or invalid configuration raises :class:`~delivery_sdk.PluginError`
     naming every missing or invalid variable. Return nothing.
+    """
+
+
+@hookspec
+def delivery_channel_kinds() -> Sequence[ChannelKind] | None:
+    """The channel kinds this plugin brings: each made once with :meth:`ChannelKind.declare
+    <delivery_sdk.ChannelKind.declare>` (its value, Chinese label, legal nature and contact kind), usually
+    as a module constant, and returned here.
+
+    The built-in kinds are declared the same way (``delivery_sdk.builtins.kinds``). An adapter may only be
+    registered with a kind some plugin of the host declares; the host refuses anything but
+    :class:`~delivery_sdk.ChannelKind` objects (:class:`~delivery_sdk.PluginError`). Called when the host
+    builds its channel registry; return the same kinds every time (or None).
     """
 
 

@@ -52,7 +52,6 @@ from .events import (
 )
 from .law.service import SignerRole
 from .model import (
-    ELECTRONIC_KINDS,
     ChannelKind,
     Consent,
     ConsentMethod,
@@ -171,7 +170,7 @@ class Task:
     @property
     def electronic_dispatches(self) -> tuple[DispatchRecord, ...]:
         """The electronic dispatches of the current electronic round (since the task last went electronic)."""
-        return tuple(d for d in self.dispatches[self.electronic_from :] if d.kind in ELECTRONIC_KINDS)
+        return tuple(d for d in self.dispatches[self.electronic_from :] if d.kind.electronic)
 
     @property
     def terminal(self) -> bool:
@@ -232,7 +231,7 @@ _RECEIPTS: tuple[type[Event], ...] = (
 
 def _queued(task: Task, event: Event) -> TaskState:
     assert isinstance(event, DispatchQueued)
-    if event.kind in ELECTRONIC_KINDS and task.state in (S.CREATED, S.ELECTRONIC):
+    if event.kind.electronic and task.state in (S.CREATED, S.ELECTRONIC):
         return S.ELECTRONIC
     if event.kind is ChannelKind.PRINT and task.state is S.ROUTED:
         return S.ROUTED
@@ -404,8 +403,7 @@ def _consent_changes(task: Task, event: Event) -> dict[str, object]:
     if (
         reached is not None
         and event.method is ConsentMethod.ACCEPTED_WITHOUT_OBJECTION
-        and reached.kind in ELECTRONIC_KINDS
-        and reached.kind is not ChannelKind.PHONE
+        and reached.kind.carries_documents
     ):
         # the party accepted this e-service (replied, acted; Rules Art. 29(4)): it reached the party, and the
         # first acceptance stands

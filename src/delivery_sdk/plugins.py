@@ -12,8 +12,9 @@ Environment switches (read when a host is built):
 - ``DELIVERY_SDK_CASE_FOLDER=PATH``: register the built-in case-file sink, which files each proof of service
   (JSON and PDF) into ``PATH/<court>/<case>/``;
 - ``DELIVERY_SDK_CHANNEL_ORDER=email=smtp,log;sms=sms``: the order of the adapters of one kind (the first is
-  the one the engine uses). Two adapters of one kind without such an order are refused
-  (:class:`~delivery_sdk.PluginError`): a second adapter never takes a kind over by being installed.
+  the one the engine uses, unless ``PolicyConfig.adapters`` chooses: :mod:`delivery_sdk.adapters`). Two
+  adapters of one kind without such an order are refused (:class:`~delivery_sdk.PluginError`): a second
+  adapter never takes a kind over by being installed.
 
 The host hands its ``environ`` (the client's ``environ=``, else ``os.environ`` itself) to every hook that asks
 for it (``delivery_configure``, the registration hooks, ``delivery_address_candidates``,
@@ -46,7 +47,11 @@ from .settings import CHANNEL_ORDER_ENV, parse_channel_order
 __all__ = ["BUILTIN_PLUGINS", "ENTRY_POINT_GROUP", "ChannelRegistry", "PluginHost", "PrintCentreRegistry"]
 
 ENTRY_POINT_GROUP = "delivery_sdk"
-BUILTIN_PLUGINS = ("delivery_sdk.builtins.router", "delivery_sdk.builtins.request_addresses")
+BUILTIN_PLUGINS = (
+    "delivery_sdk.builtins.kinds",
+    "delivery_sdk.builtins.router",
+    "delivery_sdk.builtins.request_addresses",
+)
 log = logging.getLogger("delivery_sdk.plugins")
 
 
@@ -242,6 +247,7 @@ class PluginHost:
         self._check_pending()
         self._channels: ChannelRegistry | None = None
         self._centres: PrintCentreRegistry | None = None
+        self._kinds: dict[str, ChannelKind] | None = None
         self._configured = False
 
     def _load_entry_points(self, only: set[str] | None, blocked: set[str]) -> None:
@@ -284,6 +290,7 @@ class PluginHost:
         self._check_pending()
         self._channels = None
         self._centres = None
+        self._kinds = None
         self._configured = False
 
     def _check_pending(self) -> None:
@@ -355,12 +362,45 @@ class PluginHost:
             self._channels = self._centres = None
         self._raise(problems)
 
+    def channel_kinds(self) -> dict[str, ChannelKind]:
+        """Every channel kind the host's plugins declare (``delivery_channel_kinds``), by value, built-ins
+        first; :class:`PluginError` when a plugin returns anything but declared :class:`ChannelKind` objects."""
+        if self._kinds is None:
+            kinds: dict[str, ChannelKind] = {}
+            problems: list[str] = []
+            for impl in reversed(self._pm.hook.delivery_channel_kinds.get_hookimpls()):
+                label = impl.plugin_name if not impl.plugin_name.isdigit() else type(impl.plugin).__name__
+                try:
+                    result: Any = impl.function()
+                except Exception as exc:  # a declaration refused (ValidationError) or a broken plugin
+                    problems.append(f"{label}: {type(exc).__name__}: {str(exc).strip() or 'no message'}")
+                    continue
+                for kind in result or ():
+                    if not isinstance(kind, ChannelKind) or not kind.declared:
+                        problems.append(
+                            f"{label}: delivery_channel_kinds returned {kind!r}; return kinds made with "
+                            "ChannelKind.declare(value, label=..., nature=..., contact=...)"
+                        )
+                        continue
+                    kinds.setdefault(kind.value, kind)
+            self._raise(problems)
+            self._kinds = kinds
+        return self._kinds
+
     def _build_channels(self) -> ChannelRegistry:
         if self._channels is None:
             self._configure()
             registry = ChannelRegistry()
             problems: list[str] = []
             self._each("delivery_register_channels", problems, register=registry)
+            if not problems:
+                declared = self.channel_kinds()
+                for adapter in registry:
+                    if declared.get(adapter.kind.value) is not adapter.kind:
+                        problems.append(
+                            f"channel {adapter.name!r} has kind {adapter.kind.value!r}, which no plugin of this "
+                            "host declares: return it from the plugin's delivery_channel_kinds hook"
+                        )
             if not problems:
                 try:
                     registry.apply_order(parse_channel_order(self.environ.get(CHANNEL_ORDER_ENV)))

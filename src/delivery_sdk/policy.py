@@ -43,6 +43,7 @@ from typing import Any
 import attrs
 
 from ._exceptions import IllegalTransition
+from .adapters import AdapterRoute, adapter_order, adapter_routes, failover_adapter, first_adapter
 from .channels import Receipt, ReceiptKind
 from .events import (
     AddressSearchFailed,
@@ -81,7 +82,6 @@ from .law.service import (
 )
 from .lifecycle import TERMINAL, Task, TaskState, receipt_contradicts, receipt_is_news, receipt_out_of_order
 from .model import (
-    ELECTRONIC_KINDS,
     ChannelKind,
     Contact,
     ContactKind,
@@ -128,6 +128,7 @@ FINAL_POLL_MARGIN = timedelta(minutes=1)
 
 
 def _default_windows() -> dict[ChannelKind, timedelta]:
+    # a kind not listed (a plugin's) waits as long as its nature says: ServiceNature.default_window
     return {
         ChannelKind.SMS: timedelta(hours=2),
         ChannelKind.WECHAT: timedelta(hours=6),
@@ -184,6 +185,10 @@ class PolicyConfig:
     law: LawConfig = attrs.field(factory=LawConfig)
     retry_after_error: timedelta = timedelta(minutes=10)
     home_province: str = "420000"  # breaks ties when an address without a division code is resolved
+    # Which adapter of a kind serves a task, when a kind has several: kind -> routes (delivery_sdk.adapters:
+    # an ordered list, primary first, or routing by court and prefecture; failover on transient failure).
+    # Empty: each kind's first adapter in the host's order, no failover. Also kind value -> [names].
+    adapters: Mapping[ChannelKind, tuple[AdapterRoute, ...]] = attrs.field(factory=dict, converter=adapter_routes)
 
 
 # -- actions ----------------------------------------------------------------------------------------
@@ -254,7 +259,6 @@ class Decision:
 # Enum members the hot paths compare with, read once: a member read through its class goes through
 # EnumType's attribute hook, several times slower than a module global.
 _PHONE = ChannelKind.PHONE
-_CONTACT_OF = {kind: kind.contact_kind for kind in ChannelKind}
 _QUEUED = DispatchStatus.QUEUED
 _DELIVERED = DispatchStatus.DELIVERED
 _READ = DispatchStatus.READ
@@ -367,7 +371,7 @@ def _earliest_service(task: Task, now: datetime, config: PolicyConfig) -> Served
             continue
         if d.kind is _PHONE:
             continue  # a staff call notifies and seeks consent; it carries no document, so it serves nothing
-        if d.kind in ELECTRONIC_KINDS:
+        if d.kind.electronic:
             accepted = d.accepted_at
             if _pending_acceptance(task, d, config):
                 # sent without consent: only the party's acceptance without objection makes it service
@@ -410,11 +414,19 @@ def _earliest_service(task: Task, now: datetime, config: PolicyConfig) -> Served
     return Served(task_id=task.task_id, at=now, method=method, basis=basis, effective_at=at, dispatch_id=dispatch_id)
 
 
-def _electronic_options(task: Task, config: PolicyConfig, channels: Mapping[ChannelKind, str]) -> list[ChannelKind]:
+def _electronic_options(task: Task, config: PolicyConfig, channels: _Channels) -> list[ChannelKind]:
     """The electronic channels that can carry the documents to this party (staff calls carry none)."""
     order = task.request.channels or config.electronic_order
     reachable = task.reachable
-    return [k for k in order if k is not _PHONE and k in channels and _CONTACT_OF[k] in reachable]
+    options = [k for k in order if k is not _PHONE and k in channels and k.contact_kind in reachable]
+    routes = config.adapters
+    if routes:  # a kind whose routes give this task no adapter is not an option for it
+        options = [k for k in options if k not in routes or adapter_order(task, k, routes, channels)]
+    return options
+
+
+# the adapters the host registered: kind -> its adapter's name, or its adapters' names in the host's order
+_Channels = Mapping[ChannelKind, str | Sequence[str]]
 
 
 _CONSENT_NOT_ASKED = ConsentStatus(
@@ -450,9 +462,14 @@ def _why_not(status: ConsentStatus) -> str:
     return status.reason if status.basis == BASIS_NO_CONSENT else f"{status.reason} ({status.basis})"
 
 
-def _can_call(task: Task, config: PolicyConfig, channels: Mapping[ChannelKind, str]) -> bool:
+def _can_call(task: Task, config: PolicyConfig, channels: _Channels) -> bool:
     """Whether staff can phone the party to seek consent (Rules Art. 30: consent confirmed by phone)."""
-    return config.seek_consent_by_phone and ChannelKind.PHONE in channels and ContactKind.MOBILE in task.reachable
+    return (
+        config.seek_consent_by_phone
+        and ChannelKind.PHONE in channels
+        and ContactKind.MOBILE in task.reachable
+        and first_adapter(task, ChannelKind.PHONE, config.adapters, channels) is not None
+    )
 
 
 # Actions are frozen values: the ones the policy asks for again and again are built once. The engine tests
@@ -469,17 +486,47 @@ def _send(channel: str, kind: ChannelKind) -> Send:
     return action
 
 
-def _send_electronic(kinds: list[ChannelKind], channels: Mapping[ChannelKind, str], now: datetime) -> Decision:
-    return Decision(actions=tuple(_send(channels[k], k) for k in kinds), due_at=now)
+def _send_electronic(
+    task: Task, config: PolicyConfig, kinds: list[ChannelKind], channels: _Channels, now: datetime
+) -> Decision:
+    routes = config.adapters
+    sends = []
+    for kind in kinds:
+        name = failover_adapter(task, kind, routes, channels) if routes else None
+        name = name or first_adapter(task, kind, routes, channels)
+        if name is not None:  # always, for a kind _electronic_options or _can_call offered
+            sends.append(_send(name, kind))
+    return Decision(actions=tuple(sends), due_at=now)
+
+
+def _failovers(task: Task, now: datetime, config: PolicyConfig, channels: _Channels) -> Decision | None:
+    """The sends that fail a kind over to its next adapter (``delivery_sdk.adapters``): the round's last
+    dispatch of the kind was failed after transient failures and the task's route names another adapter.
+    Staff calls fail over whatever the consent (they seek it); e-service when it may still be sent."""
+    kinds = [
+        k
+        for k in {d.kind: None for d in task.electronic_dispatches}
+        if failover_adapter(task, k, config.adapters, channels)
+    ]
+    if not kinds:
+        return None
+    if any(k is not _PHONE for k in kinds):
+        status = _consent(task, now, config)
+        if not status.allowed and not (
+            config.serve_subject_to_acceptance and task.objected_at is None and status.basis != BASIS_EXCLUDED
+        ):
+            kinds = [k for k in kinds if k is _PHONE]
+    return _send_electronic(task, config, kinds, channels, now) if kinds else None
 
 
 def decide(
     task: Task,
     now: datetime,
     config: PolicyConfig,
-    channels: Mapping[ChannelKind, str],
+    channels: Mapping[ChannelKind, str | Sequence[str]],
 ) -> Decision:
-    """The next step for ``task`` at ``now``. ``channels`` maps each available kind to an adapter name."""
+    """The next step for ``task`` at ``now``. ``channels`` maps each available kind to its adapter's name, or
+    to its adapters' names in the host's order (which one serves: ``config.adapters``, :mod:`delivery_sdk.adapters`)."""
     state = task.state
     if state in _AT_REST:
         return _NOTHING
@@ -549,25 +596,29 @@ _PUBLICATION_ABROAD = timedelta(days=PUBLICATION_DAYS_ABROAD)
 _STATUTORY_PUBLICATION = frozenset({timedelta(days=PUBLICATION_DAYS), _PUBLICATION_ABROAD})
 
 
-def _created(task: Task, now: datetime, config: PolicyConfig, channels: Mapping[ChannelKind, str]) -> Decision:
+def _created(task: Task, now: datetime, config: PolicyConfig, channels: _Channels) -> Decision:
     options = _electronic_options(task, config, channels)
     if not options:
         reason = "no usable electronic channel or contact"
         return _emit(FellBackToPost(task_id=task.task_id, at=now, reason=reason), now)
     status = _consent(task, now, config)
     if status.allowed:
-        return _send_electronic(options if config.parallel else options[:1], channels, now)
+        return _send_electronic(task, config, options if config.parallel else options[:1], channels, now)
     if status.basis != BASIS_EXCLUDED and task.objected_at is None:
         # no electronic service without consent (CPL Art. 90): seek it by phone first (Rules Art. 30) ...
         if _can_call(task, config, channels):
-            return _send_electronic([ChannelKind.PHONE], channels, now)
+            return _send_electronic(task, config, [ChannelKind.PHONE], channels, now)
         # ... or serve subject to the party's acceptance (Rules Art. 29(4))
         if config.serve_subject_to_acceptance:
-            return _send_electronic(options if config.parallel else options[:1], channels, now)
+            return _send_electronic(task, config, options if config.parallel else options[:1], channels, now)
     return _emit(FellBackToPost(task_id=task.task_id, at=now, reason=_why_not(status)), now)
 
 
-def _electronic(task: Task, now: datetime, config: PolicyConfig, channels: Mapping[ChannelKind, str]) -> Decision:
+def _electronic(task: Task, now: datetime, config: PolicyConfig, channels: _Channels) -> Decision:
+    if config.adapters:
+        failover = _failovers(task, now, config, channels)
+        if failover is not None:
+            return failover
     actions: list[Action] = []
     wake: list[datetime] = []
     round_ = task.electronic_dispatches
@@ -587,7 +638,7 @@ def _electronic(task: Task, now: datetime, config: PolicyConfig, channels: Mappi
         if waits and pending:
             window = config.acceptance_window  # delivered without consent: the party may yet accept it
         else:
-            window = config.response_window.get(d.kind, timedelta(hours=24))
+            window = config.response_window.get(d.kind) or d.kind.nature.default_window
         deadline = (d.sent_at or d.queued_at) + window
         if waits and now >= deadline:
             # delivered, never read (or never accepted): it served nothing, and no more is expected of it
@@ -616,7 +667,7 @@ def _electronic(task: Task, now: datetime, config: PolicyConfig, channels: Mappi
         subject_to_acceptance = config.serve_subject_to_acceptance and not objected and status.basis != BASIS_EXCLUDED
         if subject_to_acceptance and not started and remaining:
             # the staff call did not obtain consent: serve subject to the party's acceptance (Rules Art. 29(4))
-            return _send_electronic(remaining if config.parallel else remaining[:1], channels, now)
+            return _send_electronic(task, config, remaining if config.parallel else remaining[:1], channels, now)
         if awaited_acceptance:
             reason = (
                 "no electronic service took effect: the party did not accept the e-service sent without its "
@@ -629,9 +680,9 @@ def _electronic(task: Task, now: datetime, config: PolicyConfig, channels: Mappi
         return _emit(FellBackToPost(task_id=task.task_id, at=now, reason=reason), now)
     if remaining:
         if not config.parallel:
-            return _send_electronic(remaining[:1], channels, now)
+            return _send_electronic(task, config, remaining[:1], channels, now)
         if not started or tried != sent:  # consent just came from a call, or a contact was added: at once
-            return _send_electronic(remaining, channels, now)
+            return _send_electronic(task, config, remaining, channels, now)
     reason = "every electronic channel failed"
     if awaited_read:
         reason = (
@@ -644,7 +695,7 @@ def _electronic(task: Task, now: datetime, config: PolicyConfig, channels: Mappi
 def _superseded(task: Task, record: DispatchRecord) -> bool:
     """Whether ``record`` went to a contact the party no longer has first of its kind (one was added or
     replaced since: contact.updated)."""
-    current = task.first_contact(_CONTACT_OF[record.kind])
+    current = task.first_contact(record.kind.contact_kind)
     return current is not None and current.value != record.contact.value
 
 

@@ -5,7 +5,9 @@ Wire rules (for everything stored or sent):
 - JSON objects with the attrs field names as keys; no extra keys are accepted on the way in.
 - ``datetime``: ISO 8601 with its UTC offset (``2026-11-26T09:30:00+08:00``); a naive datetime is refused
   both ways, because a service moment without a zone is not a legal fact.
-- Enums by value (``"sms"``, ``"delivered"``); tuples as JSON arrays.
+- Enums by value (``"sms"``, ``"delivered"``), and so the open kinds (:class:`~delivery_sdk.ChannelKind`,
+  :class:`~delivery_sdk.ContactKind`); a stored channel kind no installed plugin declares reads as a
+  placeholder (``ChannelKind.stored``), so a store outlives a removed plugin; tuples as JSON arrays.
 - No coercion on the way in: a string field takes a JSON string, a flag a JSON boolean, a tuple a JSON array.
 - Events: a tagged union, the tag ``"type"`` holding the class's ``TYPE`` (``"dispatch.delivered"``).
 - Text is UTF-8 and written without ASCII escaping, so Chinese stays readable in the store.
@@ -29,7 +31,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 
 from ._exceptions import ValidationError
 from .events import EVENT_BY_TYPE, Event
-from .model import _READING_STORED
+from .model import _READING_STORED, ChannelKind, ContactKind
 
 __all__ = [
     "DEFAULT_CONVERTER",
@@ -94,6 +96,15 @@ def _strict(kind: type) -> Any:
     return hook
 
 
+def _kind_in(lookup: Any) -> Any:
+    def hook(value: Any, _: Any) -> Any:
+        if type(value) is not str:
+            raise ValidationError(f"expected a kind as a JSON string, got {type(value).__name__}")
+        return lookup(value)
+
+    return hook
+
+
 def _optional_identity(conv: cattrs.Converter, t: Any) -> bool:
     if not isinstance(t, types.UnionType) and typing.get_origin(t) is not typing.Union:
         return False
@@ -131,6 +142,11 @@ def configure_converter(conv: cattrs.Converter) -> None:
         lambda t: isinstance(t, type) and issubclass(t, enum.Enum), operator.attrgetter("_value_")
     )
     conv.register_structure_hook(datetime, _dt_in)
+    # The open kinds: by value both ways (the same ``_value_`` slot); read through their lookups.
+    conv.register_unstructure_hook(ChannelKind, operator.attrgetter("_value_"))
+    conv.register_unstructure_hook(ContactKind, operator.attrgetter("_value_"))
+    conv.register_structure_hook(ChannelKind, _kind_in(ChannelKind.stored))
+    conv.register_structure_hook(ContactKind, _kind_in(ContactKind.stored))
     for kind in (str, bool, int, float):
         conv.register_structure_hook(kind, _strict(kind))
     # ``X | None`` where X passes through as is (str, int...): pass it through too, so the generated

@@ -53,11 +53,14 @@ import typing
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from ._exceptions import PluginError, SettingsError
+
+if TYPE_CHECKING:
+    from .model import ChannelKind
 
 __all__ = [
     "CHANNEL_ORDER_ENV",
@@ -242,6 +245,42 @@ def _field_types(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls, vars(module))
 
 
+def _declare_kinds(values: Any) -> None:
+    """Make sure the kinds named in ``values`` (kind values) are declared, importing the installed plugins
+    when one is not yet (a plugin declares its kinds when its module is imported)."""
+    from .model import ChannelKind
+
+    if any(isinstance(v, str) and v not in {k.value for k in ChannelKind} for v in values):
+        _import_installed_plugins()
+
+
+def _import_installed_plugins() -> None:
+    """Import every installed plugin (the ``delivery_sdk`` entry points) and ask it for its kinds, so a
+    settings file can name a plugin's kind before any client is built; a plugin that fails here is left to
+    the host, which reports it at start."""
+    import importlib.metadata
+
+    for ep in importlib.metadata.entry_points(group="delivery_sdk"):
+        try:
+            hook = getattr(ep.load(), "delivery_channel_kinds", None)
+            if callable(hook):
+                hook()
+        except Exception:
+            continue
+
+
+def _channel_kind(value: Any) -> ChannelKind:
+    """The declared :class:`~delivery_sdk.ChannelKind` ``value`` names, importing the installed plugins once
+    when no declared kind has that value; :class:`~delivery_sdk.UnknownKind` when none does."""
+    from .model import ChannelKind
+
+    try:
+        return ChannelKind(value)
+    except ValueError:
+        _import_installed_plugins()
+        return ChannelKind(value)
+
+
 def _convert(path: str, section: str, key: str, value: Any, kind: Any) -> Any:
     from .model import ChannelKind
 
@@ -271,7 +310,7 @@ def _convert(path: str, section: str, key: str, value: Any, kind: Any) -> Any:
         return timedelta(seconds=value)
     if kind is ChannelKind:
         try:
-            return ChannelKind(value)
+            return _channel_kind(value)
         except ValueError:
             raise bad("a channel kind (" + ", ".join(k.value for k in ChannelKind) + ")") from None
     if origin is tuple:
@@ -297,6 +336,16 @@ def _fields(path: str, section: str, table: Any, cls: type) -> dict[str, Any]:
     for key, value in table.items():
         if key not in names:
             raise SettingsError(path, section, key, f"is no {cls.__name__} setting (known: {', '.join(sorted(names))})")
+        if section == "policy" and key == "adapters":  # kind -> [names] or [[routes]] (delivery_sdk.adapters)
+            from .adapters import adapter_routes
+
+            if isinstance(value, dict):
+                _declare_kinds(value)
+            try:
+                out[key] = adapter_routes(value)
+            except ValueError as exc:
+                raise SettingsError(path, section, key, str(exc)) from None
+            continue
         out[key] = _convert(path, section, key, value, kinds[key])
     return out
 
@@ -375,12 +424,10 @@ def load_settings(path: str | os.PathLike[str], *, environ: Mapping[str, str] | 
     if not isinstance(channels, dict):
         raise SettingsError(name, "channels", "", "must be a table of kind = [names]")
     if channels:
-        from .model import ChannelKind
-
         parts = []
         for kind, names in channels.items():
             try:
-                ChannelKind(kind)
+                _channel_kind(kind)
             except ValueError:
                 raise SettingsError(name, "channels", kind, "is not a channel kind") from None
             if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
@@ -403,7 +450,6 @@ def load_settings(path: str | os.PathLike[str], *, environ: Mapping[str, str] | 
 
 def parse_channel_order(value: str | None) -> dict[str, list[str]]:
     """``"email=smtp,log;sms=sms"`` as ``{"email": ["smtp", "log"], "sms": ["sms"]}``; PluginError if malformed."""
-    from .model import ChannelKind
 
     order: dict[str, list[str]] = {}
     problems = []
@@ -415,7 +461,7 @@ def parse_channel_order(value: str | None) -> dict[str, list[str]]:
         kind = kind.strip().lower()
         listed = [n.strip() for n in names.split(",") if n.strip()]
         try:
-            ChannelKind(kind)
+            _channel_kind(kind)
         except ValueError:
             problems.append(f"{CHANNEL_ORDER_ENV}: {kind!r} is not a channel kind")
             continue

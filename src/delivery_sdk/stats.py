@@ -98,8 +98,10 @@ def summarize(tasks: Iterable[Task]) -> Summary:
         cycle_mean=td(statistics.fmean(cycles) if cycles else None),
         cycle_median=td(statistics.median(cycles) if cycles else None),
         cycle_p90=td(_percentile(cycles, 0.9) if cycles else None),
-        channels=tuple(
-            ChannelStats(kind=k, attempts=attempts[k], delivered=delivered[k]) for k in ChannelKind if attempts[k]
+        channels=tuple(  # declared kinds in their order, then any a removed plugin left in the store
+            ChannelStats(kind=k, attempts=attempts[k], delivered=delivered[k])
+            for k in (*ChannelKind, *(k for k in attempts if not k.declared))
+            if attempts[k]
         ),
         postage_saved_yuan=methods.get(ServiceMethod.ELECTRONIC.value, 0) * POSTAGE_SAVED_PER_ESERVICE_YUAN,
     )

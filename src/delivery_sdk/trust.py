@@ -122,9 +122,10 @@ def reporter(record: DispatchRecord, source: str, carrier: str | None) -> Report
 def allowed_reports(kind: ChannelKind, who: Reporter | None) -> frozenset[ReceiptKind]:
     """What ``who`` may report about a dispatch of ``kind``; ``who=None``: a trusted in-process caller, who
     may record what any of the dispatch's own adapters may."""
-    if who is None:
-        return _ANY_OWN.get(kind, _NOTHING)
-    return REPORTS.get((kind, who), _NOTHING)
+    found = _ANY_OWN.get(kind) if who is None else REPORTS.get((kind, who))
+    if found is None and who in (None, Reporter.CHANNEL) and kind.carries_documents:
+        return _ELECTRONIC  # a plugin's kind: what any channel that carries documents may report (its nature)
+    return found or _NOTHING
 
 
 def provenance_refusal(
@@ -137,7 +138,7 @@ def provenance_refusal(
     dispatch's own adapter): only the kind is checked against what the dispatch's adapters can report.
     """
     if source is None:
-        if kind in _ANY_OWN.get(record.kind, _NOTHING):
+        if kind in allowed_reports(record.kind, None):
             return None
         return Refusal.NOT_ITS_REPORT, f"no adapter of a {record.kind.value} dispatch reports {kind.value!r}"
     who = reporter(record, source, carrier)
@@ -146,7 +147,7 @@ def provenance_refusal(
             Refusal.WRONG_ADAPTER,
             f"{source!r} is not an adapter of dispatch {record.dispatch_id} (sent through {record.channel!r})",
         )
-    if kind not in REPORTS.get((record.kind, who), _NOTHING):
+    if kind not in allowed_reports(record.kind, who):
         return (
             Refusal.NOT_ITS_REPORT,
             f"the {who.value} {source!r} does not report {kind.value!r} on a {record.kind.value} dispatch",

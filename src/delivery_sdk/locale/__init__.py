@@ -181,10 +181,21 @@ def t(key: str, lang: str | None = None, /, **values: object) -> str:
 
 def label(prefix: str, value: str, lang: str | None = None) -> str:
     """The label of an enumerated value (``label("state", "served")`` -> ``已送达``); a value the catalogue
-    does not know (a plugin's channel kind...) is shown as it is."""
+    does not know is shown as it is, except a channel or contact kind's (``kind``, ``contact``): a plugin's
+    by the label it declares (``ChannelKind.label``), one no installed plugin declares as
+    ``未安装的渠道（value）``."""
     cat = catalogue(lang)
     key = f"{prefix}.{value}"
-    return cat.gettext(key) if key in cat else value
+    if key in cat:
+        return cat.gettext(key)
+    if prefix in ("kind", "contact"):
+        from ..model import ChannelKind, ContactKind  # the model imports nothing from here: kept lazy anyway
+
+        try:
+            return (ChannelKind if prefix == "kind" else ContactKind).stored(value).label
+        except ValueError:
+            return value
+    return value
 
 
 def beijing(moment: datetime | None, lang: str | None = None, *, seconds: bool = False, zone: bool = True) -> str:

@@ -433,7 +433,7 @@ class Portal:
             consent=task.consent is not None and task.objected_at is None,
             objected=task.objected_at is not None,
             contact=mask(record.contact.value),
-            contact_kind=_KIND_ZH.get(record.kind, record.kind.value),
+            contact_kind=_KIND_ZH.get(record.kind, record.kind.label),
             notice=notice,
             csrf=self.sessions.csrf(session.nonce, token),
         )

@@ -24,7 +24,10 @@ from ..store import TaskStore
 
 __all__ = ["Attempts", "Session", "Sessions", "TokenIndex"]
 
-LINKED_KINDS = frozenset({ChannelKind.SMS, ChannelKind.WECHAT, ChannelKind.EMAIL, ChannelKind.ESERVICE})
+LINKED_KINDS = frozenset(
+    {ChannelKind.SMS, ChannelKind.WECHAT, ChannelKind.EMAIL, ChannelKind.ESERVICE}
+)  # the built-ins'
+# (any kind that carries documents links to the portal: ``kind.carries_documents``)
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{22}")
 
 
@@ -53,7 +56,7 @@ class TokenIndex:
             batch = self._store.events_after(self._seq, 2000, types=[DispatchQueued.TYPE])
             for stored in batch:
                 event = stored.event
-                if isinstance(event, DispatchQueued) and event.kind in LINKED_KINDS:
+                if isinstance(event, DispatchQueued) and event.kind.carries_documents:
                     for key in self._keys:
                         self._map[link_token(key, event.dispatch_id)] = (event.dispatch_id, event.task_id)
                 self._seq = max(self._seq, stored.seq)

@@ -22,7 +22,7 @@ from ..law.citations import chinese
 from ..law.evidence import Evidence
 from ..law.holidays import BEIJING
 from ..locale import centre_name
-from ..model import CaseType, ChannelKind, DispatchStatus, DocumentKind, ServiceMethod
+from ..model import BUILTIN_CHANNEL_KINDS, CaseType, ChannelKind, DispatchStatus, DocumentKind, ServiceMethod
 from .record import ProofOfService
 
 __all__ = ["CJKFontMissing", "render_pdf", "write_pdf"]
@@ -50,15 +50,8 @@ DOCUMENT_LABEL = {
     DocumentKind.MEDIATION: "调解书",
     DocumentKind.OTHER: "其他",
 }
-CHANNEL_LABEL = {
-    ChannelKind.SMS: "短信",
-    ChannelKind.WECHAT: "微信",
-    ChannelKind.EMAIL: "电子邮件",
-    ChannelKind.ESERVICE: "电子送达平台",
-    ChannelKind.PHONE: "电话",
-    ChannelKind.PRINT: "集约打印邮寄",
-    ChannelKind.POST: "邮政",
-}
+# the built-in kinds' labels; any kind (a plugin's too) is named by its declared ``ChannelKind.label``
+CHANNEL_LABEL: dict[ChannelKind, str] = {kind: kind.label for kind in BUILTIN_CHANNEL_KINDS}
 OUTCOME_LABEL = {
     DispatchStatus.QUEUED: "待发出",
     DispatchStatus.SENT: "已发出",
@@ -182,7 +175,7 @@ def render_pdf(proof: ProofOfService, *, font_path: str | None = None) -> bytes:
             ]
             + [
                 [
-                    p(f"{CHANNEL_LABEL[a.kind]}{'（送达）' if a.served else ''}\n{a.channel}", small),
+                    p(f"{a.kind.label}{'（送达）' if a.served else ''}\n{a.channel}", small),
                     p(a.contact, small),
                     p(_bj(a.sent_at or a.queued_at), small),
                     p(_bj(a.delivered_at), small),

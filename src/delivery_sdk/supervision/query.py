@@ -24,6 +24,7 @@ import attrs
 
 from .._exceptions import StoreError, UnknownTask
 from ..locale import catalogue, centre_name, label, normalise_lang
+from ..model import ChannelKind
 from ..serialization import event_from_dict, loads
 from ..store.sqlite import DISPATCH_REPORT_TYPES
 from .meaning import actor_of, describe
@@ -47,7 +48,24 @@ __all__ = [
 
 T = TypeVar("T")
 
-ELECTRONIC_KINDS = ("eservice", "sms", "wechat", "email", "phone")
+ELECTRONIC_KINDS = ("eservice", "sms", "wechat", "email", "phone")  # the built-ins; any kind: _electronic()
+
+
+def _electronic(kind: str) -> bool:
+    """Whether the stored kind value names an electronic kind, by its declared nature (a plugin's kind too;
+    one no installed plugin declares is not counted)."""
+    try:
+        return ChannelKind.stored(kind).electronic
+    except ValueError:
+        return False
+
+
+def _not_electronic_values() -> tuple[str, ...]:
+    """The values of the declared kinds that are not electronic (print, post): every other kind is, a removed
+    plugin's too (lowercase letters, digits and _ only: safe in SQL)."""
+    return tuple(k.value for k in ChannelKind if not k.electronic)
+
+
 _DELIVERED = ("dispatch.delivered", "dispatch.read", "post.signed")
 # receipts that move a dispatch on (acceptance, "dispatch.sent", is not counted: it says nothing yet)
 _RECEIPTS = DISPATCH_REPORT_TYPES
@@ -838,7 +856,7 @@ class Supervisor:
         for item in overdue or ():
             counts[item.rule] += 1
         mailed_jobs = sum(c.mailed for c in centres)
-        electronic_attempts = sum(c.attempts for c in channels if c.kind in ELECTRONIC_KINDS)
+        electronic_attempts = sum(c.attempts for c in channels if _electronic(c.kind))
         baseline = served * costs.postal_yuan
         actual = (
             mailed_jobs * costs.postal_yuan
@@ -954,7 +972,7 @@ class Supervisor:
 
     def _electronic_tasks(self, scope: Scope) -> int:
         cond, params = self._scope_sql(scope)
-        kinds = " OR ".join(f"sv_key LIKE '{k} %'" for k in ELECTRONIC_KINDS)
+        kinds = " AND ".join(f"sv_key NOT LIKE '{k} %'" for k in _not_electronic_values())
         return self._count(
             "SELECT COUNT(*) FROM (SELECT DISTINCT task_id FROM events"
             f" WHERE {_sv()} AND type = 'dispatch.queued' AND ({kinds}){cond})",
@@ -1004,7 +1022,7 @@ class Supervisor:
             for ref, (key, at) in queued.items():
                 kind, _, channel = key.partition(" ")
                 seen = answered.get(ref, set())
-                if kind in ELECTRONIC_KINDS and state == "electronic":
+                if _electronic(kind) and state == "electronic":
                     if not seen & _SETTLED_E and as_of - at > e_limit:
                         detail = m("detail.eservice_unconfirmed", kind=label("kind", kind, self.lang), channel=channel)
                         found.append(("eservice_unconfirmed", at, detail))
