@@ -12,6 +12,7 @@ those methods so that every plugin fails, retries, logs and records the same way
                             adapter's own calls
 :mod:`.tokens`              :class:`TokenCache`: one fetch shared by concurrent calls, one refresh on refusal
 :mod:`.settings`            :func:`plugin_settings`, :class:`PluginSettings`: variables with typed errors
+:mod:`.plugin`              :class:`EnvChannelPlugin`: the entry-point object (configured or nothing)
 :mod:`.sidelog`             :class:`SideLog`: the durable SQLite record of what an adapter sent
 :mod:`.documents`           :func:`fetch_document`: a document's bytes, checked against its digest
 :mod:`.callbacks`           :func:`check_timestamp`, :func:`verify_hmac_sha256`, :func:`lower_headers`,
@@ -52,6 +53,7 @@ from .http import (
     redact_url,
     translate_errors,
 )
+from .plugin import EnvChannelPlugin, read_rate_and_timeout, read_values
 from .retry import RetryConfig, aretrying, retrying
 from .settings import PluginError, PluginSettings, SettingsError, plugin_settings
 from .sidelog import SideLog
@@ -65,6 +67,7 @@ __all__ = [
     "CallbackReply",
     "CallbackResponse",
     "DocumentSource",
+    "EnvChannelPlugin",
     "MalformedReceipt",
     "PluginError",
     "PluginSettings",
@@ -86,6 +89,8 @@ __all__ = [
     "make_client",
     "parse_retry_after",
     "plugin_settings",
+    "read_rate_and_timeout",
+    "read_values",
     "redact_url",
     "require_secret",
     "retrying",

@@ -29,7 +29,7 @@ import ssl
 from collections.abc import Mapping
 
 from delivery_sdk import ChannelRegistry, hookimpl
-from delivery_sdk.settings import PluginSettings
+from delivery_sdk.plugin_kit import PluginSettings
 
 from ._channel import DocumentSource, EmailChannel, Mode, Security, link_token
 from ._dsn import (

@@ -33,9 +33,15 @@ from delivery_sdk import (
     SystemClock,
     TransientChannelError,
 )
-from delivery_sdk.callbacks import check_timestamp, link_token, lower_headers, require_secret, verify_hmac_sha256
-from delivery_sdk.httpchannel import RateLimiter
 from delivery_sdk.model import mask
+from delivery_sdk.plugin_kit import (
+    RateLimiter,
+    check_timestamp,
+    link_token,
+    lower_headers,
+    require_secret,
+    verify_hmac_sha256,
+)
 
 from ._dsn import DISPATCH_HEADER, bounce_receipts, message_id_for, parse_bounce, xtext
 from ._sentlog import SentLog, SentRecord, SentState

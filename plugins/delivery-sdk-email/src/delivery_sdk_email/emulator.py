@@ -56,7 +56,7 @@ import attrs
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from delivery_sdk.callbacks import hmac_sha256_hex
+from delivery_sdk.plugin_kit import hmac_sha256_hex
 from delivery_sdk.testing.emulator import join_callback, mask, post_callback, serve_main
 
 from ._dsn import DISPATCH_HEADER

@@ -28,7 +28,7 @@ from urllib.parse import unquote
 
 import attrs
 
-from delivery_sdk.callbacks import hmac_sha256_hex
+from delivery_sdk.plugin_kit import hmac_sha256_hex
 from delivery_sdk.testing.emulator import (
     EmulatorServer,
     FaultScript,

@@ -20,7 +20,7 @@ import logging
 from collections.abc import Mapping
 
 from delivery_sdk import ChannelRegistry, hookimpl
-from delivery_sdk.settings import PluginSettings
+from delivery_sdk.plugin_kit import PluginSettings
 
 from ._channel import EVENT_KINDS, SERVICES_PATH, DocumentSource, EServiceChannel, sign_callback, sign_request
 

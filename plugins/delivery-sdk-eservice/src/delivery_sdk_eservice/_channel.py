@@ -31,9 +31,18 @@ from delivery_sdk import (
     StatusReport,
     TransientChannelError,
 )
-from delivery_sdk.callbacks import check_timestamp, hmac_sha256_hex, lower_headers, require_secret, verify_hmac_sha256
-from delivery_sdk.httpchannel import RateLimiter, check_base_url, check_response, translate_errors
 from delivery_sdk.model import mask
+from delivery_sdk.plugin_kit import (
+    RateLimiter,
+    check_base_url,
+    check_response,
+    check_timestamp,
+    hmac_sha256_hex,
+    lower_headers,
+    require_secret,
+    translate_errors,
+    verify_hmac_sha256,
+)
 
 __all__ = [
     "EVENT_KINDS",

@@ -43,7 +43,7 @@ from delivery_sdk import (
     hookimpl,
 )
 from delivery_sdk.model import mask
-from delivery_sdk.settings import PluginSettings
+from delivery_sdk.plugin_kit import PluginSettings
 
 __all__ = [
     "DEFAULT_PATH",

@@ -57,9 +57,8 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type
 from delivery_sdk import PluginError, hookimpl
 from delivery_sdk.events import StoredEvent
 from delivery_sdk.evidence.canonical import stored_event_leaf_hash
-from delivery_sdk.httpchannel import check_base_url
+from delivery_sdk.plugin_kit import PluginSettings, check_base_url
 from delivery_sdk.records import AnchorReceipt, EvidenceBatch
-from delivery_sdk.settings import PluginSettings
 
 __all__ = [
     "CHECKPOINTS_ENDPOINT",

@@ -81,7 +81,7 @@ from delivery_sdk import (
 )
 from delivery_sdk.callbacks import require_secret, verify_signed_callback
 from delivery_sdk.clock import Clock, SystemClock
-from delivery_sdk.httpchannel import RateLimiter, check_base_url, check_response, translate_errors
+from delivery_sdk.plugin_kit import PluginSettings, RateLimiter, check_base_url, check_response, translate_errors
 from delivery_sdk.printing.batch import BatchSpool, Manifest
 from delivery_sdk.printing.centres import CentreConfig, Centres, load_centres
 from delivery_sdk.printing.package import (
@@ -91,7 +91,6 @@ from delivery_sdk.printing.package import (
     PackageRequest,
     PrintPackageError,
 )
-from delivery_sdk.settings import PluginSettings
 
 __all__ = [
     "ENV_CALLBACK_SECRET",

@@ -67,7 +67,7 @@ import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from delivery_sdk import AddressCandidate, Contact, ContactKind, Party, PluginError, hookimpl
-from delivery_sdk.settings import PluginSettings
+from delivery_sdk.plugin_kit import PluginSettings
 
 __all__ = [
     "DEFAULT_SOURCE",

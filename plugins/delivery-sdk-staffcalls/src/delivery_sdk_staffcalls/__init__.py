@@ -54,7 +54,7 @@ from delivery_sdk import (
     hookimpl,
 )
 from delivery_sdk.events import Cancelled, DispatchTimedOut, FellBackToPost, Served
-from delivery_sdk.settings import PluginSettings
+from delivery_sdk.plugin_kit import PluginSettings
 
 from .queue import (
     CallClosed,

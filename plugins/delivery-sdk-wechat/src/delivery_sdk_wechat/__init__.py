@@ -67,7 +67,6 @@ from delivery_sdk import (
     CallbackRejected,
     ChannelError,
     ChannelKind,
-    ChannelRegistry,
     Clock,
     ContactKind,
     Dispatch,
@@ -78,19 +77,24 @@ from delivery_sdk import (
     StatusReport,
     SystemClock,
     TransientChannelError,
-    hookimpl,
 )
-from delivery_sdk.callbacks import (
+from delivery_sdk.plugin_kit import (
+    EnvChannelPlugin,
+    PluginSettings,
+    RateLimiter,
+    check_base_url,
+    check_response,
     check_timestamp,
     hmac_sha256_hex,
     link_token,
     lower_headers,
+    read_rate_and_timeout,
+    read_values,
     require_secret,
     signature_matches,
+    translate_errors,
     verify_hmac_sha256,
 )
-from delivery_sdk.httpchannel import RateLimiter, check_base_url, check_response, translate_errors
-from delivery_sdk.settings import PluginSettings
 
 from .sentlog import SentEntry, SentLog
 
@@ -639,7 +643,7 @@ def _signed_at(headers: Mapping[str, str], body: bytes, query: Mapping[str, str]
 # -- the entry point ---------------------------------------------------------------------------------
 
 
-class EnvWeChatPlugin:
+class EnvWeChatPlugin(EnvChannelPlugin[WeChatChannel]):
     """The entry-point plugin: a :class:`WeChatChannel` from ``DELIVERY_SDK_WECHAT_*``, or nothing.
 
     None of the variables set: registers nothing (installed, not configured). Any set: ``..._APPID`` and the
@@ -649,56 +653,31 @@ class EnvWeChatPlugin:
     ``environ`` given here wins (for tests).
     """
 
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
-        self._environ = environ
+    title = "WeChat"
+    prefix = "DELIVERY_SDK_WECHAT_"
+    main_variable = ENV["appid"]
+    construct_errors = (ValueError, OSError, sqlite3.Error)
 
-    def __repr__(self) -> str:
-        return "EnvWeChatPlugin()"
-
-    def configured(self, clock: Clock | None = None, environ: Mapping[str, str] | None = None) -> WeChatChannel | None:
-        s = PluginSettings("WeChat", self._environ if self._environ is not None else environ, "DELIVERY_SDK_WECHAT_")
-        if not s.configured:
-            return None
-        values = {key: s.get(ENV[key]) or "" for key in ENV}
-        values["appid"] = s.require(ENV["appid"], "the official account's AppID")
-        for key in _REQUIRED:
-            if key.endswith(("secret", "token")):
-                values[key] = (s.secret(ENV[key], required=True) or "").strip()
-            else:
-                values[key] = s.require(ENV[key])
-        rate = s.number(ENV["rate"], None, positive=True)
-        timeout = s.number(ENV["timeout"], 10.0, positive=True)
-        s.check()
-        try:
-            return WeChatChannel(
-                values["appid"],
-                values["secret"],
-                template_id=values["template_id"],
-                link_template=values["link_template"],
-                server_token=values["server_token"],
-                read_secret=values["read_secret"],
-                link_key=values["link_key"] or None,
-                base_url=values["base_url"] or DEFAULT_BASE_URL,
-                sent_log=values["sent_log"] or DEFAULT_SENT_LOG,
-                name=values["name"] or "wechat",
-                rate=rate,
-                timeout=timeout if timeout is not None else 10.0,
-                clock=clock,
-            )
-        except (ValueError, OSError, sqlite3.Error) as exc:
-            s.guard(f"the WeChat plugin's configuration ({ENV['appid']} and friends) is not usable", exc)
-            s.check()
-            raise
-
-    @hookimpl
-    def delivery_register_channels(self, register: ChannelRegistry, clock: Clock, environ: Mapping[str, str]) -> None:
-        channel = self.configured(clock, environ)
-        if channel is None:
-            log.debug(
-                "WeChat plugin installed but not configured (no DELIVERY_SDK_WECHAT_* variable): nothing registered"
-            )
-            return
-        register(channel)
+    def read(self, settings: PluginSettings, clock: Clock | None) -> Callable[[], WeChatChannel]:
+        """Read ``DELIVERY_SDK_WECHAT_*``; what builds the :class:`WeChatChannel` they describe."""
+        appid = settings.require(ENV["appid"], "the official account's AppID")
+        values = read_values(settings, ENV, _REQUIRED, secrets=("secret", "server_token", "read_secret"))
+        rate, timeout = read_rate_and_timeout(settings, ENV)
+        return lambda: WeChatChannel(
+            appid,
+            values["secret"],
+            template_id=values["template_id"],
+            link_template=values["link_template"],
+            server_token=values["server_token"],
+            read_secret=values["read_secret"],
+            link_key=values["link_key"] or None,
+            base_url=values["base_url"] or DEFAULT_BASE_URL,
+            sent_log=values["sent_log"] or DEFAULT_SENT_LOG,
+            name=values["name"] or "wechat",
+            rate=rate,
+            timeout=timeout,
+            clock=clock,
+        )
 
 
 plugin = EnvWeChatPlugin()
