@@ -31,7 +31,9 @@ from delivery_sdk.callbacks import CallbackReceiver, CallbackResponse, asgi_app,
 from delivery_sdk.plugin_kit import (
     AccessToken,
     CallbackReply,
+    EnvChannelPlugin,
     PluginError,
+    PluginSettings,
     RetryConfig,
     SettingsError,
     SideLog,
@@ -41,6 +43,9 @@ from delivery_sdk.plugin_kit import (
     fetch_document,
     make_client,
     plugin_settings,
+    read_rate_and_timeout,
+    read_values,
+    retry_after_or_backoff,
     retrying,
 )
 from delivery_sdk.plugin_kit.testing import make_dispatch, make_document, parse_callback
@@ -489,3 +494,89 @@ def test_emulator_transport_serves_the_same_handler_without_a_socket() -> None:
     assert [r["path"] for r in emulator.received()] == ["/send", "/drop", "/boom"]
     with httpx.Client(transport=emulator.transport(), base_url="http://emulator") as http:  # sync clients too
         assert http.put("/x", content=b"", headers={"X-Demo": "s"}).json()["method"] == "PUT"
+
+
+def test_side_log_transaction_commits_or_rolls_back() -> None:
+    with SideLog(":memory:", SCHEMA) as log:
+        with log.transaction() as db:
+            db.execute("INSERT INTO demo_sent VALUES ('T1.1', NULL)")
+            db.execute("UPDATE demo_sent SET ref = 'r' WHERE dispatch_id = 'T1.1'")
+        with pytest.raises(RuntimeError), log.transaction() as db:
+            db.execute("INSERT INTO demo_sent VALUES ('T1.2', 'x')")
+            raise RuntimeError("half way")
+        assert log.all("SELECT * FROM demo_sent") == [("T1.1", "r")]
+
+
+def test_retry_after_or_backoff_and_the_hooks_of_retrying() -> None:
+    wait = retry_after_or_backoff(0.5, 3.0)
+    assert [wait(n, None) for n in (1, 2, 3, 4)] == [0.5, 1.0, 2.0, 3.0]
+    assert wait(1, TransientChannelError("busy", retry_after=7)) == 7.0
+    with pytest.raises(ValueError, match="initial <= maximum"):
+        retry_after_or_backoff(2.0, 1.0)
+    told: list[tuple[int, str, float]] = []
+    clock = {"now": 0.0}
+
+    def sleep(seconds: float) -> None:
+        clock["now"] += seconds
+
+    def call() -> None:
+        raise TransientChannelError("down")
+
+    retry = retrying(
+        RetryConfig(attempts=10),
+        sleep=sleep,
+        wait=wait,
+        stop_when=lambda upcoming: clock["now"] + upcoming >= 4.0,  # a budget of 4 s on the caller's clock
+        on_retry=lambda attempt, error, seconds: told.append((attempt, type(error).__name__, seconds)),
+    )
+    with pytest.raises(TransientChannelError):
+        retry(call)
+    # waits of 0.5, 1 and 2 s fit the budget; the fourth (3 s) would end at 6.5 s: no fifth attempt
+    assert told == [
+        (1, "TransientChannelError", 0.5),
+        (2, "TransientChannelError", 1.0),
+        (3, "TransientChannelError", 2.0),
+    ]
+    assert (retry.statistics["attempt_number"], clock["now"]) == (4, 3.5)
+
+
+class DemoPlugin(EnvChannelPlugin[ReplyingChannel]):
+    title = "demo"
+    prefix = "DELIVERY_SDK_DEMO_"
+    main_variable = "DELIVERY_SDK_DEMO_URL"
+
+    def read(self, settings: PluginSettings, clock: Any) -> Any:
+        values = read_values(
+            settings, {"url": "DELIVERY_SDK_DEMO_URL", "key": "DELIVERY_SDK_DEMO_KEY"}, ["url", "key"], secrets=["key"]
+        )
+        rate, timeout = read_rate_and_timeout(
+            settings, {"rate": "DELIVERY_SDK_DEMO_RATE", "timeout": "DELIVERY_SDK_DEMO_TIMEOUT"}
+        )
+
+        def build() -> ReplyingChannel:
+            if not values["url"].startswith("https://"):
+                raise ValueError("the URL must be https")
+            return ReplyingChannel()
+
+        return build
+
+
+def test_env_channel_plugin_registers_nothing_unconfigured_and_names_every_problem() -> None:
+    assert DemoPlugin({}).configured() is None
+    assert repr(DemoPlugin()) == "DemoPlugin()"
+    with pytest.raises(PluginError) as caught:
+        DemoPlugin({"DELIVERY_SDK_DEMO_RATE": "fast"}).configured()
+    assert caught.value.problems == (
+        "DELIVERY_SDK_DEMO_URL is required",
+        "DELIVERY_SDK_DEMO_KEY is required (a secret: set it, or reference a file in the settings file)",
+        "DELIVERY_SDK_DEMO_RATE must be a number, not 'fast'",
+    )
+    with pytest.raises(PluginError, match=r"DELIVERY_SDK_DEMO_URL and friends\) is not usable: the URL must be https"):
+        DemoPlugin({"DELIVERY_SDK_DEMO_URL": "http://x", "DELIVERY_SDK_DEMO_KEY": "k"}).configured()
+    good = {"DELIVERY_SDK_DEMO_URL": "https://x", "DELIVERY_SDK_DEMO_KEY": "k"}
+    assert isinstance(DemoPlugin(good).configured(), ReplyingChannel)
+    client = DeliveryClient(":memory:", plugins=[DemoPlugin(good)], load_entry_points=False)
+    try:
+        assert client.host.channels.get("wx-push").name == "wx-push"
+    finally:
+        client.close()

@@ -54,7 +54,7 @@ from .http import (
     translate_errors,
 )
 from .plugin import EnvChannelPlugin, read_rate_and_timeout, read_values
-from .retry import RetryConfig, aretrying, retrying
+from .retry import RetryConfig, Wait, aretrying, retry_after_or_backoff, retrying
 from .settings import PluginError, PluginSettings, SettingsError, plugin_settings
 from .sidelog import SideLog
 from .tokens import AccessToken, TokenCache, TokenRefused
@@ -78,6 +78,7 @@ __all__ = [
     "SideLog",
     "TokenCache",
     "TokenRefused",
+    "Wait",
     "aretrying",
     "check_base_url",
     "check_response",
@@ -93,6 +94,7 @@ __all__ = [
     "read_values",
     "redact_url",
     "require_secret",
+    "retry_after_or_backoff",
     "retrying",
     "signature_matches",
     "translate_errors",

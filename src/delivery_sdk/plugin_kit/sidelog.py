@@ -5,15 +5,16 @@ the step it protects (so that a crash never leaves a send it cannot account for)
 connection every such record shares: one SQLite file in WAL mode with ``synchronous=FULL`` (a write is on
 disk when it returns; ``":memory:"`` for tests forgets everything), the plugin's own schema created on
 open, one lock so that threads may share it, and ``close()``. A plugin subclasses it and writes its own
-queries with :meth:`execute`, :meth:`one` and :meth:`all`.
+queries with :meth:`execute`, :meth:`one`, :meth:`all` and :meth:`transaction`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 __all__ = ["SideLog"]
@@ -56,16 +57,24 @@ class SideLog:
         with self._lock:
             return self._db.execute(sql, parameters).rowcount
 
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        """Run one statement for each of ``rows`` in a single transaction (all or nothing)."""
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Hold the log for a read-then-write that must not interleave with another thread's or process's:
+        ``with log.transaction() as db: db.execute(...)``. Committed when the block ends, rolled back (and
+        the error raised again) when it raises."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.executemany(sql, rows)
+                yield self._db
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement for each of ``rows`` in a single transaction (all or nothing)."""
+        with self.transaction() as db:
+            db.executemany(sql, rows)
 
     def one(self, sql: str, parameters: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         """The first row a query returns, or None."""

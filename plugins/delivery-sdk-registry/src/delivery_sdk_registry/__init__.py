@@ -64,10 +64,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from delivery_sdk import AddressCandidate, Contact, ContactKind, Party, PluginError, hookimpl
-from delivery_sdk.plugin_kit import PluginSettings
+from delivery_sdk.plugin_kit import PluginSettings, RetryConfig, retry_after_or_backoff
+from delivery_sdk.plugin_kit import retrying as kit_retrying
 
 __all__ = [
     "DEFAULT_SOURCE",
@@ -274,13 +274,19 @@ class RegistryLookup:
         }
         if self._api_key is not None:
             headers["Authorization"] = f"Bearer {self._api_key}"
-        retrying = Retrying(
-            stop=stop_after_attempt(self.attempts),
-            wait=self._wait,
-            retry=retry_if_exception_type(_RETRYABLE),
+        retrying = kit_retrying(
+            RetryConfig(attempts=self.attempts),
+            retry_on=_RETRYABLE,
             sleep=self.sleep,
-            before_sleep=lambda state: self._before_sleep(state, request_id),
-            reraise=True,
+            wait=retry_after_or_backoff(min(self.backoff, self.max_retry_after), self.max_retry_after),
+            on_retry=lambda attempt, exc, wait: log.info(
+                "registry lookup %s: attempt %d of %d failed (%s); retrying in %.2fs",
+                request_id,
+                attempt,
+                self.attempts,
+                _describe(exc) if exc is not None else "?",
+                wait,
+            ),
         )
         with httpx.Client(transport=self.transport, timeout=self.timeout, follow_redirects=False) as client:
             try:
@@ -301,24 +307,6 @@ class RegistryLookup:
         if status != 200:
             raise _Refused(status)
         return response
-
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        if isinstance(exc, _Transient) and exc.retry_after is not None:
-            return exc.retry_after  # already checked against max_retry_after
-        return float(min(self.max_retry_after, self.backoff * 2 ** (state.attempt_number - 1)))
-
-    def _before_sleep(self, state: RetryCallState, request_id: str) -> None:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        wait = state.next_action.sleep if state.next_action is not None else 0.0
-        log.info(
-            "registry lookup %s: attempt %d of %d failed (%s); retrying in %.2fs",
-            request_id,
-            state.attempt_number,
-            self.attempts,
-            _describe(exc) if exc is not None else "?",
-            wait,
-        )
 
     def _candidates(self, response: httpx.Response, request_id: str) -> list[AddressCandidate]:
         try:
