@@ -45,7 +45,6 @@ from ``DELIVERY_SDK_WECHAT_*`` variables, and nothing while none of them is set 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -79,9 +78,12 @@ from delivery_sdk import (
     TransientChannelError,
 )
 from delivery_sdk.plugin_kit import (
+    AccessToken,
     EnvChannelPlugin,
     PluginSettings,
     RateLimiter,
+    TokenCache,
+    TokenRefused,
     check_base_url,
     check_response,
     check_timestamp,
@@ -337,9 +339,9 @@ class WeChatChannel(BaseChannel):
         self.callback_window = callback_window
         self.clock: Clock = clock or SystemClock()
         self._monotonic = monotonic
-        self._token: str | None = None
-        self._token_expires = 0.0
-        self._token_lock = asyncio.Lock()
+        self.tokens = TokenCache(
+            self._fetch_access_token, refresh_margin=refresh_margin, monotonic=monotonic, name=name
+        )
         self._forced_at: float | None = None
         self.token_fetches = 0
         self._owns_http = http is None
@@ -380,20 +382,19 @@ class WeChatChannel(BaseChannel):
         WeChat answers the ``stale`` token itself again, the adapter asks once more with ``force_refresh``
         (at most once per :data:`FORCE_REFRESH_SPACING` seconds; sooner, the stale token is a transient error).
         """
-        async with self._token_lock:
-            if self._token is not None and self._token != stale and self._monotonic() < self._token_expires:
-                return self._token
-            token, expires_in = await self._fetch_token(force=False)
-            if stale is not None and token == stale:
-                now = self._monotonic()
-                if self._forced_at is not None and now - self._forced_at < FORCE_REFRESH_SPACING:
-                    raise TransientChannelError(f"{self.name}: WeChat keeps answering a refused access token")
-                self._forced_at = now
-                log.info("%s: WeChat answered the refused access token again; forcing a refresh", self.name)
-                token, expires_in = await self._fetch_token(force=True)
-            margin = min(self.refresh_margin, float(expires_in) / 2)
-            self._token, self._token_expires = token, self._monotonic() + float(expires_in) - margin
-            return token
+        return await self.tokens.get(stale=stale)
+
+    async def _fetch_access_token(self, stale: str | None) -> AccessToken:
+        """The :class:`TokenCache`'s fetch: the stable token, forced once when WeChat answers ``stale`` again."""
+        token, expires_in = await self._fetch_token(force=False)
+        if stale is not None and token == stale:
+            now = self._monotonic()
+            if self._forced_at is not None and now - self._forced_at < FORCE_REFRESH_SPACING:
+                raise TransientChannelError(f"{self.name}: WeChat keeps answering a refused access token")
+            self._forced_at = now
+            log.info("%s: WeChat answered the refused access token again; forcing a refresh", self.name)
+            token, expires_in = await self._fetch_token(force=True)
+        return AccessToken(token, max(expires_in, 1e-6))  # 0: already expiring, used once and fetched again
 
     async def _fetch_token(self, *, force: bool) -> tuple[str, float]:
         payload: dict[str, Any] = {"grant_type": "client_credential", "appid": self.appid, "secret": self._secret}
@@ -439,18 +440,18 @@ class WeChatChannel(BaseChannel):
         return {"params": {"access_token": token}}
 
     async def _post_with_token(self, path: str, body: bytes, *, what: str) -> dict[str, Any]:
-        token = await self.access_token()
         headers = {"Content-Type": "application/json; charset=utf-8"}
-        data = await self._request("POST", path, what=what, content=body, headers=headers, **self._with_token(token))
-        if _errcode(data) in TOKEN_ERRCODES:
-            log.info("%s: access token refused (errcode %d); fetching a new one", self.name, _errcode(data))
-            token = await self.access_token(stale=token)
+
+        async def post(token: str) -> dict[str, Any]:
             data = await self._request(
                 "POST", path, what=what, content=body, headers=headers, **self._with_token(token)
             )
             if _errcode(data) in TOKEN_ERRCODES:
-                raise TransientChannelError(f"{what}: a fresh access token was refused too (errcode {_errcode(data)})")
-        return data
+                log.info("%s: access token refused (errcode %d); fetching a new one", self.name, _errcode(data))
+                raise TokenRefused
+            return data
+
+        return await self.tokens.call(post)
 
     # -- the adapter contract --------------------------------------------------------------------------
 
