@@ -3,8 +3,7 @@
 Everything here is what :mod:`delivery_sdk.httpchannel` offered (kept importable from there), plus
 :func:`make_client`, the one place a plugin's ``httpx.AsyncClient`` is built: timeouts, connection limits, an
 injectable transport (an emulator's :meth:`~delivery_sdk.testing.EmulatorServer.transport`, a
-``httpx.MockTransport``) and the provider's proxy from the environment the *host* passes, never the
-process's.
+``httpx.MockTransport``), an optional proxy, no redirects.
 """
 
 from __future__ import annotations
@@ -57,17 +56,19 @@ def make_client(
     :param timeout: seconds for each of connect, read, write and pool; must be positive.
     :param max_connections: the connection pool's size (keep-alive connections included); at least 1.
     :param transport: serve requests with this transport instead of the network (an emulator's
-        ``transport()``, ``httpx.MockTransport``); ``proxy`` is then ignored.
+        ``transport()``, ``httpx.MockTransport``, a transport wrapping httpx's); ``proxy`` is then ignored,
+        and so are the proxy variables of the environment (give the transport its proxy).
     :param headers: sent with every request (never a secret that a log line could show: httpx logs URLs,
         not headers).
     :param proxy: an HTTP(S) proxy URL for this client only (read it from the ``environ`` the host gave
-        the plugin, never from ``os.environ`` behind the host's back).
+        the plugin); without one, httpx honours the usual ``HTTPS_PROXY``/``NO_PROXY`` variables.
     :param what: names the setting in error messages (``"DELIVERY_SDK_SMS_URL"``).
     :raises ValueError: ``base_url`` is not an http(s) URL with a host, ``timeout`` is not positive or
         ``max_connections`` is under 1 (the message names ``what``).
 
-    The client is not trusted with the process's environment (``trust_env=False``): proxies and
-    certificates come from what the plugin was configured with. Close it with ``await client.aclose()``.
+    Redirects are not followed (a provider that redirects a signed call is misconfigured). Close the client
+    with ``await client.aclose()``. Logging: httpx logs each request line at INFO, URL included; attach
+    :class:`RedactSecretsFilter` to your handlers when a provider insists on a secret in the URL.
     """
     url = check_base_url(base_url, what=what)
     if not timeout > 0:
@@ -75,8 +76,12 @@ def make_client(
     if max_connections < 1:
         raise ValueError(f"{what}: max_connections must be at least 1, not {max_connections!r}")
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-    if transport is None:
-        transport = httpx.AsyncHTTPTransport(limits=limits, proxy=proxy)
     return httpx.AsyncClient(
-        base_url=url, transport=transport, timeout=timeout, limits=limits, headers=dict(headers or {}), trust_env=False
+        base_url=url,
+        transport=transport,
+        proxy=proxy if transport is None else None,
+        timeout=timeout,
+        limits=limits,
+        headers=dict(headers or {}),
+        follow_redirects=False,
     )

@@ -56,6 +56,7 @@ from delivery_sdk.plugin_kit import (
     check_base_url,
     check_response,
     link_token,
+    make_client,
     parse_retry_after,
     read_rate_and_timeout,
     read_values,
@@ -273,11 +274,8 @@ class AliyunSmsChannel(BaseChannel):
         self.clock = clock or (lambda: datetime.now(UTC))
         self.limiter = RateLimiter(rate, burst=burst)
         self._owns_http = http is None
-        self._http = http or httpx.AsyncClient(
-            base_url=self.base_url,
-            transport=transport,
-            timeout=timeout,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        self._http = http or make_client(
+            self.base_url, transport=transport, timeout=timeout, max_connections=max_connections
         )
 
     def __repr__(self) -> str:

@@ -92,6 +92,7 @@ from delivery_sdk.plugin_kit import (
     check_response,
     check_timestamp,
     lower_headers,
+    make_client,
     require_secret,
     translate_errors,
     verify_hmac_sha256,
@@ -290,13 +291,7 @@ class EmsCarrier(BaseChannel):
             headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
             if self.partner_id:
                 headers["X-Ems-Partner"] = self.partner_id
-            self._client = httpx.AsyncClient(
-                base_url=self.base_url,
-                headers=headers,
-                transport=self.transport,
-                timeout=self.timeout,
-                follow_redirects=False,
-            )
+            self._client = make_client(self.base_url, headers=headers, transport=self.transport, timeout=self.timeout)
             self._loop = loop
         return self._client
 

@@ -40,6 +40,7 @@ from delivery_sdk.plugin_kit import (
     fetch_document,
     hmac_sha256_hex,
     lower_headers,
+    make_client,
     require_secret,
     translate_errors,
     verify_hmac_sha256,
@@ -136,7 +137,7 @@ class EServiceChannel(BaseChannel):
         self._documents = documents
         self._wall_clock = wall_clock
         self._limiter = RateLimiter(rate, burst=burst)
-        self._http = httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False)
+        self._http = make_client(self.base_url, transport=transport, timeout=timeout)
         # pushes whose answer was lost (timeout, 5xx): asked about before they are pushed again
         self._in_doubt: set[str] = set()
 

@@ -81,7 +81,14 @@ from delivery_sdk import (
 )
 from delivery_sdk.callbacks import require_secret, verify_signed_callback
 from delivery_sdk.clock import Clock, SystemClock
-from delivery_sdk.plugin_kit import PluginSettings, RateLimiter, check_base_url, check_response, translate_errors
+from delivery_sdk.plugin_kit import (
+    PluginSettings,
+    RateLimiter,
+    check_base_url,
+    check_response,
+    make_client,
+    translate_errors,
+)
 from delivery_sdk.printing.batch import BatchSpool, Manifest
 from delivery_sdk.printing.centres import CentreConfig, Centres, load_centres
 from delivery_sdk.printing.package import (
@@ -294,13 +301,8 @@ class HttpPrintCentre(BaseChannel):
     def _http(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
-            self._client = httpx.AsyncClient(
-                base_url=self.base_url,
-                headers={"Authorization": f"Bearer {self._token}", "Accept": "application/json"},
-                transport=self.transport,
-                timeout=self.timeout,
-                follow_redirects=False,
-            )
+            headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
+            self._client = make_client(self.base_url, headers=headers, transport=self.transport, timeout=self.timeout)
             self._loop = loop
             self._lock = asyncio.Lock()
         return self._client

@@ -69,6 +69,7 @@ from delivery_sdk.plugin_kit import (
     hmac_sha256_hex,
     link_token,
     lower_headers,
+    make_client,
     parse_retry_after,
     read_rate_and_timeout,
     read_values,
@@ -254,11 +255,8 @@ class SmsChannel(BaseChannel):
         self.callback_window = callback_window
         self.limiter = RateLimiter(rate, burst=burst)
         self._owns_http = http is None
-        self._http = http or httpx.AsyncClient(
-            base_url=self.base_url,
-            transport=transport,
-            timeout=timeout,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        self._http = http or make_client(
+            self.base_url, transport=transport, timeout=timeout, max_connections=max_connections
         )
 
     def __repr__(self) -> str:

@@ -59,6 +59,7 @@ from delivery_sdk.plugin_kit import (
     check_base_url,
     check_response,
     link_token,
+    make_client,
     parse_retry_after,
     read_rate_and_timeout,
     read_values,
@@ -304,11 +305,8 @@ class TencentSmsChannel(BaseChannel):
         self._serials: OrderedDict[str, str] = OrderedDict()  # SerialNo -> dispatch id
         self._missing_since: dict[str, datetime] = {}  # dispatch id -> first status() that found nothing
         self._owns_http = http is None
-        self._http = http or httpx.AsyncClient(
-            base_url=self.base_url,
-            transport=transport,
-            timeout=timeout,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        self._http = http or make_client(
+            self.base_url, transport=transport, timeout=timeout, max_connections=max_connections
         )
 
     def __repr__(self) -> str:

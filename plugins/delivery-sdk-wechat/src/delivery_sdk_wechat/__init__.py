@@ -90,6 +90,7 @@ from delivery_sdk.plugin_kit import (
     hmac_sha256_hex,
     link_token,
     lower_headers,
+    make_client,
     read_rate_and_timeout,
     read_values,
     require_secret,
@@ -351,8 +352,8 @@ class WeChatChannel(BaseChannel):
         if http is None:
             limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
             inner = transport or httpx.AsyncHTTPTransport(limits=limits, proxy=_env_proxy(self.base_url))
-            http = httpx.AsyncClient(
-                base_url=self.base_url, transport=AccessTokenTransport(inner), timeout=timeout, limits=limits
+            http = make_client(
+                self.base_url, transport=AccessTokenTransport(inner), timeout=timeout, max_connections=max_connections
             )
         self._http = http
 
