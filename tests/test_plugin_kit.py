@@ -501,9 +501,14 @@ def test_side_log_transaction_commits_or_rolls_back() -> None:
         with log.transaction() as db:
             db.execute("INSERT INTO demo_sent VALUES ('T1.1', NULL)")
             db.execute("UPDATE demo_sent SET ref = 'r' WHERE dispatch_id = 'T1.1'")
-        with pytest.raises(RuntimeError), log.transaction() as db:
-            db.execute("INSERT INTO demo_sent VALUES ('T1.2', 'x')")
-            raise RuntimeError("half way")
+
+        def half_way() -> None:
+            with log.transaction() as db:
+                db.execute("INSERT INTO demo_sent VALUES ('T1.2', 'x')")
+                raise RuntimeError("half way")
+
+        with pytest.raises(RuntimeError):
+            half_way()
         assert log.all("SELECT * FROM demo_sent") == [("T1.1", "r")]
 
 
@@ -549,9 +554,7 @@ class DemoPlugin(EnvChannelPlugin[ReplyingChannel]):
         values = read_values(
             settings, {"url": "DELIVERY_SDK_DEMO_URL", "key": "DELIVERY_SDK_DEMO_KEY"}, ["url", "key"], secrets=["key"]
         )
-        rate, timeout = read_rate_and_timeout(
-            settings, {"rate": "DELIVERY_SDK_DEMO_RATE", "timeout": "DELIVERY_SDK_DEMO_TIMEOUT"}
-        )
+        read_rate_and_timeout(settings, {"rate": "DELIVERY_SDK_DEMO_RATE", "timeout": "DELIVERY_SDK_DEMO_TIMEOUT"})
 
         def build() -> ReplyingChannel:
             if not values["url"].startswith("https://"):

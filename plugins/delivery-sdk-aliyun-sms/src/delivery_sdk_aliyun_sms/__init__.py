@@ -347,6 +347,8 @@ class AliyunSmsChannel(BaseChannel):
     # -- the adapter contract --------------------------------------------------------------------------
 
     async def send(self, dispatch: Dispatch) -> SendResult:
+        """Send one dispatch to the provider (the dispatch id is the idempotency key); transient failures raise
+        ``TransientChannelError``, refusals ``ChannelError``."""
         if dispatch.contact.kind is not ContactKind.MOBILE:
             raise ChannelError(f"{self.name}: dispatch {dispatch.dispatch_id} has no mobile number to text")
         data = await self._call("SendSms", self.send_params(dispatch))
@@ -467,6 +469,7 @@ class AliyunSmsChannel(BaseChannel):
         )
 
     async def aclose(self) -> None:
+        """Close the adapter's HTTP client (when it made its own)."""
         if self._owns_http:
             await self._http.aclose()
 

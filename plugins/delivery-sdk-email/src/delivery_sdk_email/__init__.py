@@ -166,6 +166,7 @@ class EnvEmailPlugin:
 
     @hookimpl
     def delivery_register_channels(self, register: ChannelRegistry, environ: Mapping[str, str]) -> None:
+        """Register the e-mail channel when it is configured (the ``delivery_register_channels`` hook)."""
         channel = channel_from_env(self._environ if self._environ is not None else environ)
         if channel is None:
             log.debug("e-mail plugin installed but not configured (no %s* variable): nothing registered", ENV_PREFIX)

@@ -308,6 +308,7 @@ class EmsCarrier(BaseChannel):
         return check_response(response, what=what)
 
     async def aclose(self) -> None:
+        """Close the adapter's HTTP client (when it made its own)."""
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()

@@ -95,6 +95,7 @@ class EnvEServicePlugin:
 
     @hookimpl
     def delivery_register_channels(self, register: ChannelRegistry, environ: Mapping[str, str]) -> None:
+        """Register the e-service channel when it is configured (the ``delivery_register_channels`` hook)."""
         channel = channel_from_env(self._environ if self._environ is not None else environ)
         if channel is None:
             log.debug("e-service plugin installed but not configured (no %s* variable): nothing registered", ENV_PREFIX)

@@ -123,6 +123,8 @@ class PlatformEmulator(EmulatorServer):
     def event(
         self, service_id: str, kind: str, *, at: datetime | None = None, reason: str | None = None
     ) -> tuple[dict[str, str], bytes]:
+        """Record a platform event (``arrived``, ``read``, ``failed``) on a service, push it, and return the signed
+        callback."""
         with self._lock:
             event = self._record(service_id, kind, at=at, reason=reason)
         headers, body = self.callback(event)
@@ -172,6 +174,7 @@ class PlatformEmulator(EmulatorServer):
     # -- the protocol ---------------------------------------------------------------------------------
 
     def sandbox_env(self) -> dict[str, str]:
+        """The ``DELIVERY_SDK_*`` variables that point the plugin at this emulator (``delivery-sdk sandbox``)."""
         return {
             "DELIVERY_SDK_ESERVICE_URL": self.url,
             "DELIVERY_SDK_ESERVICE_APP_KEY": self.app_key,
@@ -179,6 +182,7 @@ class PlatformEmulator(EmulatorServer):
         }
 
     def handle(self, request: BaseHTTPRequestHandler, method: str) -> None:
+        """Answer one request of the emulated provider's API (runs in a server thread)."""
         body = read_body(request)
         headers = {k.lower(): v for k, v in request.headers.items()}
         path = request.path

@@ -257,6 +257,7 @@ class NotaryAnchor:
         return f"NotaryAnchor({self.base_url!r}, {self.queue_path!r}, name={self.name!r})"
 
     def close(self) -> None:
+        """Close the queue's SQLite file."""
         with self._lock:
             self._queue.close()
 
@@ -320,6 +321,7 @@ class NotaryAnchor:
 
     @hookimpl
     def delivery_record_evidence(self, batch: EvidenceBatch) -> list[AnchorReceipt] | None:
+        """Queue the batch's checkpoint (and leaves) and try to anchor what is queued; the receipts gained, or None."""
         try:
             with self._lock:
                 new_checkpoint = self._queue_batch(batch)
@@ -497,6 +499,7 @@ class EnvNotaryAnchor:
             return anchor
 
     def close(self) -> None:
+        """Close the anchor this plugin opened (its queue file), if any."""
         with self._lock:
             if self._cached is not None:
                 self._cached[1].close()
@@ -510,6 +513,7 @@ class EnvNotaryAnchor:
 
     @hookimpl
     def delivery_record_evidence(self, batch: EvidenceBatch, environ: Mapping[str, str]) -> list[AnchorReceipt] | None:
+        """Queue the batch's checkpoint (and leaves) and try to anchor what is queued; the receipts gained, or None."""
         try:
             anchor = self.configured(environ)
         except PluginError as exc:

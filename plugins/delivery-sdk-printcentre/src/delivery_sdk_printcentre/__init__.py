@@ -343,6 +343,7 @@ class HttpPrintCentre(BaseChannel):
         return self.failing_since is not None and self.clock.now() - self.failing_since >= self.down_after
 
     async def aclose(self) -> None:
+        """Close the adapter's HTTP client (when it made its own)."""
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
@@ -599,6 +600,7 @@ class EnvPrintCentrePlugin:
         return "EnvPrintCentrePlugin()"
 
     def configured(self, clock: Clock | None = None, environ: Mapping[str, str] | None = None) -> list[HttpPrintCentre]:
+        """The print centres the variables describe (none when the plugin is not configured)."""
         s = PluginSettings("print centre", self._environ if self._environ is not None else environ, ENV_PREFIX)
         if not s.configured:
             return []
@@ -646,6 +648,7 @@ class EnvPrintCentrePlugin:
     def delivery_register_print_centres(
         self, register: PrintCentreRegistry, clock: Clock, environ: Mapping[str, str]
     ) -> None:
+        """Register the configured print centres (the ``delivery_register_print_centres`` hook)."""
         env = self._environ if self._environ is not None else environ
         key = tuple(sorted((k, v) for k, v in env.items() if k.startswith(ENV_PREFIX)))
         if not self.adapters or key != self._key:  # one set of adapters per configuration (the spool is shared)

@@ -52,6 +52,8 @@ Fault = PathFault  # a scripted answer for the next request to a path (see deliv
 
 @attrs.define
 class Job:
+    """A print job the emulated centre holds (one dispatch's package)."""
+
     dispatch_id: str
     task_id: str
     batch_id: str
@@ -102,11 +104,13 @@ class CentreEmulator(EmulatorServer):
         self.bind()  # the url is known before entering
 
     def fail(self, *faults: Fault) -> None:
+        """Apply these faults, in order, to the next requests."""
         self.faults.extend(faults)
 
     # -- the protocol ----------------------------------------------------------------------------------
 
     def handle(self, request: BaseHTTPRequestHandler, method: str) -> None:
+        """Answer one request of the emulated provider's API (runs in a server thread)."""
         headers = dict(request.headers.items())
         raw = read_body(request)
         status, body, extra = self._handle(method, request.path, headers, raw)

@@ -443,6 +443,7 @@ class EnvRegistryLookup:
     def delivery_address_candidates(
         self, party: Party, known: Sequence[Contact], environ: Mapping[str, str]
     ) -> list[AddressCandidate] | None:
+        """Address candidates for ``party`` from the registry (none when it is not configured or the lookup fails)."""
         try:
             lookup = self.configured(environ)
         except PluginError as exc:

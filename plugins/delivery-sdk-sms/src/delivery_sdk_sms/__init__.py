@@ -349,6 +349,8 @@ class SmsChannel(BaseChannel):
     # -- the adapter contract --------------------------------------------------------------------------
 
     async def send(self, dispatch: Dispatch) -> SendResult:
+        """Send one dispatch to the provider (the dispatch id is the idempotency key); transient failures raise
+        ``TransientChannelError``, refusals ``ChannelError``."""
         if dispatch.contact.kind is not ContactKind.MOBILE:
             raise ChannelError(f"{self.name}: dispatch {dispatch.dispatch_id} has no mobile number to text")
         data = await self._call(
@@ -368,6 +370,7 @@ class SmsChannel(BaseChannel):
         return SendResult(accepted=False, reason=f"{self.name}: refused by the gateway ({_safe_code(code)})")
 
     async def status(self, dispatch: Dispatch) -> StatusReport:
+        """What the provider knows of a dispatch (``found=False``: it never got it, so sending again is safe)."""
         data = await self._call("GET", QUERY_PATH, what=f"{self.name}.status", query={"out_id": dispatch.dispatch_id})
         if data.get("code") != "OK":
             raise ChannelError(f"{self.name}.status: the gateway refused the query ({_safe_code(data.get('code'))})")
@@ -444,6 +447,7 @@ class SmsChannel(BaseChannel):
         return Receipt(dispatch_id=out_id, kind=kind, at=when, provider_event_id=report_id, reason=reason)
 
     async def aclose(self) -> None:
+        """Close the adapter's HTTP client (when it made its own)."""
         if self._owns_http:
             await self._http.aclose()
 

@@ -383,6 +383,8 @@ class TencentSmsChannel(BaseChannel):
     # -- the adapter contract --------------------------------------------------------------------------
 
     async def send(self, dispatch: Dispatch) -> SendResult:
+        """Send one dispatch to the provider (the dispatch id is the idempotency key); transient failures raise
+        ``TransientChannelError``, refusals ``ChannelError``."""
         if dispatch.contact.kind is not ContactKind.MOBILE:
             raise ChannelError(f"{self.name}: dispatch {dispatch.dispatch_id} has no mobile number to text")
         data, response = await self._call("SendSms", self.send_payload(dispatch))
@@ -542,6 +544,7 @@ class TencentSmsChannel(BaseChannel):
         return out
 
     async def aclose(self) -> None:
+        """Close the adapter's HTTP client (when it made its own)."""
         if self._owns_http:
             await self._http.aclose()
 

@@ -229,6 +229,7 @@ class AccessTokenTransport(httpx.AsyncBaseTransport):
         self._inner = inner
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` with the access token added to its URL query (the logged request has none)."""
         token = request.extensions.get(_TOKEN_EXTENSION)
         if isinstance(token, str):
             extensions = {k: v for k, v in request.extensions.items() if k != _TOKEN_EXTENSION}
@@ -246,6 +247,7 @@ class AccessTokenTransport(httpx.AsyncBaseTransport):
         return await self._inner.handle_async_request(request)
 
     async def aclose(self) -> None:
+        """Close the wrapped transport."""
         await self._inner.aclose()
 
 
@@ -361,6 +363,7 @@ class WeChatChannel(BaseChannel):
         return f"WeChatChannel(appid={self.appid!r}, name={self.name!r}, base_url={self.base_url!r})"
 
     def link_for(self, dispatch_id: str) -> str:
+        """The document link of a dispatch (the message's ``url``)."""
         return self.link_template.replace("{token}", link_token(self._link_key, dispatch_id))
 
     def message_body(self, dispatch: Dispatch) -> dict[str, Any]:
@@ -457,6 +460,8 @@ class WeChatChannel(BaseChannel):
     # -- the adapter contract --------------------------------------------------------------------------
 
     async def send(self, dispatch: Dispatch) -> SendResult:
+        """Send one dispatch to the provider (the dispatch id is the idempotency key); transient failures raise
+        ``TransientChannelError``, refusals ``ChannelError``."""
         if dispatch.contact.kind is not ContactKind.WECHAT:
             raise ChannelError(f"{self.name}: dispatch {dispatch.dispatch_id} has no WeChat openid")
         what = f"{self.name}.send"
@@ -614,6 +619,7 @@ class WeChatChannel(BaseChannel):
         return [Receipt(dispatch_id=dispatch_id, kind=ReceiptKind.READ, at=at, provider_event_id=f"h5:{event_id}")]
 
     async def aclose(self) -> None:
+        """Close the adapter's HTTP client (when it made its own)."""
         if self._owns_http:
             await self._http.aclose()
         if self._owns_log:
