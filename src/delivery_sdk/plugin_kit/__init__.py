@@ -4,22 +4,18 @@ A channel adapter is a subclass of :class:`~delivery_sdk.BaseChannel` with ``sen
 providers that push receipts, ``verify_callback`` and ``parse_callback``. The kit owns the plumbing around
 those methods so that every plugin fails, retries, logs and records the same way:
 
-==========================  ==========================================================================
-:mod:`.http`                :func:`make_client` (timeouts, limits, injectable transport),
-                            :func:`check_response`, :func:`translate_errors`, :class:`RateLimiter`,
-                            :func:`redact_url`, :class:`RedactSecretsFilter`
-:mod:`.retry`               :func:`retrying` / :func:`aretrying`: the engine's retry policy for an
-                            adapter's own calls
-:mod:`.tokens`              :class:`TokenCache`: one fetch shared by concurrent calls, one refresh on refusal
-:mod:`.settings`            :func:`plugin_settings`, :class:`PluginSettings`: variables with typed errors
-:mod:`.plugin`              :class:`EnvChannelPlugin`: the entry-point object (configured or nothing)
-:mod:`.sidelog`             :class:`SideLog`: the durable SQLite record of what an adapter sent
-:mod:`.documents`           :func:`fetch_document`: a document's bytes, checked against its digest
-:mod:`.callbacks`           :func:`check_timestamp`, :func:`verify_hmac_sha256`, :func:`lower_headers`,
-                            :func:`link_token`, :class:`CallbackReply`
-:mod:`.testing`             :func:`make_dispatch`, :func:`make_document`, :func:`parse_callback`
-:mod:`.scaffold`            ``delivery-sdk new-plugin``: a new plugin package to fill in
-==========================  ==========================================================================
+- :mod:`.http`: :func:`make_client` (timeouts, limits, injectable transport), :func:`check_response`,
+  :func:`translate_errors`, :class:`RateLimiter`, :func:`redact_url`, :class:`RedactSecretsFilter`;
+- :mod:`.retry`: :func:`retrying` / :func:`aretrying`, the engine's retry policy for an adapter's own calls;
+- :mod:`.tokens`: :class:`TokenCache`, one fetch shared by concurrent calls, one refresh on refusal;
+- :mod:`.settings`: :func:`plugin_settings`, :class:`PluginSettings`, variables with typed errors;
+- :mod:`.plugin`: :class:`EnvChannelPlugin`, the entry-point object (configured, or nothing);
+- :mod:`.sidelog`: :class:`SideLog`, the durable SQLite record of what an adapter sent;
+- :mod:`.documents`: :func:`fetch_document`, a document's bytes checked against its digest;
+- :mod:`.callbacks`: :func:`check_timestamp`, :func:`verify_hmac_sha256`, :func:`lower_headers`,
+  :func:`link_token`, :class:`CallbackReply`;
+- :mod:`.testing`: :func:`make_dispatch`, :func:`make_document`, :func:`parse_callback`;
+- :mod:`.scaffold`: ``delivery-sdk new-plugin``, a new plugin package to fill in.
 
 Everything listed is importable from ``delivery_sdk.plugin_kit`` itself, except the test helpers
 (``delivery_sdk.plugin_kit.testing``) and the scaffold. ``delivery_sdk.httpchannel`` stays importable.
