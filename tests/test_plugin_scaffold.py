@@ -87,3 +87,10 @@ def test_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "already exists" in capsys.readouterr().err
     assert main(["new-plugin", "ding2", "--kind", "pigeon", "--dir", str(tmp_path)]) == 2
     assert "unknown channel kind 'pigeon'" in capsys.readouterr().err
+
+
+def test_the_command_line_does_not_need_httpx() -> None:
+    """The core does not depend on httpx: building the CLI (new-plugin included) must not import it."""
+    code = "import sys, delivery_sdk.cli as c; c.build_parser(); sys.exit(1 if 'httpx' in sys.modules else 0)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr

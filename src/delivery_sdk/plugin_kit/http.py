@@ -25,9 +25,11 @@ from ..httpchannel import (
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "RETRYABLE_ERRORS",
     "SECRET_QUERY_PARAMETERS",
     "RateLimiter",
     "RedactSecretsFilter",
+    "RetryableResponse",
     "check_base_url",
     "check_response",
     "make_client",
@@ -38,6 +40,28 @@ __all__ = [
 
 DEFAULT_TIMEOUT = 10.0
 """Seconds a provider call may take (connect, read, write and pool) unless the plugin says otherwise."""
+
+
+class RetryableResponse(Exception):
+    """A provider's answer worth another attempt (429, 5xx) in an adapter's own retried calls
+    (:func:`~delivery_sdk.plugin_kit.retrying`); ``status`` is the HTTP status and ``retry_after`` the seconds
+    its ``Retry-After`` asked for (None: none, or unreadable). Its message is ``HTTP <status>``: nothing the
+    provider wrote."""
+
+    def __init__(self, status: int, retry_after: float | None = None) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.retry_after = retry_after
+
+
+RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (
+    httpx.TimeoutException,
+    httpx.NetworkError,
+    httpx.RemoteProtocolError,
+    RetryableResponse,
+)
+"""What is worth another attempt in an adapter's own calls: timeouts, connection and read/write errors, a
+server that hung up, and a :class:`RetryableResponse`."""
 
 
 def make_client(

@@ -35,7 +35,8 @@ class EnvChannelPlugin(Generic[A]):
     - ``construct_errors``: the exceptions the adapter's constructor raises for a bad configuration
       (default ``ValueError``; a plugin opening a file adds ``OSError``);
 
-    and implements :meth:`read`. ``environ`` given to the constructor wins over the host's (tests).
+    and implements :meth:`read`, or overrides :meth:`configured` when building the adapter takes more than
+    reading and constructing. ``environ`` given to the constructor wins over the host's (tests).
     """
 
     title: ClassVar[str]

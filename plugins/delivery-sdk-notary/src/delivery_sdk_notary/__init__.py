@@ -38,7 +38,6 @@ it contributes nothing.
 from __future__ import annotations
 
 import base64
-import email.utils
 import hashlib
 import json
 import logging
@@ -56,7 +55,16 @@ import httpx
 from delivery_sdk import PluginError, hookimpl
 from delivery_sdk.events import StoredEvent
 from delivery_sdk.evidence.canonical import stored_event_leaf_hash
-from delivery_sdk.plugin_kit import PluginSettings, RetryConfig, SideLog, check_base_url, retry_after_or_backoff
+from delivery_sdk.plugin_kit import (
+    RETRYABLE_ERRORS,
+    PluginSettings,
+    RetryableResponse,
+    RetryConfig,
+    SideLog,
+    check_base_url,
+    parse_retry_after,
+    retry_after_or_backoff,
+)
 from delivery_sdk.plugin_kit import retrying as kit_retrying
 from delivery_sdk.records import AnchorReceipt, EvidenceBatch
 
@@ -106,25 +114,8 @@ CREATE INDEX IF NOT EXISTS notary_queue_pending ON notary_queue (notary, kind, i
 """
 
 
-class _Transient(Exception):
-    """A response worth retrying (5xx, 429); ``retry_after`` is the server's Retry-After in seconds."""
-
-    def __init__(self, status: int, retry_after: float | None) -> None:
-        super().__init__(f"HTTP {status}")
-        self.status = status
-        self.retry_after = retry_after
-
-
 class _GiveUp(Exception):
     """This call ends; the item stays queued. The message holds no server- or party-supplied text."""
-
-
-_RETRYABLE: tuple[type[BaseException], ...] = (
-    httpx.TimeoutException,
-    httpx.NetworkError,
-    httpx.RemoteProtocolError,
-    _Transient,
-)
 
 
 def checkpoint_size(note: str) -> int:
@@ -149,23 +140,8 @@ def leaf_item(stored: StoredEvent) -> dict[str, Any]:
     }
 
 
-def _parse_retry_after(value: str | None) -> float | None:
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, _Transient | _GiveUp):
+    if isinstance(exc, RetryableResponse | _GiveUp):
         return str(exc)
     return type(exc).__name__
 
@@ -417,17 +393,17 @@ class NotaryAnchor:
             response = client.post(url, content=raw, headers=headers, timeout=min(self.timeout, remaining))
             status = response.status_code
             if status == 429 or status >= 500:
-                retry_after = _parse_retry_after(response.headers.get("Retry-After"))
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 if retry_after is not None and retry_after > self.max_retry_after:
                     raise _GiveUp(f"HTTP {status} with Retry-After {retry_after:g}s beyond {self.max_retry_after:g}s")
-                raise _Transient(status, retry_after)
+                raise RetryableResponse(status, retry_after)
             if status != 200:
                 raise _GiveUp(f"HTTP {status}")
             return response
 
         retrying = kit_retrying(
             RetryConfig(attempts=self.attempts),
-            retry_on=_RETRYABLE,
+            retry_on=RETRYABLE_ERRORS,
             sleep=self.sleep,
             wait=retry_after_or_backoff(min(self.backoff, self.max_retry_after), self.max_retry_after),
             stop_when=lambda wait: self.clock() + wait >= deadline,
