@@ -22,6 +22,7 @@ from delivery_sdk import (
     ContactKind,
     DeliveryClient,
     InvalidContact,
+    MalformedReceipt,
     Receipt,
     ReceiptKind,
     TransientChannelError,
@@ -29,11 +30,13 @@ from delivery_sdk import (
 )
 from delivery_sdk.callbacks import CallbackReceiver, CallbackResponse, asgi_app, sign_callback
 from delivery_sdk.plugin_kit import (
+    RETRYABLE_ERRORS,
     AccessToken,
     CallbackReply,
     EnvChannelPlugin,
     PluginError,
     PluginSettings,
+    RetryableResponse,
     RetryConfig,
     SettingsError,
     SideLog,
@@ -43,6 +46,7 @@ from delivery_sdk.plugin_kit import (
     fetch_document,
     make_client,
     plugin_settings,
+    read_json_object,
     read_rate_and_timeout,
     read_values,
     retry_after_or_backoff,
@@ -583,3 +587,21 @@ def test_env_channel_plugin_registers_nothing_unconfigured_and_names_every_probl
         assert client.host.channels.get("wx-push").name == "wx-push"
     finally:
         client.close()
+
+
+def test_read_json_object_refuses_what_is_not_a_small_json_object() -> None:
+    assert read_json_object(b'{"a": 1}', what="demo push") == {"a": 1}
+    with pytest.raises(MalformedReceipt, match="demo push body is larger than 1 MiB"):
+        read_json_object(b" " * ((1 << 20) + 1), what="demo push")
+    with pytest.raises(MalformedReceipt, match="larger than 10 bytes"):
+        read_json_object(b'{"a": 12345678}', what="demo push", max_bytes=10)
+    with pytest.raises(MalformedReceipt, match="is not JSON"):
+        read_json_object(b"{", what="demo push")
+    with pytest.raises(MalformedReceipt, match="is not a JSON object"):
+        read_json_object(b"[1]", what="demo push")
+
+
+def test_retryable_response_says_only_the_status() -> None:
+    error = RetryableResponse(503, 2.0)
+    assert (str(error), error.status, error.retry_after) == ("HTTP 503", 503, 2.0)
+    assert RetryableResponse in RETRYABLE_ERRORS

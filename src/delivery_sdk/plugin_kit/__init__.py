@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .callbacks import hmac_sha256_hex as hmac_sha256_hex
     from .callbacks import link_token as link_token
     from .callbacks import lower_headers as lower_headers
+    from .callbacks import read_json_object as read_json_object
     from .callbacks import require_secret as require_secret
     from .callbacks import signature_matches as signature_matches
     from .callbacks import verify_hmac_sha256 as verify_hmac_sha256
@@ -79,6 +80,7 @@ _EXPORTS: dict[str, str] = {
     "hmac_sha256_hex": ".callbacks",
     "link_token": ".callbacks",
     "lower_headers": ".callbacks",
+    "read_json_object": ".callbacks",
     "require_secret": ".callbacks",
     "signature_matches": ".callbacks",
     "verify_hmac_sha256": ".callbacks",
@@ -147,6 +149,7 @@ __all__ = [
     "make_client",
     "parse_retry_after",
     "plugin_settings",
+    "read_json_object",
     "read_rate_and_timeout",
     "read_values",
     "redact_url",

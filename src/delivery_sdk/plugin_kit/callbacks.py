@@ -12,10 +12,15 @@ or raises :class:`~delivery_sdk.CallbackRejected`), re-exported from :mod:`deliv
 - :func:`hmac_sha256_hex` and :func:`signature_matches`, its two halves;
 - :func:`link_token` ``(key, dispatch_id) -> str``: the unguessable token of a dispatch's document link;
 - :func:`require_secret` ``(value, what) -> secret``: a usable secret or ``ValueError``;
-- :class:`CallbackReply`: the body an adapter's optional ``callback_reply(response)`` gives the provider.
+- :class:`CallbackReply`: the body an adapter's optional ``callback_reply(response)`` gives the provider;
+
+and, for ``parse_callback``, :func:`read_json_object` ``(body, *, what, max_bytes=1 MiB) -> dict``.
 """
 
 from __future__ import annotations
+
+import json
+from typing import Any
 
 from .._exceptions import CallbackRejected, MalformedReceipt
 from ..callbacks import (
@@ -39,7 +44,31 @@ __all__ = [
     "hmac_sha256_hex",
     "link_token",
     "lower_headers",
+    "read_json_object",
     "require_secret",
     "signature_matches",
     "verify_hmac_sha256",
 ]
+
+
+MAX_CALLBACK_BYTES = 1 << 20
+"""The largest push :func:`read_json_object` reads by default (1 MiB; a delivery report is a few hundred bytes)."""
+
+
+def read_json_object(body: bytes, *, what: str, max_bytes: int = MAX_CALLBACK_BYTES) -> dict[str, Any]:
+    """A push's body as a JSON object.
+
+    :param what: names the push in messages (``"EMS push"``).
+    :raises MalformedReceipt: the body is larger than ``max_bytes``, is not JSON, or is not a JSON object
+        (the message never quotes the body).
+    """
+    if len(body) > max_bytes:
+        size = f"{max_bytes >> 20} MiB" if max_bytes % (1 << 20) == 0 else f"{max_bytes} bytes"
+        raise MalformedReceipt(f"{what} body is larger than {size}")
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        raise MalformedReceipt(f"{what} body is not JSON") from None
+    if not isinstance(payload, dict):
+        raise MalformedReceipt(f"{what} body is not a JSON object")
+    return payload

@@ -59,7 +59,6 @@ registers an :class:`EmsCarrier` configured from ``DELIVERY_SDK_EMS_URL`` and fr
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -93,6 +92,7 @@ from delivery_sdk.plugin_kit import (
     check_timestamp,
     lower_headers,
     make_client,
+    read_json_object,
     require_secret,
     translate_errors,
     verify_hmac_sha256,
@@ -405,14 +405,7 @@ class EmsCarrier(BaseChannel):
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> Sequence[Receipt]:
         """The receipts in a pushed trace (call :meth:`verify_callback` first)."""
-        if len(body) > _MAX_BODY:
-            raise MalformedReceipt("EMS push body is larger than 1 MiB")
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            raise MalformedReceipt("EMS push body is not JSON") from None
-        if not isinstance(payload, dict):
-            raise MalformedReceipt("EMS push body is not a JSON object")
+        payload = read_json_object(body, what="EMS push", max_bytes=_MAX_BODY)
         order_no = payload.get("order_no")
         waybill = payload.get("waybill_no")
         if not isinstance(order_no, str) or not 1 <= len(order_no) <= 200:

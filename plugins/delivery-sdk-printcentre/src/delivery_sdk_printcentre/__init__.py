@@ -87,6 +87,7 @@ from delivery_sdk.plugin_kit import (
     check_base_url,
     check_response,
     make_client,
+    read_json_object,
     translate_errors,
 )
 from delivery_sdk.printing.batch import BatchSpool, Manifest
@@ -555,14 +556,7 @@ class HttpPrintCentre(BaseChannel):
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> Sequence[Receipt]:
         """The receipts in a push (call :meth:`verify_callback` first); the push must name this centre."""
-        if len(body) > _MAX_BODY:
-            raise MalformedReceipt("centre push body is larger than 1 MiB")
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            raise MalformedReceipt("centre push body is not JSON") from None
-        if not isinstance(payload, dict):
-            raise MalformedReceipt("centre push body is not a JSON object")
+        payload = read_json_object(body, what="centre push", max_bytes=_MAX_BODY)
         if payload.get("centre_id") != self.name:
             raise MalformedReceipt(f"centre push does not name centre {self.name}")
         dispatch_id = payload.get("dispatch_id")
