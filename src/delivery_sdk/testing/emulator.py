@@ -87,6 +87,7 @@ __all__ = [
     "post_callback",
     "read_body",
     "serve_main",
+    "serve_sandbox_main",
     "transient",
 ]
 
@@ -610,6 +611,19 @@ def serve_main(
         emulator.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def serve_sandbox_main(
+    sandbox: Callable[..., ServiceEmulator], argv: Sequence[str] | None = None, *, prog: str
+) -> None:
+    """:func:`serve_main` for an emulator module whose ``sandbox(*, host, port, state_dir, callback_url)``
+    factory (its ``delivery_sdk.emulators`` entry point) is all ``__main__`` needs: ``--host``, ``--port``,
+    ``--state`` and ``--callback-url`` go to it as they are."""
+    serve_main(
+        lambda args: sandbox(host=args.host, port=args.port, state_dir=args.state, callback_url=args.callback_url),
+        argv,
+        prog=prog,
+    )
 
 
 def _stdin_is_pipe() -> bool:

@@ -50,7 +50,7 @@ from delivery_sdk.testing.emulator import (
     mask,
     post_callback,
     read_body,
-    serve_main,
+    serve_sandbox_main,
 )
 
 from . import API_VERSION, BEIJING, AliyunSmsChannel, signing
@@ -555,17 +555,7 @@ def sandbox(
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m delivery_sdk_aliyun_sms.emulator [--port N] [--state DIR] [--callback-url URL]``."""
-
-    def build(args: Any) -> AliyunSmsEmulator:
-        return AliyunSmsEmulator(
-            host=args.host,
-            port=args.port,
-            state_dir=args.state,
-            callback_url=join_callback(args.callback_url, "aliyun-sms"),
-            auto_deliver=True,
-        )
-
-    serve_main(build, argv, prog="python -m delivery_sdk_aliyun_sms.emulator")
+    serve_sandbox_main(sandbox, argv, prog="python -m delivery_sdk_aliyun_sms.emulator")
 
 
 if __name__ == "__main__":

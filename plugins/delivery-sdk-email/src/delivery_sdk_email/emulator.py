@@ -57,7 +57,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from delivery_sdk.plugin_kit import hmac_sha256_hex
-from delivery_sdk.testing.emulator import join_callback, mask, post_callback, serve_main
+from delivery_sdk.testing.emulator import join_callback, mask, post_callback, serve_sandbox_main
 
 from ._dsn import DISPATCH_HEADER
 
@@ -566,11 +566,7 @@ def sandbox(
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m delivery_sdk_email.emulator [--port N] [--state DIR] [--callback-url URL]``."""
-    serve_main(
-        lambda args: sandbox(host=args.host, port=args.port, state_dir=args.state, callback_url=args.callback_url),
-        argv,
-        prog="python -m delivery_sdk_email.emulator",
-    )
+    serve_sandbox_main(sandbox, argv, prog="python -m delivery_sdk_email.emulator")
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ from delivery_sdk.testing.emulator import (
     json_reply,
     post_callback,
     read_body,
-    serve_main,
+    serve_sandbox_main,
 )
 
 __all__ = ["CentreEmulator", "Fault", "Job", "main", "sandbox"]
@@ -325,11 +325,7 @@ def sandbox(
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m delivery_sdk_printcentre.emulator [--port N] [--state DIR] [--callback-url URL]``."""
-    serve_main(
-        lambda args: sandbox(host=args.host, port=args.port, state_dir=args.state, callback_url=args.callback_url),
-        argv,
-        prog="python -m delivery_sdk_printcentre.emulator",
-    )
+    serve_sandbox_main(sandbox, argv, prog="python -m delivery_sdk_printcentre.emulator")
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ from delivery_sdk.testing.emulator import (
     mask,
     post_callback,
     read_body,
-    serve_main,
+    serve_sandbox_main,
 )
 
 from . import API_VERSION, BEIJING, SERVICE, TencentSmsChannel, signing
@@ -513,17 +513,7 @@ def sandbox(
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m delivery_sdk_tencent_sms.emulator [--port N] [--state DIR] [--callback-url URL]``."""
-
-    def build(args: Any) -> TencentSmsEmulator:
-        return TencentSmsEmulator(
-            host=args.host,
-            port=args.port,
-            state_dir=args.state,
-            callback_url=join_callback(args.callback_url, "tencent-sms"),
-            auto_deliver=True,
-        )
-
-    serve_main(build, argv, prog="python -m delivery_sdk_tencent_sms.emulator")
+    serve_sandbox_main(sandbox, argv, prog="python -m delivery_sdk_tencent_sms.emulator")
 
 
 if __name__ == "__main__":

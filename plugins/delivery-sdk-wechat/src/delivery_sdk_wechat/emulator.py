@@ -42,7 +42,7 @@ from delivery_sdk.testing.emulator import (
     json_reply,
     post_callback,
     read_body,
-    serve_main,
+    serve_sandbox_main,
     transient,
 )
 
@@ -349,11 +349,7 @@ def sandbox(
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m delivery_sdk_wechat.emulator [--port N] [--state DIR] [--callback-url URL]``."""
-    serve_main(
-        lambda args: sandbox(host=args.host, port=args.port, state_dir=args.state, callback_url=args.callback_url),
-        argv,
-        prog="python -m delivery_sdk_wechat.emulator",
-    )
+    serve_sandbox_main(sandbox, argv, prog="python -m delivery_sdk_wechat.emulator")
 
 
 if __name__ == "__main__":
