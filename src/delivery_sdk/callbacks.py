@@ -92,6 +92,7 @@ __all__ = [
     "MAX_HEADER_FIELDS",
     "MAX_QUERY_FIELDS",
     "CallbackReceiver",
+    "CallbackReply",
     "CallbackResponse",
     "ReplayCache",
     "ReplayGuard",
@@ -451,10 +452,41 @@ class CallbackResponse:
     status: int
     body: Mapping[str, Any]
     reason: str | None = None
+    reply: CallbackReply | None = None
 
     def json(self) -> bytes:
         """The response body as compact JSON bytes (sorted keys)."""
         return json.dumps(dict(self.body), sort_keys=True, separators=(",", ":")).encode()
+
+    def content(self) -> bytes:
+        """The bytes to answer: the adapter's :class:`CallbackReply` when it shaped one, else :meth:`json`."""
+        return self.reply.body if self.reply is not None else self.json()
+
+    @property
+    def content_type(self) -> str:
+        """The ``Content-Type`` of :meth:`content`."""
+        return self.reply.content_type if self.reply is not None else "application/json"
+
+
+@attrs.frozen
+class CallbackReply:
+    """The body a provider expects in answer to a callback it pushed, when ``{"ok": true}`` will not do
+    (WeChat wants ``success``, Alibaba Cloud ``{"code": 0, "msg": "成功"}``).
+
+    An adapter shapes it with an optional method ``callback_reply(response: CallbackResponse) ->
+    CallbackReply | None``, called only for a callback that was verified and ingested (a 2xx
+    ``response``); refusals keep the receiver's own answer. ``None`` keeps the default body. The status
+    code is never the adapter's to change: the provider must learn of a refusal.
+    """
+
+    body: bytes
+    content_type: str = "text/plain; charset=utf-8"
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.body, bytes):
+            raise TypeError(f"CallbackReply.body must be bytes, not {type(self.body).__name__}")
+        if not isinstance(self.content_type, str) or not self.content_type.isascii() or "\n" in self.content_type:
+            raise ValueError("CallbackReply.content_type must be one line of ASCII, say 'text/plain; charset=utf-8'")
 
 
 _REJECTED_STATUS = {"unknown_channel": 403}
@@ -727,7 +759,32 @@ class CallbackReceiver:
                 body={"error": why, "receipts": len(receipts), **counts, **refused},
                 reason=why,
             )
-        return CallbackResponse(status=200, body={"ok": True, "receipts": len(receipts), **counts})
+        response = CallbackResponse(status=200, body={"ok": True, "receipts": len(receipts), **counts})
+        return _shaped(adapter, channel, response)
+
+
+def _shaped(adapter: object, channel: str, response: CallbackResponse) -> CallbackResponse:
+    """``response`` with the adapter's own reply body, when it has a ``callback_reply`` that gives one.
+
+    A ``callback_reply`` that raises or returns something other than a :class:`CallbackReply` or None is
+    logged (type only) and ignored: the receipts are recorded, the provider gets the default body.
+    """
+    shape: Callable[[CallbackResponse], object] | None = getattr(adapter, "callback_reply", None)
+    if shape is None:
+        return response
+    try:
+        reply = shape(response)
+    except Exception as exc:
+        log.error("callback on channel %r: callback_reply failed: %s (%s)", channel, type(exc).__name__, _where(exc))
+        return response
+    if reply is None:
+        return response
+    if not isinstance(reply, CallbackReply):
+        log.error(
+            "callback on channel %r: callback_reply returned %s, not a CallbackReply", channel, type(reply).__name__
+        )
+        return response
+    return attrs.evolve(response, reply=reply)
 
 
 # -- ASGI ---------------------------------------------------------------------------------------------
@@ -739,13 +796,19 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-async def _respond(send: Send, status: int, body: bytes, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+async def _respond(
+    send: Send,
+    status: int,
+    body: bytes,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+    content_type: bytes = b"application/json",
+) -> None:
     await send(
         {
             "type": "http.response.start",
             "status": status,
             "headers": [
-                (b"content-type", b"application/json"),
+                (b"content-type", content_type),
                 (b"content-length", str(len(body)).encode()),
                 (b"cache-control", b"no-store"),
                 *headers,
@@ -833,6 +896,6 @@ def asgi_app(receiver: CallbackReceiver, *, prefix: str = "/callbacks") -> ASGIA
             await _respond(send, 500, b'{"error":"internal"}')
             return
         extra = [(b"retry-after", b"5")] if response.status == 503 else []
-        await _respond(send, response.status, response.json(), extra)
+        await _respond(send, response.status, response.content(), extra, response.content_type.encode("ascii"))
 
     return app

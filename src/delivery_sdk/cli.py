@@ -968,6 +968,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_sandbox_arguments(sandbox)
     sandbox.set_defaults(func=_sandbox)
+    from .plugin_kit import scaffold
+
+    new_plugin = sub.add_parser("new-plugin", help="write a new channel plugin package to fill in (plugin authors)")
+    scaffold.add_arguments(new_plugin)
+    new_plugin.set_defaults(func=scaffold.run_from_args)
     portal = sub.add_parser(
         "portal", help="serve the recipients' document page behind every link (needs the 'portal' extra)"
     )

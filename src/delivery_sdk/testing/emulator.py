@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import io
 import json
 import os
@@ -70,7 +71,10 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Generic, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar, cast
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "EmulatorServer",
@@ -83,6 +87,7 @@ __all__ = [
     "post_callback",
     "read_body",
     "serve_main",
+    "serve_sandbox_main",
     "transient",
 ]
 
@@ -288,7 +293,8 @@ class EmulatorServer:
         path = request.path.split("?", 1)[0]
         read_body(request)
         if method == "GET" and path == "/_sandbox/received":
-            json_reply(request, 200, {"name": self.name, "url": self.url, "received": self.received()})
+            url = self.url if self._address is not None or self.bind_port else None  # None: served by transport()
+            json_reply(request, 200, {"name": self.name, "url": url, "received": self.received()})
         elif method == "GET" and path == "/_sandbox/state":
             json_reply(request, 200, {"name": self.name, "state": self.dump_state()})
         else:
@@ -371,6 +377,24 @@ class EmulatorServer:
             raise RuntimeError("the emulator is not running: call start() or use it as a context manager")
         return self._address
 
+    def transport(self) -> httpx.MockTransport:
+        """The same :meth:`handle` served as an ``httpx.MockTransport``: no socket, no thread.
+
+        Give it to an adapter (``transport=emulator.transport()``, or ``httpx.AsyncClient(transport=...)``)
+        for unit tests that need no port. Each request runs :meth:`handle` in the caller's thread, is noted
+        in :meth:`received` and answered with what the handler wrote. A handler that writes no answer (an
+        emulated dropped connection) raises ``httpx.RemoteProtocolError``, as a real server closing the
+        connection would. It works without :meth:`start`; a handler that reads :attr:`url` then needs the
+        emulator bound (:meth:`bind`) or a fixed ``port``.
+        """
+        import httpx
+
+        def serve(request: httpx.Request) -> httpx.Response:
+            return _MockHandler(self, request).answer()
+
+        self._load()
+        return httpx.MockTransport(serve)
+
     # -- callbacks pushed in the background ------------------------------------------------------------
 
     def push_later(self, target: Callable[..., object], *args: Any) -> None:
@@ -449,6 +473,54 @@ class PathFault:
 def transient(rng: random.Random, rate: float) -> bool:
     """True for a share ``rate`` of calls (seeded ``rng``: reproducible); never draws when ``rate`` is 0."""
     return bool(rate) and rng.random() < rate
+
+
+class _MockHandler(_Handler):
+    """A request handler without a socket: the request comes from httpx, the answer goes to a buffer."""
+
+    def __init__(self, emulator: EmulatorServer, request: httpx.Request) -> None:  # no super(): no socket
+        body = request.read()
+        target = request.url.raw_path.decode("ascii")
+        self.server = cast(_Server, _MockServer(emulator))
+        self.client_address = ("127.0.0.1", 0)
+        self.command = request.method
+        self.path = target
+        self.request_version = "HTTP/1.1"
+        self.requestline = f"{request.method} {target} HTTP/1.1"
+        self.close_connection = True
+        headers = http.client.HTTPMessage()
+        for name, value in request.headers.multi_items():
+            headers[name] = value
+        if body and "content-length" not in request.headers:
+            headers["Content-Length"] = str(len(body))
+        self.headers = headers
+        self.rfile = io.BytesIO(body)
+        self.wfile = io.BytesIO()
+
+    def answer(self) -> httpx.Response:
+        import httpx
+
+        try:
+            self._dispatch(self.command)
+        except Exception as exc:  # as the socket server does: the connection closes without an answer
+            raise httpx.RemoteProtocolError(f"the emulator failed ({type(exc).__name__})") from exc
+        raw = cast(io.BytesIO, self.wfile).getvalue()
+        head, _, body = raw.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        if not self.answered or not lines[0].startswith("HTTP/"):
+            raise httpx.RemoteProtocolError("the emulator closed the connection without an answer")
+        status = int(lines[0].split()[1])
+        headers = [tuple(line.split(":", 1)) for line in lines[1:] if ":" in line]
+        pairs = [(name.strip(), value.strip()) for name, value in headers]
+        length = next((v for n, v in pairs if n.lower() == "content-length"), None)
+        if length is not None and length.isdigit():
+            body = body[: int(length)]
+        return httpx.Response(status, headers=pairs, content=body)
+
+
+@dataclass
+class _MockServer:
+    emulator: EmulatorServer
 
 
 def read_body(request: BaseHTTPRequestHandler) -> bytes:
@@ -539,6 +611,19 @@ def serve_main(
         emulator.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def serve_sandbox_main(
+    sandbox: Callable[..., ServiceEmulator], argv: Sequence[str] | None = None, *, prog: str
+) -> None:
+    """:func:`serve_main` for an emulator module whose ``sandbox(*, host, port, state_dir, callback_url)``
+    factory (its ``delivery_sdk.emulators`` entry point) is all ``__main__`` needs: ``--host``, ``--port``,
+    ``--state`` and ``--callback-url`` go to it as they are."""
+    serve_main(
+        lambda args: sandbox(host=args.host, port=args.port, state_dir=args.state, callback_url=args.callback_url),
+        argv,
+        prog=prog,
+    )
 
 
 def _stdin_is_pipe() -> bool:

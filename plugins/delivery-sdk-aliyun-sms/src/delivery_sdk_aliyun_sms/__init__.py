@@ -39,7 +39,6 @@ from delivery_sdk import (
     CallbackRejected,
     ChannelError,
     ChannelKind,
-    ChannelRegistry,
     ContactKind,
     Dispatch,
     MalformedReceipt,
@@ -48,11 +47,23 @@ from delivery_sdk import (
     SendResult,
     StatusReport,
     TransientChannelError,
-    hookimpl,
 )
-from delivery_sdk.callbacks import link_token, require_secret, signature_matches
-from delivery_sdk.httpchannel import RateLimiter, check_base_url, check_response, parse_retry_after, translate_errors
-from delivery_sdk.settings import PluginSettings
+from delivery_sdk.clock import Clock
+from delivery_sdk.plugin_kit import (
+    EnvChannelPlugin,
+    PluginSettings,
+    RateLimiter,
+    check_base_url,
+    check_response,
+    link_token,
+    make_client,
+    parse_retry_after,
+    read_rate_and_timeout,
+    read_values,
+    require_secret,
+    signature_matches,
+    translate_errors,
+)
 
 from . import signing
 
@@ -263,11 +274,8 @@ class AliyunSmsChannel(BaseChannel):
         self.clock = clock or (lambda: datetime.now(UTC))
         self.limiter = RateLimiter(rate, burst=burst)
         self._owns_http = http is None
-        self._http = http or httpx.AsyncClient(
-            base_url=self.base_url,
-            transport=transport,
-            timeout=timeout,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        self._http = http or make_client(
+            self.base_url, transport=transport, timeout=timeout, max_connections=max_connections
         )
 
     def __repr__(self) -> str:
@@ -339,6 +347,8 @@ class AliyunSmsChannel(BaseChannel):
     # -- the adapter contract --------------------------------------------------------------------------
 
     async def send(self, dispatch: Dispatch) -> SendResult:
+        """Send one dispatch to the provider (the dispatch id is the idempotency key); transient failures raise
+        ``TransientChannelError``, refusals ``ChannelError``."""
         if dispatch.contact.kind is not ContactKind.MOBILE:
             raise ChannelError(f"{self.name}: dispatch {dispatch.dispatch_id} has no mobile number to text")
         data = await self._call("SendSms", self.send_params(dispatch))
@@ -459,6 +469,7 @@ class AliyunSmsChannel(BaseChannel):
         )
 
     async def aclose(self) -> None:
+        """Close the adapter's HTTP client (when it made its own)."""
         if self._owns_http:
             await self._http.aclose()
 
@@ -466,7 +477,7 @@ class AliyunSmsChannel(BaseChannel):
 # -- the entry point ---------------------------------------------------------------------------------
 
 
-class EnvAliyunSmsPlugin:
+class EnvAliyunSmsPlugin(EnvChannelPlugin[AliyunSmsChannel]):
     """The entry-point plugin: an :class:`AliyunSmsChannel` from ``DELIVERY_SDK_ALIYUN_SMS_*``, or nothing.
 
     None of the variables set: registers nothing. Any set: every required one must be too (the URL
@@ -475,53 +486,27 @@ class EnvAliyunSmsPlugin:
     wins over the host's (for tests).
     """
 
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
-        self._environ = environ
+    title = "Alibaba Cloud SMS"
+    prefix = "DELIVERY_SDK_ALIYUN_SMS_"
+    main_variable = ENV["url"]
 
-    def __repr__(self) -> str:
-        return "EnvAliyunSmsPlugin()"
-
-    def configured(self, environ: Mapping[str, str] | None = None) -> AliyunSmsChannel | None:
-        s = PluginSettings(
-            "Alibaba Cloud SMS", self._environ if self._environ is not None else environ, "DELIVERY_SDK_ALIYUN_SMS_"
+    def read(self, settings: PluginSettings, clock: Clock | None) -> Callable[[], AliyunSmsChannel]:
+        """Read ``DELIVERY_SDK_ALIYUN_SMS_*``; what builds the :class:`AliyunSmsChannel` they describe."""
+        values = read_values(settings, ENV, _REQUIRED, secrets=("access_key_secret", "callback_token"))
+        rate, timeout = read_rate_and_timeout(settings, ENV)
+        return lambda: AliyunSmsChannel(
+            values["url"] or DEFAULT_URL,
+            access_key_id=values["access_key_id"],
+            access_key_secret=values["access_key_secret"],
+            sign_name=values["sign_name"],
+            template_code=values["template_code"],
+            link_template=values["link_template"],
+            callback_token=values["callback_token"],
+            link_key=values["link_key"] or None,
+            name=values["name"] or "aliyun-sms",
+            rate=rate,
+            timeout=timeout,
         )
-        if not s.configured:
-            return None
-        values = {key: s.get(ENV[key]) or "" for key in ENV}
-        for key in _REQUIRED:
-            if key in ("access_key_secret", "callback_token"):
-                values[key] = (s.secret(ENV[key], required=True) or "").strip()
-            else:
-                values[key] = s.require(ENV[key])
-        rate = s.number(ENV["rate"], None, positive=True)
-        timeout = s.number(ENV["timeout"], 10.0, positive=True)
-        s.check()
-        try:
-            return AliyunSmsChannel(
-                values["url"] or DEFAULT_URL,
-                access_key_id=values["access_key_id"],
-                access_key_secret=values["access_key_secret"],
-                sign_name=values["sign_name"],
-                template_code=values["template_code"],
-                link_template=values["link_template"],
-                callback_token=values["callback_token"],
-                link_key=values["link_key"] or None,
-                name=values["name"] or "aliyun-sms",
-                rate=rate,
-                timeout=timeout if timeout is not None else 10.0,
-            )
-        except ValueError as exc:
-            s.guard(f"the Alibaba Cloud SMS plugin's configuration ({ENV['url']} and friends) is not usable", exc)
-            s.check()
-            raise
-
-    @hookimpl
-    def delivery_register_channels(self, register: ChannelRegistry, environ: Mapping[str, str]) -> None:
-        channel = self.configured(environ)
-        if channel is None:
-            log.debug("Alibaba Cloud SMS plugin installed but not configured: nothing registered")
-            return
-        register(channel)
 
 
 plugin = EnvAliyunSmsPlugin()

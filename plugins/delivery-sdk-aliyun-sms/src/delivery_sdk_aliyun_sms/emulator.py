@@ -50,7 +50,7 @@ from delivery_sdk.testing.emulator import (
     mask,
     post_callback,
     read_body,
-    serve_main,
+    serve_sandbox_main,
 )
 
 from . import API_VERSION, BEIJING, AliyunSmsChannel, signing
@@ -204,6 +204,7 @@ class AliyunSmsEmulator(EmulatorServer):
         self._query_script.extend(faults)
 
     def attempts_for(self, out_id: str) -> int:
+        """How many send attempts the emulator saw for this id (tests of idempotency)."""
         with self._lock:
             return self.attempts.count(out_id)
 
@@ -232,11 +233,13 @@ class AliyunSmsEmulator(EmulatorServer):
     # -- as a service ----------------------------------------------------------------------------------
 
     def describe_request(self, method: str, path: str, body: bytes) -> Mapping[str, Any]:
+        """What :meth:`received` shows of a request besides its method, path and answer (no personal data in clear)."""
         params = dict(parse_qsl(body.decode("ascii", "replace")))
         phone = params.get("PhoneNumbers") or params.get("PhoneNumber") or ""
         return {"out_id": params.get("OutId"), "to": mask(phone), "template_code": params.get("TemplateCode")}
 
     def dump_state(self) -> dict[str, Any]:
+        """The emulator's durable state (JSON-able): the messages it holds."""
         with self._lock:
             return {
                 "messages": [
@@ -250,6 +253,7 @@ class AliyunSmsEmulator(EmulatorServer):
             }
 
     def load_state(self, state: Mapping[str, Any]) -> None:
+        """Take back what :meth:`dump_state` returned."""
         with self._lock:
             for raw in state.get("messages", []):
                 received = raw.get("receive_time")
@@ -264,6 +268,7 @@ class AliyunSmsEmulator(EmulatorServer):
                 )
 
     def sandbox_env(self) -> dict[str, str]:
+        """The ``DELIVERY_SDK_*`` variables that point the plugin at this emulator (``delivery-sdk sandbox``)."""
         return {
             "DELIVERY_SDK_ALIYUN_SMS_URL": self.url,
             "DELIVERY_SDK_ALIYUN_SMS_ACCESS_KEY_ID": self.access_key_id,
@@ -340,6 +345,7 @@ class AliyunSmsEmulator(EmulatorServer):
         return None
 
     def handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
+        """Answer one request of the emulated provider's API (runs in a server thread)."""
         body = read_body(handler)
         with self._lock:
             self._requests += 1
@@ -549,17 +555,7 @@ def sandbox(
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m delivery_sdk_aliyun_sms.emulator [--port N] [--state DIR] [--callback-url URL]``."""
-
-    def build(args: Any) -> AliyunSmsEmulator:
-        return AliyunSmsEmulator(
-            host=args.host,
-            port=args.port,
-            state_dir=args.state,
-            callback_url=join_callback(args.callback_url, "aliyun-sms"),
-            auto_deliver=True,
-        )
-
-    serve_main(build, argv, prog="python -m delivery_sdk_aliyun_sms.emulator")
+    serve_sandbox_main(sandbox, argv, prog="python -m delivery_sdk_aliyun_sms.emulator")
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ def encode(value: str) -> str:
 
 
 def sha256_hex(data: bytes) -> str:
+    """The SHA-256 hex digest of ``data`` (lower case)."""
     return hashlib.sha256(data).hexdigest()
 
 
@@ -85,6 +86,7 @@ def canonical_request(method: str, path: str, query: Mapping[str, str], headers:
 
 
 def string_to_sign(canonical: str) -> str:
+    """The string Alibaba Cloud's ACS3-HMAC-SHA256 signs: the algorithm and the canonical request's digest."""
     return f"{ALGORITHM}\n{sha256_hex(canonical.encode('utf-8'))}"
 
 

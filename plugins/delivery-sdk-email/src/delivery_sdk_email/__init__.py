@@ -28,8 +28,8 @@ import sqlite3
 import ssl
 from collections.abc import Mapping
 
-from delivery_sdk import ChannelRegistry, hookimpl
-from delivery_sdk.settings import PluginSettings
+from delivery_sdk.clock import Clock
+from delivery_sdk.plugin_kit import EnvChannelPlugin, PluginSettings
 
 from ._channel import DocumentSource, EmailChannel, Mode, Security, link_token
 from ._dsn import (
@@ -150,7 +150,7 @@ def channel_from_env(environ: Mapping[str, str] | None = None) -> EmailChannel |
         raise
 
 
-class EnvEmailPlugin:
+class EnvEmailPlugin(EnvChannelPlugin[EmailChannel]):
     """The entry-point plugin: registers :func:`channel_from_env`'s channel, or nothing when unconfigured.
 
     The variables are read from the host's ``environ`` (``environ`` given here wins, for tests) when it
@@ -158,19 +158,13 @@ class EnvEmailPlugin:
     :class:`~delivery_sdk.PluginError` naming every variable at fault: the client does not start.
     """
 
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
-        self._environ = environ
+    title = "e-mail"
+    prefix = ENV_PREFIX
+    main_variable = ENV_PREFIX + "HOST"
 
-    def __repr__(self) -> str:
-        return "EnvEmailPlugin()"
-
-    @hookimpl
-    def delivery_register_channels(self, register: ChannelRegistry, environ: Mapping[str, str]) -> None:
-        channel = channel_from_env(self._environ if self._environ is not None else environ)
-        if channel is None:
-            log.debug("e-mail plugin installed but not configured (no %s* variable): nothing registered", ENV_PREFIX)
-            return
-        register(channel)
+    def configured(self, environ: Mapping[str, str] | None = None, clock: Clock | None = None) -> EmailChannel | None:
+        """:func:`channel_from_env` of this plugin's ``environ``, else the host's."""
+        return channel_from_env(self._environ if self._environ is not None else environ)
 
 
 plugin = EnvEmailPlugin()

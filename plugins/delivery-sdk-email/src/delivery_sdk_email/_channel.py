@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import email.policy
 import email.utils
-import hashlib
-import inspect
 import logging
 import re
 import smtplib
 import ssl
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -33,9 +31,17 @@ from delivery_sdk import (
     SystemClock,
     TransientChannelError,
 )
-from delivery_sdk.callbacks import check_timestamp, link_token, lower_headers, require_secret, verify_hmac_sha256
-from delivery_sdk.httpchannel import RateLimiter
 from delivery_sdk.model import mask
+from delivery_sdk.plugin_kit import (
+    DocumentSource,
+    RateLimiter,
+    check_timestamp,
+    fetch_document,
+    link_token,
+    lower_headers,
+    require_secret,
+    verify_hmac_sha256,
+)
 
 from ._dsn import DISPATCH_HEADER, bounce_receipts, message_id_for, parse_bounce, xtext
 from ._sentlog import SentLog, SentRecord, SentState
@@ -46,8 +52,6 @@ log = logging.getLogger("delivery_sdk_email")
 
 Security = Literal["starttls", "tls", "none"]
 Mode = Literal["relay", "direct"]
-DocumentSource = Callable[[Document], "bytes | Awaitable[bytes]"]
-"""Gives a document's bytes (sync or async); checked against ``Document.sha256`` before attaching."""
 
 _DEFAULT_PORTS: dict[str, int] = {"starttls": 587, "tls": 465, "none": 25}
 _ENHANCED = re.compile(rb"^\s*([245]\.\d{1,3}\.\d{1,3})")
@@ -259,26 +263,13 @@ class EmailChannel(BaseChannel):
         out: list[tuple[Document, bytes]] = []
         total = 0
         for document in dispatch.documents:
-            try:
-                content = self._documents(document)
-                if inspect.isawaitable(content):
-                    content = await content
-            except Exception as exc:  # the document store is down: worth another try
-                raise TransientChannelError(
-                    f"{self.name}: the document source failed for {document.document_id} ({type(exc).__name__})"
-                ) from exc
-            if not isinstance(content, bytes | bytearray):
-                raise ChannelError(f"{self.name}: the document source gave no bytes for {document.document_id}")
-            if hashlib.sha256(content).hexdigest() != document.sha256:
-                raise ChannelError(
-                    f"{self.name}: document {document.document_id} does not match its SHA-256 digest; not sent"
-                )
+            content = await fetch_document(self._documents, document, what=self.name)
             total += len(content)
             if total > self.max_attachment_bytes:
                 raise ChannelError(
                     f"{self.name}: the documents exceed {self.max_attachment_bytes} bytes; serve them by link instead"
                 )
-            out.append((document, bytes(content)))
+            out.append((document, content))
         return out
 
     async def build_message(self, dispatch: Dispatch) -> EmailMessage:

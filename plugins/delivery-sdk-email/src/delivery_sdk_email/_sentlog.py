@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import enum
 import os
-import sqlite3
 import threading
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 import attrs
+
+from delivery_sdk.plugin_kit import SideLog
 
 __all__ = ["MemorySentLog", "SQLiteSentLog", "SentLog", "SentRecord", "SentState"]
 
@@ -91,31 +92,22 @@ CREATE TABLE IF NOT EXISTS email_sent (
 """
 
 
-class SQLiteSentLog:
+class SQLiteSentLog(SideLog):
     """A :class:`SentLog` in a SQLite file; ``channel`` separates several e-mail channels sharing one file."""
 
     def __init__(self, path: str | os.PathLike[str], *, channel: str = "email") -> None:
-        self.path = str(path)
         self.channel = channel
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10.0)
-        try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-        except BaseException:
-            self._db.close()
-            raise
+        super().__init__(path, _SCHEMA, timeout=10.0)
 
     def __repr__(self) -> str:
         return f"SQLiteSentLog({self.path!r}, channel={self.channel!r})"
 
     def get(self, dispatch_id: str) -> SentRecord | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT state, message_id, at, reply, reason FROM email_sent WHERE channel = ? AND dispatch_id = ?",
-                (self.channel, dispatch_id),
-            ).fetchone()
+        """The record of a dispatch, or None when it was never handed to the server."""
+        row = self.one(
+            "SELECT state, message_id, at, reply, reason FROM email_sent WHERE channel = ? AND dispatch_id = ?",
+            (self.channel, dispatch_id),
+        )
         if row is None:
             return None
         state, message_id, at, reply, reason = row
@@ -129,23 +121,19 @@ class SQLiteSentLog:
         )
 
     def put(self, record: SentRecord) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO email_sent (channel, dispatch_id, state, message_id, at, reply, reason)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (channel, dispatch_id) DO UPDATE SET"
-                " state = excluded.state, message_id = excluded.message_id, at = excluded.at,"
-                " reply = excluded.reply, reason = excluded.reason",
-                (
-                    self.channel,
-                    record.dispatch_id,
-                    record.state.value,
-                    record.message_id,
-                    record.at.isoformat(),
-                    record.reply,
-                    record.reason,
-                ),
-            )
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        """Write a record (replacing the dispatch's previous one); durable when it returns."""
+        self.execute(
+            "INSERT INTO email_sent (channel, dispatch_id, state, message_id, at, reply, reason)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (channel, dispatch_id) DO UPDATE SET"
+            " state = excluded.state, message_id = excluded.message_id, at = excluded.at,"
+            " reply = excluded.reply, reason = excluded.reason",
+            (
+                self.channel,
+                record.dispatch_id,
+                record.state.value,
+                record.message_id,
+                record.at.isoformat(),
+                record.reply,
+                record.reason,
+            ),
+        )

@@ -56,8 +56,8 @@ import attrs
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from delivery_sdk.callbacks import hmac_sha256_hex
-from delivery_sdk.testing.emulator import join_callback, mask, post_callback, serve_main
+from delivery_sdk.plugin_kit import hmac_sha256_hex
+from delivery_sdk.testing.emulator import join_callback, mask, post_callback, serve_sandbox_main
 
 from ._dsn import DISPATCH_HEADER
 
@@ -77,6 +77,7 @@ class TlsMaterial:
     key_path: Path
 
     def server_context(self) -> ssl.SSLContext:
+        """A TLS server context with the emulator's self-signed certificate."""
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(self.cert_path, self.key_path)
         return context
@@ -145,17 +146,20 @@ class Received:
 
     @property
     def message(self) -> email.message.EmailMessage:
+        """The message as parsed from the data the server received."""
         parsed = email.message_from_bytes(self.data, policy=email.policy.default)
         assert isinstance(parsed, email.message.EmailMessage)
         return parsed
 
     @property
     def dispatch_id(self) -> str | None:
+        """The dispatch id the adapter put in the message's header, if any."""
         value = self.message.get(DISPATCH_HEADER)
         return str(value) if value is not None else None
 
     @property
     def message_id(self) -> str | None:
+        """The message's ``Message-ID``, if any."""
         value = self.message.get("Message-ID")
         return str(value) if value is not None else None
 
@@ -279,6 +283,7 @@ class SmtpEmulator:
     # -- control --------------------------------------------------------------------------------------
 
     def start(self) -> SmtpEmulator:
+        """Start serving SMTP (on a free port unless one was set); returns the emulator."""
         if self.state_dir is not None:
             self.state_dir.mkdir(parents=True, exist_ok=True)
             log = self.state_dir / "received.jsonl"
@@ -291,12 +296,14 @@ class SmtpEmulator:
         return self
 
     def stop(self) -> None:
+        """Stop serving."""
         self._controller.stop()
         for thread in list(self._pushers):
             thread.join(5)
 
     @property
     def url(self) -> str:
+        """``smtp://host:port``, where the emulator listens."""
         return f"smtp://{self.host}:{self.port}"
 
     def received(self) -> list[dict[str, Any]]:
@@ -444,6 +451,7 @@ class SmtpEmulator:
     async def handle_EHLO(
         self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
     ) -> list[str]:
+        """Answer EHLO, announcing DSN when the emulator supports it."""
         session.host_name = hostname
         if self.dsn:
             responses.insert(len(responses) - 1, "250-DSN")
@@ -452,6 +460,7 @@ class SmtpEmulator:
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
     ) -> str:
+        """Answer MAIL FROM (keeping the DSN parameters)."""
         if isinstance(server, _DsnSMTP):
             params = getattr(server, "dsn_params", {})
             server.dsn_params = {k: v for k, v in params.items() if k in _DSN_MAIL}
@@ -462,6 +471,7 @@ class SmtpEmulator:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
+        """Answer RCPT TO with the recipient's scripted behaviour (accept, reject, tempfail...)."""
         with self._lock:
             self.transactions += 1
             queue = self._scripts.get(address.lower())
@@ -480,6 +490,7 @@ class SmtpEmulator:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        """Answer the end of data as scripted, keeping the message."""
         behaviour = str(envelope.__dict__.get("behaviour", "accept"))
         params = getattr(server, "dsn_params", {})
         raw = envelope.original_content or b""
@@ -555,11 +566,7 @@ def sandbox(
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m delivery_sdk_email.emulator [--port N] [--state DIR] [--callback-url URL]``."""
-    serve_main(
-        lambda args: sandbox(host=args.host, port=args.port, state_dir=args.state, callback_url=args.callback_url),
-        argv,
-        prog="python -m delivery_sdk_email.emulator",
-    )
+    serve_sandbox_main(sandbox, argv, prog="python -m delivery_sdk_email.emulator")
 
 
 if __name__ == "__main__":

@@ -59,10 +59,9 @@ registers an :class:`EmsCarrier` configured from ``DELIVERY_SDK_EMS_URL`` and fr
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -75,19 +74,29 @@ from delivery_sdk import (
     CallbackRejected,
     ChannelError,
     ChannelKind,
-    ChannelRegistry,
     Dispatch,
     MalformedReceipt,
     Receipt,
     ReceiptKind,
     SendResult,
     StatusReport,
-    hookimpl,
 )
-from delivery_sdk.callbacks import check_timestamp, lower_headers, require_secret, verify_hmac_sha256
-from delivery_sdk.httpchannel import RateLimiter, check_base_url, check_response, translate_errors
+from delivery_sdk.clock import Clock
 from delivery_sdk.model import mask
-from delivery_sdk.settings import PluginSettings
+from delivery_sdk.plugin_kit import (
+    EnvChannelPlugin,
+    PluginSettings,
+    RateLimiter,
+    check_base_url,
+    check_response,
+    check_timestamp,
+    lower_headers,
+    make_client,
+    read_json_object,
+    require_secret,
+    translate_errors,
+    verify_hmac_sha256,
+)
 
 __all__ = [
     "ENV_CALLBACK_SECRET",
@@ -282,13 +291,7 @@ class EmsCarrier(BaseChannel):
             headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
             if self.partner_id:
                 headers["X-Ems-Partner"] = self.partner_id
-            self._client = httpx.AsyncClient(
-                base_url=self.base_url,
-                headers=headers,
-                transport=self.transport,
-                timeout=self.timeout,
-                follow_redirects=False,
-            )
+            self._client = make_client(self.base_url, headers=headers, transport=self.transport, timeout=self.timeout)
             self._loop = loop
         return self._client
 
@@ -305,6 +308,7 @@ class EmsCarrier(BaseChannel):
         return check_response(response, what=what)
 
     async def aclose(self) -> None:
+        """Close the adapter's HTTP client (when it made its own)."""
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
@@ -401,14 +405,7 @@ class EmsCarrier(BaseChannel):
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> Sequence[Receipt]:
         """The receipts in a pushed trace (call :meth:`verify_callback` first)."""
-        if len(body) > _MAX_BODY:
-            raise MalformedReceipt("EMS push body is larger than 1 MiB")
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            raise MalformedReceipt("EMS push body is not JSON") from None
-        if not isinstance(payload, dict):
-            raise MalformedReceipt("EMS push body is not a JSON object")
+        payload = read_json_object(body, what="EMS push", max_bytes=_MAX_BODY)
         order_no = payload.get("order_no")
         waybill = payload.get("waybill_no")
         if not isinstance(order_no, str) or not 1 <= len(order_no) <= 200:
@@ -418,7 +415,7 @@ class EmsCarrier(BaseChannel):
         return traces_to_receipts(order_no, waybill, payload.get("traces"))
 
 
-class EnvEmsPlugin:
+class EnvEmsPlugin(EnvChannelPlugin[EmsCarrier]):
     """The entry-point plugin: registers an :class:`EmsCarrier` configured from its variables, or nothing.
 
     ``DELIVERY_SDK_EMS_URL`` and ``DELIVERY_SDK_EMS_TOKEN`` (required), ``DELIVERY_SDK_EMS_PARTNER``,
@@ -430,16 +427,13 @@ class EnvEmsPlugin:
     wins, for tests).
     """
 
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
-        self._environ = environ
+    title = "EMS"
+    prefix = "DELIVERY_SDK_EMS_"
+    main_variable = ENV_URL
 
-    def __repr__(self) -> str:
-        return "EnvEmsPlugin()"
-
-    def configured(self, environ: Mapping[str, str] | None = None) -> EmsCarrier | None:
-        s = PluginSettings("EMS", self._environ if self._environ is not None else environ, "DELIVERY_SDK_EMS_")
-        if not s.configured:
-            return None
+    def read(self, settings: PluginSettings, clock: Clock | None) -> Callable[[], EmsCarrier]:
+        """Read ``DELIVERY_SDK_EMS_*``; what builds the :class:`EmsCarrier` they describe."""
+        s = settings
         url = s.require(ENV_URL, "the carrier's API base URL")
         token = s.secret(ENV_TOKEN, required=True)
         callback_secret = s.secret(ENV_CALLBACK_SECRET)
@@ -451,29 +445,15 @@ class EnvEmsPlugin:
                 "(the court's return address and phone go together, to order waybills)"
             )
         rate = s.number(ENV_RATE, None, positive=True)
-        s.check()
-        try:
-            return EmsCarrier(
-                url,
-                token=(token or "").strip(),
-                partner_id=s.get(ENV_PARTNER),
-                callback_secret=callback_secret,
-                sender=Sender(address=address, phone=phone) if address and phone else None,
-                name=s.get(ENV_NAME) or "ems",
-                rate=rate,
-            )
-        except ValueError as exc:  # the carrier's own checks (the URL's form, the sender's phone...)
-            s.guard(f"the EMS plugin's configuration ({ENV_URL} and friends) is not usable", exc)
-            s.check()
-            raise
-
-    @hookimpl
-    def delivery_register_channels(self, register: ChannelRegistry, environ: Mapping[str, str]) -> None:
-        carrier = self.configured(environ)
-        if carrier is None:
-            log.debug("EMS plugin installed but not configured (no DELIVERY_SDK_EMS_* variable): nothing registered")
-            return
-        register(carrier)
+        return lambda: EmsCarrier(
+            url,
+            token=(token or "").strip(),
+            partner_id=s.get(ENV_PARTNER),
+            callback_secret=callback_secret,
+            sender=Sender(address=address, phone=phone) if address and phone else None,
+            name=s.get(ENV_NAME) or "ems",
+            rate=rate,
+        )
 
 
 plugin = EnvEmsPlugin()

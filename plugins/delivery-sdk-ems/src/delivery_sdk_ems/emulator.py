@@ -28,7 +28,7 @@ from urllib.parse import unquote
 
 import attrs
 
-from delivery_sdk.callbacks import hmac_sha256_hex
+from delivery_sdk.plugin_kit import hmac_sha256_hex
 from delivery_sdk.testing.emulator import (
     EmulatorServer,
     FaultScript,
@@ -37,7 +37,7 @@ from delivery_sdk.testing.emulator import (
     json_reply,
     post_callback,
     read_body,
-    serve_main,
+    serve_sandbox_main,
 )
 
 __all__ = ["EmsEmulator", "Fault", "Plan", "main", "sandbox", "sign_push"]
@@ -57,14 +57,17 @@ class Plan:
 
     @classmethod
     def signed(cls, signer_type: str = "SELF", after: timedelta = timedelta(days=2)) -> Plan:
+        """A plan: the item is signed for ``after`` the order (by ``signer_type``)."""
         return cls(op="SIGNED", signer_type=signer_type, after=after)
 
     @classmethod
     def returned(cls, reason: str = "ADDRESS_UNKNOWN", after: timedelta = timedelta(days=3), attempts: int = 3) -> Plan:
+        """A plan: the item goes back to the sender ``after`` the order, after ``attempts`` failed deliveries."""
         return cls(op="RETURNED", return_reason=reason, after=after, attempts=attempts)
 
     @classmethod
     def in_transit(cls) -> Plan:
+        """A plan: the item stays in transit."""
         return cls(op=None)
 
 
@@ -133,14 +136,17 @@ class EmsEmulator(EmulatorServer):
             self.plans.extend(plans)
 
     def fail(self, *faults: Fault) -> None:
+        """Apply these faults, in order, to the next requests."""
         self.faults.extend(faults)
 
     def waybill_of(self, order_no: str) -> str:
+        """The waybill number of an order."""
         return self.orders[order_no].waybill
 
     # -- the protocol ----------------------------------------------------------------------------------
 
     def sandbox_env(self) -> dict[str, str]:
+        """The ``DELIVERY_SDK_*`` variables that point the plugin at this emulator (``delivery-sdk sandbox``)."""
         return {
             "DELIVERY_SDK_EMS_URL": self.url,
             "DELIVERY_SDK_EMS_TOKEN": self.token,
@@ -150,6 +156,7 @@ class EmsEmulator(EmulatorServer):
         }
 
     def handle(self, request: BaseHTTPRequestHandler, method: str) -> None:
+        """Answer one request of the emulated provider's API (runs in a server thread)."""
         headers = dict(request.headers.items())
         raw = read_body(request)
         status, body, extra = self._handle(method, request.path, headers, raw)
@@ -304,11 +311,7 @@ def sandbox(
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m delivery_sdk_ems.emulator [--port N] [--state DIR] [--callback-url URL]``."""
-    serve_main(
-        lambda args: sandbox(host=args.host, port=args.port, state_dir=args.state, callback_url=args.callback_url),
-        argv,
-        prog="python -m delivery_sdk_ems.emulator",
-    )
+    serve_sandbox_main(sandbox, argv, prog="python -m delivery_sdk_ems.emulator")
 
 
 if __name__ == "__main__":

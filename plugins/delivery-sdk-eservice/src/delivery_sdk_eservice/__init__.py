@@ -19,8 +19,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from delivery_sdk import ChannelRegistry, hookimpl
-from delivery_sdk.settings import PluginSettings
+from delivery_sdk.clock import Clock
+from delivery_sdk.plugin_kit import EnvChannelPlugin, PluginSettings
 
 from ._channel import EVENT_KINDS, SERVICES_PATH, DocumentSource, EServiceChannel, sign_callback, sign_request
 
@@ -79,7 +79,7 @@ def channel_from_env(environ: Mapping[str, str] | None = None) -> EServiceChanne
         raise
 
 
-class EnvEServicePlugin:
+class EnvEServicePlugin(EnvChannelPlugin[EServiceChannel]):
     """The entry-point plugin: registers :func:`channel_from_env`'s channel, or nothing when unconfigured.
 
     The variables are read from the host's ``environ`` (``environ`` given here wins, for tests) when it
@@ -87,19 +87,15 @@ class EnvEServicePlugin:
     :class:`~delivery_sdk.PluginError` naming every variable at fault: the client does not start.
     """
 
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
-        self._environ = environ
+    title = "e-service"
+    prefix = ENV_PREFIX
+    main_variable = ENV_PREFIX + "URL"
 
-    def __repr__(self) -> str:
-        return "EnvEServicePlugin()"
-
-    @hookimpl
-    def delivery_register_channels(self, register: ChannelRegistry, environ: Mapping[str, str]) -> None:
-        channel = channel_from_env(self._environ if self._environ is not None else environ)
-        if channel is None:
-            log.debug("e-service plugin installed but not configured (no %s* variable): nothing registered", ENV_PREFIX)
-            return
-        register(channel)
+    def configured(
+        self, environ: Mapping[str, str] | None = None, clock: Clock | None = None
+    ) -> EServiceChannel | None:
+        """:func:`channel_from_env` of this plugin's ``environ``, else the host's."""
+        return channel_from_env(self._environ if self._environ is not None else environ)
 
 
 plugin = EnvEServicePlugin()

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import inspect
 import json
 import logging
 import re
 import time
 import urllib.parse
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,9 +30,21 @@ from delivery_sdk import (
     StatusReport,
     TransientChannelError,
 )
-from delivery_sdk.callbacks import check_timestamp, hmac_sha256_hex, lower_headers, require_secret, verify_hmac_sha256
-from delivery_sdk.httpchannel import RateLimiter, check_base_url, check_response, translate_errors
 from delivery_sdk.model import mask
+from delivery_sdk.plugin_kit import (
+    DocumentSource,
+    RateLimiter,
+    check_base_url,
+    check_response,
+    check_timestamp,
+    fetch_document,
+    hmac_sha256_hex,
+    lower_headers,
+    make_client,
+    require_secret,
+    translate_errors,
+    verify_hmac_sha256,
+)
 
 __all__ = [
     "EVENT_KINDS",
@@ -48,8 +59,7 @@ log = logging.getLogger("delivery_sdk_eservice")
 
 SERVICES_PATH = "/api/v1/services"
 EVENT_KINDS = {"arrived": ReceiptKind.DELIVERED, "read": ReceiptKind.READ, "failed": ReceiptKind.FAILED}
-DocumentSource = Callable[[Document], "bytes | Awaitable[bytes]"]
-"""Gives a document's bytes (sync or async); checked against ``Document.sha256`` before it is pushed."""
+"""The platform's event names and the receipts they mean."""
 
 _CODE = re.compile(r"[A-Z0-9_]{1,64}")
 _EVENT_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
@@ -127,7 +137,7 @@ class EServiceChannel(BaseChannel):
         self._documents = documents
         self._wall_clock = wall_clock
         self._limiter = RateLimiter(rate, burst=burst)
-        self._http = httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False)
+        self._http = make_client(self.base_url, transport=transport, timeout=timeout)
         # pushes whose answer was lost (timeout, 5xx): asked about before they are pushed again
         self._in_doubt: set[str] = set()
 
@@ -193,19 +203,7 @@ class EServiceChannel(BaseChannel):
 
     async def _load(self, document: Document) -> bytes:
         assert self._documents is not None
-        try:
-            content = self._documents(document)
-            if inspect.isawaitable(content):
-                content = await content
-        except Exception as exc:  # the document store is down: worth another try
-            raise TransientChannelError(
-                f"{self.name}: the document source failed for {document.document_id} ({type(exc).__name__})"
-            ) from exc
-        if not isinstance(content, bytes | bytearray):
-            raise ChannelError(f"{self.name}: the document source gave no bytes for {document.document_id}")
-        if hashlib.sha256(content).hexdigest() != document.sha256:
-            raise ChannelError(f"{self.name}: document {document.document_id} does not match its SHA-256 digest")
-        return bytes(content)
+        return await fetch_document(self._documents, document, what=self.name)
 
     async def send(self, dispatch: Dispatch) -> SendResult:
         """Push the documents; the dispatch id is the service id and the idempotency key."""

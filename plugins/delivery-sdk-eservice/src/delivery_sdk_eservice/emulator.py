@@ -47,7 +47,7 @@ from delivery_sdk.testing.emulator import (
     json_reply,
     post_callback,
     read_body,
-    serve_main,
+    serve_sandbox_main,
     transient,
 )
 
@@ -123,6 +123,8 @@ class PlatformEmulator(EmulatorServer):
     def event(
         self, service_id: str, kind: str, *, at: datetime | None = None, reason: str | None = None
     ) -> tuple[dict[str, str], bytes]:
+        """Record a platform event (``arrived``, ``read``, ``failed``) on a service, push it, and return the signed
+        callback."""
         with self._lock:
             event = self._record(service_id, kind, at=at, reason=reason)
         headers, body = self.callback(event)
@@ -172,6 +174,7 @@ class PlatformEmulator(EmulatorServer):
     # -- the protocol ---------------------------------------------------------------------------------
 
     def sandbox_env(self) -> dict[str, str]:
+        """The ``DELIVERY_SDK_*`` variables that point the plugin at this emulator (``delivery-sdk sandbox``)."""
         return {
             "DELIVERY_SDK_ESERVICE_URL": self.url,
             "DELIVERY_SDK_ESERVICE_APP_KEY": self.app_key,
@@ -179,6 +182,7 @@ class PlatformEmulator(EmulatorServer):
         }
 
     def handle(self, request: BaseHTTPRequestHandler, method: str) -> None:
+        """Answer one request of the emulated provider's API (runs in a server thread)."""
         body = read_body(request)
         headers = {k.lower(): v for k, v in request.headers.items()}
         path = request.path
@@ -313,11 +317,7 @@ def sandbox(
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m delivery_sdk_eservice.emulator [--port N] [--state DIR] [--callback-url URL]``."""
-    serve_main(
-        lambda args: sandbox(host=args.host, port=args.port, state_dir=args.state, callback_url=args.callback_url),
-        argv,
-        prog="python -m delivery_sdk_eservice.emulator",
-    )
+    serve_sandbox_main(sandbox, argv, prog="python -m delivery_sdk_eservice.emulator")
 
 
 if __name__ == "__main__":

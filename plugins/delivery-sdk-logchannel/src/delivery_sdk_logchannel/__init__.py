@@ -43,7 +43,7 @@ from delivery_sdk import (
     hookimpl,
 )
 from delivery_sdk.model import mask
-from delivery_sdk.settings import PluginSettings
+from delivery_sdk.plugin_kit import PluginSettings
 
 __all__ = [
     "DEFAULT_PATH",
@@ -143,6 +143,8 @@ class LogChannel(BaseChannel):
     # -- the adapter contract ------------------------------------------------------------------------
 
     async def send(self, dispatch: Dispatch) -> SendResult:
+        """Send one dispatch to the provider (the dispatch id is the idempotency key); transient failures raise
+        ``TransientChannelError``, refusals ``ChannelError``."""
         entry = self._find(dispatch.dispatch_id)
         if entry is None:
             entry = {
@@ -166,6 +168,7 @@ class LogChannel(BaseChannel):
         return SendResult(accepted=True, provider_ref=str(entry["provider_ref"]), receipts=self._receipts(entry))
 
     async def status(self, dispatch: Dispatch) -> StatusReport:
+        """What the provider knows of a dispatch (``found=False``: it never got it, so sending again is safe)."""
         entry = self._find(dispatch.dispatch_id)
         if entry is None:
             return StatusReport(found=False)

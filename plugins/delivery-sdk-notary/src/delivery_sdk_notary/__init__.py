@@ -38,7 +38,6 @@ it contributes nothing.
 from __future__ import annotations
 
 import base64
-import email.utils
 import hashlib
 import json
 import logging
@@ -52,14 +51,22 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from delivery_sdk import PluginError, hookimpl
 from delivery_sdk.events import StoredEvent
 from delivery_sdk.evidence.canonical import stored_event_leaf_hash
-from delivery_sdk.httpchannel import check_base_url
+from delivery_sdk.plugin_kit import (
+    RETRYABLE_ERRORS,
+    PluginSettings,
+    RetryableResponse,
+    RetryConfig,
+    SideLog,
+    check_base_url,
+    parse_retry_after,
+    retry_after_or_backoff,
+)
+from delivery_sdk.plugin_kit import retrying as kit_retrying
 from delivery_sdk.records import AnchorReceipt, EvidenceBatch
-from delivery_sdk.settings import PluginSettings
 
 __all__ = [
     "CHECKPOINTS_ENDPOINT",
@@ -107,25 +114,8 @@ CREATE INDEX IF NOT EXISTS notary_queue_pending ON notary_queue (notary, kind, i
 """
 
 
-class _Transient(Exception):
-    """A response worth retrying (5xx, 429); ``retry_after`` is the server's Retry-After in seconds."""
-
-    def __init__(self, status: int, retry_after: float | None) -> None:
-        super().__init__(f"HTTP {status}")
-        self.status = status
-        self.retry_after = retry_after
-
-
 class _GiveUp(Exception):
     """This call ends; the item stays queued. The message holds no server- or party-supplied text."""
-
-
-_RETRYABLE: tuple[type[BaseException], ...] = (
-    httpx.TimeoutException,
-    httpx.NetworkError,
-    httpx.RemoteProtocolError,
-    _Transient,
-)
 
 
 def checkpoint_size(note: str) -> int:
@@ -150,23 +140,8 @@ def leaf_item(stored: StoredEvent) -> dict[str, Any]:
     }
 
 
-def _parse_retry_after(value: str | None) -> float | None:
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, _Transient | _GiveUp):
+    if isinstance(exc, RetryableResponse | _GiveUp):
         return str(exc)
     return type(exc).__name__
 
@@ -252,21 +227,15 @@ class NotaryAnchor:
         self.clock = clock
         self._lock = threading.Lock()
         self._failed_at: float | None = None
-        self._db = sqlite3.connect(self.queue_path, isolation_level=None, check_same_thread=False, timeout=5.0)
-        try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-        except BaseException:
-            self._db.close()
-            raise
+        self._queue = SideLog(self.queue_path, _SCHEMA, timeout=5.0)
 
     def __repr__(self) -> str:
         return f"NotaryAnchor({self.base_url!r}, {self.queue_path!r}, name={self.name!r})"
 
     def close(self) -> None:
+        """Close the queue's SQLite file."""
         with self._lock:
-            self._db.close()
+            self._queue.close()
 
     def __enter__(self) -> NotaryAnchor:
         return self
@@ -287,59 +256,48 @@ class NotaryAnchor:
 
     def _insert(self, rows: Sequence[tuple[str, str, int | None, str]]) -> int:
         now = datetime.now(UTC).isoformat()
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            before = self._db.total_changes
-            self._db.executemany(
+        with self._queue.transaction() as db:
+            before = db.total_changes
+            db.executemany(
                 "INSERT OR IGNORE INTO notary_queue (notary, kind, item_key, size, payload, queued_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 [(self.name, kind, key, size, payload, now) for kind, key, size, payload in rows],
             )
-            added = self._db.total_changes - before
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        return added
+            return db.total_changes - before
 
     def pending(self) -> list[tuple[str, int]]:
         """The queued items not yet anchored, in order: ``("checkpoint", size)`` or ``("leaf", seq)``."""
         with self._lock:
-            rows = self._db.execute(
+            rows = self._queue.all(
                 "SELECT kind, item_key FROM notary_queue WHERE notary = ? AND receipt IS NULL ORDER BY id",
                 (self.name,),
-            ).fetchall()
+            )
         return [(kind, int(key)) for kind, key in rows]
 
     def anchored(self) -> list[AnchorReceipt]:
         """Every checkpoint receipt this notary gave, by size (to reconcile with the store's anchors)."""
         with self._lock:
-            rows = self._db.execute(
+            rows = self._queue.all(
                 "SELECT size, receipt, anchored_at FROM notary_queue"
                 " WHERE notary = ? AND kind = 'checkpoint' AND receipt IS NOT NULL ORDER BY size",
                 (self.name,),
-            ).fetchall()
+            )
         return [
             AnchorReceipt(notary=self.name, size=size, receipt=receipt, anchored_at=datetime.fromisoformat(at))
             for size, receipt, at in rows
         ]
 
     def _mark_done(self, ids: Sequence[int], receipt: str, anchored_at: datetime) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            self._db.executemany(
-                "UPDATE notary_queue SET receipt = ?, anchored_at = ? WHERE id = ?",
-                [(receipt, anchored_at.isoformat(), i) for i in ids],
-            )
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+        self._queue.executemany(
+            "UPDATE notary_queue SET receipt = ?, anchored_at = ? WHERE id = ?",
+            [(receipt, anchored_at.isoformat(), i) for i in ids],
+        )
 
     # -- the hook --------------------------------------------------------------------------------------
 
     @hookimpl
     def delivery_record_evidence(self, batch: EvidenceBatch) -> list[AnchorReceipt] | None:
+        """Queue the batch's checkpoint (and leaves) and try to anchor what is queued; the receipts gained, or None."""
         try:
             with self._lock:
                 new_checkpoint = self._queue_batch(batch)
@@ -383,20 +341,20 @@ class NotaryAnchor:
         receipts: list[AnchorReceipt] = []
         try:
             with httpx.Client(transport=self.transport, follow_redirects=False) as client:
-                for item_id, size, payload in self._db.execute(
+                for item_id, size, payload in self._queue.all(
                     "SELECT id, size, payload FROM notary_queue"
                     " WHERE notary = ? AND kind = 'checkpoint' AND receipt IS NULL ORDER BY id",
                     (self.name,),
-                ).fetchall():
+                ):
                     receipt, at = self._send(client, CHECKPOINTS_ENDPOINT, payload, deadline)
                     self._mark_done([item_id], receipt, at)
                     receipts.append(AnchorReceipt(notary=self.name, size=size, receipt=receipt, anchored_at=at))
                 while True:
-                    rows = self._db.execute(
+                    rows = self._queue.all(
                         "SELECT id, item_key, payload FROM notary_queue"
                         " WHERE notary = ? AND kind = 'leaf' AND receipt IS NULL ORDER BY id LIMIT ?",
                         (self.name, self.leaf_batch),
-                    ).fetchall()
+                    )
                     if not rows:
                         break
                     body = '{"leaves":[' + ",".join(payload for _, _, payload in rows) + "]}"
@@ -404,9 +362,10 @@ class NotaryAnchor:
                     self._mark_done([row[0] for row in rows], receipt, at)
         except Exception as exc:
             self._failed_at = self.clock()
-            left = self._db.execute(
+            row = self._queue.one(
                 "SELECT count(*) FROM notary_queue WHERE notary = ? AND receipt IS NULL", (self.name,)
-            ).fetchone()[0]
+            )
+            left = row[0] if row is not None else 0
             log.warning(
                 "notary %s: %s; %d item(s) stay queued for the next call (%d checkpoint(s) anchored in this one)",
                 self.name,
@@ -434,26 +393,29 @@ class NotaryAnchor:
             response = client.post(url, content=raw, headers=headers, timeout=min(self.timeout, remaining))
             status = response.status_code
             if status == 429 or status >= 500:
-                retry_after = _parse_retry_after(response.headers.get("Retry-After"))
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 if retry_after is not None and retry_after > self.max_retry_after:
                     raise _GiveUp(f"HTTP {status} with Retry-After {retry_after:g}s beyond {self.max_retry_after:g}s")
-                raise _Transient(status, retry_after)
+                raise RetryableResponse(status, retry_after)
             if status != 200:
                 raise _GiveUp(f"HTTP {status}")
             return response
 
-        def stop(state: RetryCallState) -> bool:
-            if state.attempt_number >= self.attempts:
-                return True
-            return self.clock() + (state.upcoming_sleep or 0.0) >= deadline
-
-        retrying = Retrying(
-            stop=stop,
-            wait=self._wait,
-            retry=retry_if_exception_type(_RETRYABLE),
+        retrying = kit_retrying(
+            RetryConfig(attempts=self.attempts),
+            retry_on=RETRYABLE_ERRORS,
             sleep=self.sleep,
-            before_sleep=lambda state: self._before_sleep(state, endpoint),
-            reraise=True,
+            wait=retry_after_or_backoff(min(self.backoff, self.max_retry_after), self.max_retry_after),
+            stop_when=lambda wait: self.clock() + wait >= deadline,
+            on_retry=lambda attempt, exc, wait: log.info(
+                "notary %s: POST %s attempt %d of %d failed (%s); retrying in %.2fs",
+                self.name,
+                endpoint,
+                attempt,
+                self.attempts,
+                _describe(exc) if exc is not None else "?",
+                wait,
+            ),
         )
         try:
             response = retrying(post)
@@ -464,25 +426,6 @@ class NotaryAnchor:
             return _parse_response(response)
         except _GiveUp as exc:
             raise _GiveUp(f"POST {endpoint}: {exc}") from None
-
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        if isinstance(exc, _Transient) and exc.retry_after is not None:
-            return exc.retry_after  # already checked against max_retry_after
-        return float(min(self.max_retry_after, self.backoff * 2 ** (state.attempt_number - 1)))
-
-    def _before_sleep(self, state: RetryCallState, endpoint: str) -> None:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        wait = state.next_action.sleep if state.next_action is not None else 0.0
-        log.info(
-            "notary %s: POST %s attempt %d of %d failed (%s); retrying in %.2fs",
-            self.name,
-            endpoint,
-            state.attempt_number,
-            self.attempts,
-            _describe(exc) if exc is not None else "?",
-            wait,
-        )
 
 
 class EnvNotaryAnchor:
@@ -532,6 +475,7 @@ class EnvNotaryAnchor:
             return anchor
 
     def close(self) -> None:
+        """Close the anchor this plugin opened (its queue file), if any."""
         with self._lock:
             if self._cached is not None:
                 self._cached[1].close()
@@ -545,6 +489,7 @@ class EnvNotaryAnchor:
 
     @hookimpl
     def delivery_record_evidence(self, batch: EvidenceBatch, environ: Mapping[str, str]) -> list[AnchorReceipt] | None:
+        """Queue the batch's checkpoint (and leaves) and try to anchor what is queued; the receipts gained, or None."""
         try:
             anchor = self.configured(environ)
         except PluginError as exc:

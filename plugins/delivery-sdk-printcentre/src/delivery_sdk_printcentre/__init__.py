@@ -81,7 +81,15 @@ from delivery_sdk import (
 )
 from delivery_sdk.callbacks import require_secret, verify_signed_callback
 from delivery_sdk.clock import Clock, SystemClock
-from delivery_sdk.httpchannel import RateLimiter, check_base_url, check_response, translate_errors
+from delivery_sdk.plugin_kit import (
+    PluginSettings,
+    RateLimiter,
+    check_base_url,
+    check_response,
+    make_client,
+    read_json_object,
+    translate_errors,
+)
 from delivery_sdk.printing.batch import BatchSpool, Manifest
 from delivery_sdk.printing.centres import CentreConfig, Centres, load_centres
 from delivery_sdk.printing.package import (
@@ -91,7 +99,6 @@ from delivery_sdk.printing.package import (
     PackageRequest,
     PrintPackageError,
 )
-from delivery_sdk.settings import PluginSettings
 
 __all__ = [
     "ENV_CALLBACK_SECRET",
@@ -295,13 +302,8 @@ class HttpPrintCentre(BaseChannel):
     def _http(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
-            self._client = httpx.AsyncClient(
-                base_url=self.base_url,
-                headers={"Authorization": f"Bearer {self._token}", "Accept": "application/json"},
-                transport=self.transport,
-                timeout=self.timeout,
-                follow_redirects=False,
-            )
+            headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
+            self._client = make_client(self.base_url, headers=headers, transport=self.transport, timeout=self.timeout)
             self._loop = loop
             self._lock = asyncio.Lock()
         return self._client
@@ -342,6 +344,7 @@ class HttpPrintCentre(BaseChannel):
         return self.failing_since is not None and self.clock.now() - self.failing_since >= self.down_after
 
     async def aclose(self) -> None:
+        """Close the adapter's HTTP client (when it made its own)."""
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
@@ -553,14 +556,7 @@ class HttpPrintCentre(BaseChannel):
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> Sequence[Receipt]:
         """The receipts in a push (call :meth:`verify_callback` first); the push must name this centre."""
-        if len(body) > _MAX_BODY:
-            raise MalformedReceipt("centre push body is larger than 1 MiB")
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            raise MalformedReceipt("centre push body is not JSON") from None
-        if not isinstance(payload, dict):
-            raise MalformedReceipt("centre push body is not a JSON object")
+        payload = read_json_object(body, what="centre push", max_bytes=_MAX_BODY)
         if payload.get("centre_id") != self.name:
             raise MalformedReceipt(f"centre push does not name centre {self.name}")
         dispatch_id = payload.get("dispatch_id")
@@ -598,6 +594,7 @@ class EnvPrintCentrePlugin:
         return "EnvPrintCentrePlugin()"
 
     def configured(self, clock: Clock | None = None, environ: Mapping[str, str] | None = None) -> list[HttpPrintCentre]:
+        """The print centres the variables describe (none when the plugin is not configured)."""
         s = PluginSettings("print centre", self._environ if self._environ is not None else environ, ENV_PREFIX)
         if not s.configured:
             return []
@@ -645,6 +642,7 @@ class EnvPrintCentrePlugin:
     def delivery_register_print_centres(
         self, register: PrintCentreRegistry, clock: Clock, environ: Mapping[str, str]
     ) -> None:
+        """Register the configured print centres (the ``delivery_register_print_centres`` hook)."""
         env = self._environ if self._environ is not None else environ
         key = tuple(sorted((k, v) for k, v in env.items() if k.startswith(ENV_PREFIX)))
         if not self.adapters or key != self._key:  # one set of adapters per configuration (the spool is shared)

@@ -41,7 +41,7 @@ from delivery_sdk.testing.emulator import (
     json_reply,
     post_callback,
     read_body,
-    serve_main,
+    serve_sandbox_main,
 )
 
 __all__ = ["CentreEmulator", "Fault", "Job", "main", "sandbox"]
@@ -52,6 +52,8 @@ Fault = PathFault  # a scripted answer for the next request to a path (see deliv
 
 @attrs.define
 class Job:
+    """A print job the emulated centre holds (one dispatch's package)."""
+
     dispatch_id: str
     task_id: str
     batch_id: str
@@ -102,11 +104,13 @@ class CentreEmulator(EmulatorServer):
         self.bind()  # the url is known before entering
 
     def fail(self, *faults: Fault) -> None:
+        """Apply these faults, in order, to the next requests."""
         self.faults.extend(faults)
 
     # -- the protocol ----------------------------------------------------------------------------------
 
     def handle(self, request: BaseHTTPRequestHandler, method: str) -> None:
+        """Answer one request of the emulated provider's API (runs in a server thread)."""
         headers = dict(request.headers.items())
         raw = read_body(request)
         status, body, extra = self._handle(method, request.path, headers, raw)
@@ -321,11 +325,7 @@ def sandbox(
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m delivery_sdk_printcentre.emulator [--port N] [--state DIR] [--callback-url URL]``."""
-    serve_main(
-        lambda args: sandbox(host=args.host, port=args.port, state_dir=args.state, callback_url=args.callback_url),
-        argv,
-        prog="python -m delivery_sdk_printcentre.emulator",
-    )
+    serve_sandbox_main(sandbox, argv, prog="python -m delivery_sdk_printcentre.emulator")
 
 
 if __name__ == "__main__":

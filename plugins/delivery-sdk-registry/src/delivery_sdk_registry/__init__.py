@@ -52,7 +52,6 @@ and ``DELIVERY_SDK_REGISTRY_SOURCE``), read at each call; while the URL is unset
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import math
 import re
@@ -64,10 +63,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from delivery_sdk import AddressCandidate, Contact, ContactKind, Party, PluginError, hookimpl
-from delivery_sdk.settings import PluginSettings
+from delivery_sdk.plugin_kit import (
+    RETRYABLE_ERRORS,
+    PluginSettings,
+    RetryableResponse,
+    RetryConfig,
+    parse_retry_after,
+    retry_after_or_backoff,
+)
+from delivery_sdk.plugin_kit import retrying as kit_retrying
 
 __all__ = [
     "DEFAULT_SOURCE",
@@ -95,15 +101,6 @@ _SOURCE = re.compile(r"[A-Za-z0-9_.-]{1,64}", re.ASCII)
 _MAX_ADDRESS = 300  # Contact's own limit for a postal address
 
 
-class _Transient(Exception):
-    """A response worth retrying (5xx, 429); ``retry_after`` is the server's Retry-After in seconds."""
-
-    def __init__(self, status: int, retry_after: float | None) -> None:
-        super().__init__(f"HTTP {status}")
-        self.status = status
-        self.retry_after = retry_after
-
-
 class _TooLongToWait(Exception):
     def __init__(self, status: int, retry_after: float) -> None:
         super().__init__(f"HTTP {status} with Retry-After {retry_after:g}s")
@@ -127,34 +124,9 @@ class _Malformed(Exception):
     """The body is not the response schema; the message names what is wrong, never a value."""
 
 
-# Transport errors worth another attempt: timeouts, connection/read/write errors, a server that hung up.
-_RETRYABLE: tuple[type[BaseException], ...] = (
-    httpx.TimeoutException,
-    httpx.NetworkError,
-    httpx.RemoteProtocolError,
-    _Transient,
-)
-
-
-def _parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None when absent or unreadable."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
-
-
 def _describe(exc: BaseException) -> str:
     """What went wrong, without anything the server or the party supplied (type names and statuses only)."""
-    if isinstance(exc, _Transient | _Refused | _TooLongToWait | _Malformed | _Failed):
+    if isinstance(exc, RetryableResponse | _Refused | _TooLongToWait | _Malformed | _Failed):
         return str(exc)
     return type(exc).__name__
 
@@ -274,13 +246,19 @@ class RegistryLookup:
         }
         if self._api_key is not None:
             headers["Authorization"] = f"Bearer {self._api_key}"
-        retrying = Retrying(
-            stop=stop_after_attempt(self.attempts),
-            wait=self._wait,
-            retry=retry_if_exception_type(_RETRYABLE),
+        retrying = kit_retrying(
+            RetryConfig(attempts=self.attempts),
+            retry_on=RETRYABLE_ERRORS,
             sleep=self.sleep,
-            before_sleep=lambda state: self._before_sleep(state, request_id),
-            reraise=True,
+            wait=retry_after_or_backoff(min(self.backoff, self.max_retry_after), self.max_retry_after),
+            on_retry=lambda attempt, exc, wait: log.info(
+                "registry lookup %s: attempt %d of %d failed (%s); retrying in %.2fs",
+                request_id,
+                attempt,
+                self.attempts,
+                _describe(exc) if exc is not None else "?",
+                wait,
+            ),
         )
         with httpx.Client(transport=self.transport, timeout=self.timeout, follow_redirects=False) as client:
             try:
@@ -294,31 +272,13 @@ class RegistryLookup:
         response = client.post(self.url, json=body, headers=headers)
         status = response.status_code
         if status == 429 or status >= 500:
-            retry_after = _parse_retry_after(response.headers.get("Retry-After"), datetime.now(UTC))
+            retry_after = parse_retry_after(response.headers.get("Retry-After"), now=datetime.now(UTC))
             if retry_after is not None and retry_after > self.max_retry_after:
                 raise _TooLongToWait(status, retry_after)
-            raise _Transient(status, retry_after)
+            raise RetryableResponse(status, retry_after)
         if status != 200:
             raise _Refused(status)
         return response
-
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        if isinstance(exc, _Transient) and exc.retry_after is not None:
-            return exc.retry_after  # already checked against max_retry_after
-        return float(min(self.max_retry_after, self.backoff * 2 ** (state.attempt_number - 1)))
-
-    def _before_sleep(self, state: RetryCallState, request_id: str) -> None:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        wait = state.next_action.sleep if state.next_action is not None else 0.0
-        log.info(
-            "registry lookup %s: attempt %d of %d failed (%s); retrying in %.2fs",
-            request_id,
-            state.attempt_number,
-            self.attempts,
-            _describe(exc) if exc is not None else "?",
-            wait,
-        )
 
     def _candidates(self, response: httpx.Response, request_id: str) -> list[AddressCandidate]:
         try:
@@ -455,6 +415,7 @@ class EnvRegistryLookup:
     def delivery_address_candidates(
         self, party: Party, known: Sequence[Contact], environ: Mapping[str, str]
     ) -> list[AddressCandidate] | None:
+        """Address candidates for ``party`` from the registry (none when it is not configured or the lookup fails)."""
         try:
             lookup = self.configured(environ)
         except PluginError as exc:

@@ -49,7 +49,6 @@ from delivery_sdk import (
     CallbackRejected,
     ChannelError,
     ChannelKind,
-    ChannelRegistry,
     ContactKind,
     Dispatch,
     MalformedReceipt,
@@ -58,18 +57,26 @@ from delivery_sdk import (
     SendResult,
     StatusReport,
     TransientChannelError,
-    hookimpl,
 )
-from delivery_sdk.callbacks import (
+from delivery_sdk.clock import Clock
+from delivery_sdk.plugin_kit import (
+    EnvChannelPlugin,
+    PluginSettings,
+    RateLimiter,
+    check_base_url,
+    check_response,
     check_timestamp,
     hmac_sha256_hex,
     link_token,
     lower_headers,
+    make_client,
+    parse_retry_after,
+    read_rate_and_timeout,
+    read_values,
     require_secret,
+    translate_errors,
     verify_hmac_sha256,
 )
-from delivery_sdk.httpchannel import RateLimiter, check_base_url, check_response, parse_retry_after, translate_errors
-from delivery_sdk.settings import PluginSettings
 
 __all__ = [
     "ENV",
@@ -248,11 +255,8 @@ class SmsChannel(BaseChannel):
         self.callback_window = callback_window
         self.limiter = RateLimiter(rate, burst=burst)
         self._owns_http = http is None
-        self._http = http or httpx.AsyncClient(
-            base_url=self.base_url,
-            transport=transport,
-            timeout=timeout,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        self._http = http or make_client(
+            self.base_url, transport=transport, timeout=timeout, max_connections=max_connections
         )
 
     def __repr__(self) -> str:
@@ -345,6 +349,8 @@ class SmsChannel(BaseChannel):
     # -- the adapter contract --------------------------------------------------------------------------
 
     async def send(self, dispatch: Dispatch) -> SendResult:
+        """Send one dispatch to the provider (the dispatch id is the idempotency key); transient failures raise
+        ``TransientChannelError``, refusals ``ChannelError``."""
         if dispatch.contact.kind is not ContactKind.MOBILE:
             raise ChannelError(f"{self.name}: dispatch {dispatch.dispatch_id} has no mobile number to text")
         data = await self._call(
@@ -364,6 +370,7 @@ class SmsChannel(BaseChannel):
         return SendResult(accepted=False, reason=f"{self.name}: refused by the gateway ({_safe_code(code)})")
 
     async def status(self, dispatch: Dispatch) -> StatusReport:
+        """What the provider knows of a dispatch (``found=False``: it never got it, so sending again is safe)."""
         data = await self._call("GET", QUERY_PATH, what=f"{self.name}.status", query={"out_id": dispatch.dispatch_id})
         if data.get("code") != "OK":
             raise ChannelError(f"{self.name}.status: the gateway refused the query ({_safe_code(data.get('code'))})")
@@ -440,6 +447,7 @@ class SmsChannel(BaseChannel):
         return Receipt(dispatch_id=out_id, kind=kind, at=when, provider_event_id=report_id, reason=reason)
 
     async def aclose(self) -> None:
+        """Close the adapter's HTTP client (when it made its own)."""
         if self._owns_http:
             await self._http.aclose()
 
@@ -447,7 +455,7 @@ class SmsChannel(BaseChannel):
 # -- the entry point ---------------------------------------------------------------------------------
 
 
-class EnvSmsPlugin:
+class EnvSmsPlugin(EnvChannelPlugin[SmsChannel]):
     """The entry-point plugin: an :class:`SmsChannel` from ``DELIVERY_SDK_SMS_*``, or nothing.
 
     None of the variables set: registers nothing (installed, not configured). Any set: ``DELIVERY_SDK_SMS_URL``
@@ -457,53 +465,29 @@ class EnvSmsPlugin:
     host's ``environ``; ``environ`` given here wins (for tests).
     """
 
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
-        self._environ = environ
+    title = "SMS"
+    prefix = "DELIVERY_SDK_SMS_"
+    main_variable = ENV["url"]
 
-    def __repr__(self) -> str:
-        return "EnvSmsPlugin()"
-
-    def configured(self, environ: Mapping[str, str] | None = None) -> SmsChannel | None:
-        s = PluginSettings("SMS", self._environ if self._environ is not None else environ, "DELIVERY_SDK_SMS_")
-        if not s.configured:
-            return None
-        url = s.require(ENV["url"], "the gateway's base URL")
-        values = {key: s.get(ENV[key]) or "" for key in ENV}
-        for key in _REQUIRED:
-            if key.endswith("secret"):
-                values[key] = (s.secret(ENV[key], required=True) or "").strip()
-            else:
-                values[key] = s.require(ENV[key])
-        rate = s.number(ENV["rate"], None, positive=True)
-        timeout = s.number(ENV["timeout"], 10.0, positive=True)
-        s.check()
-        try:
-            return SmsChannel(
-                url,
-                access_key_id=values["access_key_id"],
-                access_key_secret=values["access_key_secret"],
-                sign_name=values["sign_name"],
-                template_code=values["template_code"],
-                link_template=values["link_template"],
-                callback_secret=values["callback_secret"],
-                link_key=values["link_key"] or None,
-                code_template_code=values["code_template_code"] or None,
-                name=values["name"] or "sms",
-                rate=rate,
-                timeout=timeout if timeout is not None else 10.0,
-            )
-        except ValueError as exc:
-            s.guard(f"the SMS plugin's configuration ({ENV['url']} and friends) is not usable", exc)
-            s.check()
-            raise
-
-    @hookimpl
-    def delivery_register_channels(self, register: ChannelRegistry, environ: Mapping[str, str]) -> None:
-        channel = self.configured(environ)
-        if channel is None:
-            log.debug("SMS plugin installed but not configured (no DELIVERY_SDK_SMS_* variable): nothing registered")
-            return
-        register(channel)
+    def read(self, settings: PluginSettings, clock: Clock | None) -> Callable[[], SmsChannel]:
+        """Read ``DELIVERY_SDK_SMS_*``; what builds the :class:`SmsChannel` they describe."""
+        url = settings.require(ENV["url"], "the gateway's base URL")
+        values = read_values(settings, ENV, _REQUIRED, secrets=("access_key_secret", "callback_secret"))
+        rate, timeout = read_rate_and_timeout(settings, ENV)
+        return lambda: SmsChannel(
+            url,
+            access_key_id=values["access_key_id"],
+            access_key_secret=values["access_key_secret"],
+            sign_name=values["sign_name"],
+            template_code=values["template_code"],
+            link_template=values["link_template"],
+            callback_secret=values["callback_secret"],
+            link_key=values["link_key"] or None,
+            code_template_code=values["code_template_code"] or None,
+            name=values["name"] or "sms",
+            rate=rate,
+            timeout=timeout,
+        )
 
 
 plugin = EnvSmsPlugin()

@@ -199,6 +199,7 @@ class SmsGatewayEmulator(EmulatorServer):
         self._query_script.extend(faults)
 
     def attempts_for(self, out_id: str) -> int:
+        """How many send attempts the emulator saw for this id (tests of idempotency)."""
         with self._lock:
             return self.attempts.count(out_id)
 
@@ -232,6 +233,7 @@ class SmsGatewayEmulator(EmulatorServer):
     # -- as a service ----------------------------------------------------------------------------------
 
     def describe_request(self, method: str, path: str, body: bytes) -> Mapping[str, Any]:
+        """What :meth:`received` shows of a request besides its method, path and answer (no personal data in clear)."""
         if method == "POST" and body:
             payload = json.loads(body)
             return {
@@ -243,6 +245,7 @@ class SmsGatewayEmulator(EmulatorServer):
         return {"query": dict(parse_qsl(urlsplit(path).query)).get("out_id", "")}
 
     def dump_state(self) -> dict[str, Any]:
+        """The emulator's durable state (JSON-able): the messages it holds."""
         with self._lock:
             return {
                 "reports": self._reports,
@@ -253,6 +256,7 @@ class SmsGatewayEmulator(EmulatorServer):
             }
 
     def load_state(self, state: Mapping[str, Any]) -> None:
+        """Take back what :meth:`dump_state` returned."""
         with self._lock:
             self._reports = int(state.get("reports", 0))
             for raw in state.get("messages", []):
@@ -260,6 +264,7 @@ class SmsGatewayEmulator(EmulatorServer):
                 self.messages[message.out_id] = message
 
     def sandbox_env(self) -> dict[str, str]:
+        """The ``DELIVERY_SDK_*`` variables that point the plugin at this emulator (``delivery-sdk sandbox``)."""
         return {
             "DELIVERY_SDK_SMS_URL": self.url,
             "DELIVERY_SDK_SMS_ACCESS_KEY_ID": self.access_key_id,
@@ -313,6 +318,7 @@ class SmsGatewayEmulator(EmulatorServer):
         return None
 
     def handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
+        """Answer one request of the emulated provider's API (runs in a server thread)."""
         body = read_body(handler)
         path = urlsplit(handler.path).path
         if (method, path) not in (("POST", SEND_PATH), ("GET", QUERY_PATH)):

@@ -54,7 +54,7 @@ from delivery_sdk import (
     hookimpl,
 )
 from delivery_sdk.events import Cancelled, DispatchTimedOut, FellBackToPost, Served
-from delivery_sdk.settings import PluginSettings
+from delivery_sdk.plugin_kit import PluginSettings
 
 from .queue import (
     CallClosed,
@@ -129,12 +129,15 @@ class StaffCallChannel(BaseChannel):
 
     @property
     def queue(self) -> CallQueue:
+        """The call queue (opened on first use)."""
         if self._queue is None:
             assert not isinstance(self._spec, CallQueue)
             self._queue = CallQueue(self._spec, schedule=self._schedule)
         return self._queue
 
     async def send(self, dispatch: Dispatch) -> SendResult:
+        """Put a call to the party on the staff's queue (a mobile number is needed); a resend answers as the first
+        did."""
         if dispatch.contact.kind is not ContactKind.MOBILE:
             return SendResult(accepted=False, reason="a staff call needs a mobile number")
         self.queue.enqueue(dispatch, self.clock.now())
@@ -144,6 +147,7 @@ class StaffCallChannel(BaseChannel):
         )
 
     async def status(self, dispatch: Dispatch) -> StatusReport:
+        """Whether the call is on the queue, with its outcome once staff recorded one."""
         found, receipt = self.queue.lookup(dispatch.dispatch_id)
         if not found:
             return StatusReport(found=False)
@@ -166,6 +170,7 @@ class StaffCallChannel(BaseChannel):
         return sum(self.queue.close_call(i, reason, self.clock.now()) for i in ids)
 
     async def aclose(self) -> None:
+        """Close the queue when the channel opened it."""
         if self._queue is not None and self._owns_queue:
             self._queue.close()
             self._queue = None
@@ -203,12 +208,14 @@ class StaffCallsPlugin:
 
     @hookimpl
     def delivery_register_channels(self, register: ChannelRegistry, clock: Clock) -> None:
+        """Register the staff-call channel (the ``delivery_register_channels`` hook)."""
         if self.channel is None:
             self.channel = StaffCallChannel(self.queue_spec, name=self.name, clock=clock, schedule=self.schedule)
         register(self.channel)
 
     @hookimpl
     def delivery_task_event(self, event: StoredEvent) -> None:
+        """Close the open calls of a task that no longer needs them (the ``delivery_task_event`` hook)."""
         if self.channel is not None:
             self.channel.close_calls_of(event)
 
@@ -268,6 +275,7 @@ class StaffCalls:
 
     @property
     def queue(self) -> CallQueue:
+        """The call queue (opened on first use)."""
         return self.channel.queue
 
     def _now(self) -> datetime:

@@ -84,6 +84,8 @@ class CallOutcome(enum.Enum):
 
 
 class CallState(enum.Enum):
+    """Where a call is: open (to be made), done (an outcome recorded) or closed (no longer needed)."""
+
     OPEN = "open"
     DONE = "done"
     CLOSED = "closed"
@@ -153,9 +155,11 @@ class CallSummary:
     outcome: CallOutcome | None
 
     def due(self, now: datetime) -> bool:
+        """Whether the call is open, due at ``now`` and not leased to a member of staff."""
         return self.state is CallState.OPEN and self.due_at <= now and not self.leased(now)
 
     def leased(self, now: datetime) -> bool:
+        """Whether a member of staff holds the call at ``now``."""
         return self.lease_until is not None and self.lease_until > now
 
 
@@ -391,6 +395,7 @@ class CallQueue:
         return self.target
 
     def close(self) -> None:
+        """Close the queue's SQLite file."""
         with self._lock:
             self._db.close()
 
@@ -481,11 +486,13 @@ class CallQueue:
         return True, self._receipt(row)
 
     def receipt(self, call_id: str) -> Receipt | None:
+        """The receipt of a call's outcome, or None while it has none."""
         return self.lookup(call_id)[1]
 
     # -- the staff's side ----------------------------------------------------------------------------
 
     def get(self, call_id: str) -> CallSummary:
+        """A call as staff see it (raises ``UnknownCall``)."""
         with self._lock:
             row = self._row(call_id)
         if row is None:
@@ -668,6 +675,7 @@ class CallQueue:
             return True
 
     def open_call_ids(self, task_id: str) -> list[str]:
+        """The ids of a task's open calls."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT dispatch_id FROM staff_calls WHERE task_id = ? AND state = ?", (task_id, CallState.OPEN.value)

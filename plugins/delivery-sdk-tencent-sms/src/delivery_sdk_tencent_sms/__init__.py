@@ -42,7 +42,6 @@ from delivery_sdk import (
     CallbackRejected,
     ChannelError,
     ChannelKind,
-    ChannelRegistry,
     ContactKind,
     Dispatch,
     MalformedReceipt,
@@ -51,11 +50,23 @@ from delivery_sdk import (
     SendResult,
     StatusReport,
     TransientChannelError,
-    hookimpl,
 )
-from delivery_sdk.callbacks import link_token, require_secret, signature_matches
-from delivery_sdk.httpchannel import RateLimiter, check_base_url, check_response, parse_retry_after, translate_errors
-from delivery_sdk.settings import PluginSettings
+from delivery_sdk.clock import Clock
+from delivery_sdk.plugin_kit import (
+    EnvChannelPlugin,
+    PluginSettings,
+    RateLimiter,
+    check_base_url,
+    check_response,
+    link_token,
+    make_client,
+    parse_retry_after,
+    read_rate_and_timeout,
+    read_values,
+    require_secret,
+    signature_matches,
+    translate_errors,
+)
 
 from . import signing
 
@@ -294,11 +305,8 @@ class TencentSmsChannel(BaseChannel):
         self._serials: OrderedDict[str, str] = OrderedDict()  # SerialNo -> dispatch id
         self._missing_since: dict[str, datetime] = {}  # dispatch id -> first status() that found nothing
         self._owns_http = http is None
-        self._http = http or httpx.AsyncClient(
-            base_url=self.base_url,
-            transport=transport,
-            timeout=timeout,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        self._http = http or make_client(
+            self.base_url, transport=transport, timeout=timeout, max_connections=max_connections
         )
 
     def __repr__(self) -> str:
@@ -375,6 +383,8 @@ class TencentSmsChannel(BaseChannel):
     # -- the adapter contract --------------------------------------------------------------------------
 
     async def send(self, dispatch: Dispatch) -> SendResult:
+        """Send one dispatch to the provider (the dispatch id is the idempotency key); transient failures raise
+        ``TransientChannelError``, refusals ``ChannelError``."""
         if dispatch.contact.kind is not ContactKind.MOBILE:
             raise ChannelError(f"{self.name}: dispatch {dispatch.dispatch_id} has no mobile number to text")
         data, response = await self._call("SendSms", self.send_payload(dispatch))
@@ -534,6 +544,7 @@ class TencentSmsChannel(BaseChannel):
         return out
 
     async def aclose(self) -> None:
+        """Close the adapter's HTTP client (when it made its own)."""
         if self._owns_http:
             await self._http.aclose()
 
@@ -550,7 +561,7 @@ def _beijing(text: object) -> datetime:
 # -- the entry point ---------------------------------------------------------------------------------
 
 
-class EnvTencentSmsPlugin:
+class EnvTencentSmsPlugin(EnvChannelPlugin[TencentSmsChannel]):
     """The entry-point plugin: a :class:`TencentSmsChannel` from ``DELIVERY_SDK_TENCENT_SMS_*``, or nothing.
 
     None of the variables set: registers nothing. Any set: every required one must be too (the URL
@@ -558,55 +569,29 @@ class EnvTencentSmsPlugin:
     plugins raises one :class:`~delivery_sdk.PluginError` naming every missing or invalid variable.
     """
 
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
-        self._environ = environ
+    title = "Tencent Cloud SMS"
+    prefix = "DELIVERY_SDK_TENCENT_SMS_"
+    main_variable = ENV["url"]
 
-    def __repr__(self) -> str:
-        return "EnvTencentSmsPlugin()"
-
-    def configured(self, environ: Mapping[str, str] | None = None) -> TencentSmsChannel | None:
-        s = PluginSettings(
-            "Tencent Cloud SMS", self._environ if self._environ is not None else environ, "DELIVERY_SDK_TENCENT_SMS_"
+    def read(self, settings: PluginSettings, clock: Clock | None) -> Callable[[], TencentSmsChannel]:
+        """Read ``DELIVERY_SDK_TENCENT_SMS_*``; what builds the :class:`TencentSmsChannel` they describe."""
+        values = read_values(settings, ENV, _REQUIRED, secrets=("secret_key", "callback_token"))
+        rate, timeout = read_rate_and_timeout(settings, ENV)
+        return lambda: TencentSmsChannel(
+            values["url"] or DEFAULT_URL,
+            secret_id=values["secret_id"],
+            secret_key=values["secret_key"],
+            sdk_app_id=values["sdk_app_id"],
+            sign_name=values["sign_name"],
+            template_id=values["template_id"],
+            link_template=values["link_template"],
+            callback_token=values["callback_token"],
+            region=values["region"] or "ap-guangzhou",
+            link_key=values["link_key"] or None,
+            name=values["name"] or "tencent-sms",
+            rate=rate,
+            timeout=timeout,
         )
-        if not s.configured:
-            return None
-        values = {key: s.get(ENV[key]) or "" for key in ENV}
-        for key in _REQUIRED:
-            if key in ("secret_key", "callback_token"):
-                values[key] = (s.secret(ENV[key], required=True) or "").strip()
-            else:
-                values[key] = s.require(ENV[key])
-        rate = s.number(ENV["rate"], None, positive=True)
-        timeout = s.number(ENV["timeout"], 10.0, positive=True)
-        s.check()
-        try:
-            return TencentSmsChannel(
-                values["url"] or DEFAULT_URL,
-                secret_id=values["secret_id"],
-                secret_key=values["secret_key"],
-                sdk_app_id=values["sdk_app_id"],
-                sign_name=values["sign_name"],
-                template_id=values["template_id"],
-                link_template=values["link_template"],
-                callback_token=values["callback_token"],
-                region=values["region"] or "ap-guangzhou",
-                link_key=values["link_key"] or None,
-                name=values["name"] or "tencent-sms",
-                rate=rate,
-                timeout=timeout if timeout is not None else 10.0,
-            )
-        except ValueError as exc:
-            s.guard(f"the Tencent Cloud SMS plugin's configuration ({ENV['url']} and friends) is not usable", exc)
-            s.check()
-            raise
-
-    @hookimpl
-    def delivery_register_channels(self, register: ChannelRegistry, environ: Mapping[str, str]) -> None:
-        channel = self.configured(environ)
-        if channel is None:
-            log.debug("Tencent Cloud SMS plugin installed but not configured: nothing registered")
-            return
-        register(channel)
 
 
 plugin = EnvTencentSmsPlugin()

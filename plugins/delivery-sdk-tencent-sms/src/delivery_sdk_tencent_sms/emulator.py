@@ -50,7 +50,7 @@ from delivery_sdk.testing.emulator import (
     mask,
     post_callback,
     read_body,
-    serve_main,
+    serve_sandbox_main,
 )
 
 from . import API_VERSION, BEIJING, SERVICE, TencentSmsChannel, signing
@@ -90,6 +90,8 @@ class Fault:
 
 @dataclass
 class EmulatedMessage:
+    """One message the emulated gateway took."""
+
     serial_no: str
     session_context: str
     phone: str  # E.164
@@ -191,16 +193,20 @@ class TencentSmsEmulator(EmulatorServer):
     # -- scripting and inspecting ----------------------------------------------------------------------
 
     def fail_next(self, *faults: Fault) -> None:
+        """Apply these faults, in order, to the next send requests."""
         self._script.extend(faults)
 
     def fail_next_query(self, *faults: Fault) -> None:
+        """Apply these faults, in order, to the next status queries."""
         self._query_script.extend(faults)
 
     def attempts_for(self, session_context: str) -> int:
+        """How many send attempts the emulator saw for this id (tests of idempotency)."""
         with self._lock:
             return self.attempts.count(session_context)
 
     def messages_for(self, session_context: str) -> list[EmulatedMessage]:
+        """The messages the gateway took for this id, oldest first."""
         with self._lock:
             return [m for m in self.messages if m.session_context == session_context]
 
@@ -224,6 +230,7 @@ class TencentSmsEmulator(EmulatorServer):
     # -- as a service ----------------------------------------------------------------------------------
 
     def describe_request(self, method: str, path: str, body: bytes) -> Mapping[str, Any]:
+        """What :meth:`received` shows of a request besides its method, path and answer (no personal data in clear)."""
         payload = json.loads(body) if body else {}
         phones = payload.get("PhoneNumberSet") or [payload.get("PhoneNumber", "")]
         return {
@@ -233,6 +240,7 @@ class TencentSmsEmulator(EmulatorServer):
         }
 
     def dump_state(self) -> dict[str, Any]:
+        """The emulator's durable state (JSON-able): the messages it holds."""
         with self._lock:
             return {
                 "messages": [
@@ -246,6 +254,7 @@ class TencentSmsEmulator(EmulatorServer):
             }
 
     def load_state(self, state: Mapping[str, Any]) -> None:
+        """Take back what :meth:`dump_state` returned."""
         with self._lock:
             for raw in state.get("messages", []):
                 received = raw.get("receive_time")
@@ -260,6 +269,7 @@ class TencentSmsEmulator(EmulatorServer):
                 )
 
     def sandbox_env(self) -> dict[str, str]:
+        """The ``DELIVERY_SDK_*`` variables that point the plugin at this emulator (``delivery-sdk sandbox``)."""
         return {
             "DELIVERY_SDK_TENCENT_SMS_URL": self.url,
             "DELIVERY_SDK_TENCENT_SMS_SECRET_ID": self.secret_id,
@@ -334,6 +344,7 @@ class TencentSmsEmulator(EmulatorServer):
         json_reply(handler, 200, {"Response": {"Error": {"Code": code, "Message": code}, "RequestId": request_id}})
 
     def handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
+        """Answer one request of the emulated provider's API (runs in a server thread)."""
         body = read_body(handler)
         with self._lock:
             self._requests += 1
@@ -502,17 +513,7 @@ def sandbox(
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m delivery_sdk_tencent_sms.emulator [--port N] [--state DIR] [--callback-url URL]``."""
-
-    def build(args: Any) -> TencentSmsEmulator:
-        return TencentSmsEmulator(
-            host=args.host,
-            port=args.port,
-            state_dir=args.state,
-            callback_url=join_callback(args.callback_url, "tencent-sms"),
-            auto_deliver=True,
-        )
-
-    serve_main(build, argv, prog="python -m delivery_sdk_tencent_sms.emulator")
+    serve_sandbox_main(sandbox, argv, prog="python -m delivery_sdk_tencent_sms.emulator")
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ ALGORITHM = "TC3-HMAC-SHA256"
 
 
 def sha256_hex(data: bytes) -> str:
+    """The SHA-256 hex digest of ``data`` (lower case)."""
     return hashlib.sha256(data).hexdigest()
 
 
@@ -52,6 +53,7 @@ def utc_date(timestamp: int) -> str:
 
 
 def credential_scope(timestamp: int, service: str) -> str:
+    """The credential scope ``DATE/SERVICE/tc3_request`` of a request signed at ``timestamp``."""
     return f"{utc_date(timestamp)}/{service}/tc3_request"
 
 
@@ -66,17 +68,20 @@ def canonical_headers(headers: Mapping[str, str], signed: tuple[str, ...]) -> tu
 def canonical_request(
     method: str, query: str, headers: Mapping[str, str], signed: tuple[str, ...], payload: bytes
 ) -> str:
+    """The canonical request TC3-HMAC-SHA256 signs (method, path, query, headers, payload digest)."""
     canonical, names = canonical_headers(headers, signed)
     return "\n".join([method.upper(), "/", query, canonical, names, sha256_hex(payload)])
 
 
 def string_to_sign(timestamp: int, service: str, canonical: str) -> str:
+    """The string TC3-HMAC-SHA256 signs: algorithm, timestamp, credential scope and the canonical request's digest."""
     return "\n".join(
         [ALGORITHM, str(timestamp), credential_scope(timestamp, service), sha256_hex(canonical.encode("utf-8"))]
     )
 
 
 def signing_key(secret_key: str, date: str, service: str) -> bytes:
+    """The derived key: HMAC-SHA256 chained over the date, the service and ``tc3_request``."""
     key = ("TC3" + secret_key).encode("utf-8")
     for part in (date, service, "tc3_request"):
         key = hmac.new(key, part.encode("utf-8"), hashlib.sha256).digest()
@@ -84,6 +89,7 @@ def signing_key(secret_key: str, date: str, service: str) -> bytes:
 
 
 def sign(secret_key: str, timestamp: int, service: str, canonical: str) -> str:
+    """The hex signature of a canonical request (the ``Signature=`` of the Authorization header)."""
     key = signing_key(secret_key, utc_date(timestamp), service)
     return hmac.new(key, string_to_sign(timestamp, service, canonical).encode("utf-8"), hashlib.sha256).hexdigest()
 

@@ -45,7 +45,6 @@ from ``DELIVERY_SDK_WECHAT_*`` variables, and nothing while none of them is set 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -67,7 +66,6 @@ from delivery_sdk import (
     CallbackRejected,
     ChannelError,
     ChannelKind,
-    ChannelRegistry,
     Clock,
     ContactKind,
     Dispatch,
@@ -78,19 +76,28 @@ from delivery_sdk import (
     StatusReport,
     SystemClock,
     TransientChannelError,
-    hookimpl,
 )
-from delivery_sdk.callbacks import (
+from delivery_sdk.plugin_kit import (
+    AccessToken,
+    EnvChannelPlugin,
+    PluginSettings,
+    RateLimiter,
+    TokenCache,
+    TokenRefused,
+    check_base_url,
+    check_response,
     check_timestamp,
     hmac_sha256_hex,
     link_token,
     lower_headers,
+    make_client,
+    read_rate_and_timeout,
+    read_values,
     require_secret,
     signature_matches,
+    translate_errors,
     verify_hmac_sha256,
 )
-from delivery_sdk.httpchannel import RateLimiter, check_base_url, check_response, translate_errors
-from delivery_sdk.settings import PluginSettings
 
 from .sentlog import SentEntry, SentLog
 
@@ -222,6 +229,7 @@ class AccessTokenTransport(httpx.AsyncBaseTransport):
         self._inner = inner
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` with the access token added to its URL query (the logged request has none)."""
         token = request.extensions.get(_TOKEN_EXTENSION)
         if isinstance(token, str):
             extensions = {k: v for k, v in request.extensions.items() if k != _TOKEN_EXTENSION}
@@ -239,6 +247,7 @@ class AccessTokenTransport(httpx.AsyncBaseTransport):
         return await self._inner.handle_async_request(request)
 
     async def aclose(self) -> None:
+        """Close the wrapped transport."""
         await self._inner.aclose()
 
 
@@ -333,9 +342,9 @@ class WeChatChannel(BaseChannel):
         self.callback_window = callback_window
         self.clock: Clock = clock or SystemClock()
         self._monotonic = monotonic
-        self._token: str | None = None
-        self._token_expires = 0.0
-        self._token_lock = asyncio.Lock()
+        self.tokens = TokenCache(
+            self._fetch_access_token, refresh_margin=refresh_margin, monotonic=monotonic, name=name
+        )
         self._forced_at: float | None = None
         self.token_fetches = 0
         self._owns_http = http is None
@@ -345,8 +354,8 @@ class WeChatChannel(BaseChannel):
         if http is None:
             limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
             inner = transport or httpx.AsyncHTTPTransport(limits=limits, proxy=_env_proxy(self.base_url))
-            http = httpx.AsyncClient(
-                base_url=self.base_url, transport=AccessTokenTransport(inner), timeout=timeout, limits=limits
+            http = make_client(
+                self.base_url, transport=AccessTokenTransport(inner), timeout=timeout, max_connections=max_connections
             )
         self._http = http
 
@@ -354,6 +363,7 @@ class WeChatChannel(BaseChannel):
         return f"WeChatChannel(appid={self.appid!r}, name={self.name!r}, base_url={self.base_url!r})"
 
     def link_for(self, dispatch_id: str) -> str:
+        """The document link of a dispatch (the message's ``url``)."""
         return self.link_template.replace("{token}", link_token(self._link_key, dispatch_id))
 
     def message_body(self, dispatch: Dispatch) -> dict[str, Any]:
@@ -376,20 +386,19 @@ class WeChatChannel(BaseChannel):
         WeChat answers the ``stale`` token itself again, the adapter asks once more with ``force_refresh``
         (at most once per :data:`FORCE_REFRESH_SPACING` seconds; sooner, the stale token is a transient error).
         """
-        async with self._token_lock:
-            if self._token is not None and self._token != stale and self._monotonic() < self._token_expires:
-                return self._token
-            token, expires_in = await self._fetch_token(force=False)
-            if stale is not None and token == stale:
-                now = self._monotonic()
-                if self._forced_at is not None and now - self._forced_at < FORCE_REFRESH_SPACING:
-                    raise TransientChannelError(f"{self.name}: WeChat keeps answering a refused access token")
-                self._forced_at = now
-                log.info("%s: WeChat answered the refused access token again; forcing a refresh", self.name)
-                token, expires_in = await self._fetch_token(force=True)
-            margin = min(self.refresh_margin, float(expires_in) / 2)
-            self._token, self._token_expires = token, self._monotonic() + float(expires_in) - margin
-            return token
+        return await self.tokens.get(stale=stale)
+
+    async def _fetch_access_token(self, stale: str | None) -> AccessToken:
+        """The :class:`TokenCache`'s fetch: the stable token, forced once when WeChat answers ``stale`` again."""
+        token, expires_in = await self._fetch_token(force=False)
+        if stale is not None and token == stale:
+            now = self._monotonic()
+            if self._forced_at is not None and now - self._forced_at < FORCE_REFRESH_SPACING:
+                raise TransientChannelError(f"{self.name}: WeChat keeps answering a refused access token")
+            self._forced_at = now
+            log.info("%s: WeChat answered the refused access token again; forcing a refresh", self.name)
+            token, expires_in = await self._fetch_token(force=True)
+        return AccessToken(token, max(expires_in, 1e-6))  # 0: already expiring, used once and fetched again
 
     async def _fetch_token(self, *, force: bool) -> tuple[str, float]:
         payload: dict[str, Any] = {"grant_type": "client_credential", "appid": self.appid, "secret": self._secret}
@@ -435,22 +444,24 @@ class WeChatChannel(BaseChannel):
         return {"params": {"access_token": token}}
 
     async def _post_with_token(self, path: str, body: bytes, *, what: str) -> dict[str, Any]:
-        token = await self.access_token()
         headers = {"Content-Type": "application/json; charset=utf-8"}
-        data = await self._request("POST", path, what=what, content=body, headers=headers, **self._with_token(token))
-        if _errcode(data) in TOKEN_ERRCODES:
-            log.info("%s: access token refused (errcode %d); fetching a new one", self.name, _errcode(data))
-            token = await self.access_token(stale=token)
+
+        async def post(token: str) -> dict[str, Any]:
             data = await self._request(
                 "POST", path, what=what, content=body, headers=headers, **self._with_token(token)
             )
             if _errcode(data) in TOKEN_ERRCODES:
-                raise TransientChannelError(f"{what}: a fresh access token was refused too (errcode {_errcode(data)})")
-        return data
+                log.info("%s: access token refused (errcode %d); fetching a new one", self.name, _errcode(data))
+                raise TokenRefused
+            return data
+
+        return await self.tokens.call(post)
 
     # -- the adapter contract --------------------------------------------------------------------------
 
     async def send(self, dispatch: Dispatch) -> SendResult:
+        """Send one dispatch to the provider (the dispatch id is the idempotency key); transient failures raise
+        ``TransientChannelError``, refusals ``ChannelError``."""
         if dispatch.contact.kind is not ContactKind.WECHAT:
             raise ChannelError(f"{self.name}: dispatch {dispatch.dispatch_id} has no WeChat openid")
         what = f"{self.name}.send"
@@ -608,6 +619,7 @@ class WeChatChannel(BaseChannel):
         return [Receipt(dispatch_id=dispatch_id, kind=ReceiptKind.READ, at=at, provider_event_id=f"h5:{event_id}")]
 
     async def aclose(self) -> None:
+        """Close the adapter's HTTP client (when it made its own)."""
         if self._owns_http:
             await self._http.aclose()
         if self._owns_log:
@@ -639,7 +651,7 @@ def _signed_at(headers: Mapping[str, str], body: bytes, query: Mapping[str, str]
 # -- the entry point ---------------------------------------------------------------------------------
 
 
-class EnvWeChatPlugin:
+class EnvWeChatPlugin(EnvChannelPlugin[WeChatChannel]):
     """The entry-point plugin: a :class:`WeChatChannel` from ``DELIVERY_SDK_WECHAT_*``, or nothing.
 
     None of the variables set: registers nothing (installed, not configured). Any set: ``..._APPID`` and the
@@ -649,56 +661,31 @@ class EnvWeChatPlugin:
     ``environ`` given here wins (for tests).
     """
 
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
-        self._environ = environ
+    title = "WeChat"
+    prefix = "DELIVERY_SDK_WECHAT_"
+    main_variable = ENV["appid"]
+    construct_errors = (ValueError, OSError, sqlite3.Error)
 
-    def __repr__(self) -> str:
-        return "EnvWeChatPlugin()"
-
-    def configured(self, clock: Clock | None = None, environ: Mapping[str, str] | None = None) -> WeChatChannel | None:
-        s = PluginSettings("WeChat", self._environ if self._environ is not None else environ, "DELIVERY_SDK_WECHAT_")
-        if not s.configured:
-            return None
-        values = {key: s.get(ENV[key]) or "" for key in ENV}
-        values["appid"] = s.require(ENV["appid"], "the official account's AppID")
-        for key in _REQUIRED:
-            if key.endswith(("secret", "token")):
-                values[key] = (s.secret(ENV[key], required=True) or "").strip()
-            else:
-                values[key] = s.require(ENV[key])
-        rate = s.number(ENV["rate"], None, positive=True)
-        timeout = s.number(ENV["timeout"], 10.0, positive=True)
-        s.check()
-        try:
-            return WeChatChannel(
-                values["appid"],
-                values["secret"],
-                template_id=values["template_id"],
-                link_template=values["link_template"],
-                server_token=values["server_token"],
-                read_secret=values["read_secret"],
-                link_key=values["link_key"] or None,
-                base_url=values["base_url"] or DEFAULT_BASE_URL,
-                sent_log=values["sent_log"] or DEFAULT_SENT_LOG,
-                name=values["name"] or "wechat",
-                rate=rate,
-                timeout=timeout if timeout is not None else 10.0,
-                clock=clock,
-            )
-        except (ValueError, OSError, sqlite3.Error) as exc:
-            s.guard(f"the WeChat plugin's configuration ({ENV['appid']} and friends) is not usable", exc)
-            s.check()
-            raise
-
-    @hookimpl
-    def delivery_register_channels(self, register: ChannelRegistry, clock: Clock, environ: Mapping[str, str]) -> None:
-        channel = self.configured(clock, environ)
-        if channel is None:
-            log.debug(
-                "WeChat plugin installed but not configured (no DELIVERY_SDK_WECHAT_* variable): nothing registered"
-            )
-            return
-        register(channel)
+    def read(self, settings: PluginSettings, clock: Clock | None) -> Callable[[], WeChatChannel]:
+        """Read ``DELIVERY_SDK_WECHAT_*``; what builds the :class:`WeChatChannel` they describe."""
+        appid = settings.require(ENV["appid"], "the official account's AppID")
+        values = read_values(settings, ENV, _REQUIRED, secrets=("secret", "server_token", "read_secret"))
+        rate, timeout = read_rate_and_timeout(settings, ENV)
+        return lambda: WeChatChannel(
+            appid,
+            values["secret"],
+            template_id=values["template_id"],
+            link_template=values["link_template"],
+            server_token=values["server_token"],
+            read_secret=values["read_secret"],
+            link_key=values["link_key"] or None,
+            base_url=values["base_url"] or DEFAULT_BASE_URL,
+            sent_log=values["sent_log"] or DEFAULT_SENT_LOG,
+            name=values["name"] or "wechat",
+            rate=rate,
+            timeout=timeout,
+            clock=clock,
+        )
 
 
 plugin = EnvWeChatPlugin()

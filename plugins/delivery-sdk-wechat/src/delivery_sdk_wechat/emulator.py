@@ -42,7 +42,7 @@ from delivery_sdk.testing.emulator import (
     json_reply,
     post_callback,
     read_body,
-    serve_main,
+    serve_sandbox_main,
     transient,
 )
 
@@ -69,6 +69,7 @@ class Fault:
 
     @classmethod
     def http(cls, status: int = 503, retry_after: str | None = None) -> Fault:
+        """A fault: answer with HTTP ``status`` (and ``Retry-After``)."""
         return cls("http", status=status, retry_after=retry_after)
 
     @classmethod
@@ -79,6 +80,8 @@ class Fault:
 
 @dataclass
 class EmulatedTemplateMessage:
+    """One template message the emulated WeChat API took, with the events it pushed."""
+
     msgid: int
     touser: str
     template_id: str
@@ -151,6 +154,7 @@ class WeChatEmulator(EmulatorServer):
     # -- scripting and inspecting ----------------------------------------------------------------------
 
     def fail_next(self, *faults: Fault) -> None:
+        """Apply these faults, in order, to the next send requests."""
         self._script.extend(faults)
 
     def expire_tokens(self) -> None:
@@ -159,10 +163,12 @@ class WeChatEmulator(EmulatorServer):
             self._tokens = dict.fromkeys(self._tokens, 0.0)
 
     def attempts_for(self, client_msg_id: str) -> int:
+        """How many send attempts the emulator saw for this id (tests of idempotency)."""
         with self._lock:
             return self.attempts.count(client_msg_id)
 
     def message(self, client_msg_id: str) -> EmulatedTemplateMessage:
+        """The template message sent with ``client_msg_id`` (``KeyError`` when none was)."""
         with self._lock:
             return next(m for m in self.messages.values() if m.client_msg_id == client_msg_id)
 
@@ -182,6 +188,7 @@ class WeChatEmulator(EmulatorServer):
     def event_push(
         self, openid: str, msgid: int, status: str, *, timestamp: int | None = None, nonce: str | None = None
     ) -> tuple[dict[str, str], bytes]:
+        """WeChat's ``TEMPLATESENDJOBFINISH`` push for a message: the signed query parameters and the XML body."""
         created = int(self.clock().timestamp())
         body = (
             f"<xml><ToUserName><![CDATA[{self.account}]]></ToUserName>"
@@ -212,6 +219,7 @@ class WeChatEmulator(EmulatorServer):
             self.pushes.append(status)
 
     def sandbox_env(self) -> dict[str, str]:
+        """The ``DELIVERY_SDK_*`` variables that point the plugin at this emulator (``delivery-sdk sandbox``)."""
         return {
             "DELIVERY_SDK_WECHAT_APPID": self.appid,
             "DELIVERY_SDK_WECHAT_SECRET": self.secret,
@@ -223,6 +231,7 @@ class WeChatEmulator(EmulatorServer):
         }
 
     def handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
+        """Answer one request of the emulated provider's API (runs in a server thread)."""
         body = read_body(handler)
         parts = urlsplit(handler.path)
         query = dict(parse_qsl(parts.query))
@@ -340,11 +349,7 @@ def sandbox(
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m delivery_sdk_wechat.emulator [--port N] [--state DIR] [--callback-url URL]``."""
-    serve_main(
-        lambda args: sandbox(host=args.host, port=args.port, state_dir=args.state, callback_url=args.callback_url),
-        argv,
-        prog="python -m delivery_sdk_wechat.emulator",
-    )
+    serve_sandbox_main(sandbox, argv, prog="python -m delivery_sdk_wechat.emulator")
 
 
 if __name__ == "__main__":

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sqlite3
-import threading
 from datetime import datetime
 
 import attrs
 
 from delivery_sdk import Receipt, ReceiptKind
+from delivery_sdk.plugin_kit import SideLog
 
 __all__ = ["SentEntry", "SentLog", "openid_digest"]
 
@@ -39,68 +38,50 @@ CREATE TABLE IF NOT EXISTS wechat_receipts (
 
 
 def openid_digest(openid: str) -> str:
+    """The SHA-256 hex digest of an openid (kept instead of the openid itself)."""
     return hashlib.sha256(openid.encode()).hexdigest()
 
 
 @attrs.frozen(kw_only=True)
 class SentEntry:
+    """One dispatch as the sent log knows it: when the send began, WeChat's ``msgid``, the receipts."""
+
     client_msg_id: str
     began_at: datetime
     msgid: str | None
     receipts: tuple[Receipt, ...] = ()
 
 
-class SentLog:
+class SentLog(SideLog):
     """What this adapter sent (see the module docstring); ``path`` is a SQLite file or ``":memory:"``."""
 
     def __init__(self, path: str | os.PathLike[str] = ":memory:") -> None:
-        self.path = str(path)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=5.0)
-        try:
-            if self.path != ":memory:":
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-        except BaseException:
-            self._db.close()
-            raise
-
-    def __repr__(self) -> str:
-        return f"SentLog({self.path!r})"
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        super().__init__(path, _SCHEMA, timeout=5.0)
 
     def begin(self, client_msg_id: str, openid: str, at: datetime) -> None:
         """Record that a send is about to go out (kept if it was recorded before: the first attempt counts)."""
-        with self._lock:
-            self._db.execute(
-                "INSERT OR IGNORE INTO wechat_sent (client_msg_id, openid_sha256, began_at) VALUES (?, ?, ?)",
-                (client_msg_id, openid_digest(openid), at.isoformat()),
-            )
+        self.execute(
+            "INSERT OR IGNORE INTO wechat_sent (client_msg_id, openid_sha256, began_at) VALUES (?, ?, ?)",
+            (client_msg_id, openid_digest(openid), at.isoformat()),
+        )
 
     def sent(self, client_msg_id: str, msgid: str) -> None:
-        with self._lock:
-            self._db.execute("UPDATE wechat_sent SET msgid = ? WHERE client_msg_id = ?", (msgid, client_msg_id))
+        """Record the ``msgid`` WeChat answered a send with."""
+        self.execute("UPDATE wechat_sent SET msgid = ? WHERE client_msg_id = ?", (msgid, client_msg_id))
 
     def forget(self, client_msg_id: str) -> None:
         """WeChat refused the send for good: nothing went out."""
-        with self._lock:
-            self._db.execute("DELETE FROM wechat_sent WHERE client_msg_id = ? AND msgid IS NULL", (client_msg_id,))
+        self.execute("DELETE FROM wechat_sent WHERE client_msg_id = ? AND msgid IS NULL", (client_msg_id,))
 
     def lookup(self, client_msg_id: str) -> SentEntry | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT began_at, msgid FROM wechat_sent WHERE client_msg_id = ?", (client_msg_id,)
-            ).fetchone()
-            if row is None:
-                return None
-            receipts = self._db.execute(
-                "SELECT event_id, kind, at, reason FROM wechat_receipts WHERE client_msg_id = ? ORDER BY at",
-                (client_msg_id,),
-            ).fetchall()
+        """What was recorded of a dispatch (None: never sent), with the receipts learnt from callbacks."""
+        row = self.one("SELECT began_at, msgid FROM wechat_sent WHERE client_msg_id = ?", (client_msg_id,))
+        if row is None:
+            return None
+        receipts = self.all(
+            "SELECT event_id, kind, at, reason FROM wechat_receipts WHERE client_msg_id = ? ORDER BY at",
+            (client_msg_id,),
+        )
         return SentEntry(
             client_msg_id=client_msg_id,
             began_at=datetime.fromisoformat(row[0]),
@@ -120,33 +101,31 @@ class SentLog:
     def by_msgid(self, msgid: str, openid: str | None = None) -> str | None:
         """The dispatch a WeChat ``msgid`` belongs to; failing that, the only unanswered send to ``openid``
         (its answer was lost, so the msgid was never recorded), which then gets this msgid."""
-        with self._lock:
-            row = self._db.execute("SELECT client_msg_id FROM wechat_sent WHERE msgid = ?", (msgid,)).fetchone()
+        with self.transaction() as db:
+            row = db.execute("SELECT client_msg_id FROM wechat_sent WHERE msgid = ?", (msgid,)).fetchone()
             if row is not None:
                 return str(row[0])
             if openid is None:
                 return None
-            rows = self._db.execute(
+            rows = db.execute(
                 "SELECT client_msg_id FROM wechat_sent WHERE openid_sha256 = ? AND msgid IS NULL",
                 (openid_digest(openid),),
             ).fetchall()
             if len(rows) != 1:
                 return None
-            self._db.execute("UPDATE wechat_sent SET msgid = ? WHERE client_msg_id = ?", (msgid, rows[0][0]))
+            db.execute("UPDATE wechat_sent SET msgid = ? WHERE client_msg_id = ?", (msgid, rows[0][0]))
             return str(rows[0][0])
 
     def add_receipt(self, receipt: Receipt) -> None:
         """Keep a receipt learnt from a callback, for status() (idempotent on its event id)."""
         assert receipt.provider_event_id is not None
-        with self._lock:
-            self._db.execute(
-                "INSERT OR IGNORE INTO wechat_receipts (event_id, client_msg_id, kind, at, reason)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (
-                    receipt.provider_event_id,
-                    receipt.dispatch_id,
-                    receipt.kind.value,
-                    receipt.at.isoformat(),
-                    receipt.reason,
-                ),
-            )
+        self.execute(
+            "INSERT OR IGNORE INTO wechat_receipts (event_id, client_msg_id, kind, at, reason) VALUES (?, ?, ?, ?, ?)",
+            (
+                receipt.provider_event_id,
+                receipt.dispatch_id,
+                receipt.kind.value,
+                receipt.at.isoformat(),
+                receipt.reason,
+            ),
+        )

@@ -1,0 +1,111 @@
+"""HTTP plumbing for adapters: one client factory and the shared response and error mapping.
+
+Everything here is what :mod:`delivery_sdk.httpchannel` offered (kept importable from there), plus
+:func:`make_client`, the one place a plugin's ``httpx.AsyncClient`` is built: timeouts, connection limits, an
+injectable transport (an emulator's :meth:`~delivery_sdk.testing.EmulatorServer.transport`, a
+``httpx.MockTransport``), an optional proxy, no redirects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import httpx
+
+from ..httpchannel import (
+    SECRET_QUERY_PARAMETERS,
+    RateLimiter,
+    RedactSecretsFilter,
+    check_base_url,
+    check_response,
+    parse_retry_after,
+    redact_url,
+    translate_errors,
+)
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "RETRYABLE_ERRORS",
+    "SECRET_QUERY_PARAMETERS",
+    "RateLimiter",
+    "RedactSecretsFilter",
+    "RetryableResponse",
+    "check_base_url",
+    "check_response",
+    "make_client",
+    "parse_retry_after",
+    "redact_url",
+    "translate_errors",
+]
+
+DEFAULT_TIMEOUT = 10.0
+"""Seconds a provider call may take (connect, read, write and pool) unless the plugin says otherwise."""
+
+
+class RetryableResponse(Exception):
+    """A provider's answer worth another attempt (429, 5xx) in an adapter's own retried calls
+    (:func:`~delivery_sdk.plugin_kit.retrying`); ``status`` is the HTTP status and ``retry_after`` the seconds
+    its ``Retry-After`` asked for (None: none, or unreadable). Its message is ``HTTP <status>``: nothing the
+    provider wrote."""
+
+    def __init__(self, status: int, retry_after: float | None = None) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.retry_after = retry_after
+
+
+RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (
+    httpx.TimeoutException,
+    httpx.NetworkError,
+    httpx.RemoteProtocolError,
+    RetryableResponse,
+)
+"""What is worth another attempt in an adapter's own calls: timeouts, connection and read/write errors, a
+server that hung up, and a :class:`RetryableResponse`."""
+
+
+def make_client(
+    base_url: str,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_connections: int = 20,
+    transport: httpx.AsyncBaseTransport | None = None,
+    headers: Mapping[str, str] | None = None,
+    proxy: str | None = None,
+    what: str = "base_url",
+) -> httpx.AsyncClient:
+    """An ``httpx.AsyncClient`` for one provider.
+
+    :param base_url: the provider's API root; checked with :func:`check_base_url` (trailing slash dropped).
+    :param timeout: seconds for each of connect, read, write and pool; must be positive.
+    :param max_connections: the connection pool's size (keep-alive connections included); at least 1.
+    :param transport: serve requests with this transport instead of the network (an emulator's
+        ``transport()``, ``httpx.MockTransport``, a transport wrapping httpx's); ``proxy`` is then ignored,
+        and so are the proxy variables of the environment (give the transport its proxy).
+    :param headers: sent with every request (never a secret that a log line could show: httpx logs URLs,
+        not headers).
+    :param proxy: an HTTP(S) proxy URL for this client only (read it from the ``environ`` the host gave
+        the plugin); without one, httpx honours the usual ``HTTPS_PROXY``/``NO_PROXY`` variables.
+    :param what: names the setting in error messages (``"DELIVERY_SDK_SMS_URL"``).
+    :raises ValueError: ``base_url`` is not an http(s) URL with a host, ``timeout`` is not positive or
+        ``max_connections`` is under 1 (the message names ``what``).
+
+    Redirects are not followed (a provider that redirects a signed call is misconfigured). Close the client
+    with ``await client.aclose()``. Logging: httpx logs each request line at INFO, URL included; attach
+    :class:`RedactSecretsFilter` to your handlers when a provider insists on a secret in the URL.
+    """
+    url = check_base_url(base_url, what=what)
+    if not timeout > 0:
+        raise ValueError(f"{what}: the timeout must be a positive number of seconds, not {timeout!r}")
+    if max_connections < 1:
+        raise ValueError(f"{what}: max_connections must be at least 1, not {max_connections!r}")
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    return httpx.AsyncClient(
+        base_url=url,
+        transport=transport,
+        proxy=proxy if transport is None else None,
+        timeout=timeout,
+        limits=limits,
+        headers=dict(headers or {}),
+        follow_redirects=False,
+    )
