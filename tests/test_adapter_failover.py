@@ -265,6 +265,48 @@ def test_two_adapters_of_one_kind_fail_over_under_the_policy(tmp_path: Path) -> 
     asyncio.run(main())
 
 
+class TimedOutGateway(DownGateway):
+    """Every send times out, yet the provider got the first one: its status says so."""
+
+    def __init__(self, name: str, *, status_fails: bool = False) -> None:
+        super().__init__(name)
+        self.status_fails = status_fails
+
+    async def status(self, dispatch: Dispatch) -> StatusReport:
+        if self.status_fails:
+            raise TransientChannelError("status: 503 Service Unavailable")
+        return StatusReport(found=self.attempts > 0, provider_ref="gw-1")
+
+
+@pytest.mark.parametrize("status_fails", [False, True])
+def test_a_send_that_arrived_after_all_is_not_failed_over(status_fails: bool) -> None:
+    """Never sent twice: before failing over, the engine asks the first provider whether it has the dispatch;
+    only when it has not (or cannot answer) does the backup take it."""
+    primary = TimedOutGateway("sms-primary", status_fails=status_fails)
+
+    async def main() -> None:
+        h = Harness(
+            policy=PolicyConfig(electronic_order=(SMS,), adapters={"sms": ["sms-primary", "fake-sms"]}),
+            kinds={SMS},
+            extra_plugins=[Gateways(primary)],
+        )
+        h.sms.enqueue(Outcome.delivered())
+        task_id = await h.client.submit(make_request(make_party()))
+        await h.client.run_until_idle(until=h.clock.now() + timedelta(minutes=5))
+        dispatches = h.client.status(task_id).dispatches
+        if status_fails:
+            assert [(d.channel, d.status) for d in dispatches] == [
+                ("sms-primary", DispatchStatus.FAILED),
+                ("fake-sms", DispatchStatus.DELIVERED),
+            ]
+        else:
+            assert [(d.channel, d.status) for d in dispatches] == [("sms-primary", DispatchStatus.SENT)]
+            assert h.sms.idempotency_keys == []
+        await h.aclose()
+
+    asyncio.run(main())
+
+
 def test_without_routes_a_transient_failure_stays_in_doubt_and_no_other_adapter_takes_it() -> None:
     """Two adapters of a kind in the host's order (DELIVERY_SDK_CHANNEL_ORDER, or a reference log plugin
     beside the real one) do not make a backup: only the policy's routes do."""

@@ -15,7 +15,7 @@ from ._exceptions import ChannelError, TransientChannelError, UnknownChannel, Un
 from ._ingest import apply_answer
 from ._inline import ADD_PHONE
 from .adapters import transient_failover
-from .channels import SendResult, StatusReport
+from .channels import ChannelAdapter, SendResult, StatusReport
 from .events import FAILED_BY_CARRIER, DispatchFailed, DispatchSent, NeedsAttention
 from .model import ChannelKind, Dispatch
 
@@ -24,6 +24,23 @@ if TYPE_CHECKING:
     from .engine import Engine
 
 _PRINT, _POST = ChannelKind.PRINT, ChannelKind.POST
+
+
+async def _provider_has_it(
+    engine: Engine, work: _Work, adapter: ChannelAdapter, dispatch: Dispatch, now: datetime
+) -> bool:
+    """Ask the provider whether it has ``dispatch``; when it has, record it sent with what the provider
+    reports and end its outbox entry."""
+    report: StatusReport = await engine._call(adapter.name, "status", lambda: adapter.status(dispatch))
+    if not report.found:
+        return False
+    event = DispatchSent(
+        task_id=work.task.task_id, at=now, dispatch_id=dispatch.dispatch_id, provider_ref=report.provider_ref
+    )
+    engine.apply_event(work, event)
+    apply_answer(engine, work, adapter, dispatch, report.receipts, now)
+    work.outbox_done.append(dispatch.dispatch_id)
+    return True
 
 
 async def send_or_reconcile(engine: Engine, work: _Work, dispatch: Dispatch, now: datetime, *, reconcile: bool) -> None:
@@ -39,21 +56,8 @@ async def send_or_reconcile(engine: Engine, work: _Work, dispatch: Dispatch, now
         work.outbox_done.append(dispatch.dispatch_id)
         return
     name = adapter.name
-    if reconcile:
-        report: StatusReport = await engine._call(name, "status", lambda: adapter.status(dispatch))
-        if report.found:
-            engine.apply_event(
-                work,
-                DispatchSent(
-                    task_id=work.task.task_id,
-                    at=now,
-                    dispatch_id=dispatch.dispatch_id,
-                    provider_ref=report.provider_ref,
-                ),
-            )
-            apply_answer(engine, work, adapter, dispatch, report.receipts, now)
-            work.outbox_done.append(dispatch.dispatch_id)
-            return
+    if reconcile and await _provider_has_it(engine, work, adapter, dispatch, now):
+        return
     if dispatch.kind is _PRINT and dispatch.waybill is None:
         ordered = await _order_waybill(engine, work, dispatch, now)
         if ordered is None:
@@ -66,6 +70,13 @@ async def send_or_reconcile(engine: Engine, work: _Work, dispatch: Dispatch, now
         failover = transient_failover(work.task, dispatch, engine.policy, engine.channel_adapters, exc, now)
         if failover is None:
             raise  # in doubt: stays queued; reconciled through status next time
+        # never sent twice: a send that timed out may have arrived; only a provider that does not have it
+        # (or cannot even answer whether it has) is failed over to the next adapter
+        try:
+            if await _provider_has_it(engine, work, adapter, dispatch, now):
+                return
+        except ChannelError:
+            pass
         engine.apply_event(work, failover)  # retries exhausted, and the policy names a next adapter
         work.outbox_done.append(dispatch.dispatch_id)
         return
