@@ -227,3 +227,12 @@ class UnsendableDispatch(ChannelError):
     """The dispatch itself cannot be sent, by this adapter or any other of its kind (a print job whose
     documents are not the ones the request named, say): the engine fails it and asks a person instead of
     retrying or failing over to another provider, which would fail the same way."""
+
+
+def log_summary(exc: BaseException) -> str:
+    """An error for a log line: its type; a configuration error (PluginError: it names variables and plugins,
+    never personal data) with its problems too. Never the message of another error, which may quote a
+    provider's answer or a party's contact."""
+    if isinstance(exc, PluginError):
+        return f"{type(exc).__name__}: {'; '.join(exc.problems) or str(exc)}"[:500]
+    return type(exc).__name__

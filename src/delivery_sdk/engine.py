@@ -32,7 +32,7 @@ import attrs
 
 from . import _checkpointing, _ingest, _inline, _sending
 from ._conflicts import Conflict, until_committed
-from ._exceptions import IllegalTransition, PluginError, TaskKeptChanging, TransientChannelError
+from ._exceptions import IllegalTransition, TaskKeptChanging, TransientChannelError, log_summary
 from ._fast import GC_PAUSE_WAIT, CallLimit, GCPause
 from ._ingest import IngestResult
 from ._work import Work as _Work
@@ -75,14 +75,6 @@ _INLINE = (Route, SearchAddress)  # decision hooks the policy's actions run inli
 
 # the engine's own actions, as the health report names what keeps failing
 _COMPONENTS = {"Route": "print routing", "SearchAddress": "address search", "File": "filing"}
-
-
-def _describe_failure(exc: BaseException) -> str:
-    """An error for a log line: its type; a configuration error (PluginError: it names variables and plugins,
-    never personal data) with its problems too."""
-    if isinstance(exc, PluginError):
-        return f"{type(exc).__name__}: {'; '.join(exc.problems) or str(exc)}"[:500]
-    return type(exc).__name__
 
 
 @attrs.frozen(kw_only=True)
@@ -130,8 +122,7 @@ class Engine:
         self._kinds: dict[ChannelKind, str] | None = None
         self._adapters: dict[ChannelKind, tuple[str, ...]] | None = None
         self._errors: dict[str, int] = {}
-        # what keeps failing, for the worker's health: component ("channel sms", "print routing"...) ->
-        # (failures in a row, the last error); a success of the component removes it
+        # for the worker's health: component ("channel sms"...) -> (failures in a row, last error) until it works
         self.failing: dict[str, tuple[int, str]] = {}
         self._conflicted: frozenset[str] = frozenset()
         self.signers: Sequence[Signer] = ()  # evidence checkpoint keys; none: no checkpoints are signed
@@ -152,25 +143,23 @@ class Engine:
 
     @property
     def channel_kinds(self) -> dict[ChannelKind, str]:
-        """The adapter used for each channel kind: the first of that kind in the host's order (two adapters of
-        one kind need an explicit ``DELIVERY_SDK_CHANNEL_ORDER``, see :mod:`delivery_sdk.plugins`)."""
+        """The first adapter of each channel kind in the host's order (``DELIVERY_SDK_CHANNEL_ORDER``, see
+        :mod:`delivery_sdk.plugins`): the one a kind without adapter routes uses."""
         if self._kinds is None:
-            kinds: dict[ChannelKind, str] = {}
+            self._kinds = {}
             for adapter in self.host.channels:
-                kinds.setdefault(adapter.kind, adapter.name)
-            self._kinds = kinds
+                self._kinds.setdefault(adapter.kind, adapter.name)
         return self._kinds
 
     @property
     def channel_adapters(self) -> dict[ChannelKind, tuple[str, ...]]:
-        """Every adapter of each channel kind, in the host's order: the policy chooses among them
-        (``PolicyConfig.adapters``, :mod:`delivery_sdk.adapters`)."""
+        """Every adapter of each channel kind, ``channel_kinds``' first, then in the host's order: the policy
+        chooses among them (``PolicyConfig.adapters``, :mod:`delivery_sdk.adapters`)."""
         if self._adapters is None:
             adapters: dict[ChannelKind, tuple[str, ...]] = {k: (name,) for k, name in self.channel_kinds.items()}
-            for adapter in self.host.channels:
-                names = adapters.setdefault(adapter.kind, ())
-                if adapter.name not in names:
-                    adapters[adapter.kind] = (*names, adapter.name)
+            for a in self.host.channels:
+                if a.name not in adapters.get(a.kind, ()):
+                    adapters[a.kind] = (*adapters.get(a.kind, ()), a.name)
             self._adapters = adapters
         return self._adapters
 
@@ -527,7 +516,7 @@ class Engine:
         goes to a person instead of looping."""
         task_id = work.task.task_id
         count = self._errors[task_id] = self._errors.get(task_id, 0) + 1
-        error = _describe_failure(exc)
+        error = log_summary(exc)
         component = component or _COMPONENTS.get(type(action).__name__, type(action).__name__.lower())
         self.failing[component] = (self.failing.get(component, (0, ""))[0] + 1, error)
         log.warning("task %s: %s failed (%d): %s", task_id, type(action).__name__, count, error)
