@@ -44,6 +44,7 @@ class NewTask:
     # the created event's stored form when the caller already serialised it, as UTF-8: exactly
     # serialization.event_body(created).encode() (keys sorted: the evidence leaf hashes these bytes)
     body: bytes | None = None
+    court: str = ""  # the task's court code (delivery_sdk.access.court_code of the case number)
 
 
 @attrs.frozen(kw_only=True)
@@ -134,6 +135,7 @@ class TaskRow:
     due_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    court: str = ""  # the task's court code ('' for a task migrated from a case number without one)
 
 
 @runtime_checkable
