@@ -661,6 +661,7 @@ def _verify(args: argparse.Namespace) -> int:
             "nodes": report.nodes,
             "checkpoints": report.checkpoints,
             "unsigned": report.unsigned,
+            "accesses": report.accesses,
             "signatures_checked": bool(args.key),
         }
         print(json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True))
@@ -675,7 +676,8 @@ def _verify(args: argparse.Namespace) -> int:
     signed = "signatures checked" if args.key else "signatures not checked: give --key"
     print(
         f"ok: {report.events} events, {report.tasks} tasks, {report.nodes} tree nodes, {report.checkpoints} "
-        f"checkpoints; every event, column, task row, tree node and checkpoint matches ({signed})"
+        f"checkpoints; every event, column, task row, tree node and checkpoint matches ({signed}); "
+        f"{report.accesses} access records, their chain unbroken"
     )
     if report.unsigned:
         print(f"note: {unsigned} yet")

@@ -96,6 +96,7 @@ class AuditReport:
     unsigned: int = 0  # events after the largest stored checkpoint that verified (none: 0)
     tasks: int = 0
     nodes: int = 0
+    accesses: int = 0  # access records checked (delivery_sdk.access: the chain of reads of personal data)
 
     @property
     def ok(self) -> bool:
@@ -241,6 +242,7 @@ class _Audit:
             memory, edge = self._tree(stored, have, size)
             nodes = self._nodes(memory, stored_size)
             checkpoints, signed = self._checkpoints(memory, size)
+            accesses = self._accesses()
             if trusted_checkpoint is not None:
                 for problem in self._check_checkpoint(trusted_checkpoint, None, size, memory, "trusted checkpoint"):
                     self.problems.add(problem + "; the log rewrote history since it was trusted")
@@ -255,7 +257,38 @@ class _Audit:
             unsigned=max(0, last_seq - signed),
             tasks=tasks,
             nodes=nodes,
+            accesses=accesses,
         )
+
+    def _accesses(self) -> int:
+        """Check the access log's chain: an edited, inserted or deleted record breaks it (``docs/access.md``)."""
+        from ..access import AccessRecord, verify_chain
+
+        if not self._columns("access_log"):
+            return 0  # a store from before the access log
+        records = []
+        for seq, at, staff_id, role, task_id, court, what, chain in _rows(
+            self.db, "SELECT seq, at, staff_id, role, task_id, court, what, chain FROM access_log ORDER BY seq", "seq"
+        ):
+            try:
+                moment = at if isinstance(at, datetime) else datetime.fromisoformat(str(at))
+                records.append(
+                    AccessRecord(
+                        seq=int(seq),
+                        at=moment,
+                        staff_id=str(staff_id),
+                        role=str(role),
+                        task_id=str(task_id),
+                        court=str(court),
+                        what=str(what),
+                        chain=bytes(chain),
+                    )
+                )
+            except (TypeError, ValueError):
+                self.problems.add(f"access record {seq!r} cannot be read (its time or chain is not valid)")
+        for problem in verify_chain(records, limit=MAX_PROBLEMS):
+            self.problems.add(problem)
+        return len(records)
 
     def _events(self, stored: bytearray, have: bytearray) -> tuple[int, int, int]:
         """Every event row against its leaf, its body and its task; returns (rows, last seq, tasks)."""
