@@ -205,6 +205,8 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE POLICY events_by_court ON events USING (task_id IN (SELECT t.task_id FROM tasks t));
     ALTER TABLE outbox ENABLE ROW LEVEL SECURITY;
     CREATE POLICY outbox_by_court ON outbox USING (task_id IN (SELECT t.task_id FROM tasks t));
+    ALTER TABLE court_roles ENABLE ROW LEVEL SECURITY;
+    CREATE POLICY court_roles_own ON court_roles USING (role_name = current_user);
     ALTER TABLE access_log ENABLE ROW LEVEL SECURITY;
     CREATE POLICY access_by_court ON access_log
         USING (court IN (SELECT c.court FROM court_roles c WHERE c.role_name = current_user));
