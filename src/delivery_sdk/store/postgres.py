@@ -180,7 +180,7 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE tasks ADD COLUMN court TEXT NOT NULL DEFAULT '';
     UPDATE tasks SET court = COALESCE(substring(btrim(split_part(case_key, '|', 2))
         from '^[(（][0-9]{4}[)）]([㐀-鿿](?:[0-9]{2}){0,2})(?![0-9])'), '');
-    CREATE INDEX tasks_court ON tasks (court, state);
+    CREATE INDEX tasks_court ON tasks (court);
     CREATE TABLE access_log (
         seq      BIGINT PRIMARY KEY,
         at       TIMESTAMPTZ NOT NULL,

@@ -176,12 +176,13 @@ MIGRATIONS: tuple[str, ...] = (
     )
     """,
     # 7: one centre, many courts (delivery_sdk.access): every task's court code, read from its case number
-    # (court_code(), a function the store registers; '' where the number carries none), indexed; and the
+    # (court_code(), a function the store registers; '' where the number carries none), indexed on the court
+    # alone (a court never changes: the engine's state updates do not touch the index); and the
     # access log, every read of personal data by an actor, each record chained to the one before (chain).
     """
     ALTER TABLE tasks ADD COLUMN court TEXT NOT NULL DEFAULT '';
     UPDATE tasks SET court = court_code(substr(case_key, instr(case_key, '|') + 1));
-    CREATE INDEX tasks_court ON tasks(court, state);
+    CREATE INDEX tasks_court ON tasks(court);
     CREATE TABLE access_log (
         seq      INTEGER PRIMARY KEY,
         at       TEXT NOT NULL,
