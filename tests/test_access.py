@@ -324,6 +324,27 @@ def test_verify_finds_an_edited_or_deleted_access_record(
     assert problem in capsys.readouterr().out
 
 
+def test_verify_finds_the_access_log_cut_short_against_a_head_kept(
+    two_courts: tuple[DeliveryClient, str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    client, a, _ = two_courts
+    clerk = client.as_actor(CLERK_A)
+    clerk.task(a)
+    clerk.timeline(a)
+    path = str(client.store.path)  # type: ignore[attr-defined]
+    assert main(["access", "--store", path, "--actor", CLERK_A.staff_id, "--json"]) == 0
+    last = json.loads(capsys.readouterr().out)[-1]
+    head = f"{last['seq']}:{last['chain']}"
+    assert main(["verify", "--store", path, "--access-head", head]) == 0
+    assert "2 access records" in capsys.readouterr().out
+    _tamper(Path(path), "DELETE FROM access_log WHERE seq = 2")  # the newest: the chain left is whole
+    assert verify_store(path).ok
+    assert main(["verify", "--store", path, "--access-head", head]) == 1
+    assert "the head kept, is missing: the log was cut short" in capsys.readouterr().out
+    assert main(["verify", "--store", path, "--access-head", "2:xyz"]) == 2
+    assert "SEQ:CHAIN" in capsys.readouterr().err
+
+
 # -- the command line -----------------------------------------------------------------------------------------
 
 

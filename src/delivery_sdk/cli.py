@@ -5,12 +5,13 @@
     delivery-sdk demo [--tasks N] [--seed S] [--store PATH] [--no-progress]
     delivery-sdk status TASK_ID --store PATH [--json] [--lang zh_CN|en]
     delivery-sdk verify --store STORE [--key VKEY]... [--trusted-checkpoint FILE] [--origin NAME] [--require-signed]
-                        [--json]   (or: verify STORE ..., the older form)
+                        [--access-head SEQ:CHAIN] [--json]   (or: verify STORE ..., the older form)
     delivery-sdk proof TASK_ID --store PATH [--out FILE]
     delivery-sdk proof --consistency OLD_NOTE [--to NEW_NOTE] --store PATH [--out FILE]
     delivery-sdk verify-consistency PROOF --trusted-checkpoint OLD_NOTE --key VKEY... [--update]
     delivery-sdk verify-record FILE [--key VKEY]... [--origin NAME] [--document PATH]...
     delivery-sdk keygen NAME
+    delivery-sdk access --store PATH (--task TASK_ID | --actor STAFF_ID) [--as ACTOR] [--json] [--lang zh_CN|en]
     delivery-sdk tasks --case CASE_NUMBER --store PATH [--court COURT] [--json] [--lang zh_CN|en]
     delivery-sdk resolve-address [ADDRESS... | - | --file PATH] [--home-province CODE]   (no ADDRESS and a pipe: stdin)
     delivery-sdk report --store PATH [--court COURT] [--lang zh_CN|en] [--out report.html] [--json PATH] [--csv PATH]
@@ -648,7 +649,10 @@ def _verify(args: argparse.Namespace) -> int:
 
     _actor(args).require(Permission.AUDIT, None, "verify the evidence log")
     trusted = Path(args.trusted_checkpoint).read_text(encoding="utf-8") if args.trusted_checkpoint else None
-    report = verify_store(args.store, args.key or (), trusted_checkpoint=trusted, origin=args.origin)
+    from .access import parse_head
+
+    head = parse_head(args.access_head) if args.access_head else None
+    report = verify_store(args.store, args.key or (), trusted_checkpoint=trusted, origin=args.origin, access_head=head)
     failed = not report.ok or bool(report.unsigned and args.require_signed)
     if args.json:
         import json
@@ -963,6 +967,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--key", action="append", help="a trusted verifier key (name+hash+base64); repeatable")
     verify.add_argument("--trusted-checkpoint", help="a signed checkpoint trusted earlier: refuse a rewritten history")
     verify.add_argument("--origin", help="the log's name in its checkpoints (default: the name of the key that signed)")
+    verify.add_argument(
+        "--access-head",
+        metavar="SEQ:CHAIN",
+        help="an access record's seq and chain kept earlier (access --json): refuse an access log cut short",
+    )
     verify.add_argument(
         "--require-signed", action="store_true", help="fail when events are not yet covered by a signed checkpoint"
     )

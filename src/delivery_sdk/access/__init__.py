@@ -56,6 +56,7 @@ __all__ = [
     "court_of_request",
     "load_roles",
     "parse_actor",
+    "parse_head",
     "roles_with",
     "verify_chain",
 ]
@@ -325,10 +326,34 @@ def chain_hash(previous: bytes, record: AccessRecord) -> bytes:
     return hashlib.sha256(b"delivery-sdk access v1\n" + previous + record.leaf()).digest()
 
 
-def verify_chain(records: Sequence[AccessRecord], limit: int = 20) -> list[str]:
+def parse_head(text: str) -> tuple[int, bytes]:
+    """An access log head kept earlier, ``SEQ:CHAIN`` (a record's ``seq`` and its ``chain`` in hex, as
+    ``delivery-sdk access --json`` prints them); :class:`~delivery_sdk.ValidationError` if malformed."""
+    seq, _, chain = text.strip().partition(":")
+    try:
+        value = (int(seq), bytes.fromhex(chain))
+    except ValueError:
+        value = (0, b"")
+    if value[0] < 1 or len(value[1]) != 32:
+        raise ValidationError(
+            f"{text!r} is not an access log head: give SEQ:CHAIN, a record's seq and its 64-hex-digit chain "
+            "(delivery-sdk access --json prints both)"
+        )
+    return value
+
+
+def verify_chain(records: Sequence[AccessRecord], limit: int = 20, head: tuple[int, bytes] | None = None) -> list[str]:
     """The problems of an access log read in ``seq`` order: a gap in the numbering (a deleted record), a
-    chain value that does not follow (an edited, inserted or deleted record). Empty when it holds."""
+    chain value that does not follow (an edited, inserted or deleted record), and with ``head`` (a record's
+    ``seq`` and ``chain`` kept earlier, :func:`parse_head`) a log cut short or rewritten since. Empty when it
+    holds."""
     problems: list[str] = []
+    if head is not None:
+        kept = next((r for r in records if r.seq == head[0]), None)
+        if kept is None:
+            problems.append(f"access record {head[0]}, the head kept, is missing: the log was cut short")
+        elif kept.chain != head[1]:
+            problems.append(f"access record {head[0]} does not match the head kept: the log was rewritten")
     previous = ACCESS_CHAIN_START
     expected = 1
     for record in records:
