@@ -40,6 +40,8 @@ from delivery_sdk import AsyncDeliveryClient, ChannelKind, EngineConfig, SQLiteS
 from delivery_sdk.testing import FakeChannel, Outcome, VirtualClock, channels_plugin, make_party, make_request
 
 RESULTS = Path(__file__).parent / "results"
+# the task row as the store writes it (the court code: issue 20)
+_TASK_COLUMNS = "task_id, client_key, fingerprint, case_key, court, state, version, due_at, created_at, updated_at"
 # Tasks per engine step (one group commit each), and per transaction of the raw loop: the same on both sides.
 # 1024 rather than 256 (EngineConfig's default): a step commits four times and every commit waits on an
 # fsync (about 5 ms on this machine's disk); the CPU per task is the same from 512 up.
@@ -131,10 +133,7 @@ def run_raw(source: Path, target: Path, batch_tasks: int = BATCH, *, plain: bool
     earlier versions of this benchmark ran it, reported beside for comparison.
     """
     src = sqlite3.connect(source)
-    tasks = src.execute(
-        "SELECT task_id, client_key, fingerprint, case_key, state, version, due_at, created_at, "
-        "updated_at FROM tasks ORDER BY task_id"
-    ).fetchall()
+    tasks = src.execute(f"SELECT {_TASK_COLUMNS} FROM tasks ORDER BY task_id").fetchall()
     events: dict[str, list[tuple]] = {}
     for row in src.execute(
         "SELECT task_id, task_seq, type, at, body, sv_ref, sv_key, sv_time FROM events ORDER BY seq"
@@ -166,7 +165,7 @@ def run_raw(source: Path, target: Path, batch_tasks: int = BATCH, *, plain: bool
         db.execute("BEGIN")
         if per_batch:  # the evidence log's rows (leaf hashes and nodes), spread evenly over the transactions
             db.executemany("INSERT INTO evidence_nodes VALUES (?, ?, ?)", nodes[b * per_batch : (b + 1) * per_batch])
-        db.executemany("INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", batch)
+        db.executemany(f"INSERT INTO tasks ({_TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", batch)
         db.executemany(
             "INSERT INTO events (task_id, task_seq, type, at, body, sv_ref, sv_key, sv_time) "
             + (

@@ -54,6 +54,7 @@ EXECUTABLE = [
     "evidence.md",
     "proof-of-service.md",
     "deploy.md",
+    "access.md",
 ]
 BEGIN, END = "<!-- lifecycle:begin -->", "<!-- lifecycle:end -->"
 # The inner pytest runs need no cache, and hypothesis's plugin alone would triple their cost.

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from delivery_sdk import events
+from delivery_sdk.access import ACCESS_SHOWN, DEFAULT_ROLES
 from delivery_sdk.events import ReturnReason
 from delivery_sdk.law.service import SignerRole
 from delivery_sdk.lifecycle import TaskState
@@ -48,6 +49,8 @@ ENUMERATED: dict[str, set[str]] = {
     "returned": {r.value for r in ReturnReason},
     "refusal": {r.value for r in Refusal},
     "deadline": {"defence", "appeal"},
+    "role": set(DEFAULT_ROLES),
+    "shown": set(ACCESS_SHOWN),
     "rule": {"eservice_unconfirmed", "print_not_printed", "needs_attention"},
     # the channels of the demo and the harness (a plugin's channel is shown by its kind and code)
     "channel": {"eservice-platform", "sms-gateway", "wechat-oa", "court-express-post"},

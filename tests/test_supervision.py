@@ -362,7 +362,8 @@ def test_an_older_store_is_upgraded_on_open(demo: DemoResult, tmp_path: Path, ve
         for statement in SUPERVISION_INDEXES.values():
             db.execute(statement)
     db.execute("ATTACH DATABASE ? AS src", (str(demo.store_path),))
-    db.execute("INSERT INTO tasks SELECT * FROM src.tasks")
+    columns = "task_id, client_key, fingerprint, case_key, state, version, due_at, created_at, updated_at"
+    db.execute(f"INSERT INTO tasks ({columns}) SELECT {columns} FROM src.tasks")
     db.execute(
         "INSERT INTO events (seq, task_id, task_seq, type, at, body)"
         " SELECT seq, task_id, task_seq, type, at, body FROM src.events"

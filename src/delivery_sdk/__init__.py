@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     # The type checker's view of ``_EXPORTS``, written out because a checker cannot follow a lazy import
     # (``tests/test_public_api.py`` checks that the two list the same names from the same modules). The
     # ``X as X`` form re-exports a name explicitly.
+    from ._exceptions import AccessDenied as AccessDenied
     from ._exceptions import CallbackRejected as CallbackRejected
     from ._exceptions import ChannelError as ChannelError
     from ._exceptions import DeliveryError as DeliveryError
@@ -44,6 +45,9 @@ if TYPE_CHECKING:
     from ._exceptions import UnknownTask as UnknownTask
     from ._exceptions import UnsendableDispatch as UnsendableDispatch
     from ._exceptions import ValidationError as ValidationError
+    from .access import AccessRecord as AccessRecord
+    from .access import Actor as Actor
+    from .access import Permission as Permission
     from .channels import BaseChannel as BaseChannel
     from .channels import ChannelAdapter as ChannelAdapter
     from .channels import MockChannel as MockChannel
@@ -106,6 +110,10 @@ __version__ = "0.1.0"
 # imports a name's module on its first use) all read this table.
 _EXPORTS: dict[str, str] = {
     "LIMITS": ".model",
+    "AccessDenied": "._exceptions",
+    "Actor": ".access",
+    "AccessRecord": ".access",
+    "Permission": ".access",
     "AddressCandidate": ".records",
     "AgentRole": ".model",
     "AnchorReceipt": ".records",

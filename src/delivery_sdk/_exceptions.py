@@ -10,6 +10,7 @@ The tree::
     ├── CallbackRejected               a provider callback refused: forged, stale, replayed or unsigned
     ├── IdempotencyConflict            a client key reused for a different request
     ├── UnknownTask                    no task with that id in the store
+    ├── AccessDenied                   an actor's role or courts do not cover the read or action asked
     ├── UnknownChannel                 no channel adapter registered under that name
     ├── IllegalTransition              an event that the lifecycle forbids in the task's state
     ├── TaskKeptChanging               a write lost to concurrent writers on the same task too many times
@@ -32,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "AccessDenied",
     "CallbackRejected",
     "ChannelError",
     "DeliveryError",
@@ -117,6 +119,21 @@ class UnknownTask(DeliveryError, LookupError):
     def __init__(self, task_id: str) -> None:
         self.task_id = task_id
         super().__init__(f"no task {task_id!r} in this store; check the id (DeliveryClient.tasks_of_case lists them)")
+
+
+class AccessDenied(DeliveryError):
+    """An actor asked for a read or an action its role or its courts do not cover; nothing was read or changed.
+
+    ``staff_id``, ``role`` and ``permission`` name who asked and what was missing; ``court`` is the court of the
+    task (``None`` when the role alone refused). The message says what to do instead.
+    """
+
+    def __init__(self, message: str, *, staff_id: str, role: str, permission: str, court: str | None = None) -> None:
+        super().__init__(message)
+        self.staff_id = staff_id
+        self.role = role
+        self.permission = permission
+        self.court = court
 
 
 class UnknownChannel(DeliveryError, LookupError):

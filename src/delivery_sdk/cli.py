@@ -5,12 +5,13 @@
     delivery-sdk demo [--tasks N] [--seed S] [--store PATH] [--no-progress]
     delivery-sdk status TASK_ID --store PATH [--json] [--lang zh_CN|en]
     delivery-sdk verify --store STORE [--key VKEY]... [--trusted-checkpoint FILE] [--origin NAME] [--require-signed]
-                        [--json]   (or: verify STORE ..., the older form)
+                        [--access-head SEQ:CHAIN] [--json]   (or: verify STORE ..., the older form)
     delivery-sdk proof TASK_ID --store PATH [--out FILE]
     delivery-sdk proof --consistency OLD_NOTE [--to NEW_NOTE] --store PATH [--out FILE]
     delivery-sdk verify-consistency PROOF --trusted-checkpoint OLD_NOTE --key VKEY... [--update]
     delivery-sdk verify-record FILE [--key VKEY]... [--origin NAME] [--document PATH]...
     delivery-sdk keygen NAME
+    delivery-sdk access --store PATH (--task TASK_ID | --actor STAFF_ID) [--as ACTOR] [--json] [--lang zh_CN|en]
     delivery-sdk tasks --case CASE_NUMBER --store PATH [--court COURT] [--json] [--lang zh_CN|en]
     delivery-sdk resolve-address [ADDRESS... | - | --file PATH] [--home-province CODE]   (no ADDRESS and a pipe: stdin)
     delivery-sdk report --store PATH [--court COURT] [--lang zh_CN|en] [--out report.html] [--json PATH] [--csv PATH]
@@ -45,7 +46,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from ._exceptions import StoreError
+from ._exceptions import AccessDenied, StoreError, ValidationError
 
 if TYPE_CHECKING:
     from .store import PostgresStore, SQLiteStore
@@ -111,14 +112,32 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open(path: str) -> object:
+def _actor(args: argparse.Namespace) -> Any:
+    """Who runs the command: ``--actor`` (``--as`` for ``access``), else ``$DELIVERY_SDK_ACTOR``, else the local
+    default of a single-court installation (every court, every permission); the roles of the file in
+    ``$DELIVERY_SDK_ROLES`` beside the built-in ones (docs/access.md)."""
+    import os
+
+    from .access import ACTOR_ENV, DEFAULT_ROLES, LOCAL_ACTOR, ROLES_ENV, load_roles, parse_actor
+
+    text = getattr(args, "acting", None) or os.environ.get(ACTOR_ENV)
+    if not text:
+        return LOCAL_ACTOR
+    roles_file = os.environ.get(ROLES_ENV)
+    roles = load_roles(roles_file) if roles_file else DEFAULT_ROLES
+    return parse_actor(text, roles)
+
+
+def _open(path: str, args: argparse.Namespace | None = None) -> object:
     from .client import DeliveryClient
     from .store import is_dsn, open_store
 
     if not is_dsn(path) and not Path(path).exists():
         raise FileNotFoundError(f"no store at {path}; give the path the demo printed (--store PATH)")
-    # a command that reads opens the store read-only: nothing is created, migrated or written
-    return DeliveryClient(open_store(path, readonly=True), load_entry_points=False)
+    actor = _actor(args) if args is not None else None
+    # a command that reads opens the store read-only: nothing is created, migrated or written (but the access
+    # log, where a read of personal data is recorded: docs/access.md)
+    return DeliveryClient(open_store(path, readonly=True), load_entry_points=False, actor=actor)
 
 
 def _shown(value: object) -> str:
@@ -147,7 +166,7 @@ def _status(args: argparse.Namespace) -> int:
 
     lang = _lang(args)
     m = catalogue(lang)
-    client = _open(args.store)
+    client = _open(args.store, args)
     assert isinstance(client, DeliveryClient)
     with client:
         try:
@@ -155,7 +174,9 @@ def _status(args: argparse.Namespace) -> int:
         except UnknownTask as exc:  # a task id that is not in the store: bad input
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        timeline = client.timeline(args.task_id)
+        # only each event's number, time and type are shown (no personal data): read past client.timeline,
+        # which returns the events whole and so is a recorded read of personal data
+        timeline = client.store.load_events([args.task_id]).get(args.task_id, [])
         client.store.close()
     if args.json:
         data = _jsonable(st)
@@ -304,7 +325,7 @@ def _tasks(args: argparse.Namespace) -> int:
 
     lang = _lang(args)
 
-    client = _open(args.store)
+    client = _open(args.store, args)
     assert isinstance(client, DeliveryClient)
     with client:
         store = cast(SQLiteStore, client.store)  # or a PostgresStore: both have case_keys
@@ -408,7 +429,8 @@ def _report(args: argparse.Namespace) -> int:
     if not is_dsn(args.store) and not Path(args.store).exists():
         raise FileNotFoundError(f"no store at {args.store}; give the path the demo printed (--store PATH)")
     out = Path(args.out) if args.out else Path(args.store).with_suffix(".html")
-    if args.court is not None and not _known_court(args.store, args.court, _lang(args)):
+    actor = _actor(args)
+    if args.court is not None and not _known_court(args.store, args.court, _lang(args), actor):
         return 2
     options = _supervision_options(args)
     write_report(
@@ -418,6 +440,7 @@ def _report(args: argparse.Namespace) -> int:
         csv_path=args.csv,
         upgrade=False,
         court=args.court,
+        actor=actor,
         lang=_lang(args),
         **options,
     )
@@ -440,7 +463,7 @@ def _stats(args: argparse.Namespace) -> int:
     lang = _lang(args)
     m = catalogue(lang)
     options = _supervision_options(args)
-    with Supervisor(args.store, upgrade=False, lang=lang) as sup:
+    with Supervisor(args.store, upgrade=False, lang=lang, actor=_actor(args)) as sup:
         if not sup.indexed:
             _note_unindexed(args.store)
         if args.court is not None and not _known_court(sup, args.court, lang):
@@ -516,7 +539,7 @@ def _stats(args: argparse.Namespace) -> int:
     return 0
 
 
-def _known_court(store: Any, court: str, lang: str) -> bool:
+def _known_court(store: Any, court: str, lang: str, actor: Any = None) -> bool:
     """Whether ``court`` has tasks in ``store`` (a path or an open Supervisor); if not, says which courts do
     (the caller exits with 2: bad input)."""
     from .locale import t
@@ -525,7 +548,7 @@ def _known_court(store: Any, court: str, lang: str) -> bool:
     if isinstance(store, Supervisor):
         known = store.courts()
     else:
-        with Supervisor(store, upgrade=False) as sup:
+        with Supervisor(store, upgrade=False, actor=actor) as sup:
             known = sup.courts()
     if court in known:
         return True
@@ -623,10 +646,15 @@ def _add_supervision_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from .access import Permission
     from .evidence.audit import verify_store
 
+    _actor(args).require(Permission.AUDIT, None, "verify the evidence log")
     trusted = Path(args.trusted_checkpoint).read_text(encoding="utf-8") if args.trusted_checkpoint else None
-    report = verify_store(args.store, args.key or (), trusted_checkpoint=trusted, origin=args.origin)
+    from .access import parse_head
+
+    head = parse_head(args.access_head) if args.access_head else None
+    report = verify_store(args.store, args.key or (), trusted_checkpoint=trusted, origin=args.origin, access_head=head)
     failed = not report.ok or bool(report.unsigned and args.require_signed)
     if args.json:
         import json
@@ -639,6 +667,7 @@ def _verify(args: argparse.Namespace) -> int:
             "nodes": report.nodes,
             "checkpoints": report.checkpoints,
             "unsigned": report.unsigned,
+            "accesses": report.accesses,
             "signatures_checked": bool(args.key),
         }
         print(json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True))
@@ -653,7 +682,8 @@ def _verify(args: argparse.Namespace) -> int:
     signed = "signatures checked" if args.key else "signatures not checked: give --key"
     print(
         f"ok: {report.events} events, {report.tasks} tasks, {report.nodes} tree nodes, {report.checkpoints} "
-        f"checkpoints; every event, column, task row, tree node and checkpoint matches ({signed})"
+        f"checkpoints; every event, column, task row, tree node and checkpoint matches ({signed}); "
+        f"{report.accesses} access records, their chain unbroken"
     )
     if report.unsigned:
         print(f"note: {unsigned} yet")
@@ -670,7 +700,7 @@ def _read_note(path: str) -> str:
 def _proof(args: argparse.Namespace) -> int:
     import json
 
-    from .evidence.audit import export_bundle, export_consistency
+    from .evidence.audit import export_consistency
 
     if (args.task_id is None) == (args.consistency is None):
         print("error: give a TASK_ID (inclusion proofs) or --consistency OLD (a consistency proof)", file=sys.stderr)
@@ -681,11 +711,14 @@ def _proof(args: argparse.Namespace) -> int:
     try:
         if args.consistency:
             old = _read_note(args.consistency)
+            from .access import Permission
+
+            _actor(args).require(Permission.AUDIT, None, "export a consistency proof")
             bundle = export_consistency(args.store, old, _read_note(args.to) if args.to else None)
             proof = bundle["proof"]
             what = f"consistency proof from size {proof['size1']} to {proof['size2']}"
         else:
-            bundle = export_bundle(args.store, args.task_id)
+            bundle = _task_bundle(args)
             what = f"proof bundle for {args.task_id} ({len(bundle['events'])} events)"
     except (LookupError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -696,6 +729,58 @@ def _proof(args: argparse.Namespace) -> int:
         print(f"{what} written to {args.out}")
     else:
         print(text)
+    return 0
+
+
+def _task_bundle(args: argparse.Namespace) -> dict[str, Any]:
+    """A task's proof bundle through the client: in the actor's courts, and recorded as a read."""
+    from .client import DeliveryClient
+    from .evidence.audit import export_bundle
+
+    client = _open(args.store, args)
+    assert isinstance(client, DeliveryClient)
+    with client:
+        try:
+            bundle = client.proof_bundle(args.task_id)
+        except StoreError:
+            bundle = None
+        client.store.close()
+    # a store without an evidence log says why in export_bundle's words (the actor was checked above)
+    return bundle if bundle is not None else export_bundle(args.store, args.task_id)
+
+
+def _access(args: argparse.Namespace) -> int:
+    """``access --task ID`` (who looked at this party) or ``--actor STAFF_ID`` (what this person looked at)."""
+    import json
+
+    from .client import DeliveryClient
+    from .locale import beijing, catalogue, label
+
+    if (args.task is None) == (args.staff is None):
+        print(
+            "error: give --task TASK_ID (who looked at it) or --actor STAFF_ID (what they looked at)", file=sys.stderr
+        )
+        return 2
+    lang = _lang(args)
+    m = catalogue(lang)
+    client = _open(args.store, args)
+    assert isinstance(client, DeliveryClient)
+    with client:
+        records = client.access_records(task_id=args.task, staff_id=args.staff)
+        client.store.close()
+    if args.json:
+        print(json.dumps([r.to_dict() for r in records], ensure_ascii=False, indent=1, sort_keys=True))
+        return 0
+    subject = m("access.task", task=_shown(args.task)) if args.task else m("access.staff", staff=_shown(args.staff))
+    print(m("access.title", subject=subject, n=len(records)))
+    if records:
+        print(f"  {m('access.columns')} ({m('time.zone')})")
+    for r in records:
+        print(
+            f"  {r.seq:>6}  {beijing(r.at, lang, zone=False)}  {_pad(_shown(r.staff_id), 14)}"
+            f"{_pad(label('role', r.role, lang), 10)}{_pad(_shown(r.court), 8)}{_pad(_shown(r.task_id), 14)}"
+            f"{label('shown', r.what, lang)}"
+        )
     return 0
 
 
@@ -885,6 +970,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--trusted-checkpoint", help="a signed checkpoint trusted earlier: refuse a rewritten history")
     verify.add_argument("--origin", help="the log's name in its checkpoints (default: the name of the key that signed)")
     verify.add_argument(
+        "--access-head",
+        metavar="SEQ:CHAIN",
+        help="an access record's seq and chain kept earlier (access --json): refuse an access log cut short",
+    )
+    verify.add_argument(
         "--require-signed", action="store_true", help="fail when events are not yet covered by a signed checkpoint"
     )
     verify.set_defaults(func=_verify)
@@ -983,8 +1073,30 @@ def build_parser() -> argparse.ArgumentParser:
     portal.add_argument("--root-path", default="", help="the path the proxy mounts the page under, e.g. /ssfw")
     portal.add_argument("--forwarded-allow-ips", default="127.0.0.1", help="proxies trusted for X-Forwarded-*")
     portal.set_defaults(func=_portal)
+    access = sub.add_parser("access", help="who looked at a task's personal data, or what a staff member looked at")
+    _add_store(access)
+    access.add_argument("--task", help="the task: who looked at its party's data")
+    access.add_argument("--actor", dest="staff", metavar="STAFF_ID", help="the staff member: what they looked at")
+    access.add_argument(
+        "--as", dest="acting", metavar="ACTOR", help="who asks (role:staff_id@courts; default $DELIVERY_SDK_ACTOR)"
+    )
+    _add_read_options(access)
+    access.set_defaults(func=_access)
+    for name in ("status", "tasks", "report", "stats", "verify", "proof"):
+        _add_actor(sub.choices[name])
     register_cli_plugins(sub)
     return parser
+
+
+def _add_actor(parser: argparse.ArgumentParser) -> None:
+    """``--actor`` (and ``--as``): who runs the command (docs/access.md)."""
+    parser.add_argument(
+        "--actor",
+        "--as",
+        dest="acting",
+        metavar="ACTOR",
+        help="who acts: role:staff_id@courts, e.g. clerk:c0106-01@鄂0106 (default: $DELIVERY_SDK_ACTOR, else local)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -999,6 +1111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (AccessDenied, ValidationError) as exc:  # out of the actor's scope, a bad --actor: what, and the fix
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except PermissionError as exc:  # a store (or an output file) this user may not read or write

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import logging
 import os
@@ -23,7 +24,8 @@ from typing import Any, TypeVar
 import attrs
 import orjson
 
-from ._exceptions import InvalidRequest, MalformedReceipt, PluginError, UnknownChannel, ValidationError
+from ._exceptions import InvalidRequest, MalformedReceipt, PluginError, StoreError, UnknownChannel, ValidationError
+from .access import LOCAL_ACTOR, AccessRecord, Actor, Permission, court_of_request
 from .callbacks import parse_callback_with_query
 from .channels import RECEIVER_PHONE, WAYBILL_REQUIREMENTS, Receipt
 from .clock import Clock, SystemClock
@@ -259,7 +261,12 @@ class AsyncDeliveryClient:
         evidence_signers: Sequence[Signer] | None = None,
         evidence_origin: str | None = None,
         evidence_witness: str | os.PathLike[str] | bool | None = None,
+        actor: Actor | None = None,
     ) -> None:
+        if actor is not None and not isinstance(actor, Actor):
+            raise ValidationError(f"actor must be a delivery_sdk.Actor, got {type(actor).__name__}")
+        # who acts through this client (docs/access.md); the default: every court, every permission
+        self.actor: Actor = actor or LOCAL_ACTOR
         if store is None or isinstance(store, str | os.PathLike):
             # a SQLite path or a postgresql:// DSN; none: $DELIVERY_SDK_STORE, else the default SQLite file
             env_store = (os.environ if environ is None else environ).get(STORE_ENV) if store is None else None
@@ -282,6 +289,75 @@ class AsyncDeliveryClient:
         self.engine.origin = evidence_origin
         self.engine.witness = resolve_witness(evidence_witness, self.store, environ)
         self._closed = False
+        self._view = False
+
+    # -- who acts ------------------------------------------------------------------------------------
+
+    def as_actor(self, actor: Actor) -> AsyncDeliveryClient:
+        """A view of this client that acts for ``actor``: the same store, engine and plugins, every call
+        checked against the actor's role and courts. Closing the view closes nothing; close this client."""
+        if not isinstance(actor, Actor):
+            raise ValidationError(f"as_actor takes a delivery_sdk.Actor, got {type(actor).__name__}")
+        view = copy.copy(self)
+        view.actor = actor
+        view._view = True
+        return view
+
+    def _court(self, task_id: str) -> str:
+        """The task's court; :class:`UnknownTask` if absent."""
+        return self.store.task_row(task_id).court
+
+    def _allow(self, permission: Permission, task_id: str | None, what: str) -> str | None:
+        """Check the actor may ``what`` (on ``task_id``): :class:`AccessDenied` if not. The task's court, when
+        it was looked up (an actor of every court with the permission needs no lookup)."""
+        actor = self.actor
+        if task_id is None or (actor.all_courts and actor.can(permission)):
+            actor.require(permission, None, what)
+            return None
+        actor.require(permission, None, what)
+        court = self._court(task_id)
+        actor.require(permission, court, what)
+        return court
+
+    def _seen(self, reads: Sequence[tuple[str, str | None]], what: str) -> None:
+        """Record that the actor was shown the personal data of each ``(task_id, court)`` (``what``): before
+        it is returned; a store that cannot record it refuses the read (:class:`StoreError`)."""
+        if not reads:
+            return
+        log = self.store.capabilities().access
+        if log is None:
+            if self.actor is LOCAL_ACTOR:
+                return  # a store of the embedder's own that keeps no access log: the local default reads all
+            raise StoreError(
+                "this store keeps no access log (record_access), so it cannot show personal data to a named "
+                "actor: use the SQLite or PostgreSQL store"
+            )
+        now = self.clock.now()
+        actor = self.actor
+        log.record_access(
+            [
+                AccessRecord(
+                    at=now,
+                    staff_id=actor.staff_id,
+                    role=actor.role,
+                    task_id=task_id,
+                    court=self._court(task_id) if court is None else court,
+                    what=what,
+                )
+                for task_id, court in reads
+            ]
+        )
+
+    def access_records(self, *, task_id: str | None = None, staff_id: str | None = None) -> list[AccessRecord]:
+        """Who looked at what: the access log (of one task, or of one staff member), of the actor's courts.
+
+        Needs the ``audit`` permission (:class:`AccessDenied` otherwise)."""
+        self.actor.require(Permission.AUDIT, None, "read the access records")
+        log = self.store.capabilities().access
+        if log is None:
+            raise StoreError("this store keeps no access log: use the SQLite or PostgreSQL store")
+        records = log.access_records(task_id=task_id, staff_id=staff_id)
+        return [r for r in records if self.actor.covers(r.court)]
 
     # -- submitting ----------------------------------------------------------------------------------
 
@@ -332,8 +408,11 @@ class AsyncDeliveryClient:
     def _submit_many(self, requests: Sequence[ServiceRequest]) -> list[str]:
         now = self.clock.now()
         new: list[NewTask] = []
+        actor = self.actor
         for request in requests:
             self._check_channels(request)
+            court = court_of_request(request.case.case_number)
+            actor.require(Permission.ACT, court, "submit a task")
             task_id = self._ids()
             created = TaskCreated(task_id=task_id, at=now, request=request)
             body, fingerprint = _serialise(created)
@@ -346,6 +425,7 @@ class AsyncDeliveryClient:
                     created=created,
                     due_at=now,
                     body=body,
+                    court=court,
                 )
             )
         keys = [n.client_key for n in new if n.client_key is not None]
@@ -390,32 +470,70 @@ class AsyncDeliveryClient:
     # -- reading -------------------------------------------------------------------------------------
 
     def task(self, task_id: str) -> Task:
-        """The folded task (every field), for code that needs more than :meth:`status`."""
-        return self.engine.load_task(task_id)
+        """The folded task (every field, personal data in clear), for code that needs more than :meth:`status`.
+
+        Needs the ``personal`` permission on the task's court; the read is recorded in the access log."""
+        court = self._allow(Permission.PERSONAL, task_id, "read a task's personal data")
+        task = self.engine.load_task(task_id)
+        self._seen([(task_id, court)], "task")
+        return task
 
     def status(self, task_id: str) -> TaskStatus:
-        """A task's status (state, deadlines, basis of service, masked contacts); :class:`UnknownTask` if absent."""
-        return TaskStatus.of(self.task(task_id))
+        """A task's status (state, deadlines, basis of service, masked contacts); :class:`UnknownTask` if absent.
+
+        Needs the ``read`` permission on the task's court (nothing in it is personal data in clear)."""
+        self._allow(Permission.READ, task_id, "read a task's status")
+        return TaskStatus.of(self.engine.load_task(task_id))
 
     def timeline(self, task_id: str) -> list[StoredEvent]:
-        """Every stored event of a task, oldest first; :class:`UnknownTask` if absent."""
+        """Every stored event of a task, oldest first; :class:`UnknownTask` if absent.
+
+        The events hold the request (names, contacts, addresses in clear): needs the ``personal`` permission
+        on the task's court; the read is recorded in the access log."""
+        court = self._allow(Permission.PERSONAL, task_id, "read a task's timeline")
         self.store.task_row(task_id)  # UnknownTask if absent
-        return self.store.load_events([task_id]).get(task_id, [])
+        events = self.store.load_events([task_id]).get(task_id, [])
+        self._seen([(task_id, court)], "timeline")
+        return events
 
     def tasks_of_case(self, case: Case | str) -> list[TaskStatus]:
-        """The status of every task of a case (a :class:`Case` or its key), in the order they were created."""
+        """The status of every task of a case (a :class:`Case` or its key) of the actor's courts, in the order
+        they were created (``read`` permission)."""
+        self.actor.require(Permission.READ, None, "list the tasks of a case")
         key = case.key if isinstance(case, Case) else case
-        rows = self.store.tasks_of_case(key)
+        rows = [r for r in self.store.tasks_of_case(key) if self.actor.covers(r.court)]
         tasks = self.engine.load([(r.task_id, r.version) for r in rows])
         return [TaskStatus.of(tasks[r.task_id]) for r in rows if r.task_id in tasks]
 
     def count_by_state(self) -> dict[str, int]:
-        """How many tasks are in each lifecycle state, by state name."""
-        return self.store.count_by_state()
+        """How many tasks of the actor's courts are in each lifecycle state, by state name (``statistics``)."""
+        self.actor.require(Permission.STATISTICS, None, "count tasks")
+        courts = self.actor.court_filter()
+        if courts is None:
+            return self.store.count_by_state()
+        counter: Any = self.store.count_by_state
+        result: dict[str, int] = counter(courts=courts)
+        return result
+
+    def proof_bundle(self, task_id: str) -> dict[str, Any]:
+        """The evidence bundle of a task (its events with inclusion proofs and the checkpoint that covers them;
+        ``delivery-sdk proof``): needs the ``audit`` or the ``personal`` permission on the task's court, and the
+        read, personal data in clear, is recorded."""
+        actor = self.actor
+        permission = Permission.AUDIT if actor.can(Permission.AUDIT) else Permission.PERSONAL
+        court = self._allow(permission, task_id, "export a task's proof bundle")
+        evidence = self.store.capabilities().evidence
+        bundle = None if evidence is None else evidence.proof_bundle(task_id)
+        if bundle is None:
+            raise StoreError(f"no proof bundle for task {task_id}: the store keeps no evidence log, or it is empty")
+        self._seen([(task_id, court)], "proof")
+        result: dict[str, Any] = bundle
+        return result
 
     # -- acting on a task ----------------------------------------------------------------------------
 
     def _record(self, task_id: str, event: Event) -> StoredEvent:
+        self._allow(Permission.ACT, task_id, f"change a task ({event.TYPE})")
         return self.engine.record(task_id, event)
 
     async def cancel(self, task_id: str, reason: str) -> None:
@@ -470,7 +588,8 @@ class AsyncDeliveryClient:
         if replaces is not None:
             if not isinstance(replaces, Contact) or replaces.kind is not contact.kind:
                 raise ValidationError(f"replaces must be a {contact.kind.value} Contact, the kind of the new one")
-            current = self.task(task_id).contacts_of(replaces.kind)
+            self._allow(Permission.ACT, task_id, "change a task's contacts")
+            current = self.engine.load_task(task_id).contacts_of(replaces.kind)
             if not any(c.value == replaces.value for c in current):
                 raise ValidationError(
                     f"task {task_id} has no {replaces.kind.value} contact {mask(replaces.value)!r} to replace"
@@ -520,7 +639,8 @@ class AsyncDeliveryClient:
         confirm takes effect at the reply or act if nothing served earlier (Rules Art. 31(2)(1)). An acceptance
         after the party objected (:meth:`record_objection`) is recorded but serves nothing.
         """
-        task = self.task(task_id)
+        self._allow(Permission.ACT, task_id, "record the party's acceptance")
+        task = self.engine.load_task(task_id)
         record = task.dispatch(dispatch_id) if isinstance(dispatch_id, str) else None
         if record is None or not record.kind.carries_documents:  # a staff call carries none: no one accepts it
             raise ValidationError(f"task {task_id} has no electronic dispatch {dispatch_id!r} that carried documents")
@@ -544,7 +664,8 @@ class AsyncDeliveryClient:
         that took effect before stand. ``dispatch_id`` optionally names the dispatch the objection answered.
         Recorded as ``consent.objected``; the first objection stands.
         """
-        task = self.task(task_id)
+        self._allow(Permission.ACT, task_id, "record the party's objection")
+        task = self.engine.load_task(task_id)
         if dispatch_id is not None and task.dispatch(dispatch_id) is None:
             raise ValidationError(f"task {task_id} has no dispatch {dispatch_id!r}")
         moment = self._party_moment(task, "record_objection", at, dispatch_id)
@@ -560,8 +681,23 @@ class AsyncDeliveryClient:
         a receipt from an adapter that is not the dispatch's own is refused (:attr:`IngestOutcome.REFUSED`,
         nothing changes). Code relaying a provider's report must name it; ``None`` means the application
         itself vouches for the receipt. See :meth:`Engine.ingest <delivery_sdk.engine.Engine.ingest>`.
-        """
+
+        The actor needs the ``operate`` permission, or ``act`` on the court of the receipt's task (a clerk
+        recording its own staff call's outcome)."""
+        self._allow_ingest(receipt)
         return self.engine.ingest(receipt, channel=channel)
+
+    def _allow_ingest(self, receipt: Receipt) -> None:
+        actor = self.actor
+        if actor.can(Permission.OPERATE) and actor.all_courts:
+            return
+        dispatch_id = getattr(receipt, "dispatch_id", None)
+        task_id = self.store.dispatch_task(dispatch_id) if isinstance(dispatch_id, str) else None
+        permission = Permission.OPERATE if actor.can(Permission.OPERATE) else Permission.ACT
+        if task_id is None:
+            actor.require(Permission.OPERATE, None, "ingest a receipt")
+            return  # the engine answers an unknown dispatch (and writes nothing)
+        self._allow(permission, task_id, "ingest a receipt")
 
     async def ingest_callback(
         self, channel: str, headers: Mapping[str, str], body: bytes, *, query: Mapping[str, str] | None = None
@@ -573,6 +709,7 @@ class AsyncDeliveryClient:
         :class:`~delivery_sdk.callbacks.CallbackReceiver`'s job. Every receipt is ingested as having come
         through ``channel``: one about a dispatch of another adapter is refused.
         """
+        self.actor.require(Permission.OPERATE, None, "ingest a provider's callback")
         adapter = self.host.channels.get(channel)
         try:
             receipts = parse_callback_with_query(adapter, headers, body, query)
@@ -585,6 +722,7 @@ class AsyncDeliveryClient:
     # -- running -------------------------------------------------------------------------------------
 
     def _start(self) -> None:
+        self.actor.require(Permission.OPERATE, None, "run the engine")
         lock = self.store.capabilities().engine_lock
         if lock is not None:
             lock.acquire_engine_lock()
@@ -601,7 +739,7 @@ class AsyncDeliveryClient:
 
     async def aclose(self) -> None:
         """Stop the engine and close the store if the client opened it; closing twice is harmless."""
-        if self._closed:
+        if self._closed or self._view:
             return
         self._closed = True
         await self.engine.aclose()
@@ -635,7 +773,9 @@ class DeliveryClient:
         evidence_signers: Sequence[Signer] | None = None,
         evidence_origin: str | None = None,
         evidence_witness: str | os.PathLike[str] | bool | None = None,
+        actor: Actor | None = None,
     ) -> None:
+        self._view = False
         self._runner = asyncio.Runner()
         self._async = AsyncDeliveryClient(
             store,
@@ -649,7 +789,30 @@ class DeliveryClient:
             evidence_signers=evidence_signers,
             evidence_origin=evidence_origin,
             evidence_witness=evidence_witness,
+            actor=actor,
         )
+
+    def as_actor(self, actor: Actor) -> DeliveryClient:
+        """A view of this client that acts for ``actor`` (see :meth:`AsyncDeliveryClient.as_actor`): the same
+        store, engine and event loop; closing the view closes nothing."""
+        view = object.__new__(DeliveryClient)
+        view._runner = self._runner
+        view._async = self._async.as_actor(actor)
+        view._view = True
+        return view
+
+    @property
+    def actor(self) -> Actor:
+        """Who acts through this client."""
+        return self._async.actor
+
+    def access_records(self, *, task_id: str | None = None, staff_id: str | None = None) -> list[AccessRecord]:
+        """Who looked at what: the access log of the actor's courts (``audit`` permission)."""
+        return self._async.access_records(task_id=task_id, staff_id=staff_id)
+
+    def proof_bundle(self, task_id: str) -> dict[str, Any]:
+        """The evidence bundle of a task (recorded as a read of personal data)."""
+        return self._async.proof_bundle(task_id)
 
     @property
     def engine(self) -> Engine:
@@ -776,7 +939,10 @@ class DeliveryClient:
         return result
 
     def close(self) -> None:
-        """Stop the engine, close the store if the client opened it, and end the client's event loop."""
+        """Stop the engine, close the store if the client opened it, and end the client's event loop (a view
+        from :meth:`as_actor` closes nothing)."""
+        if self._view:
+            return
         try:
             self._run(self._async.aclose())
         finally:

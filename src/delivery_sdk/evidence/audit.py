@@ -96,6 +96,7 @@ class AuditReport:
     unsigned: int = 0  # events after the largest stored checkpoint that verified (none: 0)
     tasks: int = 0
     nodes: int = 0
+    accesses: int = 0  # access records checked (delivery_sdk.access: the chain of reads of personal data)
 
     @property
     def ok(self) -> bool:
@@ -229,7 +230,7 @@ class _Audit:
 
     # -- the audit ----------------------------------------------------------------------------------------
 
-    def run(self, trusted_checkpoint: str | None) -> AuditReport:
+    def run(self, trusted_checkpoint: str | None, access_head: tuple[int, bytes] | None = None) -> AuditReport:
         db = self.db
         if isinstance(db, sqlite3.Connection):
             db.execute("BEGIN")  # one snapshot for every read below (the connection is read-only)
@@ -241,6 +242,7 @@ class _Audit:
             memory, edge = self._tree(stored, have, size)
             nodes = self._nodes(memory, stored_size)
             checkpoints, signed = self._checkpoints(memory, size)
+            accesses = self._accesses(access_head)
             if trusted_checkpoint is not None:
                 for problem in self._check_checkpoint(trusted_checkpoint, None, size, memory, "trusted checkpoint"):
                     self.problems.add(problem + "; the log rewrote history since it was trusted")
@@ -255,7 +257,40 @@ class _Audit:
             unsigned=max(0, last_seq - signed),
             tasks=tasks,
             nodes=nodes,
+            accesses=accesses,
         )
+
+    def _accesses(self, head: tuple[int, bytes] | None) -> int:
+        """Check the access log's chain: an edited, inserted or deleted record breaks it (``docs/access.md``)."""
+        from ..access import AccessRecord, verify_chain
+
+        if not self._columns("access_log"):
+            if head is not None:
+                self.problems.add("the store has no access log, but an access log head was given")
+            return 0  # a store from before the access log
+        records = []
+        for seq, at, staff_id, role, task_id, court, what, chain in _rows(
+            self.db, "SELECT seq, at, staff_id, role, task_id, court, what, chain FROM access_log ORDER BY seq", "seq"
+        ):
+            try:
+                moment = at if isinstance(at, datetime) else datetime.fromisoformat(str(at))
+                records.append(
+                    AccessRecord(
+                        seq=int(seq),
+                        at=moment,
+                        staff_id=str(staff_id),
+                        role=str(role),
+                        task_id=str(task_id),
+                        court=str(court),
+                        what=str(what),
+                        chain=bytes(chain),
+                    )
+                )
+            except (TypeError, ValueError):
+                self.problems.add(f"access record {seq!r} cannot be read (its time or chain is not valid)")
+        for problem in verify_chain(records, limit=MAX_PROBLEMS, head=head):
+            self.problems.add(problem)
+        return len(records)
 
     def _events(self, stored: bytearray, have: bytearray) -> tuple[int, int, int]:
         """Every event row against its leaf, its body and its task; returns (rows, last seq, tasks)."""
@@ -547,8 +582,12 @@ def verify_store(
     *,
     trusted_checkpoint: str | None = None,
     origin: str | None = None,
+    access_head: tuple[int, bytes] | None = None,
 ) -> AuditReport:
     """Check everything a store holds against its signed event bodies; an empty ``problems`` means all passed.
+
+    The access log's chain is checked too; ``access_head`` (a record's ``seq`` and ``chain`` kept earlier,
+    :func:`delivery_sdk.access.parse_head`) also finds it cut short or rewritten since.
 
     ``trusted_keys`` are verifier keys (``name+hash+base64``); with none, signatures are not checked but
     every checkpoint's size and root still are. ``origin`` is the log's name in its checkpoints; by default
@@ -557,7 +596,7 @@ def verify_store(
     """
     db = _connect(path)
     try:
-        return _Audit(db, trusted_keys, origin).run(trusted_checkpoint)
+        return _Audit(db, trusted_keys, origin).run(trusted_checkpoint, access_head)
     finally:
         db.close()
 

@@ -214,7 +214,8 @@ class Portal:
         if found is None:
             return self.refused_link(request, "unknown")
         dispatch_id, task_id = found
-        task = self.client.task(task_id)
+        # the party reads its own task through its link: no staff member's read (docs/access.md)
+        task = self.client.engine.load_task(task_id)
         record = task.dispatch(dispatch_id)
         if record is None:  # pragma: no cover - the index is built from the dispatches' own events
             return self.refused_link(request, "unknown")
@@ -552,7 +553,7 @@ class Portal:
         for status in self.client.tasks_of_case(task.request.case):
             if status.task_id == task.task_id:
                 continue
-            other = self.client.task(status.task_id)
+            other = self.client.engine.load_task(status.task_id)
             if other.request.party.party_id == party and other.state not in _CLOSED:
                 tasks.append(other)
         return tasks

@@ -21,6 +21,7 @@ import attrs
 from ..events import Event, StoredEvent, TaskCreated
 
 if TYPE_CHECKING:
+    from ..access import AccessRecord
     from ..evidence.keys import Signer
     from ..evidence.verify import Checkpoint
     from ..records import AnchorReceipt
@@ -50,6 +51,7 @@ class NewTask:
     # the created event's stored form when the caller already serialised it, as UTF-8: exactly
     # serialization.event_body(created).encode() (keys sorted: the evidence leaf hashes these bytes)
     body: bytes | None = None
+    court: str = ""  # the task's court code (delivery_sdk.access.court_code of the case number)
 
 
 @attrs.frozen(kw_only=True)
@@ -140,6 +142,7 @@ class TaskRow:
     due_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    court: str = ""  # the task's court code ('' for a task migrated from a case number without one)
 
 
 class CheckpointLog(Protocol):
@@ -189,6 +192,18 @@ class RefusalStore(Protocol):
         ...
 
 
+class AccessLog(Protocol):
+    """A store that keeps the access log: who was shown which task's personal data (``docs/access.md``)."""
+
+    def record_access(self, records: Sequence[AccessRecord]) -> None:
+        """Append access records to the hash-chained access log, atomically."""
+        ...
+
+    def access_records(self, *, task_id: str | None = None, staff_id: str | None = None) -> list[AccessRecord]:
+        """The access records of one task or of one staff member (all of them without either), oldest first."""
+        ...
+
+
 class EngineLock(Protocol):
     """A store that one engine at a time may work (an SQLite file)."""
 
@@ -206,6 +221,7 @@ class StoreCapabilities:
     evidence: EvidenceStore | None = None  # signed checkpoints, notaries' receipts, proof bundles
     refusals: RefusalStore | None = None  # counts of refused receipts (supervision shows them)
     engine_lock: EngineLock | None = None  # one engine at a time (SQLite); None: many workers may share it
+    access: AccessLog | None = None  # who was shown personal data (a named actor is refused without it)
 
 
 @runtime_checkable

@@ -52,6 +52,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .._exceptions import IdempotencyConflict, NotAStore, SchemaVersionError, StoreError, UnknownTask
+from ..access import ACCESS_CHAIN_START, AccessRecord, chain_hash
 from ..events import Event, StoredEvent, TaskCreated
 from ..evidence.canonical import body_leaf_hash, body_leaf_state
 from ..evidence.checkpoint import sign_checkpoint
@@ -171,10 +172,50 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (day, source, reason)
     );
     """,
+    # 3: one centre, many courts (SQLite's migration 7): every task's court code, read from its case number as
+    # delivery_sdk.access.court_code reads it ('' where it carries none), indexed; the access log, each
+    # record chained to the one before; and row-level security by court for deployments where each court
+    # connects with a role of its own (docs/operations.md): court_roles says which role reads which courts.
+    # The store's owner (the centre, which migrates) is not subject to the policies: the engine pays nothing.
+    r"""
+    ALTER TABLE tasks ADD COLUMN court TEXT NOT NULL DEFAULT '';
+    UPDATE tasks SET court = COALESCE(substring(btrim(split_part(case_key, '|', 2))
+        from '^[(（][0-9]{4}[)）]([㐀-鿿](?:[0-9]{2}){0,2})(?![0-9])'), '');
+    CREATE INDEX tasks_court ON tasks (court);
+    CREATE TABLE access_log (
+        seq      BIGINT PRIMARY KEY,
+        at       TIMESTAMPTZ NOT NULL,
+        staff_id TEXT NOT NULL,
+        role     TEXT NOT NULL,
+        task_id  TEXT NOT NULL,
+        court    TEXT NOT NULL,
+        what     TEXT NOT NULL,
+        chain    BYTEA NOT NULL
+    );
+    CREATE INDEX access_task ON access_log (task_id);
+    CREATE INDEX access_staff ON access_log (staff_id);
+    CREATE TABLE court_roles (
+        role_name TEXT NOT NULL,
+        court     TEXT NOT NULL,
+        PRIMARY KEY (role_name, court)
+    );
+    ALTER TABLE tasks ENABLE ROW LEVEL SECURITY;
+    CREATE POLICY tasks_by_court ON tasks
+        USING (court IN (SELECT c.court FROM court_roles c WHERE c.role_name = current_user));
+    ALTER TABLE events ENABLE ROW LEVEL SECURITY;
+    CREATE POLICY events_by_court ON events USING (task_id IN (SELECT t.task_id FROM tasks t));
+    ALTER TABLE outbox ENABLE ROW LEVEL SECURITY;
+    CREATE POLICY outbox_by_court ON outbox USING (task_id IN (SELECT t.task_id FROM tasks t));
+    ALTER TABLE court_roles ENABLE ROW LEVEL SECURITY;
+    CREATE POLICY court_roles_own ON court_roles USING (role_name = current_user);
+    ALTER TABLE access_log ENABLE ROW LEVEL SECURITY;
+    CREATE POLICY access_by_court ON access_log
+        USING (court IN (SELECT c.court FROM court_roles c WHERE c.role_name = current_user));
+    """,
 )
 
 _EVENT_TYPES = ["int8", "text", "int4", "text", "timestamptz", "text"]
-_TASK_TYPES = ["text", "text", "text", "text", "text", "int4", "timestamptz", "timestamptz", "timestamptz"]
+_TASK_TYPES = ["text", "text", "text", "text", "text", "text", "int4", "timestamptz", "timestamptz", "timestamptz"]
 
 
 # -- DSNs ------------------------------------------------------------------------------------------------
@@ -639,7 +680,18 @@ class PostgresStore:
                     continue
                 at = new.created.at
                 rows.append(
-                    (new.task_id, new.client_key, new.fingerprint, new.case_key, "created", 1, new.due_at, at, at)
+                    (
+                        new.task_id,
+                        new.client_key,
+                        new.fingerprint,
+                        new.case_key,
+                        new.court,
+                        "created",
+                        1,
+                        new.due_at,
+                        at,
+                        at,
+                    )
                 )
                 items.append((new.task_id, 1, new.created, body, raw))
                 if leaves is not None:
@@ -648,8 +700,8 @@ class PostgresStore:
                 created.append(True)
             if rows:
                 with cur.copy(
-                    "COPY tasks (task_id, client_key, fingerprint, case_key, state, version, due_at, created_at, "
-                    "updated_at) FROM STDIN (FORMAT BINARY)"
+                    "COPY tasks (task_id, client_key, fingerprint, case_key, court, state, version, due_at, "
+                    "created_at, updated_at) FROM STDIN (FORMAT BINARY)"
                 ) as copy:
                     copy.set_types(_TASK_TYPES)
                     for row in rows:
@@ -911,7 +963,7 @@ class PostgresStore:
             )
         return out
 
-    _ROW = "task_id, case_key, client_key, state, version, due_at, created_at, updated_at"
+    _ROW = "task_id, case_key, client_key, state, version, due_at, created_at, updated_at, court"
 
     @staticmethod
     def _row(values: Sequence[Any]) -> TaskRow:
@@ -924,6 +976,7 @@ class PostgresStore:
             due_at=values[5],
             created_at=values[6],
             updated_at=values[7],
+            court=values[8],
         )
 
     def task_row(self, task_id: str) -> TaskRow:
@@ -979,11 +1032,84 @@ class PostgresStore:
             row = cur.fetchone()
         return None if row is None else row[0]
 
-    def count_by_state(self) -> dict[str, int]:
-        """How many tasks are in each state, by state name."""
+    def count_by_state(self, *, courts: Sequence[str] | None = None) -> dict[str, int]:
+        """How many tasks are in each state, by state name; with ``courts`` (court codes), only the tasks of
+        those courts and the courts under them (``鄂01`` covers ``鄂0106``)."""
+        if courts is not None and not courts:
+            return {}
         with self._read() as cur:
-            cur.execute("SELECT state, COUNT(*) FROM tasks GROUP BY state")
+            if courts is None:
+                cur.execute("SELECT state, COUNT(*) FROM tasks GROUP BY state")
+            else:
+                cur.execute(
+                    "SELECT state, COUNT(*) FROM tasks WHERE court LIKE ANY(%s) GROUP BY state",
+                    ([c + "%" for c in courts],),
+                )
             return {state: int(n) for state, n in cur.fetchall()}
+
+    # -- the access log (delivery_sdk.access) ------------------------------------------------------------
+
+    def record_access(self, records: Sequence[AccessRecord]) -> None:
+        """Append ``records`` to the access log, each chained to the one before, in one transaction.
+
+        A store opened read-only appends all the same, in a transaction declared READ WRITE that writes the
+        access log and nothing else (``docs/access.md``)."""
+        if not records:
+            return
+        if self._closed:
+            raise StoreError("cannot record the access: the store is closed")
+        try:
+            with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+                if self.readonly:
+                    cur.execute("SET TRANSACTION READ WRITE")
+                cur.execute("LOCK TABLE access_log IN EXCLUSIVE MODE")  # one chain: appenders take turns
+                cur.execute("SELECT seq, chain FROM access_log ORDER BY seq DESC LIMIT 1")
+                row = cur.fetchone()
+                seq, previous = (0, ACCESS_CHAIN_START) if row is None else (int(row[0]), bytes(row[1]))
+                rows = []
+                for record in records:
+                    seq += 1
+                    previous = chain_hash(previous, record)
+                    rows.append(
+                        (
+                            seq,
+                            record.at,
+                            record.staff_id,
+                            record.role,
+                            record.task_id,
+                            record.court,
+                            record.what,
+                            previous,
+                        )
+                    )
+                cur.executemany("INSERT INTO access_log VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", rows)
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise StoreError(
+                f"cannot record the access ({exc}): a read of personal data is shown only once it is recorded"
+            ) from exc
+
+    def access_records(self, *, task_id: str | None = None, staff_id: str | None = None) -> list[AccessRecord]:
+        """The access log in order, or the records of one task or one staff member."""
+        with self._read() as cur:
+            cur.execute(
+                "SELECT seq, at, staff_id, role, task_id, court, what, chain FROM access_log"
+                " WHERE (%(t)s::text IS NULL OR task_id = %(t)s) AND (%(s)s::text IS NULL OR staff_id = %(s)s)"
+                " ORDER BY seq",
+                {"t": task_id, "s": staff_id},
+            )
+            return [
+                AccessRecord(
+                    seq=int(r[0]),
+                    at=r[1],
+                    staff_id=r[2],
+                    role=r[3],
+                    task_id=r[4],
+                    court=r[5],
+                    what=r[6],
+                    chain=bytes(r[7]),
+                )
+                for r in cur.fetchall()
+            ]
 
     def latest_event_time(self) -> datetime | None:
         """When the last task changed, or None for an empty store."""
@@ -1035,7 +1161,7 @@ class PostgresStore:
 
     def capabilities(self) -> StoreCapabilities:
         """The optional features of this store (see :class:`~delivery_sdk.store.StoreCapabilities`)."""
-        return StoreCapabilities(evidence=self, refusals=self)
+        return StoreCapabilities(evidence=self, refusals=self, access=self)
 
     def close(self) -> None:
         """Close the connection pool; closing twice is harmless."""

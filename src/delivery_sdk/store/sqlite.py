@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .._exceptions import IdempotencyConflict, NotAStore, SchemaVersionError, StoreError, UnknownTask
+from ..access import ACCESS_CHAIN_START, AccessRecord, chain_hash, court_code
 from ..events import Event, StoredEvent, TaskCreated
 from ..evidence.keys import Signer
 from ..evidence.log import EvidenceLog
@@ -175,6 +176,27 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (day, source, reason)
     )
     """,
+    # 7: one centre, many courts (delivery_sdk.access): every task's court code, read from its case number
+    # (court_code(), a function the store registers; '' where the number carries none), indexed on the court
+    # alone (a court never changes: the engine's state updates do not touch the index); and the
+    # access log, every read of personal data by an actor, each record chained to the one before (chain).
+    """
+    ALTER TABLE tasks ADD COLUMN court TEXT NOT NULL DEFAULT '';
+    UPDATE tasks SET court = court_code(substr(case_key, instr(case_key, '|') + 1));
+    CREATE INDEX tasks_court ON tasks(court);
+    CREATE TABLE access_log (
+        seq      INTEGER PRIMARY KEY,
+        at       TEXT NOT NULL,
+        staff_id TEXT NOT NULL,
+        role     TEXT NOT NULL,
+        task_id  TEXT NOT NULL,
+        court    TEXT NOT NULL,
+        what     TEXT NOT NULL,
+        chain    BLOB NOT NULL
+    );
+    CREATE INDEX access_task ON access_log(task_id);
+    CREATE INDEX access_staff ON access_log(staff_id)
+    """,
 )
 
 
@@ -236,7 +258,13 @@ def _from_ts(value: float | None) -> datetime | None:
 # The first 16 bytes of every SQLite 3 database file.
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 # Tables every delivery-sdk store has had since migration 3; a file without them is someone else's.
-_STORE_TABLES = frozenset({"tasks", "events", "outbox", "receipts", "evidence_nodes", "evidence_checkpoints"})
+_STORE_TABLES = frozenset(
+    {"tasks", "events", "outbox", "receipts", "evidence_nodes", "evidence_checkpoints", "access_log"}
+)
+
+
+def _court_code_sql(case_number: object) -> str:
+    return (court_code(case_number) or "") if isinstance(case_number, str) else ""
 
 
 def connect_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection:
@@ -408,6 +436,7 @@ class SQLiteStore:
             )
         if version == len(MIGRATIONS):
             return
+        db.create_function("court_code", 1, _court_code_sql, deterministic=True)  # migration 7
         db.execute("BEGIN IMMEDIATE")
         try:
             # another process may have migrated while this one waited for the write lock: read it again
@@ -476,15 +505,17 @@ class SQLiteStore:
                     ids.append(found[0])
                     created.append(False)
                     continue
-                task_rows.append((new.task_id, new.client_key, new.fingerprint, new.case_key, _ts(new.due_at), at, at))
+                task_rows.append(
+                    (new.task_id, new.client_key, new.fingerprint, new.case_key, new.court, _ts(new.due_at), at, at)
+                )
                 rows.append((new.task_id, 1, new.created.TYPE, at, body, "", "", ""))
                 events.append(new.created)
                 leaves.append((1, TaskCreated, raw))
                 ids.append(new.task_id)
                 created.append(True)
             db.executemany(
-                "INSERT INTO tasks (task_id, client_key, fingerprint, case_key, state, version, due_at, "
-                "created_at, updated_at) VALUES (?, ?, ?, ?, 'created', 1, ?, ?, ?)",
+                "INSERT INTO tasks (task_id, client_key, fingerprint, case_key, court, state, version, due_at, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'created', 1, ?, ?, ?)",
                 task_rows,
             )
             stored = self._insert_events(rows)
@@ -804,9 +835,10 @@ class SQLiteStore:
             due_at=_from_ts(values[5]),
             created_at=datetime.fromisoformat(values[6]),
             updated_at=datetime.fromisoformat(values[7]),
+            court=values[8],
         )
 
-    _ROW = "task_id, case_key, client_key, state, version, due_at, created_at, updated_at"
+    _ROW = "task_id, case_key, client_key, state, version, due_at, created_at, updated_at, court"
 
     def task_row(self, task_id: str) -> TaskRow:
         """The scheduling row of a task; raises :class:`~delivery_sdk.UnknownTask`."""
@@ -856,9 +888,98 @@ class SQLiteStore:
         moments = [max(due, leases[task_id]) if leases.get(task_id, 0.0) > now_ts else due for task_id, due in rows]
         return _from_ts(min(moments)) if moments else None
 
-    def count_by_state(self) -> dict[str, int]:
-        """How many tasks are in each state, by state name."""
-        return dict(self._db.execute("SELECT state, COUNT(*) FROM tasks GROUP BY state"))
+    def count_by_state(self, *, courts: Sequence[str] | None = None) -> dict[str, int]:
+        """How many tasks are in each state, by state name; with ``courts`` (court codes), only the tasks of
+        those courts and the courts under them (``鄂01`` covers ``鄂0106``)."""
+        if courts is None:
+            return dict(self._db.execute("SELECT state, COUNT(*) FROM tasks GROUP BY state"))
+        if not courts:
+            return {}
+        where = " OR ".join("(court >= ? AND court < ?)" for _ in courts)
+        params = [bound for code in courts for bound in (code, code + "\uffff")]
+        return dict(self._db.execute(f"SELECT state, COUNT(*) FROM tasks WHERE {where} GROUP BY state", params))
+
+    # -- the access log (delivery_sdk.access) --------------------------------------------------------
+
+    def record_access(self, records: Sequence[AccessRecord]) -> None:
+        """Append ``records`` to the access log, each chained to the one before, in one transaction.
+
+        A store opened read-only appends through a connection of its own that writes the access log and
+        nothing else: a reader's reads are recorded all the same (``docs/access.md``)."""
+        if not records:
+            return
+        db = self._db
+        own = None
+        if self.readonly:
+            try:
+                own = db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                db.execute("PRAGMA busy_timeout=10000")
+            except sqlite3.Error as exc:
+                raise StoreError(
+                    f"cannot record the access in {self.path!r} ({exc}): a read of personal data is shown only once "
+                    "it is recorded; read from a copy you may write, or ask for the store to be writable"
+                ) from exc
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute("SELECT seq, chain FROM access_log ORDER BY seq DESC LIMIT 1").fetchone()
+                seq, previous = (0, ACCESS_CHAIN_START) if row is None else (int(row[0]), bytes(row[1]))
+                rows = []
+                for record in records:
+                    seq += 1
+                    previous = chain_hash(previous, record)
+                    rows.append(
+                        (
+                            seq,
+                            record.at.astimezone(UTC).isoformat(timespec="microseconds"),
+                            record.staff_id,
+                            record.role,
+                            record.task_id,
+                            record.court,
+                            record.what,
+                            previous,
+                        )
+                    )
+                db.executemany("INSERT INTO access_log VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"cannot record the access in {self.path!r} ({exc}): a read of personal data is shown only once it "
+                "is recorded"
+            ) from exc
+        finally:
+            if own is not None:
+                own.close()
+
+    def access_records(self, *, task_id: str | None = None, staff_id: str | None = None) -> list[AccessRecord]:
+        """The access log in order, or the records of one task or one staff member."""
+        where, params = [], []
+        if task_id is not None:
+            where.append("task_id = ?")
+            params.append(task_id)
+        if staff_id is not None:
+            where.append("staff_id = ?")
+            params.append(staff_id)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        return [
+            AccessRecord(
+                seq=r[0],
+                at=datetime.fromisoformat(r[1]),
+                staff_id=r[2],
+                role=r[3],
+                task_id=r[4],
+                court=r[5],
+                what=r[6],
+                chain=bytes(r[7]),
+            )
+            for r in self._db.execute(
+                f"SELECT seq, at, staff_id, role, task_id, court, what, chain FROM access_log{clause} ORDER BY seq",
+                params,
+            )
+        ]
 
     def latest_event_time(self) -> datetime | None:
         """When the last task changed, or None for an empty store."""
@@ -899,7 +1020,7 @@ class SQLiteStore:
 
     def capabilities(self) -> StoreCapabilities:
         """The optional features of this store (see :class:`~delivery_sdk.store.StoreCapabilities`)."""
-        return StoreCapabilities(evidence=self, refusals=self, engine_lock=self)
+        return StoreCapabilities(evidence=self, refusals=self, engine_lock=self, access=self)
 
     def close(self) -> None:
         """Close the database and release the file's lock; closing twice is harmless."""

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import attrs
 
 from .._exceptions import StoreError, UnknownTask
+from ..access import LOCAL_ACTOR, Actor, Permission
 from ..locale import catalogue, centre_name, label, normalise_lang
 from ..model import ChannelKind
 from ..serialization import event_from_dict, loads
@@ -496,7 +497,12 @@ class Supervisor:
         upgrade: bool = True,
         utc_offset: timedelta = timedelta(hours=8),
         lang: str | None = None,
+        actor: Actor | None = None,
     ) -> None:
+        # who reads (docs/access.md): the ``statistics`` permission; every query keeps to the actor's courts
+        self.actor = actor or LOCAL_ACTOR
+        self.actor.require(Permission.STATISTICS, None, "read the supervision statistics")
+        self._codes = self.actor.court_filter()
         if isinstance(path, str) and path.startswith(("postgresql://", "postgres://")):
             raise StoreError(
                 "supervision reports need the SQLite store (their queries are SQLite SQL); they do not run on a "
@@ -563,13 +569,13 @@ class Supervisor:
 
     def _scope_sql(self, scope: Scope, column: str = "task_id") -> tuple[str, list[Any]]:
         """``AND column IN (...)`` restricting to the scope's tasks (empty for the whole store)."""
-        if scope.everything:
+        if scope.everything and self._codes is None:
             return "", []
         where, params = self._task_filter(court=scope.court, created_from=scope.created_from, to=scope.created_to)
         return f" AND {column} IN (SELECT task_id FROM tasks t WHERE {where})", params
 
-    @staticmethod
     def _task_filter(
+        self,
         *,
         court: str | None = None,
         case_number: str | None = None,
@@ -579,6 +585,9 @@ class Supervisor:
     ) -> tuple[str, list[Any]]:
         terms = ["1"]
         params: list[Any] = []
+        if self._codes is not None:  # the actor's courts, and the courts under them
+            terms.append("(" + " OR ".join("(t.court >= ? AND t.court < ?)" for _ in self._codes) + ")")
+            params += [bound for code in self._codes for bound in (code, code + "\uffff")]
         if court is not None and case_number is not None:
             terms.append("t.case_key = ?")
             params.append(f"{court}|{case_number}")
@@ -673,6 +682,10 @@ class Supervisor:
 
     def timeline(self, task_id: str) -> list[TimelineEntry]:
         """Every event of the task in order, with its time, actor and legal meaning (personal data masked)."""
+        if self._codes is not None:
+            row = self._db.execute("SELECT court FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+            if row is not None:
+                self.actor.require(Permission.STATISTICS, row[0], "read a task's timeline")
         rows = self._db.execute(
             "SELECT task_seq, body FROM events WHERE task_id = ? ORDER BY task_seq", (task_id,)
         ).fetchall()
@@ -907,10 +920,60 @@ class Supervisor:
 
     def courts(self) -> list[str]:
         """The courts that have tasks in the store, by name."""
+        where, params = self._task_filter()
         rows = self._db.execute(
-            "SELECT DISTINCT substr(case_key, 1, instr(case_key, '|') - 1) FROM tasks ORDER BY 1"
+            f"SELECT DISTINCT substr(case_key, 1, instr(case_key, '|') - 1) FROM tasks t WHERE {where} ORDER BY 1",
+            params,
         ).fetchall()
         return [row[0] for row in rows]
+
+    # -- who looked (delivery_sdk.access) ---------------------------------------------------------------
+
+    def _access_rows(self) -> list[tuple[str, str, str, int, int]]:
+        """(court, staff_id, role, reads, distinct tasks) of the access log, in the actor's courts."""
+        has = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'access_log'").fetchone()
+        if has is None:
+            return []
+        terms, params = ["1"], list[Any]()
+        if self._codes is not None:
+            terms.append("(" + " OR ".join("(court >= ? AND court < ?)" for _ in self._codes) + ")")
+            params += [bound for code in self._codes for bound in (code, code + "\uffff")]
+        rows = self._db.execute(
+            "SELECT court, staff_id, role, COUNT(*), COUNT(DISTINCT task_id) FROM access_log"
+            f" WHERE {' AND '.join(terms)} GROUP BY court, staff_id, role ORDER BY court, staff_id",
+            params,
+        ).fetchall()
+        return [(c, sid, role, int(n), int(t)) for c, sid, role, n, t in rows]
+
+    def access_volume(self) -> list[dict[str, Any]]:
+        """Reads of personal data per court (in the actor's courts): reads, tasks read, staff who read."""
+        per: dict[str, list[int]] = {}
+        staff: dict[str, set[str]] = {}
+        for court, sid, _role, reads, tasks in self._access_rows():
+            row = per.setdefault(court, [0, 0])
+            row[0] += reads
+            row[1] += tasks
+            staff.setdefault(court, set()).add(sid)
+        return [
+            {"court": court, "reads": n, "tasks": t, "staff": len(staff[court])}
+            for court, (n, t) in sorted(per.items())
+        ]
+
+    def unusual_readers(self, *, factor: float = 3.0, minimum: int = 10) -> list[dict[str, Any]]:
+        """Staff who read the personal data of far more tasks than their peers (the others of the same role):
+        more than ``factor`` times the peers' median and at least ``minimum`` tasks. Staff ids and counts only."""
+        tasks: dict[tuple[str, str], int] = {}
+        for _court, sid, role, _reads, n in self._access_rows():
+            tasks[(sid, role)] = tasks.get((sid, role), 0) + n
+        flagged = []
+        for (sid, role), n in sorted(tasks.items()):
+            peers = sorted(v for (other, r), v in tasks.items() if r == role and other != sid)
+            if not peers or n < minimum:
+                continue
+            median = pystats.median(peers)
+            if n > factor * median:
+                flagged.append({"staff_id": sid, "role": role, "tasks": n, "peer_median": median})
+        return flagged
 
     def refused_receipts(self) -> list[RefusedReceipts]:
         """Receipts the engine refused, per source and reason, over the store's life (kept per UTC day in the

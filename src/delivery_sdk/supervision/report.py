@@ -20,6 +20,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from ..access import Actor
 from ..locale import beijing, catalogue, centre_name, channel_name, label
 from .meaning import scrub
 from .query import CostRates, OverdueItem, Scope, ServiceLevels, Statistics, Supervisor, TimelineEntry, _sv
@@ -59,7 +60,7 @@ def _example_tasks(sup: Supervisor, overdue: list[OverdueItem], count: int, cour
     """Tasks whose timelines the page shows: the longest story, one of each way of service, overdue ones."""
     db = sup._db
     where, params = "", list[Any]()
-    if court is not None:
+    if court is not None or sup._codes is not None:  # the court asked for, within the actor's courts
         cond, params = sup._task_filter(court=court)
         where = f" AND task_id IN (SELECT task_id FROM tasks t WHERE {cond})"
     chosen: list[str] = []
@@ -103,6 +104,8 @@ def report_data(
         "needs_attention": levels.needs_attention,
     }
     data["overdue_list"] = [_scrubbed(o.to_dict()) for o in overdue]
+    # who looked at personal data, per court, and staff who read far more tasks than their peers (docs/access.md)
+    data["access"] = {"per_court": sup.access_volume(), "unusual": sup.unusual_readers()}
     data["timelines"] = {
         task_id: [e.to_dict() for e in sup.timeline(task_id)]
         for task_id in _example_tasks(sup, overdue, timelines, court)
@@ -313,6 +316,35 @@ def render_html(
         filed=h(s.cycle_filed.median_hours),
     )
     overdue_note = m("note.overdue", e=f"{lv['eservice_unconfirmed_hours']:g}", p=f"{lv['print_not_printed_hours']:g}")
+    access_rows = "".join(
+        f'<tr data-court="{escape(a["court"])}"><td>{escape(a["court"] or "-")}</td><td>{a["reads"]:,}</td>'
+        f"<td>{a['tasks']:,}</td><td>{a['staff']:,}</td></tr>"
+        for a in data.get("access", {}).get("per_court", [])
+    )
+    unusual = "".join(
+        f'<li data-staff="{escape(u["staff_id"])}">'
+        + escape(
+            m(
+                "dash.access_unusual_line",
+                staff=u["staff_id"],
+                role=label("role", u["role"], lang),
+                n=f"{u['tasks']:,}",
+                median=f"{u['peer_median']:g}",
+            )
+        )
+        + "</li>"
+        for u in data.get("access", {}).get("unusual", [])
+    )
+    access_section = (
+        f'<section id="access"><h2>{escape(m("dash.access"))}</h2>'
+        f"<table>{_th('col.court', 'col.reads', 'col.tasks', 'col.readers', lang=lang)}{access_rows}</table>"
+        + (
+            f'<div class="note">{escape(m("dash.access_unusual"))}</div><ul class="unusual">{unusual}</ul>'
+            if unusual
+            else ""
+        )
+        + "</section>"
+    )
     blob = json.dumps(data, ensure_ascii=False, sort_keys=True).replace("</", "<\\/")
     html_lang = "zh-CN" if lang == "zh_CN" else "en"
     return f"""<!DOCTYPE html>
@@ -358,6 +390,7 @@ def render_html(
 <table>{_th("col.task", "col.court", "col.case", "col.rule", "col.since", "col.waiting", "col.detail", lang=lang)}
 {overdue_rows}</table></section>
 <section id="timelines"><h2>{escape(m("section.timelines"))}</h2>{"".join(timelines)}</section>
+{access_section}
 <script type="application/json" id="supervision-data">{blob}</script>
 </body></html>
 """
@@ -396,6 +429,7 @@ def write_report(
     as_of: datetime | None = None,
     upgrade: bool = True,
     court: str | None = None,
+    actor: Actor | None = None,
     lang: str | None = None,
 ) -> Statistics:
     """Write the dashboard for ``store`` to ``out`` (and the JSON/CSV exports); returns its statistics.
@@ -404,7 +438,7 @@ def write_report(
     ``court`` narrows the page to one court (default: the province, with its table of courts); ``lang`` is
     the page's language, ``zh_CN`` (the default) or ``en``: the exports' keys are English either way.
     """
-    with Supervisor(store, upgrade=upgrade, lang=lang) as sup:
+    with Supervisor(store, upgrade=upgrade, lang=lang, actor=actor) as sup:
         stats, data = report_data(sup, levels=levels, costs=costs, as_of=as_of, court=court)
         Path(out).write_text(render_html(sup, stats, data, lang=lang), encoding="utf-8")
     if json_path is not None:
