@@ -270,11 +270,11 @@ def test_configure_problems_of_every_plugin_are_collected_into_one_plugin_error(
 
 def test_a_route_that_fails_on_plugin_configuration_logs_the_message(caplog: pytest.LogCaptureFixture) -> None:
     """The engine logs a configuration error's message (it names variables, never personal data)."""
-    from delivery_sdk.engine import _describe_failure
+    from delivery_sdk._exceptions import log_summary
 
     error = PluginError("x", problems=["print centre: DELIVERY_SDK_PRINTCENTRE_TOKEN is required"])
-    assert _describe_failure(error) == "PluginError: print centre: DELIVERY_SDK_PRINTCENTRE_TOKEN is required"
-    assert _describe_failure(ValueError("13800138000")) == "ValueError"  # anything else: its type only
+    assert log_summary(error) == "PluginError: print centre: DELIVERY_SDK_PRINTCENTRE_TOKEN is required"
+    assert log_summary(ValueError("13800138000")) == "ValueError"  # anything else: its type only
 
 
 # -- two adapters of one kind ------------------------------------------------------------------------
