@@ -37,7 +37,7 @@ def test_the_generated_package_passes_its_tests_and_mypy_strict(tmp_path: Path) 
     assert "DELIVERY_SDK_DING_TALK_URL" in (target / "docs/ding-talk.md").read_text()
     tests = _run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], target)
     assert tests.returncode == 0, tests.stdout + tests.stderr
-    assert "4 passed" in tests.stdout
+    assert "5 passed" in tests.stdout
     cache = tmp_path / "mypy-cache"
     typed = _run([sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(cache), "src", "tests"], target)
     assert typed.returncode == 0, typed.stdout + typed.stderr
@@ -122,7 +122,7 @@ def test_a_new_kinds_package_declares_it_serves_a_task_through_it_and_passes_myp
         ChannelKind("dingnotify")
     tests = _run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], target)
     assert tests.returncode == 0, tests.stdout + tests.stderr
-    assert "6 passed" in tests.stdout
+    assert "7 passed" in tests.stdout
     cache = tmp_path / "mypy-cache"
     typed = _run([sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(cache), "src", "tests"], target)
     assert typed.returncode == 0, typed.stdout + typed.stderr
@@ -141,7 +141,7 @@ def test_a_new_kind_may_serve_a_built_in_contact_kind(tmp_path: Path) -> None:
     assert "nature=ServiceNature.TEXT_MESSAGE," in kind_py
     tests = _run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], mobile)
     assert tests.returncode == 0, tests.stdout + tests.stderr
-    assert "6 passed" in tests.stdout
+    assert "7 passed" in tests.stdout
 
 
 def test_a_kind_declared_identically_in_this_process_is_accepted_a_different_one_refused(tmp_path: Path) -> None:
