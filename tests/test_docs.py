@@ -44,6 +44,15 @@ TESTS = ROOT / "tests"
 import cryptography.hazmat.primitives.asymmetric.ed25519  # noqa: E402
 import cryptography.hazmat.primitives.serialization  # noqa: E402, F401
 
+# Likewise httpx and the plugin kit, which loads its modules on first use: a kit module first loaded inside
+# one run and dropped after it would keep the classes of an httpx the next run imports anew.
+import httpx  # noqa: E402, F401
+
+import delivery_sdk.plugin_kit as _kit  # noqa: E402
+
+for _name in _kit.__all__:
+    getattr(_kit, _name)
+
 EXECUTABLE = [
     "index.md",
     "user-guide.md",
