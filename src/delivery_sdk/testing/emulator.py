@@ -62,7 +62,9 @@ import signal
 import stat
 import sys
 import threading
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -77,9 +79,11 @@ if TYPE_CHECKING:
     import httpx
 
 __all__ = [
+    "CloudSmsEmulator",
     "EmulatorServer",
     "FaultScript",
     "PathFault",
+    "ScriptedEmulator",
     "ServiceEmulator",
     "join_callback",
     "json_reply",
@@ -449,6 +453,180 @@ class FaultScript(Generic[F]):
 
     def __bool__(self) -> bool:
         return len(self) > 0
+
+
+class ScriptedEmulator(EmulatorServer, Generic[F]):
+    """An :class:`EmulatorServer` with what most provider emulators keep: two :class:`FaultScript` queues
+    (``_script`` for sends, ``_query_script`` for status queries), the lists a test inspects
+    (``attempts``: the idempotency key of every send; ``queries``; ``rejected``: the code of every refused
+    request; ``pushes``: the HTTP status of every callback pushed) and ``_lock``, the lock that guards
+    them and the subclass's own state."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        state_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        super().__init__(name=name, host=host, port=port, state_dir=state_dir)
+        self.attempts: list[str] = []
+        self.queries: list[str] = []
+        self.rejected: list[str] = []
+        self.pushes: list[int] = []
+        self._script: FaultScript[F] = FaultScript()
+        self._query_script: FaultScript[F] = FaultScript()
+        self._lock = threading.Lock()
+
+    def fail_next(self, *faults: F) -> None:
+        """Apply these faults, in order, to the next sends."""
+        self._script.extend(faults)
+
+    def fail_next_query(self, *faults: F) -> None:
+        """Apply these faults, in order, to the next status queries."""
+        self._query_script.extend(faults)
+
+    def attempts_for(self, key: str) -> int:
+        """How many send attempts the emulator saw for this id (tests of idempotency)."""
+        with self._lock:
+            return self.attempts.count(key)
+
+    def push(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
+        """POST a callback (:func:`post_callback`) and record its HTTP status in ``pushes``; returns it
+        (``0`` when nothing answered; never raises for the receiver's failure)."""
+        status = post_callback(url, body, headers)
+        with self._lock:
+            self.pushes.append(status)
+        return status
+
+
+class _CloudSmsMessage(Protocol):
+    send_time: datetime
+    receive_time: datetime | None
+
+
+M = TypeVar("M", bound=_CloudSmsMessage)
+
+
+class CloudSmsEmulator(ScriptedEmulator[F], Generic[F, M]):
+    """The common part of a cloud SMS service's emulator (Alibaba Cloud, Tencent Cloud): the messages it
+    took (``messages``, of the dataclass ``message_type`` whose ``message_key`` field is the dispatch id),
+    the registered ``sign_names``, ``illegal_numbers``, the API's ``qps`` limit, ``clock``,
+    ``auto_deliver``, and the carrier report pushed, unsigned, as a JSON array to
+    ``callback_url?token=<callback_token>``. A subclass adds the provider's signature check, its actions
+    and its report format (``_report``)."""
+
+    message_type: type[M]
+    message_key: str = "out_id"
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        callback_token: str,
+        callback_url: str | None,
+        sign_names: set[str] | None,
+        qps: int,
+        clock: Callable[[], datetime] | None,
+        auto_deliver: bool,
+        seed: int,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        state_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        super().__init__(name=name, host=host, port=port, state_dir=state_dir)
+        self.callback_token = callback_token
+        self.callback_url = callback_url
+        self.sign_names = set(sign_names) if sign_names is not None else {"武汉中院"}
+        self.qps = qps
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.auto_deliver = auto_deliver
+        self.illegal_numbers: set[str] = set()  # numbers the service finds invalid (unassigned ranges...)
+        self.messages: list[M] = []
+        self._calls: deque[float] = deque()
+        self._random = random.Random(seed)
+        self._requests = 0
+
+    def messages_for(self, key: str) -> list[M]:
+        """The messages taken under this dispatch id, oldest first (more than one: it was sent twice)."""
+        with self._lock:
+            return [m for m in self.messages if getattr(m, self.message_key) == key]
+
+    def _report(self, message: M, success: bool, detail: str) -> dict[str, Any]:
+        """Record the carrier's report on ``message`` (under ``_lock``); the report as the push carries it."""
+        raise NotImplementedError
+
+    def _deliver(self, key: str, success: bool, detail: str, push: bool) -> tuple[dict[str, str], bytes]:
+        """Record the carrier's report for the latest message under ``key`` (``IndexError`` when there is
+        none); push it when ``callback_url`` is set and ``push``. Returns the push's query and body."""
+        with self._lock:
+            message = [m for m in self.messages if getattr(m, self.message_key) == key][-1]
+            report = self._report(message, success, detail)
+        query, body = self.report_push([report])
+        if push and self.callback_url:
+            self._push(body)
+        return query, body
+
+    def report_push(self, reports: list[dict[str, Any]]) -> tuple[dict[str, str], bytes]:
+        """A report push: the callback URL's query (the token) and the JSON array body."""
+        return {"token": self.callback_token}, json.dumps(reports, ensure_ascii=False).encode()
+
+    def _push(self, body: bytes) -> None:
+        assert self.callback_url is not None
+        url = f"{self.callback_url}?{urllib.parse.urlencode({'token': self.callback_token})}"
+        self.push(url, body, {"Content-Type": "application/json"})
+
+    def _push_later(self, reports: Iterable[dict[str, Any]]) -> None:
+        """Push each report on its own, from a background thread, when ``callback_url`` is set."""
+        for report in reports:
+            if self.callback_url:
+                self.push_later(self._push, self.report_push([report])[1])
+
+    def _next_request(self) -> int:
+        """The number of this request (1, 2, ...), for the request id."""
+        with self._lock:
+            self._requests += 1
+            return self._requests
+
+    def _throttled(self) -> bool:
+        """Whether this call is over ``qps`` in the last second (counts it when not); hold ``_lock``."""
+        now = time.monotonic()
+        while self._calls and now - self._calls[0] > 1.0:
+            self._calls.popleft()
+        if len(self._calls) >= self.qps:
+            return True
+        self._calls.append(now)
+        return False
+
+    def dump_state(self) -> dict[str, Any]:
+        """The emulator's durable state (JSON-able): the messages it holds."""
+        with self._lock:
+            return {
+                "messages": [
+                    {
+                        **vars(m),
+                        "send_time": m.send_time.isoformat(),
+                        "receive_time": m.receive_time.isoformat() if m.receive_time else None,
+                    }
+                    for m in self.messages
+                ]
+            }
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Take back what :meth:`dump_state` returned."""
+        with self._lock:
+            for raw in state.get("messages", []):
+                received = raw.get("receive_time")
+                self.messages.append(
+                    self.message_type(
+                        **{
+                            **raw,
+                            "send_time": datetime.fromisoformat(raw["send_time"]),
+                            "receive_time": datetime.fromisoformat(received) if received else None,
+                        }
+                    )
+                )
 
 
 @dataclass(frozen=True, kw_only=True)

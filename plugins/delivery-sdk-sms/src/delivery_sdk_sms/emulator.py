@@ -29,7 +29,6 @@ from __future__ import annotations
 import hmac
 import json
 import random
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -40,12 +39,10 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from delivery_sdk.testing.emulator import (
-    EmulatorServer,
-    FaultScript,
+    ScriptedEmulator,
     join_callback,
     json_reply,
     mask,
-    post_callback,
     read_body,
     serve_main,
     transient,
@@ -130,7 +127,7 @@ class EmulatedSms:
         }
 
 
-class SmsGatewayEmulator(EmulatorServer):
+class SmsGatewayEmulator(ScriptedEmulator[Fault]):
     """The gateway (see the module docstring). ``clock`` stamps reports (default: the system clock)."""
 
     def __init__(
@@ -161,16 +158,9 @@ class SmsGatewayEmulator(EmulatorServer):
         self.window = window
         self.latency = latency
         self.refuse_numbers: set[str] = set()
-        self.attempts: list[str] = []
-        self.queries: list[str] = []
         self.messages: dict[str, EmulatedSms] = {}
-        self.rejected: list[str] = []
-        self.pushes: list[int] = []
-        self._script: FaultScript[Fault] = FaultScript()
-        self._query_script: FaultScript[Fault] = FaultScript()
         self._nonces: set[str] = set()
         self._random = random.Random(seed)
-        self._lock = threading.Lock()
         self._reports = 0
 
     # -- running ---------------------------------------------------------------------------------------
@@ -189,19 +179,6 @@ class SmsGatewayEmulator(EmulatorServer):
         return SmsChannel(self.url, **options)
 
     # -- scripting and inspecting ----------------------------------------------------------------------
-
-    def fail_next(self, *faults: Fault) -> None:
-        """Apply these faults, in order, to the next sends."""
-        self._script.extend(faults)
-
-    def fail_next_query(self, *faults: Fault) -> None:
-        """Apply these faults (``http`` or ``timeout``), in order, to the next status queries."""
-        self._query_script.extend(faults)
-
-    def attempts_for(self, out_id: str) -> int:
-        """How many send attempts the emulator saw for this id (tests of idempotency)."""
-        with self._lock:
-            return self.attempts.count(out_id)
 
     def deliver(
         self, out_id: str, *, success: bool = True, err_code: str = "", push: bool = True
@@ -292,9 +269,7 @@ class SmsGatewayEmulator(EmulatorServer):
 
     def _push(self, headers: dict[str, str], body: bytes) -> None:
         assert self.callback_url is not None
-        status = post_callback(self.callback_url, body, headers)
-        with self._lock:
-            self.pushes.append(status)
+        self.push(self.callback_url, body, headers)
 
     def _authenticate(self, handler: BaseHTTPRequestHandler, method: str, body: bytes) -> str | None:
         """None if the request is properly signed, else the gateway's error code."""
