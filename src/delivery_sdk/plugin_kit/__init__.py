@@ -4,8 +4,9 @@ A channel adapter is a subclass of :class:`~delivery_sdk.BaseChannel` with ``sen
 providers that push receipts, ``verify_callback`` and ``parse_callback``. The kit owns the plumbing around
 those methods so that every plugin fails, retries, logs and records the same way:
 
-- :mod:`.http`: :func:`make_client` (timeouts, limits, injectable transport), :func:`check_response`,
-  :func:`translate_errors`, :class:`RateLimiter`, :func:`redact_url`, :class:`RedactSecretsFilter`;
+- :mod:`.http`: :func:`make_client` (timeouts, limits, injectable transport), :class:`LoopClient` (one
+  client per event loop), :func:`check_response`, :func:`json_answer`, :func:`translate_errors`,
+  :class:`RateLimiter`, :func:`redact_url`, :class:`RedactSecretsFilter`;
 - :mod:`.retry`: :func:`retrying` / :func:`aretrying`, the engine's retry policy for an adapter's own calls;
 - :mod:`.tokens`: :class:`TokenCache`, one fetch shared by concurrent calls, one refresh on refusal;
 - :mod:`.settings`: :func:`plugin_settings`, :class:`PluginSettings`, variables with typed errors;
@@ -14,6 +15,9 @@ those methods so that every plugin fails, retries, logs and records the same way
 - :mod:`.documents`: :func:`fetch_document`, a document's bytes checked against its digest;
 - :mod:`.callbacks`: :func:`check_timestamp`, :func:`verify_hmac_sha256`, :func:`lower_headers`,
   :func:`link_token`, :class:`CallbackReply`;
+- :mod:`.cloudsms`: :class:`CloudSmsChannel`, the base of a cloud SMS adapter (set-up, error codes, the
+  token-guarded report push), with :func:`safe_code`, :func:`token_matches`, :func:`authorization_fields`
+  and :func:`beijing_time`;
 - :mod:`.testing`: :func:`make_dispatch`, :func:`make_document`, :func:`parse_callback`;
 - :mod:`.scaffold`: ``delivery-sdk new-plugin``, a new plugin package to fill in.
 
@@ -40,16 +44,23 @@ if TYPE_CHECKING:
     from .callbacks import require_secret as require_secret
     from .callbacks import signature_matches as signature_matches
     from .callbacks import verify_hmac_sha256 as verify_hmac_sha256
+    from .cloudsms import CloudSmsChannel as CloudSmsChannel
+    from .cloudsms import authorization_fields as authorization_fields
+    from .cloudsms import beijing_time as beijing_time
+    from .cloudsms import safe_code as safe_code
+    from .cloudsms import token_matches as token_matches
     from .documents import DocumentSource as DocumentSource
     from .documents import fetch_document as fetch_document
     from .http import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
     from .http import RETRYABLE_ERRORS as RETRYABLE_ERRORS
     from .http import SECRET_QUERY_PARAMETERS as SECRET_QUERY_PARAMETERS
+    from .http import LoopClient as LoopClient
     from .http import RateLimiter as RateLimiter
     from .http import RedactSecretsFilter as RedactSecretsFilter
     from .http import RetryableResponse as RetryableResponse
     from .http import check_base_url as check_base_url
     from .http import check_response as check_response
+    from .http import json_answer as json_answer
     from .http import make_client as make_client
     from .http import parse_retry_after as parse_retry_after
     from .http import redact_url as redact_url
@@ -94,6 +105,13 @@ _EXPORTS: dict[str, str] = {
     "RetryableResponse": ".http",
     "check_base_url": ".http",
     "check_response": ".http",
+    "json_answer": ".http",
+    "LoopClient": ".http",
+    "CloudSmsChannel": ".cloudsms",
+    "authorization_fields": ".cloudsms",
+    "beijing_time": ".cloudsms",
+    "safe_code": ".cloudsms",
+    "token_matches": ".cloudsms",
     "make_client": ".http",
     "parse_retry_after": ".http",
     "redact_url": ".http",
@@ -124,8 +142,10 @@ __all__ = [
     "CallbackRejected",
     "CallbackReply",
     "CallbackResponse",
+    "CloudSmsChannel",
     "DocumentSource",
     "EnvChannelPlugin",
+    "LoopClient",
     "MalformedReceipt",
     "PluginError",
     "PluginSettings",
@@ -139,11 +159,14 @@ __all__ = [
     "TokenRefused",
     "Wait",
     "aretrying",
+    "authorization_fields",
+    "beijing_time",
     "check_base_url",
     "check_response",
     "check_timestamp",
     "fetch_document",
     "hmac_sha256_hex",
+    "json_answer",
     "link_token",
     "lower_headers",
     "make_client",
@@ -156,7 +179,9 @@ __all__ = [
     "require_secret",
     "retry_after_or_backoff",
     "retrying",
+    "safe_code",
     "signature_matches",
+    "token_matches",
     "translate_errors",
     "verify_hmac_sha256",
 ]

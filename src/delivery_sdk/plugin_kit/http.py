@@ -8,10 +8,13 @@ injectable transport (an emulator's :meth:`~delivery_sdk.testing.EmulatorServer.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import httpx
 
+from .._exceptions import ChannelError
 from ..httpchannel import (
     SECRET_QUERY_PARAMETERS,
     RateLimiter,
@@ -27,11 +30,13 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "RETRYABLE_ERRORS",
     "SECRET_QUERY_PARAMETERS",
+    "LoopClient",
     "RateLimiter",
     "RedactSecretsFilter",
     "RetryableResponse",
     "check_base_url",
     "check_response",
+    "json_answer",
     "make_client",
     "parse_retry_after",
     "redact_url",
@@ -109,3 +114,52 @@ def make_client(
         headers=dict(headers or {}),
         follow_redirects=False,
     )
+
+
+def json_answer(response: httpx.Response, what: str, *, party: str = "the service") -> dict[str, Any]:
+    """A provider's answer as a JSON object.
+
+    Raises :class:`~delivery_sdk.ChannelError` (``"{what}: {party}'s answer is not JSON"``, or ``"... is
+    not a JSON object"``) otherwise: a 2xx answer the adapter cannot read is the provider's fault, and
+    another attempt would read the same. ``party`` names the provider in the message (``"the carrier"``).
+    """
+    try:
+        payload = response.json()
+    except ValueError:
+        raise ChannelError(f"{what}: {party}'s answer is not JSON") from None
+    if not isinstance(payload, dict):
+        raise ChannelError(f"{what}: {party}'s answer is not a JSON object")
+    return payload
+
+
+class LoopClient:
+    """An adapter's ``httpx.AsyncClient`` bound to the event loop that uses it.
+
+    An ``AsyncClient``'s connections belong to one event loop; an adapter that may be driven from several
+    (a test per loop, a worker restarted on a new loop) calls :meth:`get` for each request, which makes
+    the client with ``factory`` on first use and again whenever the running loop has changed (the old
+    client is dropped with its loop). ``on_new`` is called after each new client (to make per-loop state
+    such as an ``asyncio.Lock``). :meth:`get` raises ``RuntimeError`` outside a running loop.
+    """
+
+    def __init__(self, factory: Callable[[], httpx.AsyncClient], *, on_new: Callable[[], object] | None = None) -> None:
+        self._factory = factory
+        self._on_new = on_new
+        self._client: httpx.AsyncClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def get(self) -> httpx.AsyncClient:
+        """The running loop's client (made now when there is none for it)."""
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            self._client = self._factory()
+            self._loop = loop
+            if self._on_new is not None:
+                self._on_new()
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the current client, if any (the next :meth:`get` makes another)."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()

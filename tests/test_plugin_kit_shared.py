@@ -1,0 +1,76 @@
+"""The kit's shared response and client helpers (json_answer, LoopClient): contract and failure paths."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from delivery_sdk import ChannelError, TransientChannelError
+from delivery_sdk.plugin_kit import LoopClient, json_answer, make_client
+
+
+def test_json_answer_returns_the_object() -> None:
+    assert json_answer(httpx.Response(200, json={"a": 1}), "x.send") == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    ("response", "message"),
+    [
+        (httpx.Response(200, text="<html>"), r"^x.send: the carrier's answer is not JSON$"),
+        (httpx.Response(200, json=[1, 2]), r"^x.send: the carrier's answer is not a JSON object$"),
+        (httpx.Response(200, json="text"), r"^x.send: the carrier's answer is not a JSON object$"),
+    ],
+)
+def test_json_answer_refuses_what_is_not_a_json_object(response: httpx.Response, message: str) -> None:
+    with pytest.raises(ChannelError, match=message) as caught:
+        json_answer(response, "x.send", party="the carrier")
+    assert not isinstance(caught.value, TransientChannelError)  # the same answer would come again
+
+
+def test_json_answer_names_the_service_by_default() -> None:
+    with pytest.raises(ChannelError, match="the service's answer is not JSON"):
+        json_answer(httpx.Response(200, text=""), "x.status")
+
+
+def _factory(made: list[httpx.AsyncClient]) -> httpx.AsyncClient:
+    client = make_client("http://127.0.0.1:9", transport=httpx.MockTransport(lambda r: httpx.Response(204)))
+    made.append(client)
+    return client
+
+
+def test_loop_client_makes_one_client_per_event_loop() -> None:
+    made: list[httpx.AsyncClient] = []
+    news: list[int] = []
+    holder = LoopClient(lambda: _factory(made), on_new=lambda: news.append(len(made)))
+
+    async def twice() -> httpx.AsyncClient:
+        first = holder.get()
+        assert holder.get() is first  # same loop: same client
+        assert (await first.get("/")).status_code == 204
+        return first
+
+    one = asyncio.run(twice())
+    two = asyncio.run(twice())  # a new loop: a new client
+    assert one is not two
+    assert made == [one, two]
+    assert news == [1, 2]
+
+    async def close_then_get() -> None:
+        await holder.aclose()
+        assert two.is_closed
+        await holder.aclose()  # nothing to close: no error
+        again = holder.get()
+        assert again is made[-1]
+        await holder.aclose()
+
+    asyncio.run(close_then_get())
+    assert len(made) == 3
+    assert not one.is_closed  # dropped with its loop, never closed by the holder (its loop is gone)
+
+
+def test_loop_client_needs_a_running_loop() -> None:
+    holder = LoopClient(lambda: _factory([]))
+    with pytest.raises(RuntimeError):
+        holder.get()
