@@ -79,6 +79,7 @@ if TYPE_CHECKING:
     import httpx
 
 __all__ = [
+    "BearerApiEmulator",
     "CloudSmsEmulator",
     "EmulatorServer",
     "FaultScript",
@@ -499,6 +500,99 @@ class ScriptedEmulator(EmulatorServer, Generic[F]):
         with self._lock:
             self.pushes.append(status)
         return status
+
+
+Answer = tuple[int, bytes, Any]
+"""What :meth:`BearerApiEmulator.route` returns: the HTTP status, the JSON body as bytes, extra headers."""
+
+
+class BearerApiEmulator(EmulatorServer):
+    """The common part of an emulated REST API behind a bearer token (the EMS carrier, a print centre):
+    every request is recorded in ``requests`` (method, path), a scripted :class:`PathFault` for its path
+    is taken from ``faults`` (:meth:`fail`), a wrong ``Authorization`` is refused (HTTP 400, the problem
+    kept in ``errors``), then the subclass's :meth:`route` answers; a fault's ``delay`` is slept after the
+    work is done. ``now`` is its clock; pushes are signed with ``callback_secret`` by the subclass's
+    ``push_request`` and sent with :meth:`push`. The server is bound at once (``url`` is known before
+    ``start``)."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        token: str,
+        callback_secret: str,
+        now: Callable[[], datetime] | None,
+        callback_url: str | None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        state_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        super().__init__(name=name, poll_interval=0.02, host=host, port=port, state_dir=state_dir)
+        self.callback_url = callback_url  # with one, what is created is pushed there
+        self.token = token
+        self.callback_secret = callback_secret
+        self.now = now or (lambda: datetime.now(UTC))
+        self.faults: FaultScript[PathFault] = FaultScript()
+        self.requests: list[tuple[str, str]] = []  # (method, path)
+        self.errors: list[str] = []
+        self._nonce = 0
+        self._lock = threading.Lock()
+        self.bind()  # the url is known before entering
+
+    def fail(self, *faults: PathFault) -> None:
+        """Apply these faults, in order, to the next requests."""
+        self.faults.extend(faults)
+
+    def handle(self, request: BaseHTTPRequestHandler, method: str) -> None:
+        """Answer one request of the emulated provider's API (runs in a server thread)."""
+        headers = dict(request.headers.items())
+        raw = read_body(request)
+        status, body, extra = self._handle(method, request.path, headers, raw)
+        json_reply(request, status, body, headers=extra)
+
+    def unavailable(self) -> Answer | None:
+        """An answer for every request before its token is even read (a provider that is down), or None
+        (the default): answer normally. Called under ``_lock``."""
+        return None
+
+    def route(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> Answer | None:
+        """The answer to an authorised request (``headers`` with lower-case names), or None: no such
+        path (refused with HTTP 400)."""
+        raise NotImplementedError
+
+    def _handle(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> Answer:
+        h = {k.lower(): v for k, v in headers.items()}
+        with self._lock:
+            self.requests.append((method, path))
+            fault = self.faults.pop(lambda f: f.matches(method, path))
+            down = self.unavailable()
+        if down is not None:
+            return down
+        if h.get("authorization") != f"Bearer {self.token}":
+            return self._reject("authorization")
+        if fault is not None and fault.status is not None:
+            return fault.status, fault.body, fault.headers
+        answer = self.route(method, path, h, raw)
+        if answer is None:
+            return self._reject(f"path {method} {path}")
+        if fault is not None and fault.delay:
+            time.sleep(fault.delay)  # the work is done: a client that gives up leaves it in doubt
+        return answer
+
+    def _reject(self, problem: str) -> Answer:
+        with self._lock:
+            self.errors.append(problem)
+        return 400, b'{"error": "BAD_REQUEST"}', ()
+
+    def push_request(self, key: str) -> tuple[dict[str, str], bytes]:
+        """The signed push about ``key`` (an order, a job): ``(headers, body)``."""
+        raise NotImplementedError
+
+    def push(self, url: str, key: str) -> int:
+        """POST the push about ``key`` to a callback receiver at ``url``; the HTTP status it answered
+        (``0`` when nothing answered)."""
+        headers, body = self.push_request(key)
+        return post_callback(url, body, headers)
 
 
 class _CloudSmsMessage(Protocol):
