@@ -1,14 +1,15 @@
-"""The kit's shared response and client helpers (json_answer, LoopClient): contract and failure paths."""
+"""The kit's shared helpers (json_answer, LoopClient, check_settings): contract and failure paths."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 import pytest
 
 from delivery_sdk import ChannelError, TransientChannelError
-from delivery_sdk.plugin_kit import LoopClient, json_answer, make_client
+from delivery_sdk.plugin_kit import LoopClient, check_base_url, check_settings, json_answer, make_client
 
 
 def test_json_answer_returns_the_object() -> None:
@@ -74,3 +75,45 @@ def test_loop_client_needs_a_running_loop() -> None:
     holder = LoopClient(lambda: _factory([]))
     with pytest.raises(RuntimeError):
         holder.get()
+
+
+def test_check_settings_returns_the_checked_base_url() -> None:
+    assert check_settings("https://api.example.com/v1/") == check_base_url("https://api.example.com/v1/")
+    assert (
+        check_settings(
+            "http://127.0.0.1:8080",
+            required=(("app_id", "a"),),
+            secrets=(("secret", "s"),),
+            link_template="https://c.example/s/{token}",
+        )
+        == "http://127.0.0.1:8080"
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"base_url": "ftp://x.example"}, "http"),
+        ({"required": (("app_id", "a"), ("template_id", ""))}, r"^template_id must not be empty$"),
+        ({"required": (("app_id", None),)}, r"^app_id must not be empty$"),
+        ({"secrets": (("server_token", "  "),)}, "server_token"),
+        ({"secrets": (("server_token", None),)}, "server_token"),
+        ({"link_template": "https://c.example/s/"}, r"link_template must contain '\{token\}', e.g. 'https://court"),
+        (
+            {"link_template": "https://c.example/w/", "link_example": "https://court.example/w/{token}"},
+            r"e.g. 'https://court.example/w/\{token\}'",
+        ),
+    ],
+)
+def test_check_settings_names_the_first_unusable_setting(options: dict[str, Any], message: str) -> None:
+    base_url = options.pop("base_url", "https://api.example.com")
+    with pytest.raises(ValueError, match=message) as caught:
+        check_settings(base_url, **options)
+    assert "  " not in str(caught.value)  # never the secret's value
+
+
+def test_check_settings_checks_in_order() -> None:
+    with pytest.raises(ValueError, match="app_id"):
+        check_settings("https://a.example", required=(("app_id", ""),), secrets=(("s", ""),), link_template="x")
+    with pytest.raises(ValueError, match="link_template"):
+        check_settings("https://a.example", required=(("app_id", "a"),), secrets=(("s", "k"),), link_template="x")

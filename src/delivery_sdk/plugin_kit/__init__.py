@@ -5,8 +5,9 @@ providers that push receipts, ``verify_callback`` and ``parse_callback``. The ki
 those methods so that every plugin fails, retries, logs and records the same way:
 
 - :mod:`.http`: :func:`make_client` (timeouts, limits, injectable transport), :class:`LoopClient` (one
-  client per event loop), :func:`check_response`, :func:`json_answer`, :func:`translate_errors`,
-  :class:`RateLimiter`, :func:`redact_url`, :class:`RedactSecretsFilter`;
+  client per event loop), :func:`check_settings` (an adapter's constructor settings), :func:`check_response`,
+  :func:`json_answer`, :func:`translate_errors`, :class:`RateLimiter`, :func:`redact_url`,
+  :class:`RedactSecretsFilter`;
 - :mod:`.retry`: :func:`retrying` / :func:`aretrying`, the engine's retry policy for an adapter's own calls;
 - :mod:`.tokens`: :class:`TokenCache`, one fetch shared by concurrent calls, one refresh on refusal;
 - :mod:`.settings`: :func:`plugin_settings`, :class:`PluginSettings`, variables with typed errors;
@@ -60,6 +61,7 @@ if TYPE_CHECKING:
     from .http import RetryableResponse as RetryableResponse
     from .http import check_base_url as check_base_url
     from .http import check_response as check_response
+    from .http import check_settings as check_settings
     from .http import json_answer as json_answer
     from .http import make_client as make_client
     from .http import parse_retry_after as parse_retry_after
@@ -105,6 +107,7 @@ _EXPORTS: dict[str, str] = {
     "RetryableResponse": ".http",
     "check_base_url": ".http",
     "check_response": ".http",
+    "check_settings": ".http",
     "json_answer": ".http",
     "LoopClient": ".http",
     "CloudSmsChannel": ".cloudsms",
@@ -163,6 +166,7 @@ __all__ = [
     "beijing_time",
     "check_base_url",
     "check_response",
+    "check_settings",
     "check_timestamp",
     "fetch_document",
     "hmac_sha256_hex",

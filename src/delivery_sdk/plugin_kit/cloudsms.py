@@ -28,8 +28,8 @@ from delivery_sdk import (
     TransientChannelError,
 )
 
-from .callbacks import link_token, require_secret, signature_matches
-from .http import RateLimiter, check_base_url, make_client, parse_retry_after
+from .callbacks import link_token, signature_matches
+from .http import RateLimiter, check_settings, make_client, parse_retry_after
 
 __all__ = ["BEIJING", "CloudSmsChannel", "authorization_fields", "beijing_time", "safe_code", "token_matches"]
 
@@ -146,13 +146,9 @@ class CloudSmsChannel(BaseChannel):
         weak ``callback_token``, a ``link_template`` without ``{token}``, a timeout that is not positive
         or fewer than one connection; nothing is made then.
         """
-        base_url = check_base_url(base_url)
-        for what, value in required:
-            if not value:
-                raise ValueError(f"{what} must not be empty")
-        require_secret(callback_token, "callback_token")
-        if "{token}" not in link_template:
-            raise ValueError("link_template must contain '{token}', e.g. 'https://court.example/s/{token}'")
+        base_url = check_settings(
+            base_url, required=required, secrets=(("callback_token", callback_token),), link_template=link_template
+        )
         if timeout <= 0 or max_connections < 1:
             raise ValueError(f"timeout must be positive, max_connections at least 1{limits}")
         self.name = name

@@ -9,12 +9,13 @@ injectable transport (an emulator's :meth:`~delivery_sdk.testing.EmulatorServer.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import httpx
 
 from .._exceptions import ChannelError
+from ..callbacks import require_secret
 from ..httpchannel import (
     SECRET_QUERY_PARAMETERS,
     RateLimiter,
@@ -36,6 +37,7 @@ __all__ = [
     "RetryableResponse",
     "check_base_url",
     "check_response",
+    "check_settings",
     "json_answer",
     "make_client",
     "parse_retry_after",
@@ -163,3 +165,33 @@ class LoopClient:
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
+
+
+def check_settings(
+    base_url: str,
+    *,
+    required: Iterable[tuple[str, object]] = (),
+    secrets: Iterable[tuple[str, object]] = (),
+    link_template: str | None = None,
+    link_example: str = "https://court.example/s/{token}",
+) -> str:
+    """Check an adapter's constructor settings, in this order; returns ``base_url`` as
+    :func:`check_base_url` gives it.
+
+    :param required: ``(name, value)`` pairs that must not be empty.
+    :param secrets: ``(name, value)`` pairs that must be usable secrets (:func:`require_secret`).
+    :param link_template: the document page URL, which must contain ``{token}`` (None: the adapter has none).
+    :param link_example: the example the ``link_template`` error shows.
+    :raises ValueError: for the first unusable setting, naming it and what it must be (never a secret's
+        value): ``base_url`` not an http(s) URL with a host, ``"{name} must not be empty"``, a blank or
+        missing secret (:class:`~delivery_sdk.ValidationError`), ``"link_template must contain '{token}'..."``.
+    """
+    checked = check_base_url(base_url)
+    for what, value in required:
+        if not value:
+            raise ValueError(f"{what} must not be empty")
+    for what, value in secrets:
+        require_secret(value, what)
+    if link_template is not None and "{token}" not in link_template:
+        raise ValueError(f"link_template must contain '{{token}}', e.g. '{link_example}'")
+    return checked

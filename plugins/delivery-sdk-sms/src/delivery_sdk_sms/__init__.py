@@ -63,8 +63,8 @@ from delivery_sdk.plugin_kit import (
     EnvChannelPlugin,
     PluginSettings,
     RateLimiter,
-    check_base_url,
     check_response,
+    check_settings,
     check_timestamp,
     hmac_sha256_hex,
     link_token,
@@ -73,7 +73,6 @@ from delivery_sdk.plugin_kit import (
     parse_retry_after,
     read_rate_and_timeout,
     read_values,
-    require_secret,
     translate_errors,
     verify_hmac_sha256,
 )
@@ -225,18 +224,17 @@ class SmsChannel(BaseChannel):
         callback_window: float = 300.0,
         code_template_code: str | None = None,
     ) -> None:
-        base_url = check_base_url(base_url)
-        for what, value in (
-            ("access_key_id", access_key_id),
-            ("access_key_secret", access_key_secret),
-            ("sign_name", sign_name),
-            ("template_code", template_code),
-        ):
-            if not value:
-                raise ValueError(f"{what} must not be empty")
-        require_secret(callback_secret, "callback_secret")  # ValidationError (a ValueError) when empty
-        if "{token}" not in link_template:
-            raise ValueError("link_template must contain '{token}', e.g. 'https://court.example/s/{token}'")
+        base_url = check_settings(
+            base_url,
+            required=(
+                ("access_key_id", access_key_id),
+                ("access_key_secret", access_key_secret),
+                ("sign_name", sign_name),
+                ("template_code", template_code),
+            ),
+            secrets=(("callback_secret", callback_secret),),  # ValidationError (a ValueError) when empty
+            link_template=link_template,
+        )
         if timeout <= 0 or max_connections < 1 or callback_window <= 0:
             raise ValueError("timeout and callback_window must be positive, max_connections at least 1")
         self.name = name

@@ -84,8 +84,8 @@ from delivery_sdk.plugin_kit import (
     RateLimiter,
     TokenCache,
     TokenRefused,
-    check_base_url,
     check_response,
+    check_settings,
     check_timestamp,
     hmac_sha256_hex,
     link_token,
@@ -93,7 +93,6 @@ from delivery_sdk.plugin_kit import (
     make_client,
     read_rate_and_timeout,
     read_values,
-    require_secret,
     signature_matches,
     translate_errors,
     verify_hmac_sha256,
@@ -311,14 +310,14 @@ class WeChatChannel(BaseChannel):
         clock: Clock | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        base_url = check_base_url(base_url)
-        for what, value in (("appid", appid), ("template_id", template_id)):
-            if not value:
-                raise ValueError(f"{what} must not be empty")
-        for what, value in (("secret", secret), ("server_token", server_token), ("read_secret", read_secret)):
-            require_secret(value, what)  # ValidationError (a ValueError) when empty or blank
-        if "{token}" not in link_template:
-            raise ValueError("link_template must contain '{token}', e.g. 'https://court.example/w/{token}'")
+        base_url = check_settings(
+            base_url,
+            required=(("appid", appid), ("template_id", template_id)),
+            # ValidationError (a ValueError) when empty or blank
+            secrets=(("secret", secret), ("server_token", server_token), ("read_secret", read_secret)),
+            link_template=link_template,
+            link_example="https://court.example/w/{token}",
+        )
         if timeout <= 0 or max_connections < 1 or refresh_margin < 0 or callback_window <= 0:
             raise ValueError("timeout and callback_window must be positive, refresh_margin not negative")
         self.name = name
