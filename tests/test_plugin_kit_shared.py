@@ -1,4 +1,4 @@
-"""The kit's shared helpers (json_answer, LoopClient, check_settings): contract and failure paths."""
+"""The kit's shared helpers (json_answer, LoopClient, check_settings, request_json): contract and failure paths."""
 
 from __future__ import annotations
 
@@ -9,7 +9,15 @@ import httpx
 import pytest
 
 from delivery_sdk import ChannelError, TransientChannelError
-from delivery_sdk.plugin_kit import LoopClient, check_base_url, check_settings, json_answer, make_client
+from delivery_sdk.plugin_kit import (
+    LoopClient,
+    RateLimiter,
+    check_base_url,
+    check_settings,
+    json_answer,
+    make_client,
+    request_json,
+)
 
 
 def test_json_answer_returns_the_object() -> None:
@@ -117,3 +125,59 @@ def test_check_settings_checks_in_order() -> None:
         check_settings("https://a.example", required=(("app_id", ""),), secrets=(("s", ""),), link_template="x")
     with pytest.raises(ValueError, match="link_template"):
         check_settings("https://a.example", required=(("app_id", "a"),), secrets=(("s", "k"),), link_template="x")
+
+
+def _answering(status: int, content: bytes, seen: list[httpx.Request] | None = None) -> httpx.AsyncClient:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if seen is not None:
+            seen.append(request)
+        return httpx.Response(status, content=content, headers={"retry-after": "4"})
+
+    return httpx.AsyncClient(base_url="http://api.example", transport=httpx.MockTransport(answer))
+
+
+def test_request_json_sends_and_reads() -> None:
+    async def run() -> None:
+        seen: list[httpx.Request] = []
+        limiter = RateLimiter(None)
+        async with _answering(200, b'{"code": "OK"}', seen) as client:
+            response, data = await request_json(
+                client, "POST", "/send", what="x.send", limiter=limiter, content=b"body", headers={"X-A": "1"}
+            )
+        assert (response.status_code, data) == (200, {"code": "OK"})
+        assert (seen[0].method, seen[0].url.path, seen[0].content, seen[0].headers["x-a"]) == (
+            "POST",
+            "/send",
+            b"body",
+            "1",
+        )
+        async with _answering(200, b"<html>") as client:
+            assert (await request_json(client, "GET", "/", what="x.status"))[1] is None  # not JSON: None
+        async with _answering(200, b"[1]") as client:
+            assert (await request_json(client, "GET", "/", what="x.status"))[1] == [1]  # any JSON
+
+    asyncio.run(run())
+
+
+def test_request_json_maps_failures() -> None:
+    async def run() -> None:
+        async with _answering(503, b"{}") as client:
+            with pytest.raises(TransientChannelError, match=r"x\.send") as busy:
+                await request_json(client, "POST", "/", what="x.send")
+            assert busy.value.retry_after == 4.0
+        async with _answering(403, b"{}") as client:
+            with pytest.raises(ChannelError) as refused:
+                await request_json(client, "POST", "/", what="x.send")
+            assert not isinstance(refused.value, TransientChannelError)
+        async with _answering(400, b'{"Code": "Throttling"}') as client:  # check=False: the caller reads it
+            response, data = await request_json(client, "POST", "/", what="x.send", check=False)
+            assert (response.status_code, data) == (400, {"Code": "Throttling"})
+
+        def hang_up(request: httpx.Request) -> httpx.Response:
+            raise httpx.ConnectTimeout("timed out", request=request)
+
+        async with httpx.AsyncClient(base_url="http://api.example", transport=httpx.MockTransport(hang_up)) as client:
+            with pytest.raises(TransientChannelError):
+                await request_json(client, "GET", "/", what="x.status")
+
+    asyncio.run(run())

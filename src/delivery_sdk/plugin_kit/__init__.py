@@ -5,9 +5,9 @@ providers that push receipts, ``verify_callback`` and ``parse_callback``. The ki
 those methods so that every plugin fails, retries, logs and records the same way:
 
 - :mod:`.http`: :func:`make_client` (timeouts, limits, injectable transport), :class:`LoopClient` (one
-  client per event loop), :func:`check_settings` (an adapter's constructor settings), :func:`check_response`,
-  :func:`json_answer`, :func:`translate_errors`, :class:`RateLimiter`, :func:`redact_url`,
-  :class:`RedactSecretsFilter`;
+  client per event loop), :func:`check_settings` (an adapter's constructor settings), :func:`request_json`
+  (one call, its errors mapped), :func:`check_response`, :func:`json_answer`, :func:`translate_errors`,
+  :class:`RateLimiter`, :func:`redact_url`, :class:`RedactSecretsFilter`;
 - :mod:`.retry`: :func:`retrying` / :func:`aretrying`, the engine's retry policy for an adapter's own calls;
 - :mod:`.tokens`: :class:`TokenCache`, one fetch shared by concurrent calls, one refresh on refusal;
 - :mod:`.settings`: :func:`plugin_settings`, :class:`PluginSettings`, variables with typed errors;
@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from .http import make_client as make_client
     from .http import parse_retry_after as parse_retry_after
     from .http import redact_url as redact_url
+    from .http import request_json as request_json
     from .http import translate_errors as translate_errors
     from .plugin import EnvChannelPlugin as EnvChannelPlugin
     from .plugin import read_rate_and_timeout as read_rate_and_timeout
@@ -118,6 +119,7 @@ _EXPORTS: dict[str, str] = {
     "make_client": ".http",
     "parse_retry_after": ".http",
     "redact_url": ".http",
+    "request_json": ".http",
     "translate_errors": ".http",
     "EnvChannelPlugin": ".plugin",
     "read_rate_and_timeout": ".plugin",
@@ -180,6 +182,7 @@ __all__ = [
     "read_rate_and_timeout",
     "read_values",
     "redact_url",
+    "request_json",
     "require_secret",
     "retry_after_or_backoff",
     "retrying",

@@ -42,6 +42,7 @@ __all__ = [
     "make_client",
     "parse_retry_after",
     "redact_url",
+    "request_json",
     "translate_errors",
 ]
 
@@ -195,3 +196,36 @@ def check_settings(
     if link_template is not None and "{token}" not in link_template:
         raise ValueError(f"link_template must contain '{{token}}', e.g. '{link_example}'")
     return checked
+
+
+async def request_json(
+    client: httpx.AsyncClient,
+    method: str,
+    path: str,
+    *,
+    what: str,
+    limiter: RateLimiter | None = None,
+    check: bool = True,
+    **kwargs: Any,
+) -> tuple[httpx.Response, Any]:
+    """One provider call: wait for ``limiter`` (when given), send the request (``kwargs`` go to
+    ``client.request``) under :func:`translate_errors`, check the status with :func:`check_response`
+    (unless ``check`` is False: the caller reads a provider's error code first), and read the body as
+    JSON. Returns the response and the parsed body, or None for a body that is not JSON (the caller
+    decides what an unreadable answer means: a send in doubt is transient).
+
+    Raises what :func:`translate_errors` and :func:`check_response` raise: ``TransientChannelError`` for
+    a timeout, a network error, 429 or 5xx; ``ChannelError`` for another 4xx. ``what`` names the call in
+    their messages (``"sms.send"``).
+    """
+    if limiter is not None:
+        await limiter.acquire()
+    async with translate_errors(what):
+        response = await client.request(method, path, **kwargs)
+    if check:
+        check_response(response, what=what)
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    return response, data

@@ -51,7 +51,7 @@ from delivery_sdk.plugin_kit import (
     link_token,
     read_rate_and_timeout,
     read_values,
-    translate_errors,
+    request_json,
 )
 from delivery_sdk.plugin_kit.cloudsms import BEIJING, CloudSmsChannel, beijing_time, token_matches
 
@@ -273,13 +273,10 @@ class AliyunSmsChannel(CloudSmsChannel):
         what = f"{self.name}.{action}"
         headers, body = self.signed_request(action, params)
         headers["Accept"] = "application/json"
-        await self.limiter.acquire()
-        async with translate_errors(what):
-            response = await self._http.post("/", content=body, headers=headers)
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
+        # check=False: a throttling code comes with HTTP 400, and must be read as transient first
+        response, data = await request_json(
+            self._http, "POST", "/", what=what, limiter=self.limiter, check=False, content=body, headers=headers
+        )
         self.check_code(what, data.get("Code") if isinstance(data, dict) else None, response)
         check_response(response, what=what)
         if not isinstance(data, dict):
@@ -291,8 +288,9 @@ class AliyunSmsChannel(CloudSmsChannel):
     # -- the adapter contract --------------------------------------------------------------------------
 
     async def send(self, dispatch: Dispatch) -> SendResult:
-        """Send one dispatch to the provider (the dispatch id is the idempotency key); transient failures raise
-        ``TransientChannelError``, refusals ``ChannelError``."""
+        """``SendSms`` for one dispatch, ``OutId`` its id. The service is not idempotent: a call in doubt raises
+        ``TransientChannelError`` (the engine asks :meth:`status` before sending again); a refusal code is
+        ``accepted=False``; a contact that is not a mobile number raises ``ChannelError``."""
         if dispatch.contact.kind is not ContactKind.MOBILE:
             raise ChannelError(f"{self.name}: dispatch {dispatch.dispatch_id} has no mobile number to text")
         data = await self._call("SendSms", self.send_params(dispatch))

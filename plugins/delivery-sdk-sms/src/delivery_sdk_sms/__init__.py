@@ -63,7 +63,6 @@ from delivery_sdk.plugin_kit import (
     EnvChannelPlugin,
     PluginSettings,
     RateLimiter,
-    check_response,
     check_settings,
     check_timestamp,
     hmac_sha256_hex,
@@ -73,7 +72,7 @@ from delivery_sdk.plugin_kit import (
     parse_retry_after,
     read_rate_and_timeout,
     read_values,
-    translate_errors,
+    request_json,
     verify_hmac_sha256,
 )
 
@@ -301,14 +300,9 @@ class SmsChannel(BaseChannel):
             headers["Content-Type"] = "application/json; charset=utf-8"
         if idempotency_key is not None:
             headers["Idempotency-Key"] = idempotency_key
-        await self.limiter.acquire()
-        async with translate_errors(what):
-            response = await self._http.request(method, path, params=query, content=body, headers=headers)
-        check_response(response, what=what)
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
+        response, data = await request_json(
+            self._http, method, path, what=what, limiter=self.limiter, params=query, content=body, headers=headers
+        )
         if not isinstance(data, dict):
             # The gateway answered but we cannot read it: it may hold the message. In doubt, so transient:
             # the engine asks status() before it would send again.
@@ -347,8 +341,9 @@ class SmsChannel(BaseChannel):
     # -- the adapter contract --------------------------------------------------------------------------
 
     async def send(self, dispatch: Dispatch) -> SendResult:
-        """Send one dispatch to the provider (the dispatch id is the idempotency key); transient failures raise
-        ``TransientChannelError``, refusals ``ChannelError``."""
+        """Post one dispatch to the gateway with its id as ``Idempotency-Key`` (a repeat is the same message);
+        transient failures raise ``TransientChannelError``, a contact that is not a mobile number
+        ``ChannelError``; a refusal is ``accepted=False``."""
         if dispatch.contact.kind is not ContactKind.MOBILE:
             raise ChannelError(f"{self.name}: dispatch {dispatch.dispatch_id} has no mobile number to text")
         data = await self._call(

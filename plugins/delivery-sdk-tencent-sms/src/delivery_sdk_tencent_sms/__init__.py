@@ -50,11 +50,10 @@ from delivery_sdk.clock import Clock
 from delivery_sdk.plugin_kit import (
     EnvChannelPlugin,
     PluginSettings,
-    check_response,
     link_token,
     read_rate_and_timeout,
     read_values,
-    translate_errors,
+    request_json,
 )
 from delivery_sdk.plugin_kit.cloudsms import BEIJING, CloudSmsChannel, beijing_time, token_matches
 
@@ -311,14 +310,9 @@ class TencentSmsChannel(CloudSmsChannel):
         ``ChannelError`` for credentials) or returned in it for the caller to judge."""
         what = f"{self.name}.{action}"
         headers, body = self.signed_request(action, payload)
-        await self.limiter.acquire()
-        async with translate_errors(what):
-            response = await self._http.post("/", content=body, headers=headers)
-        check_response(response, what=what)
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
+        response, data = await request_json(
+            self._http, "POST", "/", what=what, limiter=self.limiter, content=body, headers=headers
+        )
         inner = data.get("Response") if isinstance(data, dict) else None
         if not isinstance(inner, dict):
             raise TransientChannelError(f"{what}: the service's answer has no Response object")
@@ -330,8 +324,9 @@ class TencentSmsChannel(CloudSmsChannel):
     # -- the adapter contract --------------------------------------------------------------------------
 
     async def send(self, dispatch: Dispatch) -> SendResult:
-        """Send one dispatch to the provider (the dispatch id is the idempotency key); transient failures raise
-        ``TransientChannelError``, refusals ``ChannelError``."""
+        """``SendSms`` for one dispatch, ``SessionContext`` its id; the ``SerialNo`` is remembered to place
+        callbacks. A busy code or a call in doubt raises ``TransientChannelError``; another code is
+        ``accepted=False``; a contact that is not a mobile number raises ``ChannelError``."""
         if dispatch.contact.kind is not ContactKind.MOBILE:
             raise ChannelError(f"{self.name}: dispatch {dispatch.dispatch_id} has no mobile number to text")
         data, response = await self._call("SendSms", self.send_payload(dispatch))

@@ -84,7 +84,6 @@ from delivery_sdk.plugin_kit import (
     RateLimiter,
     TokenCache,
     TokenRefused,
-    check_response,
     check_settings,
     check_timestamp,
     hmac_sha256_hex,
@@ -93,8 +92,8 @@ from delivery_sdk.plugin_kit import (
     make_client,
     read_rate_and_timeout,
     read_values,
+    request_json,
     signature_matches,
-    translate_errors,
     verify_hmac_sha256,
 )
 
@@ -423,14 +422,7 @@ class WeChatChannel(BaseChannel):
         return token, float(expires_in)
 
     async def _request(self, method: str, path: str, *, what: str, **kwargs: Any) -> dict[str, Any]:
-        await self.limiter.acquire()
-        async with translate_errors(what):
-            response = await self._http.request(method, path, **kwargs)
-        check_response(response, what=what)
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
+        _, data = await request_json(self._http, method, path, what=what, limiter=self.limiter, **kwargs)
         if not isinstance(data, dict):
             raise TransientChannelError(f"{what}: WeChat's answer is not a JSON object")
         return data
@@ -459,8 +451,8 @@ class WeChatChannel(BaseChannel):
     # -- the adapter contract --------------------------------------------------------------------------
 
     async def send(self, dispatch: Dispatch) -> SendResult:
-        """Send one dispatch to the provider (the dispatch id is the idempotency key); transient failures raise
-        ``TransientChannelError``, refusals ``ChannelError``."""
+        """One template message for one dispatch, its id as ``client_msg_id`` (WeChat drops a repeat);
+        transient failures raise ``TransientChannelError``, a contact that is not an OpenID ``ChannelError``."""
         if dispatch.contact.kind is not ContactKind.WECHAT:
             raise ChannelError(f"{self.name}: dispatch {dispatch.dispatch_id} has no WeChat openid")
         what = f"{self.name}.send"
