@@ -1,17 +1,20 @@
-"""The kit's shared helpers (json_answer, LoopClient, check_settings, request_json): contract and failure paths."""
+"""The kit's shared helpers (json_answer, LoopClient, check_settings, request_json,
+aware_datetime): contract and failure paths."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-from delivery_sdk import ChannelError, TransientChannelError
+from delivery_sdk import ChannelError, MalformedReceipt, TransientChannelError
 from delivery_sdk.plugin_kit import (
     LoopClient,
     RateLimiter,
+    aware_datetime,
     check_base_url,
     check_settings,
     json_answer,
@@ -181,3 +184,29 @@ def test_request_json_maps_failures() -> None:
                 await request_json(client, "GET", "/", what="x.status")
 
     asyncio.run(run())
+
+
+def test_aware_datetime_reads_an_iso_time_with_its_offset() -> None:
+    moment = aware_datetime("2024-03-01T08:00:00+08:00", "x at")
+    assert moment == datetime(2024, 3, 1, tzinfo=UTC)
+    assert moment.utcoffset() == timedelta(hours=8)
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (None, r"^x at must be an ISO 8601 string$"),
+        (1709251200, r"^x at must be an ISO 8601 string$"),
+        ("yesterday", r"^x at is not ISO 8601$"),
+        ("2024-03-01T08:00:00", r"^x at has no UTC offset$"),
+    ],
+)
+def test_aware_datetime_refuses_anything_else(value: object, message: str) -> None:
+    with pytest.raises(MalformedReceipt, match=message):
+        aware_datetime(value, "x at")
+    with pytest.raises(_Stop, match=message):
+        aware_datetime(value, "x at", error=_Stop)

@@ -15,7 +15,7 @@ those methods so that every plugin fails, retries, logs and records the same way
 - :mod:`.sidelog`: :class:`SideLog`, the durable SQLite record of what an adapter sent;
 - :mod:`.documents`: :func:`fetch_document`, a document's bytes checked against its digest;
 - :mod:`.callbacks`: :func:`check_timestamp`, :func:`verify_hmac_sha256`, :func:`lower_headers`,
-  :func:`link_token`, :class:`CallbackReply`;
+  :func:`link_token`, :class:`CallbackReply`, :func:`aware_datetime`;
 - :mod:`.cloudsms`: :class:`CloudSmsChannel`, the base of a cloud SMS adapter (set-up, error codes, the
   token-guarded report push), with :func:`safe_code`, :func:`token_matches`, :func:`authorization_fields`
   and :func:`beijing_time`;
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .callbacks import CallbackReply as CallbackReply
     from .callbacks import CallbackResponse as CallbackResponse
     from .callbacks import MalformedReceipt as MalformedReceipt
+    from .callbacks import aware_datetime as aware_datetime
     from .callbacks import check_timestamp as check_timestamp
     from .callbacks import hmac_sha256_hex as hmac_sha256_hex
     from .callbacks import link_token as link_token
@@ -90,6 +91,7 @@ _EXPORTS: dict[str, str] = {
     "CallbackReply": ".callbacks",
     "CallbackResponse": ".callbacks",
     "MalformedReceipt": ".callbacks",
+    "aware_datetime": ".callbacks",
     "check_timestamp": ".callbacks",
     "hmac_sha256_hex": ".callbacks",
     "link_token": ".callbacks",
@@ -165,6 +167,7 @@ __all__ = [
     "Wait",
     "aretrying",
     "authorization_fields",
+    "aware_datetime",
     "beijing_time",
     "check_base_url",
     "check_response",

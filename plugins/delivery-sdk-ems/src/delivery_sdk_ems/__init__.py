@@ -87,6 +87,7 @@ from delivery_sdk.plugin_kit import (
     LoopClient,
     PluginSettings,
     RateLimiter,
+    aware_datetime,
     check_base_url,
     check_response,
     check_timestamp,
@@ -171,15 +172,7 @@ def _code(value: Any, what: str) -> str:
 
 
 def _when(value: Any) -> datetime:
-    if not isinstance(value, str):
-        raise MalformedReceipt("EMS trace op_time must be an ISO 8601 string")
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise MalformedReceipt("EMS trace op_time is not ISO 8601") from None
-    if moment.utcoffset() is None:
-        raise MalformedReceipt("EMS trace op_time has no UTC offset")
-    return moment
+    return aware_datetime(value, "EMS trace op_time")
 
 
 def traces_to_receipts(dispatch_id: str, waybill: str, traces: Any) -> list[Receipt]:

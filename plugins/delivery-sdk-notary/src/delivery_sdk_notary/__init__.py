@@ -61,6 +61,7 @@ from delivery_sdk.plugin_kit import (
     RetryableResponse,
     RetryConfig,
     SideLog,
+    aware_datetime,
     check_base_url,
     parse_retry_after,
     retry_after_or_backoff,
@@ -157,16 +158,7 @@ def _parse_response(response: httpx.Response) -> tuple[str, datetime]:
     receipt = payload.get("receipt")
     if not isinstance(receipt, str) or not receipt.strip() or len(receipt) > _MAX_RECEIPT or "\x00" in receipt:
         raise _GiveUp(f"response has no 'receipt' string of 1-{_MAX_RECEIPT} characters")
-    at = payload.get("anchored_at")
-    if not isinstance(at, str):
-        raise _GiveUp("response has no 'anchored_at' string")
-    try:
-        anchored_at = datetime.fromisoformat(at)
-    except ValueError:
-        raise _GiveUp("response 'anchored_at' is not ISO 8601") from None
-    if anchored_at.utcoffset() is None:
-        raise _GiveUp("response 'anchored_at' has no UTC offset")
-    return receipt, anchored_at
+    return receipt, aware_datetime(payload.get("anchored_at"), "response 'anchored_at'", error=_GiveUp)
 
 
 class NotaryAnchor:

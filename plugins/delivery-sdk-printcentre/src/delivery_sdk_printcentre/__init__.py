@@ -85,6 +85,7 @@ from delivery_sdk.plugin_kit import (
     LoopClient,
     PluginSettings,
     RateLimiter,
+    aware_datetime,
     check_base_url,
     check_response,
     json_answer,
@@ -141,15 +142,7 @@ _TRANSIENT_4XX = frozenset({408, 425, 429})
 
 
 def _when(value: Any) -> datetime:
-    if not isinstance(value, str):
-        raise MalformedReceipt("centre event 'at' must be an ISO 8601 string")
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise MalformedReceipt("centre event 'at' is not ISO 8601") from None
-    if moment.utcoffset() is None:
-        raise MalformedReceipt("centre event 'at' has no UTC offset")
-    return moment
+    return aware_datetime(value, "centre event 'at'")
 
 
 def events_to_receipts(dispatch_id: str, events: Any) -> list[Receipt]:
