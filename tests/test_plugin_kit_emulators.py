@@ -1,5 +1,5 @@
-"""BearerApiEmulator (delivery_sdk.testing.emulator): the request flow the EMS and print-centre emulators
-share, and every refusal."""
+"""BearerApiEmulator and MessageFault (delivery_sdk.testing.emulator): the request flow the EMS and
+print-centre emulators share, the gateway faults of the SMS emulators, and every refusal."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from delivery_sdk.testing.emulator import Answer, BearerApiEmulator, PathFault
+from delivery_sdk.testing.emulator import Answer, BearerApiEmulator, MessageFault, PathFault
 
 
 class _Api(BearerApiEmulator):
@@ -102,3 +102,19 @@ def test_bearer_api_subclass_must_route_and_push() -> None:
             bare.push_request("K")
     finally:
         bare.stop()
+
+
+class _GatewayFault(MessageFault):
+    """A plugin's own fault type."""
+
+
+def test_message_fault_constructors() -> None:
+    assert MessageFault.http() == MessageFault("http", status=503)
+    assert MessageFault.http(429, "2") == MessageFault("http", status=429, retry_after="2")
+    assert MessageFault.refuse("isv.OUT_OF_SERVICE") == MessageFault("code", code="isv.OUT_OF_SERVICE")
+    late = MessageFault.timeout(1.5, accept=False)
+    assert (late.kind, late.seconds, late.accept) == ("timeout", 1.5, False)
+    assert MessageFault.timeout(1.0).accept is True
+    assert type(_GatewayFault.refuse("X")) is _GatewayFault  # the subclass's own type
+    with pytest.raises(AttributeError):
+        late.seconds = 0.0  # type: ignore[misc]

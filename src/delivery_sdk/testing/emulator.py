@@ -83,6 +83,7 @@ __all__ = [
     "CloudSmsEmulator",
     "EmulatorServer",
     "FaultScript",
+    "MessageFault",
     "PathFault",
     "ScriptedEmulator",
     "ServiceEmulator",
@@ -721,6 +722,38 @@ class CloudSmsEmulator(ScriptedEmulator[F], Generic[F, M]):
                         }
                     )
                 )
+
+
+@dataclass(frozen=True)
+class MessageFault:
+    """One scripted misbehaviour of a message gateway (taken in order from a :class:`FaultScript` by the
+    next send or status query): ``kind`` ``"http"`` (answer HTTP ``status``, with ``retry_after``; the
+    message is not taken), ``"code"`` (HTTP 200 with the provider's error ``code``) or ``"timeout"``
+    (answer ``seconds`` late; with ``accept`` the message was taken first, so the client is in doubt).
+    A plugin subclasses it to name its own codes."""
+
+    kind: str
+    status: int = 200
+    code: str = ""
+    retry_after: str | None = None
+    seconds: float = 0.0
+    accept: bool = True
+
+    @classmethod
+    def http(cls, status: int = 503, retry_after: str | None = None) -> Self:
+        """Answer with this HTTP status (and ``Retry-After``); the message is not taken."""
+        return cls("http", status=status, retry_after=retry_after)
+
+    @classmethod
+    def refuse(cls, code: str) -> Self:
+        """HTTP 200 with this provider code (a refusal for good, or a busy code)."""
+        return cls("code", code=code)
+
+    @classmethod
+    def timeout(cls, seconds: float, *, accept: bool = True) -> Self:
+        """Answer ``seconds`` late (longer than the client waits); with ``accept`` the message was taken
+        first, so the client is left in doubt."""
+        return cls("timeout", seconds=seconds, accept=accept)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -41,6 +41,7 @@ from urllib.parse import parse_qsl
 
 from delivery_sdk.testing.emulator import (
     CloudSmsEmulator,
+    MessageFault,
     join_callback,
     json_reply,
     mask,
@@ -57,31 +58,9 @@ _DATE = "%Y-%m-%dT%H:%M:%SZ"
 WINDOW = 15 * 60  # x-acs-date: "within 15 minutes of the request"
 
 
-@dataclass(frozen=True)
-class Fault:
-    """One scripted misbehaviour, applied to the next SendSms (or QuerySendDetails) in order."""
-
-    kind: str  # "http" | "code" | "timeout"
-    status: int = 200
-    code: str = ""
-    retry_after: str | None = None
-    seconds: float = 0.0
-    accept: bool = True
-
-    @classmethod
-    def http(cls, status: int = 503, retry_after: str | None = None) -> Fault:
-        """Answer with this HTTP status (``ServiceUnavailable`` for a 5xx); the message is not taken."""
-        return cls("http", status=status, retry_after=retry_after)
-
-    @classmethod
-    def refuse(cls, code: str) -> Fault:
-        """HTTP 200 with this ``Code`` (``isv.BUSINESS_LIMIT_CONTROL``, ``isv.OUT_OF_SERVICE``...)."""
-        return cls("code", code=code)
-
-    @classmethod
-    def timeout(cls, seconds: float, *, accept: bool = True) -> Fault:
-        """Answer ``seconds`` late; with ``accept`` the message was taken first (the client is in doubt)."""
-        return cls("timeout", seconds=seconds, accept=accept)
+class Fault(MessageFault):
+    """One scripted misbehaviour, applied to the next SendSms (or QuerySendDetails) in order: ``Fault.http(503)``
+    (``ServiceUnavailable``), ``Fault.refuse("isv.BUSINESS_LIMIT_CONTROL")``, ``Fault.timeout(1.0)``."""
 
 
 @dataclass

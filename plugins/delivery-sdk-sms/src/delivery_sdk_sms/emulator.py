@@ -39,6 +39,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from delivery_sdk.testing.emulator import (
+    MessageFault,
     ScriptedEmulator,
     join_callback,
     json_reply,
@@ -63,21 +64,8 @@ from . import (
 __all__ = ["EmulatedSms", "Fault", "SmsGatewayEmulator", "sandbox"]
 
 
-@dataclass(frozen=True)
-class Fault:
+class Fault(MessageFault):
     """One scripted misbehaviour, applied to the next send (or status query) in order."""
-
-    kind: str  # "http" | "code" | "timeout"
-    status: int = 200
-    code: str = ""
-    retry_after: str | None = None
-    seconds: float = 0.0
-    accept: bool = True  # for "timeout": take the message before answering too late
-
-    @classmethod
-    def http(cls, status: int = 503, retry_after: str | None = None) -> Fault:
-        """Answer with this HTTP status (and Retry-After); the message is not taken."""
-        return cls("http", status=status, retry_after=retry_after)
 
     @classmethod
     def rate_limited(cls, retry_after: str = "1") -> Fault:
@@ -93,12 +81,6 @@ class Fault:
     def busy(cls, retry_after: str | None = None) -> Fault:
         """HTTP 200 with ``isv.BUSINESS_LIMIT_CONTROL`` (flow control)."""
         return cls("code", code="isv.BUSINESS_LIMIT_CONTROL", retry_after=retry_after)
-
-    @classmethod
-    def timeout(cls, seconds: float, *, accept: bool = True) -> Fault:
-        """Sleep ``seconds`` (longer than the client's timeout) before answering; with ``accept`` the
-        message was taken first, so the client is left in doubt."""
-        return cls("timeout", seconds=seconds, accept=accept)
 
 
 @dataclass

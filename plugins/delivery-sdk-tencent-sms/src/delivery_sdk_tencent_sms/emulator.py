@@ -40,6 +40,7 @@ from typing import Any
 
 from delivery_sdk.testing.emulator import (
     CloudSmsEmulator,
+    MessageFault,
     join_callback,
     json_reply,
     mask,
@@ -56,30 +57,10 @@ _URLISH = re.compile(r"(?i)https?:|://|www\.")
 WINDOW = 5 * 60
 
 
-@dataclass(frozen=True)
-class Fault:
-    """One scripted misbehaviour, applied to the next SendSms (or status query) in order."""
-
-    kind: str  # "http" | "code" | "timeout"
-    status: int = 200
-    code: str = ""
-    seconds: float = 0.0
-    accept: bool = True
-
-    @classmethod
-    def http(cls, status: int = 503) -> Fault:
-        """Answer with this HTTP status (a gateway in front of the API failing); the message is not taken."""
-        return cls("http", status=status)
-
-    @classmethod
-    def refuse(cls, code: str) -> Fault:
-        """HTTP 200 with this code in the number's ``SendStatusSet`` entry."""
-        return cls("code", code=code)
-
-    @classmethod
-    def timeout(cls, seconds: float, *, accept: bool = True) -> Fault:
-        """Answer ``seconds`` late; with ``accept`` the message was taken first."""
-        return cls("timeout", seconds=seconds, accept=accept)
+class Fault(MessageFault):
+    """One scripted misbehaviour, applied to the next SendSms (or status query) in order: ``Fault.http(502)``
+    (a gateway in front of the API failing), ``Fault.refuse(code)`` (the code in the number's
+    ``SendStatusSet`` entry), ``Fault.timeout(seconds)``."""
 
 
 @dataclass
