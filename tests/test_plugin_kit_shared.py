@@ -1,22 +1,25 @@
 """The kit's shared helpers (json_answer, LoopClient, check_settings, request_json,
-aware_datetime): contract and failure paths."""
+aware_datetime, configured_or_none, EnvChannelPlugin.environ_or): contract and failure paths."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-from delivery_sdk import ChannelError, MalformedReceipt, TransientChannelError
+from delivery_sdk import ChannelError, MalformedReceipt, PluginError, TransientChannelError
 from delivery_sdk.plugin_kit import (
+    EnvChannelPlugin,
     LoopClient,
     RateLimiter,
     aware_datetime,
     check_base_url,
     check_settings,
+    configured_or_none,
     json_answer,
     make_client,
     request_json,
@@ -210,3 +213,35 @@ def test_aware_datetime_refuses_anything_else(value: object, message: str) -> No
         aware_datetime(value, "x at")
     with pytest.raises(_Stop, match=message):
         aware_datetime(value, "x at", error=_Stop)
+
+
+def test_configured_or_none_logs_a_broken_configuration(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("test.plugin")
+    assert configured_or_none(lambda: "adapter", "x plugin", logger) == "adapter"
+    assert configured_or_none(lambda: None, "x plugin", logger) is None
+
+    def broken() -> str:
+        raise PluginError("x is broken", problems=["DELIVERY_SDK_X_URL is not a URL"])
+
+    with caplog.at_level(logging.WARNING, logger="test.plugin"):
+        assert configured_or_none(broken, "x plugin", logger) is None
+    assert caplog.messages == ["x plugin not configured: DELIVERY_SDK_X_URL is not a URL"]
+
+    def failing() -> str:
+        raise OSError("disk")
+
+    with pytest.raises(OSError, match="disk"):  # only a configuration problem is swallowed
+        configured_or_none(failing, "x plugin", logger)
+
+
+def test_env_channel_plugin_environ_or_prefers_its_own() -> None:
+    class _Plugin(EnvChannelPlugin[str]):
+        title = "x"
+        prefix = "DELIVERY_SDK_X_"
+        main_variable = "DELIVERY_SDK_X_URL"
+
+    host = {"A": "1"}
+    assert _Plugin().environ_or(host) is host
+    own = {"B": "2"}
+    assert _Plugin(own).environ_or(host) is own
+    assert _Plugin().environ_or(None) is None

@@ -11,7 +11,8 @@ those methods so that every plugin fails, retries, logs and records the same way
 - :mod:`.retry`: :func:`retrying` / :func:`aretrying`, the engine's retry policy for an adapter's own calls;
 - :mod:`.tokens`: :class:`TokenCache`, one fetch shared by concurrent calls, one refresh on refusal;
 - :mod:`.settings`: :func:`plugin_settings`, :class:`PluginSettings`, variables with typed errors;
-- :mod:`.plugin`: :class:`EnvChannelPlugin`, the entry-point object (configured, or nothing);
+- :mod:`.plugin`: :class:`EnvChannelPlugin`, the entry-point object (configured, or nothing), and
+  :func:`configured_or_none` for hooks that must not stop the engine;
 - :mod:`.sidelog`: :class:`SideLog`, the durable SQLite record of what an adapter sent;
 - :mod:`.documents`: :func:`fetch_document`, a document's bytes checked against its digest;
 - :mod:`.callbacks`: :func:`check_timestamp`, :func:`verify_hmac_sha256`, :func:`lower_headers`,
@@ -70,6 +71,7 @@ if TYPE_CHECKING:
     from .http import request_json as request_json
     from .http import translate_errors as translate_errors
     from .plugin import EnvChannelPlugin as EnvChannelPlugin
+    from .plugin import configured_or_none as configured_or_none
     from .plugin import read_rate_and_timeout as read_rate_and_timeout
     from .plugin import read_values as read_values
     from .retry import RetryConfig as RetryConfig
@@ -124,6 +126,7 @@ _EXPORTS: dict[str, str] = {
     "request_json": ".http",
     "translate_errors": ".http",
     "EnvChannelPlugin": ".plugin",
+    "configured_or_none": ".plugin",
     "read_rate_and_timeout": ".plugin",
     "read_values": ".plugin",
     "RetryConfig": ".retry",
@@ -173,6 +176,7 @@ __all__ = [
     "check_response",
     "check_settings",
     "check_timestamp",
+    "configured_or_none",
     "fetch_document",
     "hmac_sha256_hex",
     "json_answer",

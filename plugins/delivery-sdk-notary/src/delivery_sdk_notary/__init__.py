@@ -52,7 +52,7 @@ from typing import Any
 
 import httpx
 
-from delivery_sdk import PluginError, hookimpl
+from delivery_sdk import hookimpl
 from delivery_sdk.events import StoredEvent
 from delivery_sdk.evidence.canonical import stored_event_leaf_hash
 from delivery_sdk.plugin_kit import (
@@ -63,6 +63,7 @@ from delivery_sdk.plugin_kit import (
     SideLog,
     aware_datetime,
     check_base_url,
+    configured_or_none,
     parse_retry_after,
     retry_after_or_backoff,
 )
@@ -482,11 +483,7 @@ class EnvNotaryAnchor:
     @hookimpl
     def delivery_record_evidence(self, batch: EvidenceBatch, environ: Mapping[str, str]) -> list[AnchorReceipt] | None:
         """Queue the batch's checkpoint (and leaves) and try to anchor what is queued; the receipts gained, or None."""
-        try:
-            anchor = self.configured(environ)
-        except PluginError as exc:
-            log.warning("notary plugin not configured: %s", "; ".join(exc.problems))
-            return None
+        anchor = configured_or_none(lambda: self.configured(environ), "notary plugin", log)
         if anchor is None:
             return None
         return anchor.delivery_record_evidence(batch)
