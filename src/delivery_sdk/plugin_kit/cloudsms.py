@@ -135,22 +135,21 @@ class CloudSmsChannel(BaseChannel):
         http: httpx.AsyncClient | None,
         timeout: float,
         max_connections: int,
-        limits: str = "",
     ) -> None:
         """Check and keep what every cloud SMS adapter is configured with; make its HTTP client.
 
         ``required`` pairs each setting that must not be empty with its name; ``secret`` is the signing
-        key (it also derives the link key when ``link_key`` is None); ``limits`` is added to the message
-        of the timeout check (a subclass's own range, already checked by it). Raises ``ValueError``,
-        naming the setting and what it must be, for an unusable base URL, an empty required setting, a
-        weak ``callback_token``, a ``link_template`` without ``{token}``, a timeout that is not positive
-        or fewer than one connection; nothing is made then.
+        key (it also derives the link key when ``link_key`` is None); a subclass checks its own settings
+        first. Raises ``ValueError``, naming the setting and what it must be, for an unusable base URL, an
+        empty required setting, a blank ``callback_token``, a ``link_template`` without ``{token}``, a
+        timeout that is not positive or fewer than one connection (:func:`check_settings`); nothing is
+        made then.
         """
         base_url = check_settings(
             base_url, required=required, secrets=(("callback_token", callback_token),), link_template=link_template
         )
         if timeout <= 0 or max_connections < 1:
-            raise ValueError(f"timeout must be positive, max_connections at least 1{limits}")
+            raise ValueError("timeout must be positive, max_connections at least 1")
         self.name = name
         self.base_url = base_url.rstrip("/")
         self.host = httpx.URL(self.base_url).netloc.decode("ascii")
