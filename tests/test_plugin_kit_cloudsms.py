@@ -355,3 +355,19 @@ def test_cloud_sms_emulator_pushes_reports_with_the_token() -> None:
     assert service.pushes == [200, 204]
     assert [path for path, _ in seen] == [f"/callbacks/cloud?token={TOKEN}"] * 2
     assert json.loads(seen[1][1]) == [{"out_id": "T1.1"}]
+
+
+def test_cloud_sms_emulator_defaults() -> None:
+    class _Quick(CloudSmsEmulator[str, _Message]):
+        message_type = _Message
+        default_qps = 7
+
+    quick = _Quick(name="quick")
+    assert (quick.qps, quick.callback_token, quick.callback_url, quick.auto_deliver) == (
+        7,
+        "emulator-callback-token",
+        None,
+        False,
+    )
+    assert quick.clock().tzinfo is not None
+    assert _Quick(name="quick", qps=2, seed=3).qps == 2

@@ -118,3 +118,21 @@ def test_message_fault_constructors() -> None:
     assert type(_GatewayFault.refuse("X")) is _GatewayFault  # the subclass's own type
     with pytest.raises(AttributeError):
         late.seconds = 0.0  # type: ignore[misc]
+
+
+def test_bearer_api_defaults_come_from_the_class() -> None:
+    class _Carrier(BearerApiEmulator):
+        default_token = "carrier-token"
+
+    carrier = _Carrier(name="carrier")
+    try:
+        assert (carrier.token, carrier.callback_secret, carrier.callback_url) == (
+            "carrier-token",
+            "emulator-callback-secret",
+            None,
+        )
+        given = _Carrier(name="carrier", token="given", port=0)
+        given.stop()
+        assert given.token == "given"
+    finally:
+        carrier.stop()

@@ -73,14 +73,16 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self, TypedDict, TypeVar, Unpack, cast
 
 if TYPE_CHECKING:
     import httpx
 
 __all__ = [
     "BearerApiEmulator",
+    "BearerApiOptions",
     "CloudSmsEmulator",
+    "CloudSmsEmulatorOptions",
     "EmulatorServer",
     "FaultScript",
     "MessageFault",
@@ -507,32 +509,44 @@ Answer = tuple[int, bytes, Any]
 """What :meth:`BearerApiEmulator.route` returns: the HTTP status, the JSON body as bytes, extra headers."""
 
 
+class BearerApiOptions(TypedDict, total=False):
+    """The keyword arguments every :class:`BearerApiEmulator` takes (a subclass passes them on)."""
+
+    token: str
+    callback_secret: str
+    now: Callable[[], datetime] | None
+    callback_url: str | None
+    host: str
+    port: int
+    state_dir: str | os.PathLike[str] | None
+
+
 class BearerApiEmulator(EmulatorServer):
     """The common part of an emulated REST API behind a bearer token (the EMS carrier, a print centre):
     every request is recorded in ``requests`` (method, path), a scripted :class:`PathFault` for its path
     is taken from ``faults`` (:meth:`fail`), a wrong ``Authorization`` is refused (HTTP 400, the problem
     kept in ``errors``), then the subclass's :meth:`route` answers; a fault's ``delay`` is slept after the
-    work is done. ``now`` is its clock; pushes are signed with ``callback_secret`` by the subclass's
-    ``push_request`` and sent with :meth:`push`. The server is bound at once (``url`` is known before
-    ``start``)."""
+    work is done. ``now`` is its clock (default the system clock); pushes are signed with
+    ``callback_secret`` by the subclass's ``push_request`` and sent with :meth:`push`; ``callback_url``,
+    when set, is where the subclass pushes what is created. ``token`` and ``callback_secret`` default to
+    the class's ``default_token`` and ``default_callback_secret``; ``host``, ``port`` and ``state_dir``
+    are :class:`EmulatorServer`'s. The server is bound at once (``url`` is known before ``start``)."""
 
-    def __init__(
-        self,
-        *,
-        name: str,
-        token: str,
-        callback_secret: str,
-        now: Callable[[], datetime] | None,
-        callback_url: str | None,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        state_dir: str | os.PathLike[str] | None = None,
-    ) -> None:
-        super().__init__(name=name, poll_interval=0.02, host=host, port=port, state_dir=state_dir)
-        self.callback_url = callback_url  # with one, what is created is pushed there
-        self.token = token
-        self.callback_secret = callback_secret
-        self.now = now or (lambda: datetime.now(UTC))
+    default_token: ClassVar[str] = "emulator-token"
+    default_callback_secret: ClassVar[str] = "emulator-callback-secret"
+
+    def __init__(self, *, name: str, **options: Unpack[BearerApiOptions]) -> None:
+        super().__init__(
+            name=name,
+            poll_interval=0.02,
+            host=options.get("host", "127.0.0.1"),
+            port=options.get("port", 0),
+            state_dir=options.get("state_dir"),
+        )
+        self.callback_url = options.get("callback_url")
+        self.token = options.get("token", self.default_token)
+        self.callback_secret = options.get("callback_secret", self.default_callback_secret)
+        self.now = options.get("now") or (lambda: datetime.now(UTC))
         self.faults: FaultScript[PathFault] = FaultScript()
         self.requests: list[tuple[str, str]] = []  # (method, path)
         self.errors: list[str] = []
@@ -604,43 +618,55 @@ class _CloudSmsMessage(Protocol):
 M = TypeVar("M", bound=_CloudSmsMessage)
 
 
+class CloudSmsEmulatorOptions(TypedDict, total=False):
+    """The keyword arguments every :class:`CloudSmsEmulator` takes (a subclass passes them on)."""
+
+    callback_token: str
+    callback_url: str | None
+    sign_names: set[str] | None
+    qps: int
+    clock: Callable[[], datetime] | None
+    auto_deliver: bool
+    seed: int
+    host: str
+    port: int
+    state_dir: str | os.PathLike[str] | None
+
+
 class CloudSmsEmulator(ScriptedEmulator[F], Generic[F, M]):
     """The common part of a cloud SMS service's emulator (Alibaba Cloud, Tencent Cloud): the messages it
     took (``messages``, of the dataclass ``message_type`` whose ``message_key`` field is the dispatch id),
     the registered ``sign_names``, ``illegal_numbers``, the API's ``qps`` limit, ``clock``,
     ``auto_deliver``, and the carrier report pushed, unsigned, as a JSON array to
     ``callback_url?token=<callback_token>``. A subclass adds the provider's signature check, its actions
-    and its report format (``_report``)."""
+    and its report format (``_report``).
+
+    Defaults: ``callback_token`` ``"emulator-callback-token"``, no ``callback_url``, the sign name
+    ``武汉中院``, ``qps`` the class's ``default_qps``, the system clock, no ``auto_deliver``, ``seed`` 0
+    (the random ids), and :class:`EmulatorServer`'s ``host``, ``port`` and ``state_dir``."""
 
     message_type: type[M]
     message_key: str = "out_id"
+    default_qps: ClassVar[int] = 1000
 
-    def __init__(
-        self,
-        *,
-        name: str,
-        callback_token: str,
-        callback_url: str | None,
-        sign_names: set[str] | None,
-        qps: int,
-        clock: Callable[[], datetime] | None,
-        auto_deliver: bool,
-        seed: int,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        state_dir: str | os.PathLike[str] | None = None,
-    ) -> None:
-        super().__init__(name=name, host=host, port=port, state_dir=state_dir)
-        self.callback_token = callback_token
-        self.callback_url = callback_url
+    def __init__(self, *, name: str, **options: Unpack[CloudSmsEmulatorOptions]) -> None:
+        super().__init__(
+            name=name,
+            host=options.get("host", "127.0.0.1"),
+            port=options.get("port", 0),
+            state_dir=options.get("state_dir"),
+        )
+        self.callback_token = options.get("callback_token", "emulator-callback-token")
+        self.callback_url = options.get("callback_url")
+        sign_names = options.get("sign_names")
         self.sign_names = set(sign_names) if sign_names is not None else {"武汉中院"}
-        self.qps = qps
-        self.clock = clock or (lambda: datetime.now(UTC))
-        self.auto_deliver = auto_deliver
+        self.qps = options.get("qps", self.default_qps)
+        self.clock = options.get("clock") or (lambda: datetime.now(UTC))
+        self.auto_deliver = options.get("auto_deliver", False)
         self.illegal_numbers: set[str] = set()  # numbers the service finds invalid (unassigned ranges...)
         self.messages: list[M] = []
         self._calls: deque[float] = deque()
-        self._random = random.Random(seed)
+        self._random = random.Random(options.get("seed", 0))
         self._requests = 0
 
     def messages_for(self, key: str) -> list[M]:

@@ -31,16 +31,17 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import parse_qsl
 
 from delivery_sdk.testing.emulator import (
     CloudSmsEmulator,
+    CloudSmsEmulatorOptions,
     MessageFault,
     join_callback,
     json_reply,
@@ -107,37 +108,18 @@ class AliyunSmsEmulator(CloudSmsEmulator[Fault, EmulatedMessage]):
     message_type = EmulatedMessage
     message_key = "out_id"
 
+    default_qps = 5000
+
     def __init__(
         self,
         *,
         access_key_id: str = "LTAI-emulator-key",
         access_key_secret: str = "emulator-key-secret",
-        callback_token: str = "emulator-callback-token",
-        callback_url: str | None = None,
-        sign_names: set[str] | None = None,
         templates: Mapping[str, set[str]] | None = None,
         per_number: Mapping[timedelta, int] | None = None,
-        qps: int = 5000,
-        clock: Callable[[], datetime] | None = None,
-        auto_deliver: bool = False,
-        seed: int = 0,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        state_dir: str | Path | None = None,
+        **options: Unpack[CloudSmsEmulatorOptions],
     ) -> None:
-        super().__init__(
-            name="aliyun-sms-emulator",
-            callback_token=callback_token,
-            callback_url=callback_url,
-            sign_names=sign_names,
-            qps=qps,
-            clock=clock,
-            auto_deliver=auto_deliver,
-            seed=seed,
-            host=host,
-            port=port,
-            state_dir=state_dir,
-        )
+        super().__init__(name="aliyun-sms-emulator", **options)
         self.access_key_id = access_key_id
         self.access_key_secret = access_key_secret
         self.templates = {k: set(v) for k, v in (templates or {"SMS_0001": {"court", "case_no", "url"}}).items()}

@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import unquote
 
 import attrs
@@ -29,6 +28,7 @@ from delivery_sdk.plugin_kit import hmac_sha256_hex
 from delivery_sdk.testing.emulator import (
     Answer,
     BearerApiEmulator,
+    BearerApiOptions,
     PathFault,
     join_callback,
     serve_sandbox_main,
@@ -94,33 +94,15 @@ _ORDER_KEYS = {"order_no", "product", "return_receipt", "reference", "sender", "
 class EmsEmulator(BearerApiEmulator):
     """The carrier on 127.0.0.1 (see the module docstring). Use as a context manager; ``url`` is its base."""
 
-    def __init__(
-        self,
-        *,
-        token: str = "ems-token",
-        callback_secret: str = "ems-callback-secret",
-        now: Callable[[], datetime] | None = None,
-        default: Plan | None = None,
-        callback_url: str | None = None,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        state_dir: str | Path | None = None,
-    ) -> None:
+    default_token = "ems-token"
+    default_callback_secret = "ems-callback-secret"
+
+    def __init__(self, *, default: Plan | None = None, **options: Unpack[BearerApiOptions]) -> None:
         self.default = default
         self.plans: list[Plan] = []
         self.orders: dict[str, _Order] = {}
         self.order_calls = 0
-        # callback_url: with one, every order no is pushed there as it is created
-        super().__init__(
-            name="ems-emulator",
-            token=token,
-            callback_secret=callback_secret,
-            now=now,
-            callback_url=callback_url,
-            host=host,
-            port=port,
-            state_dir=state_dir,
-        )
+        super().__init__(name="ems-emulator", **options)  # callback_url: every order no is pushed there
 
     # -- scripting -------------------------------------------------------------------------------------
 

@@ -21,10 +21,9 @@ import hashlib
 import io
 import json
 from collections import Counter
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import unquote
 
 import attrs
@@ -33,6 +32,7 @@ from delivery_sdk.callbacks import sign_callback
 from delivery_sdk.testing.emulator import (
     Answer,
     BearerApiEmulator,
+    BearerApiOptions,
     PathFault,
     join_callback,
     serve_sandbox_main,
@@ -62,20 +62,17 @@ class Job:
 class CentreEmulator(BearerApiEmulator):
     """A print centre on 127.0.0.1 (see the module docstring). Use as a context manager; ``url`` is its base."""
 
+    default_token = "centre-token"
+    default_callback_secret = "centre-callback-secret"
+
     def __init__(
         self,
         *,
         centre_id: str = "PC-420100",
-        token: str = "centre-token",
-        callback_secret: str = "centre-callback-secret",
-        now: Callable[[], datetime] | None = None,
         print_after: timedelta = timedelta(hours=2),
         envelope_after: timedelta = timedelta(hours=3),
         mail_after: timedelta = timedelta(hours=5),
-        callback_url: str | None = None,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        state_dir: str | Path | None = None,
+        **options: Unpack[BearerApiOptions],
     ) -> None:
         self.centre_id = centre_id
         self.print_after = print_after
@@ -85,17 +82,7 @@ class CentreEmulator(BearerApiEmulator):
         self.jobs: dict[str, Job] = {}
         self.batches: dict[str, dict[str, Any]] = {}
         self.puts: Counter[str] = Counter()  # job PUTs processed (a repeat of the same bytes included)
-        # callback_url: with one, every dispatch id is pushed there as it is created
-        super().__init__(
-            name="printcentre-emulator",
-            token=token,
-            callback_secret=callback_secret,
-            now=now,
-            callback_url=callback_url,
-            host=host,
-            port=port,
-            state_dir=state_dir,
-        )
+        super().__init__(name="printcentre-emulator", **options)  # callback_url: each dispatch id pushed there
 
     # -- the protocol ----------------------------------------------------------------------------------
 

@@ -31,15 +31,16 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from delivery_sdk.testing.emulator import (
     CloudSmsEmulator,
+    CloudSmsEmulatorOptions,
     MessageFault,
     join_callback,
     json_reply,
@@ -101,38 +102,19 @@ class TencentSmsEmulator(CloudSmsEmulator[Fault, EmulatedMessage]):
     message_type = EmulatedMessage
     message_key = "session_context"
 
+    default_qps = 3000
+
     def __init__(
         self,
         *,
         secret_id: str = "AKID-emulator",
         secret_key: str = "emulator-secret-key",
         sdk_app_id: str = "1400006666",
-        callback_token: str = "emulator-callback-token",
-        callback_url: str | None = None,
-        sign_names: set[str] | None = None,
         templates: Mapping[str, int] | None = None,
         per_number: Mapping[timedelta, tuple[int, str]] | None = None,
-        qps: int = 3000,
-        clock: Callable[[], datetime] | None = None,
-        auto_deliver: bool = False,
-        seed: int = 0,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        state_dir: str | Path | None = None,
+        **options: Unpack[CloudSmsEmulatorOptions],
     ) -> None:
-        super().__init__(
-            name="tencent-sms-emulator",
-            callback_token=callback_token,
-            callback_url=callback_url,
-            sign_names=sign_names,
-            qps=qps,
-            clock=clock,
-            auto_deliver=auto_deliver,
-            seed=seed,
-            host=host,
-            port=port,
-            state_dir=state_dir,
-        )
+        super().__init__(name="tencent-sms-emulator", **options)
         self.secret_id = secret_id
         self.secret_key = secret_key
         self.sdk_app_id = sdk_app_id
