@@ -4,16 +4,22 @@ A channel adapter is a subclass of :class:`~delivery_sdk.BaseChannel` with ``sen
 providers that push receipts, ``verify_callback`` and ``parse_callback``. The kit owns the plumbing around
 those methods so that every plugin fails, retries, logs and records the same way:
 
-- :mod:`.http`: :func:`make_client` (timeouts, limits, injectable transport), :func:`check_response`,
-  :func:`translate_errors`, :class:`RateLimiter`, :func:`redact_url`, :class:`RedactSecretsFilter`;
+- :mod:`.http`: :func:`make_client` (timeouts, limits, injectable transport), :class:`LoopClient` (one
+  client per event loop), :func:`check_settings` (an adapter's constructor settings), :func:`request_json`
+  (one call, its errors mapped), :func:`check_response`, :func:`json_answer`, :func:`translate_errors`,
+  :class:`RateLimiter`, :func:`redact_url`, :class:`RedactSecretsFilter`;
 - :mod:`.retry`: :func:`retrying` / :func:`aretrying`, the engine's retry policy for an adapter's own calls;
 - :mod:`.tokens`: :class:`TokenCache`, one fetch shared by concurrent calls, one refresh on refusal;
 - :mod:`.settings`: :func:`plugin_settings`, :class:`PluginSettings`, variables with typed errors;
-- :mod:`.plugin`: :class:`EnvChannelPlugin`, the entry-point object (configured, or nothing);
+- :mod:`.plugin`: :class:`EnvChannelPlugin`, the entry-point object (configured, or nothing), and
+  :func:`configured_or_none` for hooks that must not stop the engine;
 - :mod:`.sidelog`: :class:`SideLog`, the durable SQLite record of what an adapter sent;
 - :mod:`.documents`: :func:`fetch_document`, a document's bytes checked against its digest;
 - :mod:`.callbacks`: :func:`check_timestamp`, :func:`verify_hmac_sha256`, :func:`lower_headers`,
-  :func:`link_token`, :class:`CallbackReply`;
+  :func:`link_token`, :class:`CallbackReply`, :func:`aware_datetime`;
+- :mod:`.cloudsms`: :class:`CloudSmsChannel`, the base of a cloud SMS adapter (set-up, error codes, the
+  token-guarded report push), with :func:`safe_code`, :func:`token_matches`, :func:`authorization_fields`
+  and :func:`beijing_time`;
 - :mod:`.testing`: :func:`make_dispatch`, :func:`make_document`, :func:`parse_callback`;
 - :mod:`.scaffold`: ``delivery-sdk new-plugin``, a new plugin package to fill in.
 
@@ -32,6 +38,7 @@ if TYPE_CHECKING:
     from .callbacks import CallbackReply as CallbackReply
     from .callbacks import CallbackResponse as CallbackResponse
     from .callbacks import MalformedReceipt as MalformedReceipt
+    from .callbacks import aware_datetime as aware_datetime
     from .callbacks import check_timestamp as check_timestamp
     from .callbacks import hmac_sha256_hex as hmac_sha256_hex
     from .callbacks import link_token as link_token
@@ -40,21 +47,31 @@ if TYPE_CHECKING:
     from .callbacks import require_secret as require_secret
     from .callbacks import signature_matches as signature_matches
     from .callbacks import verify_hmac_sha256 as verify_hmac_sha256
+    from .cloudsms import CloudSmsChannel as CloudSmsChannel
+    from .cloudsms import authorization_fields as authorization_fields
+    from .cloudsms import beijing_time as beijing_time
+    from .cloudsms import safe_code as safe_code
+    from .cloudsms import token_matches as token_matches
     from .documents import DocumentSource as DocumentSource
     from .documents import fetch_document as fetch_document
     from .http import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
     from .http import RETRYABLE_ERRORS as RETRYABLE_ERRORS
     from .http import SECRET_QUERY_PARAMETERS as SECRET_QUERY_PARAMETERS
+    from .http import LoopClient as LoopClient
     from .http import RateLimiter as RateLimiter
     from .http import RedactSecretsFilter as RedactSecretsFilter
     from .http import RetryableResponse as RetryableResponse
     from .http import check_base_url as check_base_url
     from .http import check_response as check_response
+    from .http import check_settings as check_settings
+    from .http import json_answer as json_answer
     from .http import make_client as make_client
     from .http import parse_retry_after as parse_retry_after
     from .http import redact_url as redact_url
+    from .http import request_json as request_json
     from .http import translate_errors as translate_errors
     from .plugin import EnvChannelPlugin as EnvChannelPlugin
+    from .plugin import configured_or_none as configured_or_none
     from .plugin import read_rate_and_timeout as read_rate_and_timeout
     from .plugin import read_values as read_values
     from .retry import RetryConfig as RetryConfig
@@ -76,6 +93,7 @@ _EXPORTS: dict[str, str] = {
     "CallbackReply": ".callbacks",
     "CallbackResponse": ".callbacks",
     "MalformedReceipt": ".callbacks",
+    "aware_datetime": ".callbacks",
     "check_timestamp": ".callbacks",
     "hmac_sha256_hex": ".callbacks",
     "link_token": ".callbacks",
@@ -94,11 +112,21 @@ _EXPORTS: dict[str, str] = {
     "RetryableResponse": ".http",
     "check_base_url": ".http",
     "check_response": ".http",
+    "check_settings": ".http",
+    "json_answer": ".http",
+    "LoopClient": ".http",
+    "CloudSmsChannel": ".cloudsms",
+    "authorization_fields": ".cloudsms",
+    "beijing_time": ".cloudsms",
+    "safe_code": ".cloudsms",
+    "token_matches": ".cloudsms",
     "make_client": ".http",
     "parse_retry_after": ".http",
     "redact_url": ".http",
+    "request_json": ".http",
     "translate_errors": ".http",
     "EnvChannelPlugin": ".plugin",
+    "configured_or_none": ".plugin",
     "read_rate_and_timeout": ".plugin",
     "read_values": ".plugin",
     "RetryConfig": ".retry",
@@ -124,8 +152,10 @@ __all__ = [
     "CallbackRejected",
     "CallbackReply",
     "CallbackResponse",
+    "CloudSmsChannel",
     "DocumentSource",
     "EnvChannelPlugin",
+    "LoopClient",
     "MalformedReceipt",
     "PluginError",
     "PluginSettings",
@@ -139,11 +169,17 @@ __all__ = [
     "TokenRefused",
     "Wait",
     "aretrying",
+    "authorization_fields",
+    "aware_datetime",
+    "beijing_time",
     "check_base_url",
     "check_response",
+    "check_settings",
     "check_timestamp",
+    "configured_or_none",
     "fetch_document",
     "hmac_sha256_hex",
+    "json_answer",
     "link_token",
     "lower_headers",
     "make_client",
@@ -153,10 +189,13 @@ __all__ = [
     "read_rate_and_timeout",
     "read_values",
     "redact_url",
+    "request_json",
     "require_secret",
     "retry_after_or_backoff",
     "retrying",
+    "safe_code",
     "signature_matches",
+    "token_matches",
     "translate_errors",
     "verify_hmac_sha256",
 ]

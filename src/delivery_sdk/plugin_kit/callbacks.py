@@ -14,12 +14,14 @@ or raises :class:`~delivery_sdk.CallbackRejected`), re-exported from :mod:`deliv
 - :func:`require_secret` ``(value, what) -> secret``: a usable secret or ``ValueError``;
 - :class:`CallbackReply`: the body an adapter's optional ``callback_reply(response)`` gives the provider;
 
-and, for ``parse_callback``, :func:`read_json_object` ``(body, *, what, max_bytes=1 MiB) -> dict``.
+and, for ``parse_callback``, :func:`read_json_object` ``(body, *, what, max_bytes=1 MiB) -> dict`` and
+:func:`aware_datetime` ``(value, what) -> datetime``.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from .._exceptions import CallbackRejected, MalformedReceipt
@@ -40,6 +42,7 @@ __all__ = [
     "CallbackReply",
     "CallbackResponse",
     "MalformedReceipt",
+    "aware_datetime",
     "check_timestamp",
     "hmac_sha256_hex",
     "link_token",
@@ -49,6 +52,25 @@ __all__ = [
     "signature_matches",
     "verify_hmac_sha256",
 ]
+
+
+def aware_datetime(value: object, what: str, *, error: type[Exception] = MalformedReceipt) -> datetime:
+    """An ISO 8601 time with a UTC offset (``"2024-03-01T08:00:00+08:00"``), as a provider reports when
+    something happened.
+
+    Raises ``error`` (default :class:`~delivery_sdk.MalformedReceipt`) with ``"{what} must be an ISO 8601
+    string"``, ``"{what} is not ISO 8601"`` or ``"{what} has no UTC offset"`` (a time without one cannot be
+    placed: it is refused, never guessed); ``what`` names the field (``"EMS trace op_time"``).
+    """
+    if not isinstance(value, str):
+        raise error(f"{what} must be an ISO 8601 string")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise error(f"{what} is not ISO 8601") from None
+    if moment.utcoffset() is None:
+        raise error(f"{what} has no UTC offset")
+    return moment
 
 
 MAX_CALLBACK_BYTES = 1 << 20

@@ -8,10 +8,14 @@ injectable transport (an emulator's :meth:`~delivery_sdk.testing.EmulatorServer.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import httpx
 
+from .._exceptions import ChannelError
+from ..callbacks import require_secret
 from ..httpchannel import (
     SECRET_QUERY_PARAMETERS,
     RateLimiter,
@@ -27,14 +31,18 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "RETRYABLE_ERRORS",
     "SECRET_QUERY_PARAMETERS",
+    "LoopClient",
     "RateLimiter",
     "RedactSecretsFilter",
     "RetryableResponse",
     "check_base_url",
     "check_response",
+    "check_settings",
+    "json_answer",
     "make_client",
     "parse_retry_after",
     "redact_url",
+    "request_json",
     "translate_errors",
 ]
 
@@ -109,3 +117,115 @@ def make_client(
         headers=dict(headers or {}),
         follow_redirects=False,
     )
+
+
+def json_answer(response: httpx.Response, what: str, *, party: str = "the service") -> dict[str, Any]:
+    """A provider's answer as a JSON object.
+
+    Raises :class:`~delivery_sdk.ChannelError` (``"{what}: {party}'s answer is not JSON"``, or ``"... is
+    not a JSON object"``) otherwise: a 2xx answer the adapter cannot read is the provider's fault, and
+    another attempt would read the same. ``party`` names the provider in the message (``"the carrier"``).
+    """
+    try:
+        payload = response.json()
+    except ValueError:
+        raise ChannelError(f"{what}: {party}'s answer is not JSON") from None
+    if not isinstance(payload, dict):
+        raise ChannelError(f"{what}: {party}'s answer is not a JSON object")
+    return payload
+
+
+class LoopClient:
+    """An adapter's ``httpx.AsyncClient`` bound to the event loop that uses it.
+
+    An ``AsyncClient``'s connections belong to one event loop; an adapter that may be driven from several
+    (a test per loop, a worker restarted on a new loop) calls :meth:`get` for each request, which makes
+    the client with ``factory`` on first use and again whenever the running loop has changed (the old
+    client is dropped with its loop). ``on_new`` is called after each new client (to make per-loop state
+    such as an ``asyncio.Lock``). :meth:`get` raises ``RuntimeError`` outside a running loop.
+    """
+
+    def __init__(self, factory: Callable[[], httpx.AsyncClient], *, on_new: Callable[[], object] | None = None) -> None:
+        self._factory = factory
+        self._on_new = on_new
+        self._client: httpx.AsyncClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def get(self) -> httpx.AsyncClient:
+        """The running loop's client (made now when there is none for it)."""
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            self._client = self._factory()
+            self._loop = loop
+            if self._on_new is not None:
+                self._on_new()
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the current client, if any (the next :meth:`get` makes another)."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+
+def check_settings(
+    base_url: str,
+    *,
+    required: Iterable[tuple[str, object]] = (),
+    secrets: Iterable[tuple[str, object]] = (),
+    link_template: str | None = None,
+    link_example: str = "https://court.example/s/{token}",
+) -> str:
+    """Check an adapter's constructor settings, in this order; returns ``base_url`` as
+    :func:`check_base_url` gives it.
+
+    :param required: ``(name, value)`` pairs that must not be empty.
+    :param secrets: ``(name, value)`` pairs that must be usable secrets (:func:`require_secret`).
+    :param link_template: the document page URL, which must contain ``{token}`` (None: the adapter has none).
+    :param link_example: the example the ``link_template`` error shows.
+    :raises ValueError: for the first unusable setting, naming it and what it must be (never a secret's
+        value): ``base_url`` not an http(s) URL with a host, ``"{name} must not be empty"``, a blank or
+        missing secret (:class:`~delivery_sdk.ValidationError`), ``"link_template must contain '{token}'..."``.
+    """
+    checked = check_base_url(base_url)
+    for what, value in required:
+        if not value:
+            raise ValueError(f"{what} must not be empty")
+    for what, value in secrets:
+        require_secret(value, what)
+    if link_template is not None and "{token}" not in link_template:
+        raise ValueError(f"link_template must contain '{{token}}', e.g. '{link_example}'")
+    return checked
+
+
+async def request_json(
+    client: httpx.AsyncClient,
+    method: str,
+    path: str,
+    *,
+    what: str,
+    limiter: RateLimiter | None = None,
+    check: bool = True,
+    **kwargs: Any,
+) -> tuple[httpx.Response, Any]:
+    """One provider call: wait for ``limiter`` (when given), send the request (``kwargs`` go to
+    ``client.request``) under :func:`translate_errors`, check the status with :func:`check_response`
+    (unless ``check`` is False: the caller reads a provider's error code first), and read the body as
+    JSON. Returns the response and the parsed body, or None for a body that is not JSON (the caller
+    decides what an unreadable answer means: a send in doubt is transient).
+
+    Raises what :func:`translate_errors` and :func:`check_response` raise: ``TransientChannelError`` for
+    a timeout, a network error, 429 or 5xx; ``ChannelError`` for another 4xx. ``what`` names the call in
+    their messages (``"sms.send"``).
+    """
+    if limiter is not None:
+        await limiter.acquire()
+    async with translate_errors(what):
+        response = await client.request(method, path, **kwargs)
+    if check:
+        check_response(response, what=what)
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    return response, data

@@ -13,12 +13,13 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
+from .._exceptions import PluginError
 from ..clock import Clock
 from ..hookspecs import hookimpl
 from ..plugins import ChannelRegistry
 from ..settings import PluginSettings
 
-__all__ = ["EnvChannelPlugin", "read_rate_and_timeout", "read_values"]
+__all__ = ["EnvChannelPlugin", "configured_or_none", "read_rate_and_timeout", "read_values"]
 
 A = TypeVar("A")
 log = logging.getLogger("delivery_sdk.plugin_kit")
@@ -50,6 +51,10 @@ class EnvChannelPlugin(Generic[A]):
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
+    def environ_or(self, environ: Mapping[str, str] | None) -> Mapping[str, str] | None:
+        """The ``environ`` given to this plugin's constructor (tests), else ``environ`` (the host's)."""
+        return self._environ if self._environ is not None else environ
+
     def read(self, settings: PluginSettings, clock: Clock | None) -> Callable[[], A]:
         """Read the variables from ``settings`` (recording every problem in it) and return what builds the
         adapter; called only when the plugin is configured. The base class checks the problems between
@@ -62,7 +67,7 @@ class EnvChannelPlugin(Generic[A]):
         :raises PluginError: the plugin is configured, and a variable is missing or invalid, or the
             adapter's own checks refused the configuration (every problem named, never a secret's value).
         """
-        settings = PluginSettings(self.title, self._environ if self._environ is not None else environ, self.prefix)
+        settings = PluginSettings(self.title, self.environ_or(environ), self.prefix)
         if not settings.configured:
             return None
         build = self.read(settings, clock)
@@ -86,6 +91,22 @@ class EnvChannelPlugin(Generic[A]):
             )
             return
         register(adapter)
+
+
+def configured_or_none(configured: Callable[[], A | None], what: str, logger: logging.Logger) -> A | None:
+    """``configured()`` (a plugin's ``configured(environ)``), or None when it raises
+    :class:`~delivery_sdk.PluginError`.
+
+    For a hook called on every event (evidence to anchor, an address to look up), where a configuration
+    that went wrong must not stop the engine: the problems (variable names and what is wrong with them,
+    never a value) are logged on ``logger`` at WARNING as ``"{what} not configured: ..."``. A plugin's
+    ``delivery_configure`` hook still raises at start-up, so this is the second line of defence.
+    """
+    try:
+        return configured()
+    except PluginError as exc:
+        logger.warning("%s not configured: %s", what, "; ".join(exc.problems))
+        return None
 
 
 def read_values(

@@ -62,7 +62,9 @@ import signal
 import stat
 import sys
 import threading
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -71,15 +73,21 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self, TypedDict, TypeVar, Unpack, cast
 
 if TYPE_CHECKING:
     import httpx
 
 __all__ = [
+    "BearerApiEmulator",
+    "BearerApiOptions",
+    "CloudSmsEmulator",
+    "CloudSmsEmulatorOptions",
     "EmulatorServer",
     "FaultScript",
+    "MessageFault",
     "PathFault",
+    "ScriptedEmulator",
     "ServiceEmulator",
     "join_callback",
     "json_reply",
@@ -449,6 +457,329 @@ class FaultScript(Generic[F]):
 
     def __bool__(self) -> bool:
         return len(self) > 0
+
+
+class ScriptedEmulator(EmulatorServer, Generic[F]):
+    """An :class:`EmulatorServer` with what most provider emulators keep: two :class:`FaultScript` queues
+    (``_script`` for sends, ``_query_script`` for status queries), the lists a test inspects
+    (``attempts``: the idempotency key of every send; ``queries``; ``rejected``: the code of every refused
+    request; ``pushes``: the HTTP status of every callback pushed) and ``_lock``, the lock that guards
+    them and the subclass's own state."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        state_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        super().__init__(name=name, host=host, port=port, state_dir=state_dir)
+        self.attempts: list[str] = []
+        self.queries: list[str] = []
+        self.rejected: list[str] = []
+        self.pushes: list[int] = []
+        self._script: FaultScript[F] = FaultScript()
+        self._query_script: FaultScript[F] = FaultScript()
+        self._lock = threading.Lock()
+
+    def fail_next(self, *faults: F) -> None:
+        """Apply these faults, in order, to the next sends."""
+        self._script.extend(faults)
+
+    def fail_next_query(self, *faults: F) -> None:
+        """Apply these faults, in order, to the next status queries."""
+        self._query_script.extend(faults)
+
+    def attempts_for(self, key: str) -> int:
+        """How many send attempts the emulator saw for this id (tests of idempotency)."""
+        with self._lock:
+            return self.attempts.count(key)
+
+    def push(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
+        """POST a callback (:func:`post_callback`) and record its HTTP status in ``pushes``; returns it
+        (``0`` when nothing answered; never raises for the receiver's failure)."""
+        status = post_callback(url, body, headers)
+        with self._lock:
+            self.pushes.append(status)
+        return status
+
+
+Answer = tuple[int, bytes, Any]
+"""What :meth:`BearerApiEmulator.route` returns: the HTTP status, the JSON body as bytes, extra headers."""
+
+
+class BearerApiOptions(TypedDict, total=False):
+    """The keyword arguments every :class:`BearerApiEmulator` takes (a subclass passes them on)."""
+
+    token: str
+    callback_secret: str
+    now: Callable[[], datetime] | None
+    callback_url: str | None
+    host: str
+    port: int
+    state_dir: str | os.PathLike[str] | None
+
+
+class BearerApiEmulator(EmulatorServer):
+    """The common part of an emulated REST API behind a bearer token (the EMS carrier, a print centre):
+    every request is recorded in ``requests`` (method, path), a scripted :class:`PathFault` for its path
+    is taken from ``faults`` (:meth:`fail`), a wrong ``Authorization`` is refused (HTTP 400, the problem
+    kept in ``errors``), then the subclass's :meth:`route` answers; a fault's ``delay`` is slept after the
+    work is done. ``now`` is its clock (default the system clock); pushes are signed with
+    ``callback_secret`` by the subclass's ``push_request`` and sent with :meth:`push`; ``callback_url``,
+    when set, is where the subclass pushes what is created. ``token`` and ``callback_secret`` default to
+    the class's ``default_token`` and ``default_callback_secret``; ``host``, ``port`` and ``state_dir``
+    are :class:`EmulatorServer`'s. The server is bound at once (``url`` is known before ``start``)."""
+
+    default_token: ClassVar[str] = "emulator-token"
+    default_callback_secret: ClassVar[str] = "emulator-callback-secret"
+
+    def __init__(self, *, name: str, **options: Unpack[BearerApiOptions]) -> None:
+        super().__init__(
+            name=name,
+            poll_interval=0.02,
+            host=options.get("host", "127.0.0.1"),
+            port=options.get("port", 0),
+            state_dir=options.get("state_dir"),
+        )
+        self.callback_url = options.get("callback_url")
+        self.token = options.get("token", self.default_token)
+        self.callback_secret = options.get("callback_secret", self.default_callback_secret)
+        self.now = options.get("now") or (lambda: datetime.now(UTC))
+        self.faults: FaultScript[PathFault] = FaultScript()
+        self.requests: list[tuple[str, str]] = []  # (method, path)
+        self.errors: list[str] = []
+        self._nonce = 0
+        self._lock = threading.Lock()
+        self.bind()  # the url is known before entering
+
+    def fail(self, *faults: PathFault) -> None:
+        """Apply these faults, in order, to the next requests."""
+        self.faults.extend(faults)
+
+    def handle(self, request: BaseHTTPRequestHandler, method: str) -> None:
+        """Answer one request of the emulated provider's API (runs in a server thread)."""
+        headers = dict(request.headers.items())
+        raw = read_body(request)
+        status, body, extra = self._handle(method, request.path, headers, raw)
+        json_reply(request, status, body, headers=extra)
+
+    def unavailable(self) -> Answer | None:
+        """An answer for every request before its token is even read (a provider that is down), or None
+        (the default): answer normally. Called under ``_lock``."""
+        return None
+
+    def route(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> Answer | None:
+        """The answer to an authorised request (``headers`` with lower-case names), or None: no such
+        path (refused with HTTP 400)."""
+        raise NotImplementedError
+
+    def _handle(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> Answer:
+        h = {k.lower(): v for k, v in headers.items()}
+        with self._lock:
+            self.requests.append((method, path))
+            fault = self.faults.pop(lambda f: f.matches(method, path))
+            down = self.unavailable()
+        if down is not None:
+            return down
+        if h.get("authorization") != f"Bearer {self.token}":
+            return self._reject("authorization")
+        if fault is not None and fault.status is not None:
+            return fault.status, fault.body, fault.headers
+        answer = self.route(method, path, h, raw)
+        if answer is None:
+            return self._reject(f"path {method} {path}")
+        if fault is not None and fault.delay:
+            time.sleep(fault.delay)  # the work is done: a client that gives up leaves it in doubt
+        return answer
+
+    def _reject(self, problem: str) -> Answer:
+        with self._lock:
+            self.errors.append(problem)
+        return 400, b'{"error": "BAD_REQUEST"}', ()
+
+    def push_request(self, key: str) -> tuple[dict[str, str], bytes]:
+        """The signed push about ``key`` (an order, a job): ``(headers, body)``."""
+        raise NotImplementedError
+
+    def push(self, url: str, key: str) -> int:
+        """POST the push about ``key`` to a callback receiver at ``url``; the HTTP status it answered
+        (``0`` when nothing answered)."""
+        headers, body = self.push_request(key)
+        return post_callback(url, body, headers)
+
+
+class _CloudSmsMessage(Protocol):
+    send_time: datetime
+    receive_time: datetime | None
+
+
+M = TypeVar("M", bound=_CloudSmsMessage)
+
+
+class CloudSmsEmulatorOptions(TypedDict, total=False):
+    """The keyword arguments every :class:`CloudSmsEmulator` takes (a subclass passes them on)."""
+
+    callback_token: str
+    callback_url: str | None
+    sign_names: set[str] | None
+    qps: int
+    clock: Callable[[], datetime] | None
+    auto_deliver: bool
+    seed: int
+    host: str
+    port: int
+    state_dir: str | os.PathLike[str] | None
+
+
+class CloudSmsEmulator(ScriptedEmulator[F], Generic[F, M]):
+    """The common part of a cloud SMS service's emulator (Alibaba Cloud, Tencent Cloud): the messages it
+    took (``messages``, of the dataclass ``message_type`` whose ``message_key`` field is the dispatch id),
+    the registered ``sign_names``, ``illegal_numbers``, the API's ``qps`` limit, ``clock``,
+    ``auto_deliver``, and the carrier report pushed, unsigned, as a JSON array to
+    ``callback_url?token=<callback_token>``. A subclass adds the provider's signature check, its actions
+    and its report format (``_report``).
+
+    Defaults: ``callback_token`` ``"emulator-callback-token"``, no ``callback_url``, the sign name
+    ``武汉中院``, ``qps`` the class's ``default_qps``, the system clock, no ``auto_deliver``, ``seed`` 0
+    (the random ids), and :class:`EmulatorServer`'s ``host``, ``port`` and ``state_dir``."""
+
+    message_type: type[M]
+    message_key: str = "out_id"
+    default_qps: ClassVar[int] = 1000
+
+    def __init__(self, *, name: str, **options: Unpack[CloudSmsEmulatorOptions]) -> None:
+        super().__init__(
+            name=name,
+            host=options.get("host", "127.0.0.1"),
+            port=options.get("port", 0),
+            state_dir=options.get("state_dir"),
+        )
+        self.callback_token = options.get("callback_token", "emulator-callback-token")
+        self.callback_url = options.get("callback_url")
+        sign_names = options.get("sign_names")
+        self.sign_names = set(sign_names) if sign_names is not None else {"武汉中院"}
+        self.qps = options.get("qps", self.default_qps)
+        self.clock = options.get("clock") or (lambda: datetime.now(UTC))
+        self.auto_deliver = options.get("auto_deliver", False)
+        self.illegal_numbers: set[str] = set()  # numbers the service finds invalid (unassigned ranges...)
+        self.messages: list[M] = []
+        self._calls: deque[float] = deque()
+        self._random = random.Random(options.get("seed", 0))
+        self._requests = 0
+
+    def messages_for(self, key: str) -> list[M]:
+        """The messages taken under this dispatch id, oldest first (more than one: it was sent twice)."""
+        with self._lock:
+            return [m for m in self.messages if getattr(m, self.message_key) == key]
+
+    def _report(self, message: M, success: bool, detail: str) -> dict[str, Any]:
+        """Record the carrier's report on ``message`` (under ``_lock``); the report as the push carries it."""
+        raise NotImplementedError
+
+    def _deliver(self, key: str, success: bool, detail: str, push: bool) -> tuple[dict[str, str], bytes]:
+        """Record the carrier's report for the latest message under ``key`` (``IndexError`` when there is
+        none); push it when ``callback_url`` is set and ``push``. Returns the push's query and body."""
+        with self._lock:
+            message = [m for m in self.messages if getattr(m, self.message_key) == key][-1]
+            report = self._report(message, success, detail)
+        query, body = self.report_push([report])
+        if push and self.callback_url:
+            self._push(body)
+        return query, body
+
+    def report_push(self, reports: list[dict[str, Any]]) -> tuple[dict[str, str], bytes]:
+        """A report push: the callback URL's query (the token) and the JSON array body."""
+        return {"token": self.callback_token}, json.dumps(reports, ensure_ascii=False).encode()
+
+    def _push(self, body: bytes) -> None:
+        assert self.callback_url is not None
+        url = f"{self.callback_url}?{urllib.parse.urlencode({'token': self.callback_token})}"
+        self.push(url, body, {"Content-Type": "application/json"})
+
+    def _push_later(self, reports: Iterable[dict[str, Any]]) -> None:
+        """Push each report on its own, from a background thread, when ``callback_url`` is set."""
+        for report in reports:
+            if self.callback_url:
+                self.push_later(self._push, self.report_push([report])[1])
+
+    def _next_request(self) -> int:
+        """The number of this request (1, 2, ...), for the request id."""
+        with self._lock:
+            self._requests += 1
+            return self._requests
+
+    def _throttled(self) -> bool:
+        """Whether this call is over ``qps`` in the last second (counts it when not); hold ``_lock``."""
+        now = time.monotonic()
+        while self._calls and now - self._calls[0] > 1.0:
+            self._calls.popleft()
+        if len(self._calls) >= self.qps:
+            return True
+        self._calls.append(now)
+        return False
+
+    def dump_state(self) -> dict[str, Any]:
+        """The emulator's durable state (JSON-able): the messages it holds."""
+        with self._lock:
+            return {
+                "messages": [
+                    {
+                        **vars(m),
+                        "send_time": m.send_time.isoformat(),
+                        "receive_time": m.receive_time.isoformat() if m.receive_time else None,
+                    }
+                    for m in self.messages
+                ]
+            }
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Take back what :meth:`dump_state` returned."""
+        with self._lock:
+            for raw in state.get("messages", []):
+                received = raw.get("receive_time")
+                self.messages.append(
+                    self.message_type(
+                        **{
+                            **raw,
+                            "send_time": datetime.fromisoformat(raw["send_time"]),
+                            "receive_time": datetime.fromisoformat(received) if received else None,
+                        }
+                    )
+                )
+
+
+@dataclass(frozen=True)
+class MessageFault:
+    """One scripted misbehaviour of a message gateway (taken in order from a :class:`FaultScript` by the
+    next send or status query): ``kind`` ``"http"`` (answer HTTP ``status``, with ``retry_after``; the
+    message is not taken), ``"code"`` (HTTP 200 with the provider's error ``code``) or ``"timeout"``
+    (answer ``seconds`` late; with ``accept`` the message was taken first, so the client is in doubt).
+    A plugin subclasses it to name its own codes."""
+
+    kind: str
+    status: int = 200
+    code: str = ""
+    retry_after: str | None = None
+    seconds: float = 0.0
+    accept: bool = True
+
+    @classmethod
+    def http(cls, status: int = 503, retry_after: str | None = None) -> Self:
+        """Answer with this HTTP status (and ``Retry-After``); the message is not taken."""
+        return cls("http", status=status, retry_after=retry_after)
+
+    @classmethod
+    def refuse(cls, code: str) -> Self:
+        """HTTP 200 with this provider code (a refusal for good, or a busy code)."""
+        return cls("code", code=code)
+
+    @classmethod
+    def timeout(cls, seconds: float, *, accept: bool = True) -> Self:
+        """Answer ``seconds`` late (longer than the client waits); with ``accept`` the message was taken
+        first, so the client is left in doubt."""
+        return cls("timeout", seconds=seconds, accept=accept)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -23,27 +23,22 @@ The entry point (``aliyun-sms = "delivery_sdk_aliyun_sms:plugin"``) registers a 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 
 from delivery_sdk import (
-    BaseChannel,
-    CallbackRejected,
     ChannelError,
-    ChannelKind,
     ContactKind,
     Dispatch,
     MalformedReceipt,
     Receipt,
-    ReceiptKind,
     SendResult,
     StatusReport,
     TransientChannelError,
@@ -52,18 +47,13 @@ from delivery_sdk.clock import Clock
 from delivery_sdk.plugin_kit import (
     EnvChannelPlugin,
     PluginSettings,
-    RateLimiter,
-    check_base_url,
     check_response,
     link_token,
-    make_client,
-    parse_retry_after,
     read_rate_and_timeout,
     read_values,
-    require_secret,
-    signature_matches,
-    translate_errors,
+    request_json,
 )
+from delivery_sdk.plugin_kit.cloudsms import BEIJING, CloudSmsChannel, beijing_time, token_matches
 
 from . import signing
 
@@ -89,7 +79,6 @@ log = logging.getLogger("delivery_sdk_aliyun_sms")
 
 API_VERSION = "2017-05-25"
 DEFAULT_URL = "https://dysmsapi.aliyuncs.com"
-BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")  # the service's report times are Beijing time
 
 # Codes worth another try, with how long to wait at least. isv.BUSINESS_LIMIT_CONTROL is the per-number
 # flow control (by default 1 a minute, 5 an hour to one number): a minute. Throttling: the API's QPS limit.
@@ -142,7 +131,6 @@ AUTH_CODES = frozenset(
         "Forbidden.RAM",
     }
 )
-_MAX_CALLBACK = 1 << 20
 _MAX_PAGES = 10
 _PAGE_SIZE = 50
 
@@ -164,42 +152,16 @@ _REQUIRED = ("access_key_id", "access_key_secret", "sign_name", "template_code",
 ParamsFactory = Callable[[Dispatch, str], Mapping[str, str]]
 
 
-def _safe_code(value: object) -> str:
-    """A service code fit for a reason string: short, printable ASCII, nothing else echoed."""
-    text = str(value) if value is not None else "no code"
-    text = "".join(c for c in text if c.isascii() and (c.isalnum() or c in "._:-"))[:64]
-    return text or "unreadable code"
-
-
-def _digest(text: str | bytes) -> bytes:
-    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
-    return hashlib.sha256(raw).hexdigest().encode("ascii")
-
-
-def token_matches(expected: str, given: str | None) -> bool:
-    """Whether the callback URL's ``token`` is the configured one: both hashed, then compared in constant
-    time as bytes (any text, any length, never an exception)."""
-    if not given or not expected:
-        return False
-    return signature_matches(_digest(expected), _digest(given))
-
-
 def _beijing(text: object, what: str) -> datetime:
     """``"2017-01-01 00:00:00"`` (the service's Beijing-time format) as an aware datetime."""
-    if not isinstance(text, str) or len(text) > 32:
-        raise MalformedReceipt(f"aliyun-sms report: {what} is not a time")
-    try:
-        when = datetime.strptime(text.strip(), "%Y-%m-%d %H:%M:%S")
-    except ValueError:
-        raise MalformedReceipt(f"aliyun-sms report: {what} is not 'YYYY-MM-DD HH:MM:SS'") from None
-    return when.replace(tzinfo=BEIJING)
+    return beijing_time(text, f"aliyun-sms report: {what}")
 
 
 def _default_params(dispatch: Dispatch, link: str) -> dict[str, str]:
     return {"court": dispatch.case.court, "case_no": dispatch.case.case_number, "url": link}
 
 
-class AliyunSmsChannel(BaseChannel):
+class AliyunSmsChannel(CloudSmsChannel):
     """The Alibaba Cloud SMS adapter (see the module docstring).
 
     - ``base_url``: the endpoint (``https://dysmsapi.aliyuncs.com``; a regional one, or the emulator);
@@ -217,7 +179,9 @@ class AliyunSmsChannel(BaseChannel):
     - ``timeout``: seconds per request (the service recommends at least 1 s).
     """
 
-    kind = ChannelKind.SMS
+    transient_codes = TRANSIENT_CODES
+    auth_codes = AUTH_CODES
+    auth_hint = "check the AccessKey"
 
     def __init__(
         self,
@@ -241,51 +205,39 @@ class AliyunSmsChannel(BaseChannel):
         timeout: float = 10.0,
         max_connections: int = 64,
     ) -> None:
-        base_url = check_base_url(base_url)
-        for what, value in (
-            ("access_key_id", access_key_id),
-            ("access_key_secret", access_key_secret),
-            ("sign_name", sign_name),
-            ("template_code", template_code),
-        ):
-            if not value:
-                raise ValueError(f"{what} must not be empty")
-        require_secret(callback_token, "callback_token")
-        if "{token}" not in link_template:
-            raise ValueError("link_template must contain '{token}', e.g. 'https://court.example/s/{token}'")
-        if timeout <= 0 or max_connections < 1 or not 1 <= query_days <= 30:
-            raise ValueError("timeout must be positive, max_connections at least 1, query_days 1 to 30")
-        self.name = name
-        self.base_url = base_url.rstrip("/")
-        self.host = httpx.URL(self.base_url).netloc.decode("ascii")
+        if not 1 <= query_days <= 30:
+            raise ValueError("query_days must be 1 to 30")
+        self.setup(
+            base_url,
+            name=name,
+            required=(
+                ("access_key_id", access_key_id),
+                ("access_key_secret", access_key_secret),
+                ("sign_name", sign_name),
+                ("template_code", template_code),
+            ),
+            secret=access_key_secret,
+            callback_token=callback_token,
+            link_template=link_template,
+            link_key=link_key,
+            clock=clock,
+            rate=rate,
+            burst=burst,
+            transport=transport,
+            http=http,
+            timeout=timeout,
+            max_connections=max_connections,
+        )
         self.access_key_id = access_key_id
-        self._secret = access_key_secret
-        self._callback_token = callback_token
         self.sign_name = sign_name
         self.template_code = template_code
-        self.link_template = link_template
-        self._link_key: bytes | str = (
-            link_key
-            if link_key is not None
-            else hashlib.sha256(f"delivery-sdk link token key\n{access_key_secret}".encode()).hexdigest()
-        )
         self._params = params or _default_params
         self.query_days = query_days
-        self.clock = clock or (lambda: datetime.now(UTC))
-        self.limiter = RateLimiter(rate, burst=burst)
-        self._owns_http = http is None
-        self._http = http or make_client(
-            self.base_url, transport=transport, timeout=timeout, max_connections=max_connections
-        )
 
     def __repr__(self) -> str:
         return f"AliyunSmsChannel({self.base_url!r}, name={self.name!r}, access_key_id={self.access_key_id!r})"
 
     # -- what goes out ---------------------------------------------------------------------------------
-
-    def link_for(self, dispatch_id: str) -> str:
-        """The document page link a dispatch's message carries."""
-        return self.link_template.replace("{token}", link_token(self._link_key, dispatch_id))
 
     def send_params(self, dispatch: Dispatch) -> dict[str, str]:
         """The ``SendSms`` parameters of a dispatch (the mobile number is its addressee, and only that)."""
@@ -321,22 +273,11 @@ class AliyunSmsChannel(BaseChannel):
         what = f"{self.name}.{action}"
         headers, body = self.signed_request(action, params)
         headers["Accept"] = "application/json"
-        await self.limiter.acquire()
-        async with translate_errors(what):
-            response = await self._http.post("/", content=body, headers=headers)
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
-        code = data.get("Code") if isinstance(data, dict) else None
-        if isinstance(code, str) and code in TRANSIENT_CODES:
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
-            raise TransientChannelError(
-                f"{what}: the service is busy ({_safe_code(code)})",
-                retry_after=max(retry_after or 0.0, TRANSIENT_CODES[code]) or None,
-            )
-        if isinstance(code, str) and code in AUTH_CODES:
-            raise ChannelError(f"{what}: the service refused the request ({_safe_code(code)}): check the AccessKey")
+        # check=False: a throttling code comes with HTTP 400, and must be read as transient first
+        response, data = await request_json(
+            self._http, "POST", "/", what=what, limiter=self.limiter, check=False, content=body, headers=headers
+        )
+        self.check_code(what, data.get("Code") if isinstance(data, dict) else None, response)
         check_response(response, what=what)
         if not isinstance(data, dict):
             # It answered, but unreadably: it may hold the message. In doubt, so transient: the engine
@@ -347,8 +288,9 @@ class AliyunSmsChannel(BaseChannel):
     # -- the adapter contract --------------------------------------------------------------------------
 
     async def send(self, dispatch: Dispatch) -> SendResult:
-        """Send one dispatch to the provider (the dispatch id is the idempotency key); transient failures raise
-        ``TransientChannelError``, refusals ``ChannelError``."""
+        """``SendSms`` for one dispatch, ``OutId`` its id. The service is not idempotent: a call in doubt raises
+        ``TransientChannelError`` (the engine asks :meth:`status` before sending again); a refusal code is
+        ``accepted=False``; a contact that is not a mobile number raises ``ChannelError``."""
         if dispatch.contact.kind is not ContactKind.MOBILE:
             raise ChannelError(f"{self.name}: dispatch {dispatch.dispatch_id} has no mobile number to text")
         data = await self._call("SendSms", self.send_params(dispatch))
@@ -358,8 +300,8 @@ class AliyunSmsChannel(BaseChannel):
             if not isinstance(biz_id, str) or not biz_id:
                 raise TransientChannelError(f"{self.name}.send: accepted without a BizId")
             return SendResult(accepted=True, provider_ref=biz_id)
-        log.info("%s: dispatch %s refused (%s)", self.name, dispatch.dispatch_id, _safe_code(code))
-        return SendResult(accepted=False, reason=f"{self.name}: refused by Alibaba Cloud SMS ({_safe_code(code)})")
+        log.info("%s: dispatch %s refused (%s)", self.name, dispatch.dispatch_id, self.safe_code(code))
+        return SendResult(accepted=False, reason=f"{self.name}: refused by Alibaba Cloud SMS ({self.safe_code(code)})")
 
     async def status(self, dispatch: Dispatch) -> StatusReport:
         """``QuerySendDetails`` for the dispatch's number on each of the last ``query_days`` Beijing dates;
@@ -379,7 +321,9 @@ class AliyunSmsChannel(BaseChannel):
                     },
                 )
                 if data.get("Code") != "OK":
-                    raise ChannelError(f"{self.name}.status: the query was refused ({_safe_code(data.get('Code'))})")
+                    raise ChannelError(
+                        f"{self.name}.status: the query was refused ({self.safe_code(data.get('Code'))})"
+                    )
                 holder = data.get("SmsSendDetailDTOs")
                 details = holder.get("SmsSendDetailDTO") if isinstance(holder, dict) else None
                 if not isinstance(details, list):
@@ -401,53 +345,20 @@ class AliyunSmsChannel(BaseChannel):
         if status == 1:
             return None  # waiting for the carrier's report
         if status == 3:
-            return Receipt(
-                dispatch_id=dispatch_id,
-                kind=ReceiptKind.DELIVERED,
-                at=_beijing(detail.get("ReceiveDate"), "ReceiveDate"),
-                provider_event_id=f"{dispatch_id}:delivered",
-            )
+            return self.receipt(dispatch_id, True, _beijing(detail.get("ReceiveDate"), "ReceiveDate"), None)
         if status == 2:
             at = detail.get("ReceiveDate") or detail.get("SendDate")
-            return Receipt(
-                dispatch_id=dispatch_id,
-                kind=ReceiptKind.FAILED,
-                at=_beijing(at, "ReceiveDate"),
-                provider_event_id=f"{dispatch_id}:failed",
-                reason=f"{self.name}: not delivered ({_safe_code(detail.get('ErrCode'))})",
-            )
+            return self.receipt(dispatch_id, False, _beijing(at, "ReceiveDate"), detail.get("ErrCode"))
         raise MalformedReceipt(f"{self.name} detail: SendStatus must be 1, 2 or 3")
 
-    # -- the SmsReport push ----------------------------------------------------------------------------
-
-    def verify_callback(
-        self, headers: Mapping[str, str], body: bytes, now: datetime, *, query: Mapping[str, str] | None = None
-    ) -> str:
-        """Check the callback URL's ``token`` (the push itself is unsigned); return the replay key, a digest
-        of the body (the push has no nonce: the same reports pushed again are the same push).
-
-        The body is not parsed here: nothing of a push is read before its token holds.
-        """
-        if not token_matches(self._callback_token, (query or {}).get("token")):
-            raise CallbackRejected("forged", "missing or wrong callback token")
-        return f"{self.name}:{hashlib.sha256(body).hexdigest()[:40]}"
+    # -- the SmsReport push (its token: CloudSmsChannel.verify_callback) --------------------------------
 
     def parse_callback(
         self, headers: Mapping[str, str], body: bytes, *, query: Mapping[str, str] | None = None
     ) -> Sequence[Receipt]:
         """The receipts of an ``SmsReport`` push (the token is checked here too). Reports without an
         ``out_id`` were not sent by delivery-sdk and are skipped."""
-        if not token_matches(self._callback_token, (query or {}).get("token")):
-            raise MalformedReceipt(f"{self.name} callback: missing or wrong callback token")
-        if len(body) > _MAX_CALLBACK:
-            raise MalformedReceipt(f"{self.name} callback: larger than {_MAX_CALLBACK} bytes")
-        try:
-            reports = json.loads(body)
-        except (ValueError, RecursionError):
-            raise MalformedReceipt(f"{self.name} callback: the body is not JSON") from None
-        if not isinstance(reports, list) or not all(isinstance(r, dict) for r in reports):
-            raise MalformedReceipt(f"{self.name} callback: expected a JSON array of report objects")
-        return [r for report in reports if (r := self._report_receipt(report)) is not None]
+        return [r for report in self.callback_reports(body, query) if (r := self._report_receipt(report)) is not None]
 
     def _report_receipt(self, report: Mapping[str, Any]) -> Receipt | None:
         out_id, success = report.get("out_id"), report.get("success")
@@ -455,23 +366,7 @@ class AliyunSmsChannel(BaseChannel):
             return None
         if not isinstance(out_id, str) or not out_id.isascii() or len(out_id) > 200 or not isinstance(success, bool):
             raise MalformedReceipt(f"{self.name} report: needs out_id and a boolean success")
-        at = _beijing(report.get("report_time"), "report_time")
-        if success:
-            return Receipt(
-                dispatch_id=out_id, kind=ReceiptKind.DELIVERED, at=at, provider_event_id=f"{out_id}:delivered"
-            )
-        return Receipt(
-            dispatch_id=out_id,
-            kind=ReceiptKind.FAILED,
-            at=at,
-            provider_event_id=f"{out_id}:failed",
-            reason=f"{self.name}: not delivered ({_safe_code(report.get('err_code'))})",
-        )
-
-    async def aclose(self) -> None:
-        """Close the adapter's HTTP client (when it made its own)."""
-        if self._owns_http:
-            await self._http.aclose()
+        return self.receipt(out_id, success, _beijing(report.get("report_time"), "report_time"), report.get("err_code"))
 
 
 # -- the entry point ---------------------------------------------------------------------------------

@@ -29,26 +29,23 @@ As a service (``delivery-sdk sandbox``, or ``python -m delivery_sdk_aliyun_sms.e
 from __future__ import annotations
 
 import json
-import random
 import re
-import threading
 import time
-from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from typing import Any, Unpack
+from urllib.parse import parse_qsl
 
 from delivery_sdk.testing.emulator import (
-    EmulatorServer,
-    FaultScript,
+    CloudSmsEmulator,
+    CloudSmsEmulatorOptions,
+    MessageFault,
     join_callback,
     json_reply,
     mask,
-    post_callback,
     read_body,
     serve_sandbox_main,
 )
@@ -62,31 +59,9 @@ _DATE = "%Y-%m-%dT%H:%M:%SZ"
 WINDOW = 15 * 60  # x-acs-date: "within 15 minutes of the request"
 
 
-@dataclass(frozen=True)
-class Fault:
-    """One scripted misbehaviour, applied to the next SendSms (or QuerySendDetails) in order."""
-
-    kind: str  # "http" | "code" | "timeout"
-    status: int = 200
-    code: str = ""
-    retry_after: str | None = None
-    seconds: float = 0.0
-    accept: bool = True
-
-    @classmethod
-    def http(cls, status: int = 503, retry_after: str | None = None) -> Fault:
-        """Answer with this HTTP status (``ServiceUnavailable`` for a 5xx); the message is not taken."""
-        return cls("http", status=status, retry_after=retry_after)
-
-    @classmethod
-    def refuse(cls, code: str) -> Fault:
-        """HTTP 200 with this ``Code`` (``isv.BUSINESS_LIMIT_CONTROL``, ``isv.OUT_OF_SERVICE``...)."""
-        return cls("code", code=code)
-
-    @classmethod
-    def timeout(cls, seconds: float, *, accept: bool = True) -> Fault:
-        """Answer ``seconds`` late; with ``accept`` the message was taken first (the client is in doubt)."""
-        return cls("timeout", seconds=seconds, accept=accept)
+class Fault(MessageFault):
+    """One scripted misbehaviour, applied to the next SendSms (or QuerySendDetails) in order: ``Fault.http(503)``
+    (``ServiceUnavailable``), ``Fault.refuse("isv.BUSINESS_LIMIT_CONTROL")``, ``Fault.timeout(1.0)``."""
 
 
 @dataclass
@@ -126,56 +101,36 @@ def _error(code: str, message: str, request_id: str) -> dict[str, Any]:
     return {"Code": code, "Message": message, "RequestId": request_id}
 
 
-class AliyunSmsEmulator(EmulatorServer):
+class AliyunSmsEmulator(CloudSmsEmulator[Fault, EmulatedMessage]):
     """The service (see the module docstring). ``clock`` stamps messages and reports and drives the flow
     control (default: the system clock); signatures are checked against the system clock."""
+
+    message_type = EmulatedMessage
+    message_key = "out_id"
+
+    default_qps = 5000
 
     def __init__(
         self,
         *,
         access_key_id: str = "LTAI-emulator-key",
         access_key_secret: str = "emulator-key-secret",
-        callback_token: str = "emulator-callback-token",
-        callback_url: str | None = None,
-        sign_names: set[str] | None = None,
         templates: Mapping[str, set[str]] | None = None,
         per_number: Mapping[timedelta, int] | None = None,
-        qps: int = 5000,
-        clock: Callable[[], datetime] | None = None,
-        auto_deliver: bool = False,
-        seed: int = 0,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        state_dir: str | Path | None = None,
+        **options: Unpack[CloudSmsEmulatorOptions],
     ) -> None:
-        super().__init__(name="aliyun-sms-emulator", host=host, port=port, state_dir=state_dir)
+        super().__init__(name="aliyun-sms-emulator", **options)
         self.access_key_id = access_key_id
         self.access_key_secret = access_key_secret
-        self.callback_token = callback_token
-        self.callback_url = callback_url
-        self.sign_names = set(sign_names) if sign_names is not None else {"武汉中院"}
         self.templates = {k: set(v) for k, v in (templates or {"SMS_0001": {"court", "case_no", "url"}}).items()}
         self.per_number = dict(
             per_number
             if per_number is not None
             else {timedelta(minutes=1): 1, timedelta(hours=1): 5, timedelta(days=1): 10}
         )
-        self.qps = qps
-        self.clock = clock or (lambda: datetime.now(UTC))
-        self.auto_deliver = auto_deliver
-        self.illegal_numbers: set[str] = set()  # numbers the service finds invalid (unassigned ranges...)
-        self.messages: list[EmulatedMessage] = []
-        self.attempts: list[str] = []  # the OutId of every authenticated SendSms
-        self.queries: list[str] = []  # the SendDate of every authenticated QuerySendDetails
-        self.rejected: list[str] = []  # the code of every refused request (signature, throttling...)
-        self.pushes: list[int] = []
-        self._script: FaultScript[Fault] = FaultScript()
-        self._query_script: FaultScript[Fault] = FaultScript()
+        # attempts: the OutId of every authenticated SendSms; queries: the SendDate of every
+        # authenticated QuerySendDetails; rejected: the code of every refused request
         self._nonces: set[str] = set()
-        self._calls: deque[float] = deque()
-        self._random = random.Random(seed)
-        self._lock = threading.Lock()
-        self._requests = 0
 
     # -- running ---------------------------------------------------------------------------------------
 
@@ -195,40 +150,12 @@ class AliyunSmsEmulator(EmulatorServer):
 
     # -- scripting and inspecting ----------------------------------------------------------------------
 
-    def fail_next(self, *faults: Fault) -> None:
-        """Apply these faults, in order, to the next SendSms calls."""
-        self._script.extend(faults)
-
-    def fail_next_query(self, *faults: Fault) -> None:
-        """Apply these faults, in order, to the next QuerySendDetails calls."""
-        self._query_script.extend(faults)
-
-    def attempts_for(self, out_id: str) -> int:
-        """How many send attempts the emulator saw for this id (tests of idempotency)."""
-        with self._lock:
-            return self.attempts.count(out_id)
-
-    def messages_for(self, out_id: str) -> list[EmulatedMessage]:
-        """The messages taken under this OutId (more than one: it was sent twice)."""
-        with self._lock:
-            return [m for m in self.messages if m.out_id == out_id]
-
     def deliver(
         self, out_id: str, *, success: bool = True, err_code: str = "", push: bool = True
     ) -> tuple[dict[str, str], bytes]:
         """Record the carrier's report for the latest message under ``out_id``; push the ``SmsReport`` to
         ``callback_url`` when set (and ``push``). Returns the push's query and body."""
-        with self._lock:
-            message = [m for m in self.messages if m.out_id == out_id][-1]
-            report = self._report(message, success, err_code)
-        query, body = self.report_push([report])
-        if push and self.callback_url:
-            self._push(body)
-        return query, body
-
-    def report_push(self, reports: list[dict[str, Any]]) -> tuple[dict[str, str], bytes]:
-        """An SmsReport push: the callback URL's query (the token) and the JSON array body."""
-        return {"token": self.callback_token}, json.dumps(reports, ensure_ascii=False).encode()
+        return self._deliver(out_id, success, err_code, push)
 
     # -- as a service ----------------------------------------------------------------------------------
 
@@ -237,35 +164,6 @@ class AliyunSmsEmulator(EmulatorServer):
         params = dict(parse_qsl(body.decode("ascii", "replace")))
         phone = params.get("PhoneNumbers") or params.get("PhoneNumber") or ""
         return {"out_id": params.get("OutId"), "to": mask(phone), "template_code": params.get("TemplateCode")}
-
-    def dump_state(self) -> dict[str, Any]:
-        """The emulator's durable state (JSON-able): the messages it holds."""
-        with self._lock:
-            return {
-                "messages": [
-                    {
-                        **vars(m),
-                        "send_time": m.send_time.isoformat(),
-                        "receive_time": m.receive_time.isoformat() if m.receive_time else None,
-                    }
-                    for m in self.messages
-                ]
-            }
-
-    def load_state(self, state: Mapping[str, Any]) -> None:
-        """Take back what :meth:`dump_state` returned."""
-        with self._lock:
-            for raw in state.get("messages", []):
-                received = raw.get("receive_time")
-                self.messages.append(
-                    EmulatedMessage(
-                        **{
-                            **raw,
-                            "send_time": datetime.fromisoformat(raw["send_time"]),
-                            "receive_time": datetime.fromisoformat(received) if received else None,
-                        }
-                    )
-                )
 
     def sandbox_env(self) -> dict[str, str]:
         """The ``DELIVERY_SDK_*`` variables that point the plugin at this emulator (``delivery-sdk sandbox``)."""
@@ -297,13 +195,6 @@ class AliyunSmsEmulator(EmulatorServer):
             "out_id": message.out_id,
         }
 
-    def _push(self, body: bytes) -> None:
-        assert self.callback_url is not None
-        url = f"{self.callback_url}?{urlencode({'token': self.callback_token})}"
-        status = post_callback(url, body, {"Content-Type": "application/json"})
-        with self._lock:
-            self.pushes.append(status)
-
     def _authenticate(self, handler: BaseHTTPRequestHandler, body: bytes) -> tuple[int, str] | None:
         """None when the request is signed as documented, else (HTTP status, error code)."""
         headers = {k.lower(): v for k, v in handler.headers.items()}
@@ -334,12 +225,8 @@ class AliyunSmsEmulator(EmulatorServer):
             if not nonce or nonce in self._nonces:
                 return 400, "SignatureNonceUsed"
             self._nonces.add(nonce)
-            now = time.monotonic()
-            while self._calls and now - self._calls[0] > 1.0:
-                self._calls.popleft()
-            if len(self._calls) >= self.qps:
+            if self._throttled():
                 return 400, "Throttling.User"
-            self._calls.append(now)
         if headers.get("x-acs-version") != API_VERSION:
             return 400, "InvalidVersion"
         return None
@@ -347,9 +234,7 @@ class AliyunSmsEmulator(EmulatorServer):
     def handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
         """Answer one request of the emulated provider's API (runs in a server thread)."""
         body = read_body(handler)
-        with self._lock:
-            self._requests += 1
-            request_id = f"EMU-{self._requests:08d}"
+        request_id = f"EMU-{self._next_request():08d}"
         if method != "POST" or handler.path.split("?", 1)[0] != "/":
             json_reply(handler, 404, _error("InvalidAction.NotFound", "RPC calls are POST /", request_id))
             return
@@ -429,9 +314,7 @@ class AliyunSmsEmulator(EmulatorServer):
                 answer = (200, {"Code": "OK", "Message": "OK", "BizId": "never-taken", "RequestId": request_id}, None)
             else:
                 answer = self._take_all(phones, params, out_id, request_id, pushing)
-        for report in pushing:
-            if self.callback_url:
-                self.push_later(self._push, self.report_push([report])[1])
+        self._push_later(pushing)
         if fault is not None and fault.kind == "timeout":
             time.sleep(fault.seconds)
         json_reply(handler, answer[0], answer[1], retry_after=answer[2])
@@ -491,9 +374,7 @@ class AliyunSmsEmulator(EmulatorServer):
                 first = first or message
                 if self.auto_deliver:
                     pushing.append(self._report(message, True, ""))
-        for report in pushing:
-            if self.callback_url:
-                self.push_later(self._push, self.report_push([report])[1])
+        self._push_later(pushing)
         assert first is not None
         json_reply(handler, 200, {"Code": "OK", "Message": "OK", "BizId": first.biz_id, "RequestId": request_id})
 

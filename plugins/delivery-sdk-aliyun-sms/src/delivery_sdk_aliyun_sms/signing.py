@@ -24,6 +24,8 @@ import hmac
 from collections.abc import Mapping
 from urllib.parse import quote
 
+from delivery_sdk.plugin_kit.cloudsms import authorization_fields
+
 __all__ = [
     "ALGORITHM",
     "authorization",
@@ -114,15 +116,4 @@ def authorization(
 def parse_authorization(value: str) -> dict[str, str] | None:
     """``{"Credential", "SignedHeaders", "Signature"}`` of an ``Authorization`` header, or None if it is not
     an ``ACS3-HMAC-SHA256`` one."""
-    prefix = ALGORITHM + " "
-    if not value.startswith(prefix):
-        return None
-    fields: dict[str, str] = {}
-    for part in value[len(prefix) :].split(","):
-        name, sep, val = part.strip().partition("=")
-        if not sep or name in fields:
-            return None
-        fields[name] = val
-    if set(fields) != {"Credential", "SignedHeaders", "Signature"}:
-        return None
-    return fields
+    return authorization_fields(value, ALGORITHM)

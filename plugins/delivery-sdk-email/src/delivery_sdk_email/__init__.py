@@ -151,12 +151,9 @@ def channel_from_env(environ: Mapping[str, str] | None = None) -> EmailChannel |
 
 
 class EnvEmailPlugin(EnvChannelPlugin[EmailChannel]):
-    """The entry-point plugin: registers :func:`channel_from_env`'s channel, or nothing when unconfigured.
-
-    The variables are read from the host's ``environ`` (``environ`` given here wins, for tests) when it
-    registers channels (once per client). A configuration that cannot work raises
-    :class:`~delivery_sdk.PluginError` naming every variable at fault: the client does not start.
-    """
+    """The ``email`` entry point: the :class:`EmailChannel` of :func:`channel_from_env` (its sent-log
+    opened), or nothing while no ``DELIVERY_SDK_EMAIL_*`` variable is set; an unusable configuration
+    stops the client with one :class:`~delivery_sdk.PluginError`."""
 
     title = "e-mail"
     prefix = ENV_PREFIX
@@ -164,7 +161,7 @@ class EnvEmailPlugin(EnvChannelPlugin[EmailChannel]):
 
     def configured(self, environ: Mapping[str, str] | None = None, clock: Clock | None = None) -> EmailChannel | None:
         """:func:`channel_from_env` of this plugin's ``environ``, else the host's."""
-        return channel_from_env(self._environ if self._environ is not None else environ)
+        return channel_from_env(self.environ_or(environ))
 
 
 plugin = EnvEmailPlugin()

@@ -58,7 +58,6 @@ registers an :class:`EmsCarrier` configured from ``DELIVERY_SDK_EMS_URL`` and fr
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -85,11 +84,14 @@ from delivery_sdk.clock import Clock
 from delivery_sdk.model import mask
 from delivery_sdk.plugin_kit import (
     EnvChannelPlugin,
+    LoopClient,
     PluginSettings,
     RateLimiter,
+    aware_datetime,
     check_base_url,
     check_response,
     check_timestamp,
+    json_answer,
     lower_headers,
     make_client,
     read_json_object,
@@ -170,15 +172,7 @@ def _code(value: Any, what: str) -> str:
 
 
 def _when(value: Any) -> datetime:
-    if not isinstance(value, str):
-        raise MalformedReceipt("EMS trace op_time must be an ISO 8601 string")
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise MalformedReceipt("EMS trace op_time is not ISO 8601") from None
-    if moment.utcoffset() is None:
-        raise MalformedReceipt("EMS trace op_time has no UTC offset")
-    return moment
+    return aware_datetime(value, "EMS trace op_time")
 
 
 def traces_to_receipts(dispatch_id: str, waybill: str, traces: Any) -> list[Receipt]:
@@ -215,13 +209,7 @@ def traces_to_receipts(dispatch_id: str, waybill: str, traces: Any) -> list[Rece
 
 
 def _json(response: httpx.Response, what: str) -> dict[str, Any]:
-    try:
-        payload = response.json()
-    except ValueError:
-        raise ChannelError(f"{what}: the carrier's answer is not JSON") from None
-    if not isinstance(payload, dict):
-        raise ChannelError(f"{what}: the carrier's answer is not a JSON object")
-    return payload
+    return json_answer(response, what, party="the carrier")
 
 
 class EmsCarrier(BaseChannel):
@@ -277,23 +265,21 @@ class EmsCarrier(BaseChannel):
         self.limiter = RateLimiter(rate, burst=burst)
         self._token = token
         self._secret = callback_secret
-        self._client: httpx.AsyncClient | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client = LoopClient(self._make_client)
 
     def __repr__(self) -> str:
         return f"EmsCarrier({self.base_url!r}, name={self.name!r})"
 
     # -- HTTP ------------------------------------------------------------------------------------------
 
+    def _make_client(self) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
+        if self.partner_id:
+            headers["X-Ems-Partner"] = self.partner_id
+        return make_client(self.base_url, headers=headers, transport=self.transport, timeout=self.timeout)
+
     def _http(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
-            if self.partner_id:
-                headers["X-Ems-Partner"] = self.partner_id
-            self._client = make_client(self.base_url, headers=headers, transport=self.transport, timeout=self.timeout)
-            self._loop = loop
-        return self._client
+        return self._client.get()
 
     async def _request(
         self, method: str, path: str, what: str, *, refusals: bool = False, **kwargs: Any
@@ -309,9 +295,7 @@ class EmsCarrier(BaseChannel):
 
     async def aclose(self) -> None:
         """Close the adapter's HTTP client (when it made its own)."""
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        await self._client.aclose()
 
     # -- waybills --------------------------------------------------------------------------------------
 

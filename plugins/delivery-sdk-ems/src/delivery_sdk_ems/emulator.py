@@ -17,26 +17,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-import time
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import unquote
 
 import attrs
 
 from delivery_sdk.plugin_kit import hmac_sha256_hex
 from delivery_sdk.testing.emulator import (
-    EmulatorServer,
-    FaultScript,
+    Answer,
+    BearerApiEmulator,
+    BearerApiOptions,
     PathFault,
     join_callback,
-    json_reply,
-    post_callback,
-    read_body,
     serve_sandbox_main,
 )
 
@@ -97,36 +91,18 @@ def sign_push(secret: str | bytes, body: bytes, *, timestamp: int, nonce: str) -
 _ORDER_KEYS = {"order_no", "product", "return_receipt", "reference", "sender", "receiver"}
 
 
-class EmsEmulator(EmulatorServer):
+class EmsEmulator(BearerApiEmulator):
     """The carrier on 127.0.0.1 (see the module docstring). Use as a context manager; ``url`` is its base."""
 
-    def __init__(
-        self,
-        *,
-        token: str = "ems-token",
-        callback_secret: str = "ems-callback-secret",
-        now: Callable[[], datetime] | None = None,
-        default: Plan | None = None,
-        callback_url: str | None = None,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        state_dir: str | Path | None = None,
-    ) -> None:
-        super().__init__(name="ems-emulator", poll_interval=0.02, host=host, port=port, state_dir=state_dir)
-        self.callback_url = callback_url  # with one, every order no is pushed there as it is created
-        self.token = token
-        self.callback_secret = callback_secret
-        self.now = now or (lambda: datetime.now(UTC))
+    default_token = "ems-token"
+    default_callback_secret = "ems-callback-secret"
+
+    def __init__(self, *, default: Plan | None = None, **options: Unpack[BearerApiOptions]) -> None:
         self.default = default
         self.plans: list[Plan] = []
-        self.faults: FaultScript[Fault] = FaultScript()
         self.orders: dict[str, _Order] = {}
-        self.requests: list[tuple[str, str]] = []  # (method, path)
         self.order_calls = 0
-        self.errors: list[str] = []
-        self._nonce = 0
-        self._lock = threading.Lock()
-        self.bind()  # the url is known before entering
+        super().__init__(name="ems-emulator", **options)  # callback_url: every order no is pushed there
 
     # -- scripting -------------------------------------------------------------------------------------
 
@@ -134,10 +110,6 @@ class EmsEmulator(EmulatorServer):
         """Plans for the next orders, in order (then ``default``)."""
         with self._lock:
             self.plans.extend(plans)
-
-    def fail(self, *faults: Fault) -> None:
-        """Apply these faults, in order, to the next requests."""
-        self.faults.extend(faults)
 
     def waybill_of(self, order_no: str) -> str:
         """The waybill number of an order."""
@@ -155,38 +127,15 @@ class EmsEmulator(EmulatorServer):
             "DELIVERY_SDK_EMS_SENDER_PHONE": "027-00000000",
         }
 
-    def handle(self, request: BaseHTTPRequestHandler, method: str) -> None:
-        """Answer one request of the emulated provider's API (runs in a server thread)."""
-        headers = dict(request.headers.items())
-        raw = read_body(request)
-        status, body, extra = self._handle(method, request.path, headers, raw)
-        json_reply(request, status, body, headers=extra)
-
-    def _handle(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, bytes, Any]:
-        h = {k.lower(): v for k, v in headers.items()}
-        with self._lock:
-            self.requests.append((method, path))
-            fault = self.faults.pop(lambda f: f.matches(method, path))
-        if h.get("authorization") != f"Bearer {self.token}":
-            return self._reject("authorization")
-        if fault is not None and fault.status is not None:
-            return fault.status, fault.body, fault.headers
+    def route(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> Answer | None:
+        """The carrier's answer to an authorised request, or None for a path it does not have."""
         if method == "POST" and path == "/v1/orders":
-            answer = self._order(h, raw)
-        elif method == "GET" and path.startswith("/v1/orders/"):
-            answer = self._order_status(unquote(path.removeprefix("/v1/orders/")))
-        elif method == "GET" and path.startswith("/v1/waybills/") and path.endswith("/traces"):
-            answer = self._traces(unquote(path.removeprefix("/v1/waybills/").removesuffix("/traces")))
-        else:
-            return self._reject(f"path {method} {path}")
-        if fault is not None and fault.delay:
-            time.sleep(fault.delay)  # the work is done: a client that gives up leaves it in doubt
-        return answer
-
-    def _reject(self, problem: str) -> tuple[int, bytes, Any]:
-        with self._lock:
-            self.errors.append(problem)
-        return 400, b'{"error": "BAD_REQUEST"}', ()
+            return self._order(headers, raw)
+        if method == "GET" and path.startswith("/v1/orders/"):
+            return self._order_status(unquote(path.removeprefix("/v1/orders/")))
+        if method == "GET" and path.startswith("/v1/waybills/") and path.endswith("/traces"):
+            return self._traces(unquote(path.removeprefix("/v1/waybills/").removesuffix("/traces")))
+        return None
 
     def _order(self, h: dict[str, str], raw: bytes) -> tuple[int, bytes, Any]:
         try:
@@ -280,11 +229,6 @@ class EmsEmulator(EmulatorServer):
         ).encode()
         stamp = int(self.now().timestamp()) if timestamp is None else timestamp
         return sign_push(self.callback_secret, body, timestamp=stamp, nonce=nonce), body
-
-    def push(self, url: str, order_no: str) -> int:
-        """POST an order's visible traces to a callback receiver at ``url``; the HTTP status it answered."""
-        headers, body = self.push_request(order_no)
-        return post_callback(url, body, headers)
 
 
 def sandbox(

@@ -80,12 +80,10 @@ def channel_from_env(environ: Mapping[str, str] | None = None) -> EServiceChanne
 
 
 class EnvEServicePlugin(EnvChannelPlugin[EServiceChannel]):
-    """The entry-point plugin: registers :func:`channel_from_env`'s channel, or nothing when unconfigured.
-
-    The variables are read from the host's ``environ`` (``environ`` given here wins, for tests) when it
-    registers channels (once per client). A configuration that cannot work raises
-    :class:`~delivery_sdk.PluginError` naming every variable at fault: the client does not start.
-    """
+    """The ``eservice`` entry point: the platform's :class:`EServiceChannel` from
+    ``DELIVERY_SDK_ESERVICE_*`` (:func:`channel_from_env`), or nothing while none is set; read once per
+    client, ``environ`` given here first (tests). A broken configuration raises
+    :class:`~delivery_sdk.PluginError` naming each variable at fault."""
 
     title = "e-service"
     prefix = ENV_PREFIX
@@ -95,7 +93,7 @@ class EnvEServicePlugin(EnvChannelPlugin[EServiceChannel]):
         self, environ: Mapping[str, str] | None = None, clock: Clock | None = None
     ) -> EServiceChannel | None:
         """:func:`channel_from_env` of this plugin's ``environ``, else the host's."""
-        return channel_from_env(self._environ if self._environ is not None else environ)
+        return channel_from_env(self.environ_or(environ))
 
 
 plugin = EnvEServicePlugin()

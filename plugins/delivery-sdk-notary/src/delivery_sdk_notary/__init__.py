@@ -52,7 +52,7 @@ from typing import Any
 
 import httpx
 
-from delivery_sdk import PluginError, hookimpl
+from delivery_sdk import hookimpl
 from delivery_sdk.events import StoredEvent
 from delivery_sdk.evidence.canonical import stored_event_leaf_hash
 from delivery_sdk.plugin_kit import (
@@ -61,7 +61,9 @@ from delivery_sdk.plugin_kit import (
     RetryableResponse,
     RetryConfig,
     SideLog,
+    aware_datetime,
     check_base_url,
+    configured_or_none,
     parse_retry_after,
     retry_after_or_backoff,
 )
@@ -157,16 +159,7 @@ def _parse_response(response: httpx.Response) -> tuple[str, datetime]:
     receipt = payload.get("receipt")
     if not isinstance(receipt, str) or not receipt.strip() or len(receipt) > _MAX_RECEIPT or "\x00" in receipt:
         raise _GiveUp(f"response has no 'receipt' string of 1-{_MAX_RECEIPT} characters")
-    at = payload.get("anchored_at")
-    if not isinstance(at, str):
-        raise _GiveUp("response has no 'anchored_at' string")
-    try:
-        anchored_at = datetime.fromisoformat(at)
-    except ValueError:
-        raise _GiveUp("response 'anchored_at' is not ISO 8601") from None
-    if anchored_at.utcoffset() is None:
-        raise _GiveUp("response 'anchored_at' has no UTC offset")
-    return receipt, anchored_at
+    return receipt, aware_datetime(payload.get("anchored_at"), "response 'anchored_at'", error=_GiveUp)
 
 
 class NotaryAnchor:
@@ -490,11 +483,7 @@ class EnvNotaryAnchor:
     @hookimpl
     def delivery_record_evidence(self, batch: EvidenceBatch, environ: Mapping[str, str]) -> list[AnchorReceipt] | None:
         """Queue the batch's checkpoint (and leaves) and try to anchor what is queued; the receipts gained, or None."""
-        try:
-            anchor = self.configured(environ)
-        except PluginError as exc:
-            log.warning("notary plugin not configured: %s", "; ".join(exc.problems))
-            return None
+        anchor = configured_or_none(lambda: self.configured(environ), "notary plugin", log)
         if anchor is None:
             return None
         return anchor.delivery_record_evidence(batch)

@@ -82,10 +82,13 @@ from delivery_sdk import (
 from delivery_sdk.callbacks import require_secret, verify_signed_callback
 from delivery_sdk.clock import Clock, SystemClock
 from delivery_sdk.plugin_kit import (
+    LoopClient,
     PluginSettings,
     RateLimiter,
+    aware_datetime,
     check_base_url,
     check_response,
+    json_answer,
     make_client,
     read_json_object,
     translate_errors,
@@ -139,15 +142,7 @@ _TRANSIENT_4XX = frozenset({408, 425, 429})
 
 
 def _when(value: Any) -> datetime:
-    if not isinstance(value, str):
-        raise MalformedReceipt("centre event 'at' must be an ISO 8601 string")
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise MalformedReceipt("centre event 'at' is not ISO 8601") from None
-    if moment.utcoffset() is None:
-        raise MalformedReceipt("centre event 'at' has no UTC offset")
-    return moment
+    return aware_datetime(value, "centre event 'at'")
 
 
 def events_to_receipts(dispatch_id: str, events: Any) -> list[Receipt]:
@@ -181,13 +176,7 @@ def events_to_receipts(dispatch_id: str, events: Any) -> list[Receipt]:
 
 
 def _json(response: httpx.Response, what: str) -> dict[str, Any]:
-    try:
-        payload = response.json()
-    except ValueError:
-        raise ChannelError(f"{what}: the centre's answer is not JSON") from None
-    if not isinstance(payload, dict):
-        raise ChannelError(f"{what}: the centre's answer is not a JSON object")
-    return payload
+    return json_answer(response, what, party="the centre")
 
 
 def _error_code(response: httpx.Response) -> str:
@@ -287,9 +276,8 @@ class HttpPrintCentre(BaseChannel):
         self._labels_dir.mkdir(parents=True, exist_ok=True)
         self._token = token
         self._secret = callback_secret
-        self._client: httpx.AsyncClient | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._lock: asyncio.Lock | None = None
+        self._client = LoopClient(self._make_client, on_new=self._new_lock)
         self.failing_since: datetime | None = None  # first failed request since the last success
         self.last_error = ""
         self.last_status: int | None = None  # of the latest request (None: no answer)
@@ -299,14 +287,15 @@ class HttpPrintCentre(BaseChannel):
 
     # -- HTTP ------------------------------------------------------------------------------------------
 
+    def _make_client(self) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
+        return make_client(self.base_url, headers=headers, transport=self.transport, timeout=self.timeout)
+
+    def _new_lock(self) -> None:
+        self._lock = asyncio.Lock()
+
     def _http(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
-            self._client = make_client(self.base_url, headers=headers, transport=self.transport, timeout=self.timeout)
-            self._loop = loop
-            self._lock = asyncio.Lock()
-        return self._client
+        return self._client.get()
 
     def _flush_lock(self) -> asyncio.Lock:
         self._http()
@@ -345,9 +334,7 @@ class HttpPrintCentre(BaseChannel):
 
     async def aclose(self) -> None:
         """Close the adapter's HTTP client (when it made its own)."""
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        await self._client.aclose()
 
     def _job_path(self, dispatch_id: str) -> str:
         return f"/jobs/{quote(dispatch_id, safe='')}"

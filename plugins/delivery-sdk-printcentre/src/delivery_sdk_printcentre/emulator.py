@@ -20,27 +20,21 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import threading
-import time
 from collections import Counter
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import unquote
 
 import attrs
 
 from delivery_sdk.callbacks import sign_callback
 from delivery_sdk.testing.emulator import (
-    EmulatorServer,
-    FaultScript,
+    Answer,
+    BearerApiEmulator,
+    BearerApiOptions,
     PathFault,
     join_callback,
-    json_reply,
-    post_callback,
-    read_body,
     serve_sandbox_main,
 )
 
@@ -65,85 +59,46 @@ class Job:
     batch_at: datetime | None = None  # when its batch's manifest arrived: printing starts then
 
 
-class CentreEmulator(EmulatorServer):
+class CentreEmulator(BearerApiEmulator):
     """A print centre on 127.0.0.1 (see the module docstring). Use as a context manager; ``url`` is its base."""
+
+    default_token = "centre-token"
+    default_callback_secret = "centre-callback-secret"
 
     def __init__(
         self,
         *,
         centre_id: str = "PC-420100",
-        token: str = "centre-token",
-        callback_secret: str = "centre-callback-secret",
-        now: Callable[[], datetime] | None = None,
         print_after: timedelta = timedelta(hours=2),
         envelope_after: timedelta = timedelta(hours=3),
         mail_after: timedelta = timedelta(hours=5),
-        callback_url: str | None = None,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        state_dir: str | Path | None = None,
+        **options: Unpack[BearerApiOptions],
     ) -> None:
-        super().__init__(name="printcentre-emulator", poll_interval=0.02, host=host, port=port, state_dir=state_dir)
-        self.callback_url = callback_url  # with one, every dispatch id is pushed there as it is created
         self.centre_id = centre_id
-        self.token = token
-        self.callback_secret = callback_secret
-        self.now = now or (lambda: datetime.now(UTC))
         self.print_after = print_after
         self.envelope_after = envelope_after
         self.mail_after = mail_after
         self.down = False
-        self.faults: FaultScript[Fault] = FaultScript()
         self.jobs: dict[str, Job] = {}
         self.batches: dict[str, dict[str, Any]] = {}
         self.puts: Counter[str] = Counter()  # job PUTs processed (a repeat of the same bytes included)
-        self.requests: list[tuple[str, str]] = []
-        self.errors: list[str] = []
-        self._nonce = 0
-        self._lock = threading.Lock()
-        self.bind()  # the url is known before entering
-
-    def fail(self, *faults: Fault) -> None:
-        """Apply these faults, in order, to the next requests."""
-        self.faults.extend(faults)
+        super().__init__(name="printcentre-emulator", **options)  # callback_url: each dispatch id pushed there
 
     # -- the protocol ----------------------------------------------------------------------------------
 
-    def handle(self, request: BaseHTTPRequestHandler, method: str) -> None:
-        """Answer one request of the emulated provider's API (runs in a server thread)."""
-        headers = dict(request.headers.items())
-        raw = read_body(request)
-        status, body, extra = self._handle(method, request.path, headers, raw)
-        json_reply(request, status, body, headers=extra)
+    def unavailable(self) -> Answer | None:
+        """With ``down`` set, every request is answered 503 (``Retry-After: 60``) before its token is read."""
+        return (503, b'{"error": "CENTRE_DOWN"}', (("Retry-After", "60"),)) if self.down else None
 
-    def _handle(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, bytes, Any]:
-        h = {k.lower(): v for k, v in headers.items()}
-        with self._lock:
-            self.requests.append((method, path))
-            fault = self.faults.pop(lambda f: f.matches(method, path))
-            down = self.down
-        if down:
-            return 503, b'{"error": "CENTRE_DOWN"}', (("Retry-After", "60"),)
-        if h.get("authorization") != f"Bearer {self.token}":
-            return self._reject("authorization")
-        if fault is not None and fault.status is not None:
-            return fault.status, fault.body, fault.headers
+    def route(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> Answer | None:
+        """The centre's answer to an authorised request, or None for a path it does not have."""
         if method == "PUT" and path.startswith("/jobs/"):
-            answer = self._put_job(unquote(path.removeprefix("/jobs/")), h, raw)
-        elif method == "GET" and path.startswith("/jobs/"):
-            answer = self._get_job(unquote(path.removeprefix("/jobs/")))
-        elif method == "PUT" and path.startswith("/batches/"):
-            answer = self._put_batch(unquote(path.removeprefix("/batches/")), h, raw)
-        else:
-            return self._reject(f"path {method} {path}")
-        if fault is not None and fault.delay:
-            time.sleep(fault.delay)  # the work is done: a client that gives up leaves it in doubt
-        return answer
-
-    def _reject(self, problem: str) -> tuple[int, bytes, Any]:
-        with self._lock:
-            self.errors.append(problem)
-        return 400, b'{"error": "BAD_REQUEST"}', ()
+            return self._put_job(unquote(path.removeprefix("/jobs/")), headers, raw)
+        if method == "GET" and path.startswith("/jobs/"):
+            return self._get_job(unquote(path.removeprefix("/jobs/")))
+        if method == "PUT" and path.startswith("/batches/"):
+            return self._put_batch(unquote(path.removeprefix("/batches/")), headers, raw)
+        return None
 
     def _put_job(self, dispatch_id: str, h: dict[str, str], pdf: bytes) -> tuple[int, bytes, Any]:
         from pypdf import PdfReader
@@ -291,11 +246,6 @@ class CentreEmulator(EmulatorServer):
             "DELIVERY_SDK_PRINTCENTRE_SPOOL": str(folder / "spool"),
             "DELIVERY_SDK_PRINTCENTRE_DOCUMENTS": str(folder / "documents"),
         }
-
-    def push(self, url: str, dispatch_id: str) -> int:
-        """POST a job's visible acknowledgements to a callback receiver at ``url``; the HTTP status it answered."""
-        headers, body = self.push_request(dispatch_id)
-        return post_callback(url, body, headers)
 
 
 def sandbox(

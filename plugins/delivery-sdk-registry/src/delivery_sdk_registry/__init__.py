@@ -64,12 +64,13 @@ from typing import Any
 
 import httpx
 
-from delivery_sdk import AddressCandidate, Contact, ContactKind, Party, PluginError, hookimpl
+from delivery_sdk import AddressCandidate, Contact, ContactKind, Party, hookimpl
 from delivery_sdk.plugin_kit import (
     RETRYABLE_ERRORS,
     PluginSettings,
     RetryableResponse,
     RetryConfig,
+    configured_or_none,
     parse_retry_after,
     retry_after_or_backoff,
 )
@@ -416,11 +417,7 @@ class EnvRegistryLookup:
         self, party: Party, known: Sequence[Contact], environ: Mapping[str, str]
     ) -> list[AddressCandidate] | None:
         """Address candidates for ``party`` from the registry (none when it is not configured or the lookup fails)."""
-        try:
-            lookup = self.configured(environ)
-        except PluginError as exc:
-            log.warning("registry plugin not configured: %s", "; ".join(exc.problems))
-            return None
+        lookup = configured_or_none(lambda: self.configured(environ), "registry plugin", log)
         if lookup is None:
             return None
         return lookup.delivery_address_candidates(party, known)

@@ -63,8 +63,7 @@ from delivery_sdk.plugin_kit import (
     EnvChannelPlugin,
     PluginSettings,
     RateLimiter,
-    check_base_url,
-    check_response,
+    check_settings,
     check_timestamp,
     hmac_sha256_hex,
     link_token,
@@ -73,8 +72,7 @@ from delivery_sdk.plugin_kit import (
     parse_retry_after,
     read_rate_and_timeout,
     read_values,
-    require_secret,
-    translate_errors,
+    request_json,
     verify_hmac_sha256,
 )
 
@@ -225,18 +223,17 @@ class SmsChannel(BaseChannel):
         callback_window: float = 300.0,
         code_template_code: str | None = None,
     ) -> None:
-        base_url = check_base_url(base_url)
-        for what, value in (
-            ("access_key_id", access_key_id),
-            ("access_key_secret", access_key_secret),
-            ("sign_name", sign_name),
-            ("template_code", template_code),
-        ):
-            if not value:
-                raise ValueError(f"{what} must not be empty")
-        require_secret(callback_secret, "callback_secret")  # ValidationError (a ValueError) when empty
-        if "{token}" not in link_template:
-            raise ValueError("link_template must contain '{token}', e.g. 'https://court.example/s/{token}'")
+        base_url = check_settings(
+            base_url,
+            required=(
+                ("access_key_id", access_key_id),
+                ("access_key_secret", access_key_secret),
+                ("sign_name", sign_name),
+                ("template_code", template_code),
+            ),
+            secrets=(("callback_secret", callback_secret),),  # ValidationError (a ValueError) when empty
+            link_template=link_template,
+        )
         if timeout <= 0 or max_connections < 1 or callback_window <= 0:
             raise ValueError("timeout and callback_window must be positive, max_connections at least 1")
         self.name = name
@@ -303,14 +300,9 @@ class SmsChannel(BaseChannel):
             headers["Content-Type"] = "application/json; charset=utf-8"
         if idempotency_key is not None:
             headers["Idempotency-Key"] = idempotency_key
-        await self.limiter.acquire()
-        async with translate_errors(what):
-            response = await self._http.request(method, path, params=query, content=body, headers=headers)
-        check_response(response, what=what)
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
+        response, data = await request_json(
+            self._http, method, path, what=what, limiter=self.limiter, params=query, content=body, headers=headers
+        )
         if not isinstance(data, dict):
             # The gateway answered but we cannot read it: it may hold the message. In doubt, so transient:
             # the engine asks status() before it would send again.
@@ -349,8 +341,9 @@ class SmsChannel(BaseChannel):
     # -- the adapter contract --------------------------------------------------------------------------
 
     async def send(self, dispatch: Dispatch) -> SendResult:
-        """Send one dispatch to the provider (the dispatch id is the idempotency key); transient failures raise
-        ``TransientChannelError``, refusals ``ChannelError``."""
+        """Post one dispatch to the gateway with its id as ``Idempotency-Key`` (a repeat is the same message);
+        transient failures raise ``TransientChannelError``, a contact that is not a mobile number
+        ``ChannelError``; a refusal is ``accepted=False``."""
         if dispatch.contact.kind is not ContactKind.MOBILE:
             raise ChannelError(f"{self.name}: dispatch {dispatch.dispatch_id} has no mobile number to text")
         data = await self._call(

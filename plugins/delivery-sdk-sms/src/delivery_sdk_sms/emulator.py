@@ -29,7 +29,6 @@ from __future__ import annotations
 import hmac
 import json
 import random
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -40,12 +39,11 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from delivery_sdk.testing.emulator import (
-    EmulatorServer,
-    FaultScript,
+    MessageFault,
+    ScriptedEmulator,
     join_callback,
     json_reply,
     mask,
-    post_callback,
     read_body,
     serve_main,
     transient,
@@ -66,21 +64,8 @@ from . import (
 __all__ = ["EmulatedSms", "Fault", "SmsGatewayEmulator", "sandbox"]
 
 
-@dataclass(frozen=True)
-class Fault:
+class Fault(MessageFault):
     """One scripted misbehaviour, applied to the next send (or status query) in order."""
-
-    kind: str  # "http" | "code" | "timeout"
-    status: int = 200
-    code: str = ""
-    retry_after: str | None = None
-    seconds: float = 0.0
-    accept: bool = True  # for "timeout": take the message before answering too late
-
-    @classmethod
-    def http(cls, status: int = 503, retry_after: str | None = None) -> Fault:
-        """Answer with this HTTP status (and Retry-After); the message is not taken."""
-        return cls("http", status=status, retry_after=retry_after)
 
     @classmethod
     def rate_limited(cls, retry_after: str = "1") -> Fault:
@@ -96,12 +81,6 @@ class Fault:
     def busy(cls, retry_after: str | None = None) -> Fault:
         """HTTP 200 with ``isv.BUSINESS_LIMIT_CONTROL`` (flow control)."""
         return cls("code", code="isv.BUSINESS_LIMIT_CONTROL", retry_after=retry_after)
-
-    @classmethod
-    def timeout(cls, seconds: float, *, accept: bool = True) -> Fault:
-        """Sleep ``seconds`` (longer than the client's timeout) before answering; with ``accept`` the
-        message was taken first, so the client is left in doubt."""
-        return cls("timeout", seconds=seconds, accept=accept)
 
 
 @dataclass
@@ -130,7 +109,7 @@ class EmulatedSms:
         }
 
 
-class SmsGatewayEmulator(EmulatorServer):
+class SmsGatewayEmulator(ScriptedEmulator[Fault]):
     """The gateway (see the module docstring). ``clock`` stamps reports (default: the system clock)."""
 
     def __init__(
@@ -161,16 +140,9 @@ class SmsGatewayEmulator(EmulatorServer):
         self.window = window
         self.latency = latency
         self.refuse_numbers: set[str] = set()
-        self.attempts: list[str] = []
-        self.queries: list[str] = []
         self.messages: dict[str, EmulatedSms] = {}
-        self.rejected: list[str] = []
-        self.pushes: list[int] = []
-        self._script: FaultScript[Fault] = FaultScript()
-        self._query_script: FaultScript[Fault] = FaultScript()
         self._nonces: set[str] = set()
         self._random = random.Random(seed)
-        self._lock = threading.Lock()
         self._reports = 0
 
     # -- running ---------------------------------------------------------------------------------------
@@ -189,19 +161,6 @@ class SmsGatewayEmulator(EmulatorServer):
         return SmsChannel(self.url, **options)
 
     # -- scripting and inspecting ----------------------------------------------------------------------
-
-    def fail_next(self, *faults: Fault) -> None:
-        """Apply these faults, in order, to the next sends."""
-        self._script.extend(faults)
-
-    def fail_next_query(self, *faults: Fault) -> None:
-        """Apply these faults (``http`` or ``timeout``), in order, to the next status queries."""
-        self._query_script.extend(faults)
-
-    def attempts_for(self, out_id: str) -> int:
-        """How many send attempts the emulator saw for this id (tests of idempotency)."""
-        with self._lock:
-            return self.attempts.count(out_id)
 
     def deliver(
         self, out_id: str, *, success: bool = True, err_code: str = "", push: bool = True
@@ -292,9 +251,7 @@ class SmsGatewayEmulator(EmulatorServer):
 
     def _push(self, headers: dict[str, str], body: bytes) -> None:
         assert self.callback_url is not None
-        status = post_callback(self.callback_url, body, headers)
-        with self._lock:
-            self.pushes.append(status)
+        self.push(self.callback_url, body, headers)
 
     def _authenticate(self, handler: BaseHTTPRequestHandler, method: str, body: bytes) -> str | None:
         """None if the request is properly signed, else the gateway's error code."""

@@ -26,27 +26,22 @@ The entry point (``tencent-sms = "delivery_sdk_tencent_sms:plugin"``) registers 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
 from delivery_sdk import (
-    BaseChannel,
-    CallbackRejected,
     ChannelError,
-    ChannelKind,
     ContactKind,
     Dispatch,
     MalformedReceipt,
     Receipt,
-    ReceiptKind,
     SendResult,
     StatusReport,
     TransientChannelError,
@@ -55,18 +50,12 @@ from delivery_sdk.clock import Clock
 from delivery_sdk.plugin_kit import (
     EnvChannelPlugin,
     PluginSettings,
-    RateLimiter,
-    check_base_url,
-    check_response,
     link_token,
-    make_client,
-    parse_retry_after,
     read_rate_and_timeout,
     read_values,
-    require_secret,
-    signature_matches,
-    translate_errors,
+    request_json,
 )
+from delivery_sdk.plugin_kit.cloudsms import BEIJING, CloudSmsChannel, beijing_time, token_matches
 
 from . import signing
 
@@ -95,7 +84,6 @@ log = logging.getLogger("delivery_sdk_tencent_sms")
 API_VERSION = "2021-01-11"
 SERVICE = "sms"
 DEFAULT_URL = "https://sms.tencentcloudapi.com"
-BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 SIGNED_HEADERS = ("content-type", "host", "x-tc-action")
 
 # Codes worth another try, with how long to wait at least: the per-number frequency limits (30 s, 1 h),
@@ -158,7 +146,6 @@ AUTH_CODES = frozenset(
         "UnauthorizedOperation.ServiceSuspendDueToArrears",
     }
 )
-_MAX_CALLBACK = 1 << 20
 _KNOWN_SERIALS = 100_000  # SerialNo -> dispatch id kept for placing callbacks (oldest forgotten first)
 
 ENV = {
@@ -189,25 +176,6 @@ _REQUIRED = (
 ParamsFactory = Callable[[Dispatch, str], Sequence[str]]
 
 
-def _safe_code(value: object) -> str:
-    text = str(value) if value is not None else "no code"
-    text = "".join(c for c in text if c.isascii() and (c.isalnum() or c in "._:-"))[:80]
-    return text or "unreadable code"
-
-
-def _digest(text: str | bytes) -> bytes:
-    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
-    return hashlib.sha256(raw).hexdigest().encode("ascii")
-
-
-def token_matches(expected: str, given: str | None) -> bool:
-    """Whether the callback URL's ``token`` is the configured one (both hashed, compared in constant time
-    as bytes; never raises)."""
-    if not given or not expected:
-        return False
-    return signature_matches(_digest(expected), _digest(given))
-
-
 def e164(mobile: str) -> str:
     """A mainland mobile number in E.164 (``+8613912345678``), as ``PhoneNumberSet`` wants it."""
     digits = mobile.strip().removeprefix("+").removeprefix("0086")
@@ -219,7 +187,7 @@ def _default_params(dispatch: Dispatch, token: str) -> list[str]:
     return [dispatch.case.court, dispatch.case.case_number, token]
 
 
-class TencentSmsChannel(BaseChannel):
+class TencentSmsChannel(CloudSmsChannel):
     """The Tencent Cloud SMS adapter (see the module docstring).
 
     - ``base_url``: the endpoint (``https://sms.tencentcloudapi.com``, or the emulator); ``region``: the
@@ -236,7 +204,9 @@ class TencentSmsChannel(BaseChannel):
     - ``rate`` / ``burst``; ``clock`` (default the system clock); ``transport`` or ``http``; ``timeout``.
     """
 
-    kind = ChannelKind.SMS
+    transient_codes = TRANSIENT_CODES
+    auth_codes = AUTH_CODES
+    code_limit = 80
 
     def __init__(
         self,
@@ -263,64 +233,50 @@ class TencentSmsChannel(BaseChannel):
         timeout: float = 10.0,
         max_connections: int = 64,
     ) -> None:
-        base_url = check_base_url(base_url)
-        for what, value in (
-            ("secret_id", secret_id),
-            ("secret_key", secret_key),
-            ("sdk_app_id", sdk_app_id),
-            ("sign_name", sign_name),
-            ("template_id", template_id),
-            ("region", region),
-        ):
-            if not value:
-                raise ValueError(f"{what} must not be empty")
-        require_secret(callback_token, "callback_token")
-        if "{token}" not in link_template:
-            raise ValueError("link_template must contain '{token}', e.g. 'https://court.example/s/{token}'")
-        if timeout <= 0 or max_connections < 1:
-            raise ValueError("timeout must be positive, max_connections at least 1")
         if not timedelta(0) < lookback <= timedelta(days=7) or report_grace < timedelta(0):
             raise ValueError("lookback must be up to 7 days (the API's limit), report_grace not negative")
-        self.name = name
-        self.base_url = base_url.rstrip("/")
-        self.host = httpx.URL(self.base_url).netloc.decode("ascii")
+        self.setup(
+            base_url,
+            name=name,
+            required=(
+                ("secret_id", secret_id),
+                ("secret_key", secret_key),
+                ("sdk_app_id", sdk_app_id),
+                ("sign_name", sign_name),
+                ("template_id", template_id),
+                ("region", region),
+            ),
+            secret=secret_key,
+            callback_token=callback_token,
+            link_template=link_template,
+            link_key=link_key,
+            clock=clock,
+            rate=rate,
+            burst=burst,
+            transport=transport,
+            http=http,
+            timeout=timeout,
+            max_connections=max_connections,
+        )
         self.secret_id = secret_id
-        self._secret = secret_key
-        self._callback_token = callback_token
         self.sdk_app_id = sdk_app_id
         self.sign_name = sign_name
         self.template_id = template_id
         self.region = region
-        self.link_template = link_template
-        self._link_key: bytes | str = (
-            link_key
-            if link_key is not None
-            else hashlib.sha256(f"delivery-sdk link token key\n{secret_key}".encode()).hexdigest()
-        )
         self._params = params or _default_params
         self.lookback = lookback
         self.report_grace = report_grace
-        self.clock = clock or (lambda: datetime.now(UTC))
-        self.limiter = RateLimiter(rate, burst=burst)
         self._serials: OrderedDict[str, str] = OrderedDict()  # SerialNo -> dispatch id
         self._missing_since: dict[str, datetime] = {}  # dispatch id -> first status() that found nothing
-        self._owns_http = http is None
-        self._http = http or make_client(
-            self.base_url, transport=transport, timeout=timeout, max_connections=max_connections
-        )
 
     def __repr__(self) -> str:
         return f"TencentSmsChannel({self.base_url!r}, name={self.name!r}, secret_id={self.secret_id!r})"
 
     # -- what goes out ---------------------------------------------------------------------------------
 
-    def link_for(self, dispatch_id: str) -> str:
-        """The document page link a dispatch's message leads to (the template text holds all but the token)."""
-        return self.link_template.replace("{token}", link_token(self._link_key, dispatch_id))
-
     def send_payload(self, dispatch: Dispatch) -> dict[str, Any]:
         """The ``SendSms`` request body (the number is its addressee, and only that)."""
-        token = link_token(self._link_key, dispatch.dispatch_id)
+        token = self.link_token_for(dispatch.dispatch_id)
         return {
             "PhoneNumberSet": [e164(dispatch.contact.value)],
             "SmsSdkAppId": self.sdk_app_id,
@@ -349,42 +305,28 @@ class TencentSmsChannel(BaseChannel):
         )
         return headers, body
 
-    def _busy(self, what: str, code: str, response: httpx.Response) -> TransientChannelError:
-        retry_after = parse_retry_after(response.headers.get("retry-after"))
-        return TransientChannelError(
-            f"{what}: the service is busy ({_safe_code(code)})",
-            retry_after=max(retry_after or 0.0, TRANSIENT_CODES[code]) or None,
-        )
-
     async def _call(self, action: str, payload: Mapping[str, Any]) -> tuple[dict[str, Any], httpx.Response]:
         """The ``Response`` object of a call; a request-level ``Error`` is raised (transient, or a
         ``ChannelError`` for credentials) or returned in it for the caller to judge."""
         what = f"{self.name}.{action}"
         headers, body = self.signed_request(action, payload)
-        await self.limiter.acquire()
-        async with translate_errors(what):
-            response = await self._http.post("/", content=body, headers=headers)
-        check_response(response, what=what)
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
+        response, data = await request_json(
+            self._http, "POST", "/", what=what, limiter=self.limiter, content=body, headers=headers
+        )
         inner = data.get("Response") if isinstance(data, dict) else None
         if not isinstance(inner, dict):
             raise TransientChannelError(f"{what}: the service's answer has no Response object")
         error = inner.get("Error")
         code = error.get("Code") if isinstance(error, dict) else None
-        if isinstance(code, str) and code in TRANSIENT_CODES:
-            raise self._busy(what, code, response)
-        if isinstance(code, str) and code in AUTH_CODES:
-            raise ChannelError(f"{what}: the service refused the request ({_safe_code(code)}): check the key")
+        self.check_code(what, code, response)
         return inner, response
 
     # -- the adapter contract --------------------------------------------------------------------------
 
     async def send(self, dispatch: Dispatch) -> SendResult:
-        """Send one dispatch to the provider (the dispatch id is the idempotency key); transient failures raise
-        ``TransientChannelError``, refusals ``ChannelError``."""
+        """``SendSms`` for one dispatch, ``SessionContext`` its id; the ``SerialNo`` is remembered to place
+        callbacks. A busy code or a call in doubt raises ``TransientChannelError``; another code is
+        ``accepted=False``; a contact that is not a mobile number raises ``ChannelError``."""
         if dispatch.contact.kind is not ContactKind.MOBILE:
             raise ChannelError(f"{self.name}: dispatch {dispatch.dispatch_id} has no mobile number to text")
         data, response = await self._call("SendSms", self.send_payload(dispatch))
@@ -404,9 +346,9 @@ class TencentSmsChannel(BaseChannel):
                 self._remember(serial, dispatch.dispatch_id)
                 return SendResult(accepted=True, provider_ref=serial)
             if isinstance(code, str) and code in TRANSIENT_CODES:
-                raise self._busy(f"{self.name}.send", code, response)
-        log.info("%s: dispatch %s refused (%s)", self.name, dispatch.dispatch_id, _safe_code(code))
-        return SendResult(accepted=False, reason=f"{self.name}: refused by Tencent Cloud SMS ({_safe_code(code)})")
+                raise self.busy(f"{self.name}.send", code, response)
+        log.info("%s: dispatch %s refused (%s)", self.name, dispatch.dispatch_id, self.safe_code(code))
+        return SendResult(accepted=False, reason=f"{self.name}: refused by Tencent Cloud SMS ({self.safe_code(code)})")
 
     async def status(self, dispatch: Dispatch) -> StatusReport:
         """``PullSmsSendStatusByPhoneNumber`` over the last ``lookback``: the reports whose
@@ -425,7 +367,9 @@ class TencentSmsChannel(BaseChannel):
             },
         )
         if isinstance(data.get("Error"), dict):
-            raise ChannelError(f"{self.name}.status: the query was refused ({_safe_code(data['Error'].get('Code'))})")
+            raise ChannelError(
+                f"{self.name}.status: the query was refused ({self.safe_code(data['Error'].get('Code'))})"
+            )
         items = data.get("PullSmsSendStatusSet")
         if not isinstance(items, list):
             raise TransientChannelError(f"{self.name}.status: the answer has no PullSmsSendStatusSet")
@@ -478,20 +422,7 @@ class TencentSmsChannel(BaseChannel):
             return None
         if not isinstance(at, int) or isinstance(at, bool) or not 0 < at < 10**11:
             raise MalformedReceipt(f"{self.name} report: UserReceiveTime is not a Unix time")
-        return self._receipt(dispatch_id, status == "SUCCESS", datetime.fromtimestamp(at, UTC), item.get("Description"))
-
-    def _receipt(self, dispatch_id: str, success: bool, at: datetime, detail: object) -> Receipt:
-        if success:
-            return Receipt(
-                dispatch_id=dispatch_id, kind=ReceiptKind.DELIVERED, at=at, provider_event_id=f"{dispatch_id}:delivered"
-            )
-        return Receipt(
-            dispatch_id=dispatch_id,
-            kind=ReceiptKind.FAILED,
-            at=at,
-            provider_event_id=f"{dispatch_id}:failed",
-            reason=f"{self.name}: not delivered ({_safe_code(detail)})",
-        )
+        return self.receipt(dispatch_id, status == "SUCCESS", datetime.fromtimestamp(at, UTC), item.get("Description"))
 
     def _remember(self, serial: str, dispatch_id: str) -> None:
         self._serials[serial] = dispatch_id
@@ -501,14 +432,7 @@ class TencentSmsChannel(BaseChannel):
 
     # -- status callbacks ------------------------------------------------------------------------------
 
-    def verify_callback(
-        self, headers: Mapping[str, str], body: bytes, now: datetime, *, query: Mapping[str, str] | None = None
-    ) -> str:
-        """Check the callback URL's ``token`` (the push itself is unsigned); return the replay key, a digest
-        of the body. The body is not parsed here."""
-        if not token_matches(self._callback_token, (query or {}).get("token")):
-            raise CallbackRejected("forged", "missing or wrong callback token")
-        return f"{self.name}:{hashlib.sha256(body).hexdigest()[:40]}"
+    # (the token: CloudSmsChannel.verify_callback)
 
     def parse_callback(
         self, headers: Mapping[str, str], body: bytes, *, query: Mapping[str, str] | None = None
@@ -516,16 +440,7 @@ class TencentSmsChannel(BaseChannel):
         """The receipts of a status callback (the token is checked here too). A report whose ``sid`` this
         process cannot place (a message sent by another process, or before a restart) is skipped: the
         status poll finds it by ``SessionContext``."""
-        if not token_matches(self._callback_token, (query or {}).get("token")):
-            raise MalformedReceipt(f"{self.name} callback: missing or wrong callback token")
-        if len(body) > _MAX_CALLBACK:
-            raise MalformedReceipt(f"{self.name} callback: larger than {_MAX_CALLBACK} bytes")
-        try:
-            reports = json.loads(body)
-        except (ValueError, RecursionError):
-            raise MalformedReceipt(f"{self.name} callback: the body is not JSON") from None
-        if not isinstance(reports, list) or not all(isinstance(r, dict) for r in reports):
-            raise MalformedReceipt(f"{self.name} callback: expected a JSON array of report objects")
+        reports = self.callback_reports(body, query)
         out, unplaced = [], 0
         for report in reports:
             sid, status, at = report.get("sid"), report.get("report_status"), report.get("user_receive_time")
@@ -536,26 +451,16 @@ class TencentSmsChannel(BaseChannel):
             if dispatch_id is None:
                 unplaced += 1
                 continue
-            out.append(self._receipt(dispatch_id, status == "SUCCESS", when, report.get("errmsg")))
+            out.append(self.receipt(dispatch_id, status == "SUCCESS", when, report.get("errmsg")))
         if unplaced:
             log.debug(
                 "%s callback: %d report(s) of messages this process did not send, left to the poll", self.name, unplaced
             )
         return out
 
-    async def aclose(self) -> None:
-        """Close the adapter's HTTP client (when it made its own)."""
-        if self._owns_http:
-            await self._http.aclose()
-
 
 def _beijing(text: object) -> datetime:
-    if not isinstance(text, str) or len(text) > 32:
-        raise MalformedReceipt("tencent-sms report: user_receive_time is not a time")
-    try:
-        return datetime.strptime(text.strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=BEIJING)
-    except ValueError:
-        raise MalformedReceipt("tencent-sms report: user_receive_time is not 'YYYY-MM-DD HH:MM:SS'") from None
+    return beijing_time(text, "tencent-sms report: user_receive_time")
 
 
 # -- the entry point ---------------------------------------------------------------------------------

@@ -29,26 +29,22 @@ phone number.
 from __future__ import annotations
 
 import json
-import random
 import re
-import threading
 import time
-from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlencode
+from typing import Any, Unpack
 
 from delivery_sdk.testing.emulator import (
-    EmulatorServer,
-    FaultScript,
+    CloudSmsEmulator,
+    CloudSmsEmulatorOptions,
+    MessageFault,
     join_callback,
     json_reply,
     mask,
-    post_callback,
     read_body,
     serve_sandbox_main,
 )
@@ -62,30 +58,10 @@ _URLISH = re.compile(r"(?i)https?:|://|www\.")
 WINDOW = 5 * 60
 
 
-@dataclass(frozen=True)
-class Fault:
-    """One scripted misbehaviour, applied to the next SendSms (or status query) in order."""
-
-    kind: str  # "http" | "code" | "timeout"
-    status: int = 200
-    code: str = ""
-    seconds: float = 0.0
-    accept: bool = True
-
-    @classmethod
-    def http(cls, status: int = 503) -> Fault:
-        """Answer with this HTTP status (a gateway in front of the API failing); the message is not taken."""
-        return cls("http", status=status)
-
-    @classmethod
-    def refuse(cls, code: str) -> Fault:
-        """HTTP 200 with this code in the number's ``SendStatusSet`` entry."""
-        return cls("code", code=code)
-
-    @classmethod
-    def timeout(cls, seconds: float, *, accept: bool = True) -> Fault:
-        """Answer ``seconds`` late; with ``accept`` the message was taken first."""
-        return cls("timeout", seconds=seconds, accept=accept)
+class Fault(MessageFault):
+    """One scripted misbehaviour, applied to the next SendSms (or status query) in order: ``Fault.http(502)``
+    (a gateway in front of the API failing), ``Fault.refuse(code)`` (the code in the number's
+    ``SendStatusSet`` entry), ``Fault.timeout(seconds)``."""
 
 
 @dataclass
@@ -119,9 +95,14 @@ class EmulatedMessage:
         }
 
 
-class TencentSmsEmulator(EmulatorServer):
+class TencentSmsEmulator(CloudSmsEmulator[Fault, EmulatedMessage]):
     """The service (see the module docstring). ``clock`` stamps messages and reports and drives the
     frequency limits; signatures are checked against the system clock."""
+
+    message_type = EmulatedMessage
+    message_key = "session_context"
+
+    default_qps = 3000
 
     def __init__(
         self,
@@ -129,26 +110,14 @@ class TencentSmsEmulator(EmulatorServer):
         secret_id: str = "AKID-emulator",
         secret_key: str = "emulator-secret-key",
         sdk_app_id: str = "1400006666",
-        callback_token: str = "emulator-callback-token",
-        callback_url: str | None = None,
-        sign_names: set[str] | None = None,
         templates: Mapping[str, int] | None = None,
         per_number: Mapping[timedelta, tuple[int, str]] | None = None,
-        qps: int = 3000,
-        clock: Callable[[], datetime] | None = None,
-        auto_deliver: bool = False,
-        seed: int = 0,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        state_dir: str | Path | None = None,
+        **options: Unpack[CloudSmsEmulatorOptions],
     ) -> None:
-        super().__init__(name="tencent-sms-emulator", host=host, port=port, state_dir=state_dir)
+        super().__init__(name="tencent-sms-emulator", **options)
         self.secret_id = secret_id
         self.secret_key = secret_key
         self.sdk_app_id = sdk_app_id
-        self.callback_token = callback_token
-        self.callback_url = callback_url
-        self.sign_names = set(sign_names) if sign_names is not None else {"武汉中院"}
         self.templates = dict(templates or {"1234567": 3})  # template id -> number of parameters
         self.per_number = dict(
             per_number
@@ -159,21 +128,8 @@ class TencentSmsEmulator(EmulatorServer):
                 timedelta(days=1): (10, "LimitExceeded.PhoneNumberDailyLimit"),
             }
         )
-        self.qps = qps
-        self.clock = clock or (lambda: datetime.now(UTC))
-        self.auto_deliver = auto_deliver
-        self.illegal_numbers: set[str] = set()  # E.164 numbers the service finds invalid
-        self.messages: list[EmulatedMessage] = []
-        self.attempts: list[str] = []  # the SessionContext of every authenticated SendSms
-        self.queries: list[str] = []  # the action of every authenticated status query
-        self.rejected: list[str] = []
-        self.pushes: list[int] = []
-        self._script: FaultScript[Fault] = FaultScript()
-        self._query_script: FaultScript[Fault] = FaultScript()
-        self._calls: deque[float] = deque()
-        self._random = random.Random(seed)
-        self._lock = threading.Lock()
-        self._requests = 0
+        # illegal_numbers: E.164; attempts: the SessionContext of every authenticated SendSms;
+        # queries: the action of every authenticated status query
 
     def channel(self, **kwargs: Any) -> TencentSmsChannel:
         """A :class:`TencentSmsChannel` configured for this service (keyword arguments override)."""
@@ -192,40 +148,12 @@ class TencentSmsEmulator(EmulatorServer):
 
     # -- scripting and inspecting ----------------------------------------------------------------------
 
-    def fail_next(self, *faults: Fault) -> None:
-        """Apply these faults, in order, to the next send requests."""
-        self._script.extend(faults)
-
-    def fail_next_query(self, *faults: Fault) -> None:
-        """Apply these faults, in order, to the next status queries."""
-        self._query_script.extend(faults)
-
-    def attempts_for(self, session_context: str) -> int:
-        """How many send attempts the emulator saw for this id (tests of idempotency)."""
-        with self._lock:
-            return self.attempts.count(session_context)
-
-    def messages_for(self, session_context: str) -> list[EmulatedMessage]:
-        """The messages the gateway took for this id, oldest first."""
-        with self._lock:
-            return [m for m in self.messages if m.session_context == session_context]
-
     def deliver(
         self, session_context: str, *, success: bool = True, errmsg: str = "", push: bool = True
     ) -> tuple[dict[str, str], bytes]:
         """Record the carrier's report for the latest message under this SessionContext; push the
         callback to ``callback_url`` when set (and ``push``). Returns the push's query and body."""
-        with self._lock:
-            message = [m for m in self.messages if m.session_context == session_context][-1]
-            report = self._report(message, success, errmsg)
-        query, body = self.report_push([report])
-        if push and self.callback_url:
-            self._push(body)
-        return query, body
-
-    def report_push(self, reports: list[dict[str, Any]]) -> tuple[dict[str, str], bytes]:
-        """A status callback: the callback URL's query (the token) and the JSON array body."""
-        return {"token": self.callback_token}, json.dumps(reports, ensure_ascii=False).encode()
+        return self._deliver(session_context, success, errmsg, push)
 
     # -- as a service ----------------------------------------------------------------------------------
 
@@ -238,35 +166,6 @@ class TencentSmsEmulator(EmulatorServer):
             "to": [mask(str(p)) for p in phones],
             "template_id": payload.get("TemplateId"),
         }
-
-    def dump_state(self) -> dict[str, Any]:
-        """The emulator's durable state (JSON-able): the messages it holds."""
-        with self._lock:
-            return {
-                "messages": [
-                    {
-                        **vars(m),
-                        "send_time": m.send_time.isoformat(),
-                        "receive_time": m.receive_time.isoformat() if m.receive_time else None,
-                    }
-                    for m in self.messages
-                ]
-            }
-
-    def load_state(self, state: Mapping[str, Any]) -> None:
-        """Take back what :meth:`dump_state` returned."""
-        with self._lock:
-            for raw in state.get("messages", []):
-                received = raw.get("receive_time")
-                self.messages.append(
-                    EmulatedMessage(
-                        **{
-                            **raw,
-                            "send_time": datetime.fromisoformat(raw["send_time"]),
-                            "receive_time": datetime.fromisoformat(received) if received else None,
-                        }
-                    )
-                )
 
     def sandbox_env(self) -> dict[str, str]:
         """The ``DELIVERY_SDK_*`` variables that point the plugin at this emulator (``delivery-sdk sandbox``)."""
@@ -297,13 +196,6 @@ class TencentSmsEmulator(EmulatorServer):
             "sid": message.serial_no,
         }
 
-    def _push(self, body: bytes) -> None:
-        assert self.callback_url is not None
-        url = f"{self.callback_url}?{urlencode({'token': self.callback_token})}"
-        status = post_callback(url, body, {"Content-Type": "application/json"})
-        with self._lock:
-            self.pushes.append(status)
-
     def _authenticate(self, handler: BaseHTTPRequestHandler, body: bytes) -> str | None:
         """None when the request is signed as documented, else the error code."""
         headers = {k.lower(): v for k, v in handler.headers.items()}
@@ -330,12 +222,8 @@ class TencentSmsEmulator(EmulatorServer):
         if abs(time.time() - timestamp) > WINDOW:
             return "AuthFailure.SignatureExpire"
         with self._lock:
-            now = time.monotonic()
-            while self._calls and now - self._calls[0] > 1.0:
-                self._calls.popleft()
-            if len(self._calls) >= self.qps:
+            if self._throttled():
                 return "RequestLimitExceeded"
-            self._calls.append(now)
         if headers.get("x-tc-version") != API_VERSION:
             return "InvalidAction"
         return None
@@ -346,9 +234,7 @@ class TencentSmsEmulator(EmulatorServer):
     def handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
         """Answer one request of the emulated provider's API (runs in a server thread)."""
         body = read_body(handler)
-        with self._lock:
-            self._requests += 1
-            request_id = f"emu-{self._requests:08d}"
+        request_id = f"emu-{self._next_request():08d}"
         if method != "POST":
             self._error(handler, "UnsupportedProtocol", request_id)
             return
@@ -450,9 +336,7 @@ class TencentSmsEmulator(EmulatorServer):
                 elif code is None:
                     status.update(SerialNo="never-taken", Fee=1)
                 statuses.append(status)
-        for report in pushing:
-            if self.callback_url:
-                self.push_later(self._push, self.report_push([report])[1])
+        self._push_later(pushing)
         if fault is not None and fault.kind == "timeout":
             time.sleep(fault.seconds)
         json_reply(handler, 200, {"Response": {"SendStatusSet": statuses, "RequestId": request_id}})

@@ -25,6 +25,8 @@ import hmac
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+from delivery_sdk.plugin_kit.cloudsms import authorization_fields
+
 __all__ = [
     "ALGORITHM",
     "authorization",
@@ -117,16 +119,8 @@ def authorization(
 def parse_authorization(value: str) -> dict[str, str] | None:
     """``{"SecretId", "Date", "Service", "SignedHeaders", "Signature"}`` of an ``Authorization`` header, or
     None if it is not a well-formed ``TC3-HMAC-SHA256`` one."""
-    prefix = ALGORITHM + " "
-    if not value.startswith(prefix):
-        return None
-    fields: dict[str, str] = {}
-    for part in value[len(prefix) :].split(","):
-        name, sep, val = part.strip().partition("=")
-        if not sep or name in fields:
-            return None
-        fields[name] = val
-    if set(fields) != {"Credential", "SignedHeaders", "Signature"}:
+    fields = authorization_fields(value, ALGORITHM)
+    if fields is None:
         return None
     scope = fields["Credential"].split("/")
     if len(scope) != 4 or scope[3] != "tc3_request":

@@ -84,8 +84,7 @@ from delivery_sdk.plugin_kit import (
     RateLimiter,
     TokenCache,
     TokenRefused,
-    check_base_url,
-    check_response,
+    check_settings,
     check_timestamp,
     hmac_sha256_hex,
     link_token,
@@ -93,9 +92,8 @@ from delivery_sdk.plugin_kit import (
     make_client,
     read_rate_and_timeout,
     read_values,
-    require_secret,
+    request_json,
     signature_matches,
-    translate_errors,
     verify_hmac_sha256,
 )
 
@@ -311,14 +309,14 @@ class WeChatChannel(BaseChannel):
         clock: Clock | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        base_url = check_base_url(base_url)
-        for what, value in (("appid", appid), ("template_id", template_id)):
-            if not value:
-                raise ValueError(f"{what} must not be empty")
-        for what, value in (("secret", secret), ("server_token", server_token), ("read_secret", read_secret)):
-            require_secret(value, what)  # ValidationError (a ValueError) when empty or blank
-        if "{token}" not in link_template:
-            raise ValueError("link_template must contain '{token}', e.g. 'https://court.example/w/{token}'")
+        base_url = check_settings(
+            base_url,
+            required=(("appid", appid), ("template_id", template_id)),
+            # ValidationError (a ValueError) when empty or blank
+            secrets=(("secret", secret), ("server_token", server_token), ("read_secret", read_secret)),
+            link_template=link_template,
+            link_example="https://court.example/w/{token}",
+        )
         if timeout <= 0 or max_connections < 1 or refresh_margin < 0 or callback_window <= 0:
             raise ValueError("timeout and callback_window must be positive, refresh_margin not negative")
         self.name = name
@@ -424,14 +422,7 @@ class WeChatChannel(BaseChannel):
         return token, float(expires_in)
 
     async def _request(self, method: str, path: str, *, what: str, **kwargs: Any) -> dict[str, Any]:
-        await self.limiter.acquire()
-        async with translate_errors(what):
-            response = await self._http.request(method, path, **kwargs)
-        check_response(response, what=what)
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
+        _, data = await request_json(self._http, method, path, what=what, limiter=self.limiter, **kwargs)
         if not isinstance(data, dict):
             raise TransientChannelError(f"{what}: WeChat's answer is not a JSON object")
         return data
@@ -460,8 +451,8 @@ class WeChatChannel(BaseChannel):
     # -- the adapter contract --------------------------------------------------------------------------
 
     async def send(self, dispatch: Dispatch) -> SendResult:
-        """Send one dispatch to the provider (the dispatch id is the idempotency key); transient failures raise
-        ``TransientChannelError``, refusals ``ChannelError``."""
+        """One template message for one dispatch, its id as ``client_msg_id`` (WeChat drops a repeat);
+        transient failures raise ``TransientChannelError``, a contact that is not an OpenID ``ChannelError``."""
         if dispatch.contact.kind is not ContactKind.WECHAT:
             raise ChannelError(f"{self.name}: dispatch {dispatch.dispatch_id} has no WeChat openid")
         what = f"{self.name}.send"

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,11 +35,9 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from delivery_sdk.testing.emulator import (
-    EmulatorServer,
-    FaultScript,
+    ScriptedEmulator,
     join_callback,
     json_reply,
-    post_callback,
     read_body,
     serve_sandbox_main,
     transient,
@@ -91,7 +88,7 @@ class EmulatedTemplateMessage:
     events: list[str] = field(default_factory=list)
 
 
-class WeChatEmulator(EmulatorServer):
+class WeChatEmulator(ScriptedEmulator[Fault]):
     """The WeChat API (see the module docstring). ``clock`` stamps event pushes' ``CreateTime``."""
 
     def __init__(
@@ -124,17 +121,13 @@ class WeChatEmulator(EmulatorServer):
         self.transient_rate = transient_rate
         self.latency = latency
         self.unsubscribed: set[str] = set()
-        self.attempts: list[str] = []
         self.messages: dict[tuple[str, str], EmulatedTemplateMessage] = {}
         self.token_requests = 0
         self.forced_refreshes = 0
         self._current: str | None = None  # the stable token normal mode answers
         self.refused_tokens: list[int] = []  # errcodes given to sends with a bad token
-        self.pushes: list[int] = []
         self._tokens: dict[str, float] = {}  # token -> expiry (monotonic)
-        self._script: FaultScript[Fault] = FaultScript()
         self._random = random.Random(seed)
-        self._lock = threading.Lock()
         self._msgids = 200_228_000
 
     # -- running ---------------------------------------------------------------------------------------
@@ -153,19 +146,10 @@ class WeChatEmulator(EmulatorServer):
 
     # -- scripting and inspecting ----------------------------------------------------------------------
 
-    def fail_next(self, *faults: Fault) -> None:
-        """Apply these faults, in order, to the next send requests."""
-        self._script.extend(faults)
-
     def expire_tokens(self) -> None:
         """Every access token issued so far expires now."""
         with self._lock:
             self._tokens = dict.fromkeys(self._tokens, 0.0)
-
-    def attempts_for(self, client_msg_id: str) -> int:
-        """How many send attempts the emulator saw for this id (tests of idempotency)."""
-        with self._lock:
-            return self.attempts.count(client_msg_id)
 
     def message(self, client_msg_id: str) -> EmulatedTemplateMessage:
         """The template message sent with ``client_msg_id`` (``KeyError`` when none was)."""
@@ -214,9 +198,7 @@ class WeChatEmulator(EmulatorServer):
         assert self.callback_url is not None
         joiner = "&" if "?" in self.callback_url else "?"
         url = self.callback_url + joiner + urlencode(params)
-        status = post_callback(url, body, {"Content-Type": "text/xml"})
-        with self._lock:
-            self.pushes.append(status)
+        self.push(url, body, {"Content-Type": "text/xml"})
 
     def sandbox_env(self) -> dict[str, str]:
         """The ``DELIVERY_SDK_*`` variables that point the plugin at this emulator (``delivery-sdk sandbox``)."""
