@@ -50,6 +50,7 @@ from delivery_sdk import (
     ValidationError,
     VirtualClock,
 )
+from delivery_sdk.access import parse_actor
 from delivery_sdk.cli import main as cli_main
 from delivery_sdk.model import mask
 from delivery_sdk.testing import FakeChannel, Harness, Outcome, channels_plugin, make_party, make_request
@@ -446,6 +447,27 @@ def test_claim_skips_calls_the_engine_no_longer_needs(tmp_path: Path) -> None:
         assert call is not None
         assert call.task_id == second  # ...claim noticed and closed it
         assert [c.task_id for c in w.calls.open_calls(include_claimed=True)] == [second]
+    finally:
+        w.close()
+
+
+def test_a_centre_operator_works_the_desk_without_reading_personal_data(tmp_path: Path) -> None:
+    """An operator (no ``personal`` permission) claims and records calls: the desk asks the engine's view of a
+    task through its status (no personal data), so nothing is refused and nothing lands in the access log."""
+    w = World(tmp_path, hook=False)
+    try:
+        first = w.submit()
+        second = w.submit()
+        w.run(now_only=True)
+        asyncio.run(w.client.cancel(first, "withdrawn"))
+        calls = StaffCalls(w.client.as_actor(parse_actor("operator:op-1@鄂")))
+        call = calls.claim("op-1")
+        assert call is not None
+        assert call.task_id == second  # the cancelled task's call was noticed and closed
+        _, ingested = calls.record(call, "refused")
+        assert ingested is not None
+        assert ingested.outcome is IngestOutcome.ACCEPTED
+        assert w.client.access_records() == []
     finally:
         w.close()
 

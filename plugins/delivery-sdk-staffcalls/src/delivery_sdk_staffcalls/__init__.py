@@ -284,14 +284,16 @@ class StaffCalls:
     def _still_wanted(self, call: CallSummary | ClaimedCall) -> str | None:
         """Why the engine no longer needs ``call``, or None if it does."""
         try:
-            task = self.client.task(call.task_id)
+            # the status, not the task: it holds no personal data, so a centre operator may read it and
+            # nothing is recorded in the access log for a question the desk asks of every call
+            status = self.client.status(call.task_id)
         except UnknownTask:
             return "the task is not in this store"
-        record = task.dispatch(call.call_id)
+        record = next((d for d in status.dispatches if d.dispatch_id == call.call_id), None)
         if record is None:
             return "the dispatch is not in this store"
-        if task.terminal:
-            return f"the task is {task.state.value}"
+        if status.state.terminal:
+            return f"the task is {status.state.value}"
         if record.status.settled:
             return f"the engine no longer waits for the call ({record.status.value})"
         return None
