@@ -32,6 +32,7 @@ from delivery_sdk_staffcalls import (
 )
 
 from delivery_sdk import (
+    AccessDenied,
     AsyncDeliveryClient,
     Case,
     ChannelKind,
@@ -468,6 +469,41 @@ def test_a_centre_operator_works_the_desk_without_reading_personal_data(tmp_path
         assert ingested is not None
         assert ingested.outcome is IngestOutcome.ACCEPTED
         assert w.client.access_records() == []
+    finally:
+        w.close()
+
+
+def test_the_desk_is_scoped_to_the_actors_courts(tmp_path: Path) -> None:
+    """Issue 20: a clerk of one court sees, claims and records only its court's calls; another court's call
+    goes back to the queue unseen, and recording it is refused with nothing recorded."""
+    w = World(tmp_path)
+    try:
+        party: dict[str, object] = {"mobile": PHONE, "eservice": "acct-1", "consent": False}
+        a_task, b_task = (
+            asyncio.run(w.client.submit(make_request(make_party(**party), case_number=number)))  # type: ignore[arg-type]
+            for number in ("(2026)鄂0106民初1号", "(2026)鄂0502民初2号")
+        )
+        w.run(now_only=True)
+        desk_a = StaffCalls(w.client.as_actor(parse_actor("clerk:a-1@鄂0106")))
+        desk_b = StaffCalls(w.client.as_actor(parse_actor("clerk:b-1@鄂0502")))
+        assert [c.task_id for c in desk_a.open_calls()] == [a_task]
+        assert [c.task_id for c in desk_b.open_calls()] == [b_task]
+        call_a = desk_a.claim("a-1")
+        assert call_a is not None
+        assert call_a.task_id == a_task
+        assert desk_a.claim("a-1") is None  # B's call is not A's to make...
+        call_b = desk_b.claim("b-1")  # ...and went back to the queue for B
+        assert call_b is not None
+        assert call_b.task_id == b_task
+        with pytest.raises(AccessDenied, match="鄂0502"):
+            desk_a.record(call_b.call_id, "refused", token=call_b.token, staff="a-1")
+        assert w.calls.queue.attempts(call_b.call_id) == []  # nothing recorded
+        supervisor = StaffCalls(w.client.as_actor(parse_actor("supervisor:s-1@鄂")))
+        with pytest.raises(AccessDenied, match="act"):
+            supervisor.record(call_a, "refused")
+        _, ingested = desk_b.record(call_b, "refused")
+        assert ingested is not None
+        assert ingested.outcome is IngestOutcome.ACCEPTED
     finally:
         w.close()
 

@@ -37,6 +37,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from delivery_sdk import (
+    AccessDenied,
     AsyncDeliveryClient,
     BaseChannel,
     ChannelKind,
@@ -46,6 +47,7 @@ from delivery_sdk import (
     DeliveryClient,
     Dispatch,
     IngestResult,
+    Permission,
     SendResult,
     StatusReport,
     StoredEvent,
@@ -53,6 +55,7 @@ from delivery_sdk import (
     UnknownTask,
     hookimpl,
 )
+from delivery_sdk.access import court_code
 from delivery_sdk.events import Cancelled, DispatchTimedOut, FellBackToPost, Served
 from delivery_sdk.plugin_kit import PluginSettings
 
@@ -298,9 +301,16 @@ class StaffCalls:
             return f"the engine no longer waits for the call ({record.status.value})"
         return None
 
+    def _covers(self, case_number: str) -> bool:
+        """Whether the client's actor may work a call of this case: its court is one of the actor's."""
+        court = court_code(case_number)
+        return court is not None and self.client.actor.covers(court)
+
     def open_calls(self, *, include_claimed: bool = False) -> list[CallSummary]:
-        """The open calls (numbers and names masked): due ones first, then the ones scheduled later."""
-        return self.queue.calls(self._now(), include_claimed=include_claimed)
+        """The open calls of the actor's courts (numbers and names masked): due ones first, then the ones
+        scheduled later."""
+        calls = self.queue.calls(self._now(), include_claimed=include_claimed)
+        return [call for call in calls if self._covers(call.case_number)]
 
     def claim(self, staff: str, *, lease: timedelta | None = None) -> ClaimedCall | None:
         """Lease the next due call to ``staff`` (None when none is due); the view holds the full number."""
@@ -309,6 +319,10 @@ class StaffCalls:
             call = self.queue.claim(staff, self._now(), lease=lease or self.lease, exclude=skipped)
             if call is None:
                 return None
+            if not self._covers(call.case_number):  # another court's call: back to the queue, unseen
+                self.queue.release(call.call_id, call.token, self._now())
+                skipped.append(call.call_id)
+                continue
             why = self._still_wanted(call)
             if why is None:
                 return call
@@ -341,12 +355,30 @@ class StaffCalls:
         who = staff or (call.leased_by if isinstance(call, ClaimedCall) else None)
         if not who:
             raise StaffCallError("say who made the call (staff=...)")
+        self._may_record(self.queue.get(call_id))
         kind = CallOutcome(outcome) if isinstance(outcome, str) else outcome
         names = tuple(s.value if isinstance(s, ChannelKind) else ChannelKind(s).value for s in scope)
         recorded = self.queue.record(call_id, token, kind, self._now(), staff=who, scope=names, note=note)
         if recorded.receipt is None:
             return recorded, None
         return recorded, self._ingest(recorded)
+
+    def _may_record(self, call: CallSummary) -> None:
+        """Raise :class:`~delivery_sdk.AccessDenied` (nothing recorded) unless the actor may hand this call's
+        outcome to the engine: the centre's ``operate`` or a clerk's ``act``, on the call's court."""
+        actor = self.client.actor
+        permission = Permission.OPERATE if actor.can(Permission.OPERATE) else Permission.ACT
+        actor.require(permission, None, "record a staff call's outcome")
+        court = court_code(call.case_number)
+        if court is None or not actor.covers(court):
+            raise AccessDenied(
+                f"actor {actor.staff_id} (role {actor.role}) may not record staff call {call.call_id}: its court "
+                f"{court or '?'} is not one of the actor's courts",
+                staff_id=actor.staff_id,
+                role=actor.role,
+                permission=permission.value,
+                court=court,
+            )
 
     def _ingest(self, recorded: Recorded) -> IngestResult:
         assert recorded.receipt is not None
