@@ -37,7 +37,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from delivery_sdk import (
-    AccessDenied,
     AsyncDeliveryClient,
     BaseChannel,
     ChannelKind,
@@ -368,17 +367,7 @@ class StaffCalls:
         outcome to the engine: the centre's ``operate`` or a clerk's ``act``, on the call's court."""
         actor = self.client.actor
         permission = Permission.OPERATE if actor.can(Permission.OPERATE) else Permission.ACT
-        actor.require(permission, None, "record a staff call's outcome")
-        court = court_code(call.case_number)
-        if court is None or not actor.covers(court):
-            raise AccessDenied(
-                f"actor {actor.staff_id} (role {actor.role}) may not record staff call {call.call_id}: its court "
-                f"{court or '?'} is not one of the actor's courts",
-                staff_id=actor.staff_id,
-                role=actor.role,
-                permission=permission.value,
-                court=court,
-            )
+        actor.require(permission, court_code(call.case_number) or "", f"record staff call {call.call_id}")
 
     def _ingest(self, recorded: Recorded) -> IngestResult:
         assert recorded.receipt is not None
