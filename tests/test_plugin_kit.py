@@ -25,6 +25,7 @@ from delivery_sdk import (
     MalformedReceipt,
     Receipt,
     ReceiptKind,
+    ServiceNature,
     TransientChannelError,
     VirtualClock,
 )
@@ -335,8 +336,17 @@ def test_make_dispatch_defaults_and_errors() -> None:
     assert (email.channel, email.contact.value) == ("mail-2", "a@example.com")
     with pytest.raises(ValueError, match="unknown channel kind 'pigeon'"):
         make_dispatch("pigeon")
-    with pytest.raises(ValueError, match="needs contact= and contact_kind="):
+    with pytest.raises(ValueError, match="needs contact="):
         make_dispatch("print")
+
+
+def test_make_dispatch_takes_a_plugin_kinds_declared_contact_kind() -> None:
+    account = ContactKind.declare("kitaccount", label="测试账号")
+    kind = ChannelKind.declare("kitim", label="测试消息", nature=ServiceNature.INSTANT_MESSAGE, contact=account)
+    dispatch = make_dispatch(kind, contact="user-1")
+    assert (dispatch.kind, dispatch.contact.kind, dispatch.contact.value) == (kind, account, "user-1")
+    with pytest.raises(ValueError, match="'kitim' dispatch needs contact="):
+        make_dispatch(kind)
     with pytest.raises(InvalidContact):
         make_dispatch("sms", contact="12")
 

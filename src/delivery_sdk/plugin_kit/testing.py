@@ -65,11 +65,11 @@ def make_dispatch(
     :param kind: the channel kind (``"sms"``, ``ChannelKind.SMS``...).
     :param channel: the channel's name (default: the kind's name).
     :param contact: the contact value (default: a made-up one for the kind, see :data:`DEFAULT_CONTACTS`).
-    :param contact_kind: the contact's kind (default: the one for the kind).
+    :param contact_kind: the contact's kind (default: the one the kind declares, a plugin's kind's too).
     :param dispatch_id: the dispatch id; the task id is what precedes its last dot.
     :param documents: default: one summons (:func:`make_document`).
-    :raises ValueError: ``kind`` is unknown, or it has no default contact and ``contact`` or
-        ``contact_kind`` is missing.
+    :raises ValueError: ``kind`` is unknown, or it has no default contact value (a plugin's kind) and
+        ``contact`` is missing.
     :raises ValidationError: the contact, case or documents are invalid (the SDK's own checks).
     """
     kind_value = kind.value if isinstance(kind, ChannelKind) else str(kind)
@@ -77,11 +77,11 @@ def make_dispatch(
         channel_kind = ChannelKind(kind_value)
     except ValueError:
         raise ValueError(f"unknown channel kind {kind_value!r}") from None
-    default_kind, default_value = DEFAULT_CONTACTS.get(kind_value, (None, None))
+    default_kind, default_value = DEFAULT_CONTACTS.get(kind_value, (channel_kind.contact_kind, None))
     chosen_kind = contact_kind if contact_kind is not None else default_kind
     value = contact if contact is not None else default_value
     if chosen_kind is None or value is None:
-        raise ValueError(f"a {kind_value!r} dispatch needs contact= and contact_kind= (no default for that kind)")
+        raise ValueError(f"a {kind_value!r} dispatch needs contact= (no made-up contact for that kind)")
     contact_enum = chosen_kind if isinstance(chosen_kind, ContactKind) else ContactKind(chosen_kind)
     return Dispatch(
         dispatch_id=dispatch_id,
